@@ -1,0 +1,15 @@
+"""`memory-hub` / `python -m agents.memory_hub`: run MemoryHub."""
+from __future__ import annotations
+
+import sys
+
+from bus.daemon import main as run_daemon
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agents.memory_hub.hub import SPEC
+    return run_daemon(SPEC, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

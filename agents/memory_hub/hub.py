@@ -1,0 +1,42 @@
+"""MemoryHub composition: settings defaults, services, and the explicit list of its 12 handlers."""
+from __future__ import annotations
+
+from bus.daemon import Assembly, HubSpec, Runtime
+from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.handlers.memory_client import MemoryClient
+from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
+from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
+from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
+from agents.memory_hub.handlers.unified_memory_reasoning_agent import UnifiedMemoryReasoningAgent
+from agents.memory_hub.handlers.context_manager import ContextManager
+from agents.memory_hub.handlers.experience_tracker import ExperienceTracker
+from agents.memory_hub.handlers.cache_manager import CacheManager
+from agents.memory_hub.handlers.proactive_context_monitor import ProactiveContextMonitor
+from agents.memory_hub.handlers.unified_utils_agent import UnifiedUtilsAgent
+from agents.memory_hub.handlers.authentication_agent import AuthenticationAgent
+from agents.memory_hub.handlers.agent_trust_scorer import AgentTrustScorer
+
+VERSION = "0.1.0"
+
+HANDLER_CLASSES = (
+    MemoryOrchestratorService, MemoryClient, SessionMemoryAgent, KnowledgeBase, CacheManager,
+    ContextManager, ExperienceTracker, UnifiedMemoryReasoningAgent, ProactiveContextMonitor,
+    UnifiedUtilsAgent, AuthenticationAgent, AgentTrustScorer,
+)
+
+DEFAULTS: dict = {}
+ENV_MAP: dict[str, tuple[str, ...]] = {}
+
+
+def build(runtime: Runtime) -> Assembly:
+    services = MemoryServices(settings=runtime.settings, data_dir=runtime.data_dir, events=runtime.events,
+                              tokens=runtime.tokens, registry=runtime.metrics.registry)
+    handlers = [cls(services) for cls in HANDLER_CLASSES]
+    return Assembly(handlers=handlers, close=[services.close])
+
+
+SPEC = HubSpec(
+    name="memory_hub", title="MemoryHub", version=VERSION,
+    ports={"native_port": 7010, "http_port": 7110, "events_port": 7310},
+    defaults=DEFAULTS, env_map=ENV_MAP, build=build,
+)

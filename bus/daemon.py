@@ -1,0 +1,283 @@
+"""Run a hub as a daemon: settings, logging, sockets, HTTP, events, handlers, signals, systemd notify.
+
+Each hub provides a ``HubSpec`` (name, version, default ports, defaults, and a ``build`` function that
+turns a ``Runtime`` into an ``Assembly`` of handlers and health checks). This module is the only place
+that reads the process environment (PORT_OFFSET, env overrides, NOTIFY_SOCKET).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import zmq
+
+from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaults, port_offset
+from bus.dispatch import Dispatcher, Policy
+from bus.events import EventPublisher
+from bus.handler import Handler
+from bus.hub_actions import HubActions
+from bus.http import HttpFrontend
+from bus.legacy import resolve_legacy_ports
+from bus.log import configure_logging, get_logger
+from bus.metrics import HubMetrics
+from bus.sdnotify import SystemdNotifier
+from bus.security import SocketSecurity
+from bus.server import HubServer, ServerLimits, Sockets
+from bus.tokens import TokenService, load_or_create_secret, secret_path
+
+log = get_logger("bus.daemon")
+Check = Callable[[], tuple[bool, Any]]
+
+
+@dataclass
+class Runtime:
+    """What a hub's composition code gets: settings, data dir, and the shared bus services."""
+
+    settings: dict
+    data_dir: Path
+    events: EventPublisher
+    metrics: HubMetrics
+    tokens: TokenService
+    port_offset: int
+    context: zmq.Context
+    env: Mapping[str, str]
+
+
+@dataclass
+class Assembly:
+    handlers: list[Handler]
+    checks: dict[str, Check] = field(default_factory=dict)
+    critical: set[str] = field(default_factory=set)
+    policies: list[Policy] = field(default_factory=list)
+    close: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass
+class HubSpec:
+    name: str                      # e.g. "memory_hub"
+    title: str                     # e.g. "MemoryHub"
+    version: str
+    ports: dict[str, int]          # native_port, http_port, events_port
+    defaults: dict
+    env_map: dict[str, tuple[str, ...]]
+    build: Callable[[Runtime], Assembly]
+
+
+def parse_args(spec: HubSpec, argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=spec.name.replace("_", "-"), description=f"{spec.title} daemon")
+    parser.add_argument("--config", help="YAML settings file (unknown keys are an error)")
+    parser.add_argument("--data-dir", help="data directory (default from config, ./var/<hub>)")
+    parser.add_argument("--log-level", help="debug|info|warning|error")
+    parser.add_argument("--print-config", action="store_true", help="print the effective settings and exit")
+    return parser.parse_args(argv)
+
+
+def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]) -> dict:
+    defaults = merge_defaults(COMMON_DEFAULTS, spec.defaults)
+    defaults["hub"].update(spec.ports)
+    defaults["storage"]["data_dir"] = f"./var/{spec.name}"
+    settings = load_settings(defaults, args.config, env=env, env_map=spec.env_map)
+    if args.data_dir:
+        settings["storage"]["data_dir"] = args.data_dir
+    if args.log_level:
+        settings["logging"]["level"] = args.log_level
+    return settings
+
+
+def main(spec: HubSpec, argv: list[str] | None = None) -> int:
+    env = dict(os.environ)
+    args = parse_args(spec, argv)
+    try:
+        settings = settings_for(spec, args, env)
+        offset = port_offset(env)
+    except ConfigError as exc:
+        print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        import yaml
+        safe = {**settings, "auth": {**settings["auth"], "secret": "***" if settings["auth"]["secret"] else None}}
+        print(yaml.safe_dump(safe, sort_keys=False))
+        return 0
+    configure_logging(settings["logging"]["level"], settings["logging"]["json"])
+    try:
+        return Daemon(spec, settings, offset, env).run()
+    except (ConfigError, OSError, zmq.ZMQError) as exc:
+        log.error("startup_failed", hub=spec.name, error=str(exc))
+        return 1
+
+
+class Daemon:
+    def __init__(self, spec: HubSpec, settings: dict, offset: int, env: Mapping[str, str]):
+        self.spec = spec
+        self.settings = settings
+        self.offset = offset
+        self.env = env
+        self.data_dir = Path(settings["storage"]["data_dir"]).resolve()
+        self.metrics = HubMetrics(spec.name)
+        self.context = zmq.Context.instance()
+        self.started_at = time.time()
+        self.legacy_notes: list[str] = []
+        self.legacy_failed: list[str] = []
+        self.assembly: Assembly | None = None
+        self.server: HubServer | None = None
+
+    def port(self, name: str) -> int:
+        return int(self.settings["hub"][name]) + self.offset
+
+    def run(self) -> int:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        hub = self.settings["hub"]
+        tokens = self._token_service()
+        events = EventPublisher(self.context, f"tcp://{hub['host']}:{self.port('events_port')}", self.spec.title,
+                                on_publish=lambda topic: self.metrics.events.labels(topic).inc())
+        events.start()
+        runtime = Runtime(self.settings, self.data_dir, events, self.metrics, tokens, self.offset, self.context,
+                          self.env)
+        self.assembly = self.spec.build(runtime)
+        auth_required = bool(self.settings["auth"]["required"])
+        if not auth_required:
+            log.warning("AUTH_DISABLED", hub=self.spec.name,
+                        message="auth.required is false: every native/HTTP caller is trusted. "
+                                "Use only on a trusted single host.")
+        builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions())
+        dispatcher = Dispatcher(self.assembly.handlers, self.metrics, tokens, auth_required, builtin,
+                                self.assembly.policies)
+        limits = ServerLimits(hub["max_frame_bytes"], hub["default_deadline_ms"] / 1000, hub["drain_timeout_s"])
+        self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
+        security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],
+                                  self.metrics)
+        sockets, endpoints = self._bind(security)
+        self.server.attach(sockets, endpoints)
+        http = HttpFrontend(hub["host"], self.port("http_port"), dispatcher, self.metrics, self.health,
+                            hub["max_frame_bytes"])
+        http.start()
+        for handler in self.assembly.handlers:
+            handler.start()
+        self.metrics.info.labels(self.spec.title, self.spec.version).set(1)
+        notifier = SystemdNotifier(self.env)
+        self._install_signals()
+        log.info("hub_started", hub=self.spec.name, native=self.port("native_port"), http=http.port,
+                 events=self.port("events_port"), legacy=[b.bound_port for b in sockets.legacy.values()],
+                 data_dir=str(self.data_dir), auth_required=auth_required)
+        for note in self.legacy_notes:
+            log.warning("legacy_port_note", note=note)
+        notifier.notify("READY=1\nSTATUS=serving")
+        notifier.start_watchdog(lambda: True)
+        try:
+            self.server.serve_forever()
+        finally:
+            notifier.notify("STOPPING=1")
+            self._shutdown(http, events, security, notifier)
+        log.info("hub_stopped", hub=self.spec.name)
+        return 0
+
+    def _token_service(self) -> TokenService:
+        auth = self.settings["auth"]
+        secret = auth["secret"]
+        if not secret:
+            secret = load_or_create_secret(secret_path(self.data_dir, auth["secret_file"]))
+        return TokenService(secret, algorithm=auth["algorithm"], issuer=auth["issuer"], ttl_s=auth["token_ttl_s"],
+                            leeway_s=auth["leeway_s"])
+
+    def _bind(self, security: SocketSecurity) -> tuple[Sockets, list]:
+        hub, legacy = self.settings["hub"], self.settings["legacy"]
+        native = self.context.socket(zmq.ROUTER)
+        _tune(native, hub["max_frame_bytes"])
+        security.secure_native(native)
+        native_endpoint = f"tcp://{hub['host']}:{self.port('native_port')}"
+        native.bind(native_endpoint)
+        endpoints = [(native, native.getsockopt_string(zmq.LAST_ENDPOINT))]
+        sockets = Sockets(native=native)
+        reserved = {self.port("native_port"), self.port("http_port"), self.port("events_port")}
+        bindings, self.legacy_notes = resolve_legacy_ports(self.assembly.handlers, legacy["agents"], self.offset,
+                                                           reserved, legacy["enabled"])
+        for binding in bindings:
+            sock = self.context.socket(zmq.ROUTER)
+            _tune(sock, hub["max_frame_bytes"])
+            security.secure_legacy(sock)
+            try:
+                sock.bind(f"tcp://{legacy['host']}:{binding.bound_port}")
+            except zmq.ZMQError as exc:
+                sock.close(linger=0)
+                self.legacy_failed.append(f"{binding.handler.name}:{binding.bound_port}")
+                log.error("legacy_bind_failed", agent=binding.handler.name, port=binding.bound_port, error=str(exc))
+                continue
+            sockets.legacy[sock] = binding
+            endpoints.append((sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)))
+        return sockets, endpoints
+
+    def _install_signals(self) -> None:
+        def stop(signum, _frame) -> None:
+            log.info("signal_received", signal=signal.Signals(signum).name)
+            if self.server:
+                self.server.request_stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _shutdown(self, http: HttpFrontend, events: EventPublisher, security: SocketSecurity,
+                  notifier: SystemdNotifier) -> None:
+        notifier.stop()
+        http.stop()
+        for handler in reversed(self.assembly.handlers if self.assembly else []):
+            try:
+                handler.stop()
+            except Exception as exc:
+                log.error("handler_stop_failed", agent=handler.name, error=repr(exc))
+        for close in reversed(self.assembly.close if self.assembly else []):
+            try:
+                close()
+            except Exception as exc:
+                log.error("close_failed", error=repr(exc))
+        events.stop()
+        if self.server:
+            self.server.close()
+        security.stop()
+
+    def health(self) -> dict:
+        checks: dict[str, dict] = {}
+        assembly = self.assembly
+        for name, check in (assembly.checks.items() if assembly else []):
+            checks[name] = _run_check(check)
+        for handler in (assembly.handlers if assembly else []):
+            for name, (ok, detail) in _safe_handler_checks(handler).items():
+                checks[f"{handler.name}.{name}"] = {"ok": ok, "detail": detail}
+        checks["legacy_ports"] = {"ok": not self.legacy_failed,
+                                  "detail": {"failed": self.legacy_failed, "notes": self.legacy_notes}}
+        for name, result in checks.items():
+            self.metrics.health.labels(name).set(1 if result["ok"] else 0)
+        failing = [name for name, result in checks.items() if not result["ok"]]
+        critical = assembly.critical if assembly else set()
+        status = "ok" if not failing else ("down" if critical & set(failing) else "degraded")
+        return {"status": status, "hub": self.spec.title, "version": self.spec.version,
+                "uptime_s": round(time.time() - self.started_at, 3), "checks": checks}
+
+
+def _run_check(check: Check) -> dict:
+    try:
+        ok, detail = check()
+    except Exception as exc:
+        ok, detail = False, repr(exc)
+    return {"ok": bool(ok), "detail": detail}
+
+
+def _safe_handler_checks(handler: Handler) -> dict:
+    try:
+        return handler.health_checks()
+    except Exception as exc:
+        return {"checks": (False, repr(exc))}
+
+
+def _tune(sock: zmq.Socket, max_frame: int) -> None:
+    sock.setsockopt(zmq.LINGER, 500)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+    sock.setsockopt(zmq.RCVHWM, 10000)
+    sock.setsockopt(zmq.SNDHWM, 10000)
+    # Frames up to 8x the limit are read and answered `too_large`; beyond that ZeroMQ drops the peer.
+    sock.setsockopt(zmq.MAXMSGSIZE, max(max_frame * 8, 128 * 1024 * 1024))

@@ -1,0 +1,138 @@
+"""Transport-independent dispatch: resolve a request to a handler action, authenticate, validate, execute.
+
+Used by the ZeroMQ router loop (native port) and by the HTTP server (REST routes). Every outcome is a
+reply map; handler exceptions become typed wire errors here and nowhere else.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+from urllib.parse import unquote
+
+from bus.errors import BadRequest, Forbidden, HubError, Internal, UnknownAction
+from bus.handler import ActionSpec, CallContext, Handler, Principal
+from bus.log import get_logger
+from bus.metrics import HubMetrics
+from bus.tokens import TokenService
+from bus.wire import Request, error_reply, ok_reply
+
+log = get_logger("bus.dispatch")
+
+ANONYMOUS = Principal(subject="anonymous", scopes=("*",))
+HUB_AGENT = "hub"
+
+# (principal, agent, action) -> None, or raise Forbidden/Unauthorized
+Policy = Callable[[Principal, str, str], None]
+
+
+@dataclass
+class Call:
+    spec: ActionSpec
+    fn: Callable[[dict, CallContext], Any]
+    args: dict
+    ctx: CallContext
+
+
+class Dispatcher:
+    def __init__(self, handlers: Iterable[Handler], metrics: HubMetrics, tokens: TokenService | None,
+                 auth_required: bool, builtin: Handler, policies: Iterable[Policy] = ()):
+        self.metrics = metrics
+        self.tokens = tokens
+        self.auth_required = auth_required
+        self.policies = list(policies)
+        self.handlers: dict[str, Handler] = {}
+        self._actions: dict[tuple[str, str], tuple[ActionSpec, Callable]] = {}
+        self._routes: list[tuple[str, Any, str, str, str]] = []
+        for handler in [builtin, *handlers]:
+            self.add_handler(handler)
+
+    def add_handler(self, handler: Handler) -> None:
+        if not handler.name or handler.name in self.handlers:
+            raise ValueError(f"handler name missing or duplicated: {handler.name!r}")
+        self.handlers[handler.name] = handler
+        for action_name, entry in handler.action_table().items():
+            self._actions[(handler.name, action_name)] = entry
+        for route in handler.routes:
+            if (handler.name, route.action) not in self._actions:
+                raise ValueError(f"route {route.method} {route.path} names unknown action {route.action}")
+            self._routes.append((route.method.upper(), route.compile(), handler.name, route.action, route.path))
+
+    # -- resolution ---------------------------------------------------------------------------------
+    def resolve(self, req: Request, transport: str = "native", peer: str | None = None,
+                query: dict | None = None) -> Call:
+        if req.path is not None:
+            agent, action_name, args = self._match_route(req.method or "GET", req.path, query, req.body)
+        else:
+            agent, action_name, args = req.agent or "", req.action or "", req.args
+        entry = self._actions.get((agent, action_name))
+        if entry is None:
+            if agent not in self.handlers:
+                raise UnknownAction(f"no agent '{agent}'")
+            raise UnknownAction(f"agent '{agent}' has no action '{action_name}'")
+        spec, fn = entry
+        principal = self.authenticate(req.token, agent, action_name, spec)
+        deadline = time.monotonic() + req.deadline_ms / 1000 if req.deadline_ms else None
+        ctx = CallContext(agent=agent, action=action_name, request_id=req.id, principal=principal,
+                          deadline=deadline, transport=transport, peer=peer)
+        return Call(spec=spec, fn=fn, args=spec.schema.validate(args), ctx=ctx)
+
+    def authenticate(self, token: str | None, agent: str, action_name: str, spec: ActionSpec) -> Principal:
+        if spec.public:
+            return self.tokens.verify(token) if (token and self.tokens) else ANONYMOUS
+        if not self.auth_required or self.tokens is None:
+            principal = self.tokens.verify(token) if (token and self.tokens) else ANONYMOUS
+        else:
+            principal = self.tokens.verify(token or "")
+            if not principal.may_call(agent):
+                raise Forbidden(f"token scope does not include agent '{agent}'")
+        for policy in self.policies:
+            policy(principal, agent, action_name)
+        return principal
+
+    def _match_route(self, method: str, path: str, query: dict | None, body: Any) -> tuple[str, str, dict]:
+        path = path.split("?", 1)[0]
+        if len(path) > 4096:
+            raise BadRequest("path too long")
+        path_matched = False
+        for route_method, pattern, agent, action_name, _ in self._routes:
+            match = pattern.match(path)
+            if not match:
+                continue
+            path_matched = True
+            if route_method != method:
+                continue
+            args: dict[str, Any] = {k: unquote(v) for k, v in match.groupdict().items()}
+            for key, value in (query or {}).items():
+                args.setdefault(key, value)
+            if isinstance(body, dict):
+                for key, value in body.items():
+                    args.setdefault(key, value)
+            elif body is not None:
+                args.setdefault("body", body)
+            return agent, action_name, args
+        if path_matched:
+            raise UnknownAction(f"method {method} not allowed on {path}")
+        raise UnknownAction(f"no route {method} {path}")
+
+    # -- execution ----------------------------------------------------------------------------------
+    def execute(self, call: Call) -> dict:
+        """Run the action; return the reply map (never raises)."""
+        try:
+            result = call.fn(call.args, call.ctx)
+            return ok_reply(call.ctx.request_id, result)
+        except HubError as err:
+            return error_reply(call.ctx.request_id, err)
+        except Exception as exc:  # the edge: anything unexpected is `internal`, logged with its traceback
+            log.error("handler_failed", agent=call.ctx.agent, action=call.ctx.action, error=repr(exc),
+                      traceback=traceback.format_exc())
+            return error_reply(call.ctx.request_id, Internal("internal error; see the hub log"))
+
+    def describe_actions(self) -> dict:
+        table: dict[str, dict] = {}
+        for (agent, action_name), (spec, _) in sorted(self._actions.items()):
+            table.setdefault(agent, {})[action_name] = {"doc": spec.doc, "schema": spec.schema.describe(),
+                                                         "stream": spec.stream, "public": spec.public}
+        routes = [{"method": m, "path": raw, "agent": a, "action": n} for m, _, a, n, raw in self._routes]
+        return {"actions": table, "routes": routes}

@@ -1,0 +1,96 @@
+"""Event publishing on the hub's PUB socket (DESIGN.md §3.4).
+
+Handlers get an ``EventPublisher`` and call ``publish(topic, fields)`` from any thread. Messages are two
+frames: the topic (utf-8) and a msgpack map with ``ts``, ``source`` and the fields. The publisher owns
+its socket on a dedicated thread (ZeroMQ sockets are not thread-safe), fed by a bounded queue; when
+subscribers are slow and the queue is full, the oldest events are dropped and counted, never blocking
+a handler.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+import msgpack
+import zmq
+
+TOPICS = (
+    "context.added", "context.changed", "context.suggestion", "session.created", "session.expired",
+    "memory.added", "model.loaded", "model.unloaded", "model.preloaded", "model.evicted", "eval.finished",
+    "hub.error",
+)
+
+
+class EventPublisher:
+    """Thread-safe publisher. ``NullPublisher`` has the same interface for tests of pure logic."""
+
+    def __init__(self, context: zmq.Context, endpoint: str, source: str, queue_size: int = 10000,
+                 on_publish: Callable[[str], None] | None = None):
+        self._source = source
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._context = context
+        self._endpoint = endpoint
+        self._stop = threading.Event()
+        self._on_publish = on_publish
+        self.dropped = 0
+        self._ready = threading.Event()
+        self._bind_error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="events-pub", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+        if self._bind_error:
+            raise self._bind_error
+
+    def publish(self, topic: str, fields: dict[str, Any] | None = None) -> None:
+        payload = {"ts": time.time(), "source": self._source}
+        payload.update(fields or {})
+        try:
+            self._queue.put_nowait((topic, payload))
+        except queue.Full:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self.dropped += 1
+            self._queue.put_nowait((topic, payload))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        sock = self._context.socket(zmq.PUB)
+        sock.setsockopt(zmq.LINGER, 500)
+        sock.setsockopt(zmq.SNDHWM, 10000)
+        try:
+            sock.bind(self._endpoint)
+        except zmq.ZMQError as exc:
+            self._bind_error = exc
+            self._ready.set()
+            sock.close()
+            return
+        self._ready.set()
+        while not self._stop.is_set() or not self._queue.empty():
+            try:
+                topic, payload = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            sock.send_multipart([topic.encode(), msgpack.packb(payload, use_bin_type=True, default=str)])
+            if self._on_publish:
+                self._on_publish(topic)
+        sock.close()
+
+
+class NullPublisher:
+    """Collects events in memory; for unit tests of handler logic and for hubs without a PUB socket."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def publish(self, topic: str, fields: dict[str, Any] | None = None) -> None:
+        self.events.append((topic, dict(fields or {})))

@@ -1,0 +1,150 @@
+"""The contract between the bus and the in-process handler classes.
+
+A hub is a list of ``Handler`` instances. The bus knows nothing of memory or models; it only knows
+this contract:
+
+* ``name`` (class attribute): the legacy agent name, e.g. ``"CacheManager"``. Native requests address
+  it as ``{"agent": name, "action": ...}``.
+* ``legacy_ports`` / ``legacy_health_ports`` (class attributes): the legacy main and health ports, before
+  ``PORT_OFFSET``. Config may override or switch them off per agent.
+* Native actions: methods decorated with ``@action(schema)``. The bus validates the request ``args``
+  against the schema and calls ``method(args, ctx)`` on a worker thread (or inline when
+  ``inline=True``, for actions that never block). The return value is the ``result``; raise a
+  ``bus.errors.HubError`` subclass for an error reply.
+* ``routes``: the seed REST table for this agent, ``Route("GET", "/kv/{key}", "kv_get")``. Path
+  parameters, then the query string (HTTP), then the body are merged into the action's args.
+* ``handle_legacy(request, port)``: the legacy JSON object received on a legacy main port; returns the
+  legacy JSON reply (a dict). It must not raise for bad input: legacy errors are replies in the
+  agent's own vocabulary. If it raises anyway, the bus answers as the legacy BaseAgent did:
+  ``{"status": "error", "error": str(exc)}``.
+* ``legacy_health(port)``: the reply to *any* message on a legacy health port.
+* ``health_checks()``: ``{"check_name": (ok: bool, detail)}`` merged into the hub's ``/health``.
+* ``start()`` / ``stop()``: background tasks (called once by the hub, after / before the sockets).
+
+Handlers get their dependencies (settings, stores, an ``EventPublisher``) through ``__init__`` from the
+hub's composition code; they never open sockets and never read the environment.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from schemas.base import EMPTY, Schema
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str          # e.g. "/kv/{key}"; a parameter matches one path segment, "{name:path}" the rest
+    action: str
+
+    def compile(self) -> re.Pattern[str]:
+        pattern = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", self.path)
+        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        return re.compile("^" + pattern + "$")
+
+
+@dataclass
+class CallContext:
+    """What the bus knows about one call; handlers may read it, never sockets."""
+
+    agent: str
+    action: str
+    request_id: Any = None
+    principal: "Principal | None" = None
+    deadline: float | None = None          # time.monotonic() value, or None
+    transport: str = "native"              # native | http | legacy
+    peer: str | None = None
+    stream: Callable[[Any], None] | None = None   # set when the client asked for streaming
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    scopes: tuple[str, ...] = ("*",)
+    token_id: str | None = None
+    expires_at: float | None = None
+    claims: dict = field(default_factory=dict)
+
+    def may_call(self, agent: str) -> bool:
+        return "*" in self.scopes or agent in self.scopes
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    schema: Schema
+    inline: bool
+    doc: str
+    stream: bool = False
+    public: bool = False   # callable without a token (hub ping/health only, normally)
+
+
+def action(schema: Schema = EMPTY, *, name: str | None = None, inline: bool = False, stream: bool = False,
+           public: bool = False) -> Callable:
+    """Mark a handler method as a native action with its request schema."""
+
+    def mark(fn: Callable) -> Callable:
+        fn.__hub_action__ = ActionSpec(name or fn.__name__, schema, inline, (fn.__doc__ or "").strip(), stream, public)
+        return fn
+
+    return mark
+
+
+class Handler:
+    name: ClassVar[str] = ""
+    legacy_ports: ClassVar[tuple[int, ...]] = ()
+    legacy_health_ports: ClassVar[tuple[int, ...]] = ()
+    routes: ClassVar[tuple[Route, ...]] = ()
+
+    def action_table(self) -> dict[str, tuple[ActionSpec, Callable[[dict, CallContext], Any]]]:
+        found: dict[str, tuple[ActionSpec, Callable]] = {}
+        for attr in dir(type(self)):
+            fn = getattr(type(self), attr, None)
+            spec = getattr(fn, "__hub_action__", None)
+            if spec is not None:
+                found[spec.name] = (spec, getattr(self, attr))
+        return found
+
+    def handle_legacy(self, request: Any, port: int) -> dict:
+        action_name = request.get("action") if isinstance(request, dict) else None
+        if action_name in ("ping", "health", "health_check"):
+            return self.legacy_health(port)
+        return {"status": "error", "error": f"Unknown action: {action_name}"}
+
+    def legacy_health(self, port: int) -> dict:
+        return base_legacy_health(self.name, self._started_at)
+
+    def health_checks(self) -> dict[str, tuple[bool, Any]]:
+        return {}
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    _started_at: float = time.time()
+
+
+def base_legacy_health(name: str, started_at: float, **extra: Any) -> dict:
+    """The legacy BaseAgent ``_get_health_status()`` reply (legacy-protocol.md §0.1)."""
+    import threading
+    from datetime import datetime
+
+    reply = {
+        "status": "ok",
+        "ready": True,
+        "initialized": True,
+        "message": f"{name} is healthy",
+        "timestamp": datetime.now().isoformat(),
+        "uptime": time.time() - started_at,
+        "active_threads": threading.active_count(),
+    }
+    reply.update(extra)
+    return reply

@@ -1,0 +1,69 @@
+"""Legacy-port request decoding and replies in the legacy BaseAgent vocabulary (legacy-protocol.md §0.1).
+
+Legacy agents were REP sockets speaking single-frame UTF-8 JSON. The hub binds a ROUTER in their place
+(a REQ client cannot tell the difference) and replies exactly as BaseAgent did for undecodable input.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bus.handler import Handler
+
+INVALID_JSON = {"status": "error", "error": "Invalid JSON request"}
+INVALID_UTF8 = {"status": "error", "error": "Invalid UTF-8 request"}
+
+
+@dataclass(frozen=True)
+class LegacyBinding:
+    handler: Handler
+    port: int            # the legacy port number as declared (before PORT_OFFSET)
+    bound_port: int      # after PORT_OFFSET
+    health: bool
+
+
+def decode_legacy(payload: bytes) -> tuple[Any, dict | None]:
+    """Return (request, None) or (None, legacy_error_reply)."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, INVALID_UTF8
+    try:
+        return json.loads(text), None
+    except ValueError:
+        return None, INVALID_JSON
+
+
+def encode_legacy(reply: Any) -> bytes:
+    return json.dumps(reply, default=str).encode("utf-8")
+
+
+def legacy_error(message: str) -> dict:
+    return {"status": "error", "error": message}
+
+
+def resolve_legacy_ports(handlers: list[Handler], agents_config: dict, offset: int, reserved: set[int],
+                         enabled: bool) -> tuple[list[LegacyBinding], list[str]]:
+    """Pick the legacy ports to bind, honouring per-agent config; report collisions instead of failing."""
+    bindings: list[LegacyBinding] = []
+    notes: list[str] = []
+    taken: dict[int, str] = {port: "hub" for port in reserved}
+    if not enabled:
+        return bindings, ["legacy ports disabled by config"]
+    for handler in handlers:
+        conf = agents_config.get(handler.name, {}) or {}
+        if conf.get("enabled", True) is False:
+            notes.append(f"{handler.name}: legacy ports disabled by config")
+            continue
+        mains = [int(p) for p in conf.get("ports", handler.legacy_ports)]
+        healths = [int(p) for p in conf.get("health_ports", handler.legacy_health_ports)]
+        for port, is_health in [(p, False) for p in mains] + [(p, True) for p in healths]:
+            bound = port + offset
+            if bound in taken:
+                notes.append(f"port collision: {handler.name} {'health ' if is_health else ''}port {bound} "
+                             f"already used by {taken[bound]}; not bound")
+                continue
+            taken[bound] = f"{handler.name}{' health' if is_health else ''}"
+            bindings.append(LegacyBinding(handler, port, bound, is_health))
+    return bindings, notes

@@ -1,0 +1,104 @@
+"""JWT signing and verification shared by both hubs (DESIGN.md §6).
+
+HS256 by default with a secret from the environment or a 0600 file under the data dir (created on first
+start). Claims: ``sub``, ``iat``, ``exp``, ``jti``, ``scope`` (list of agent names or ``"*"``), ``iss``.
+``alg: none``, a wrong key, an expired or not-yet-valid token, a missing claim and a revoked ``jti``
+are refused with ``Unauthorized``. Revocation is a callable supplied by the hub (MemoryHub keeps revoked
+ids in Redis db3).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable
+
+import jwt
+
+from bus.errors import Unauthorized
+from bus.handler import Principal
+
+SECRET_FILE_NAME = "jwt.secret"
+
+
+def secret_path(data_dir: str | os.PathLike, configured: str = "") -> Path:
+    return Path(configured) if configured else Path(data_dir) / SECRET_FILE_NAME
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """Read the signing secret, creating it (mode 0600) when absent."""
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+        secret = path.read_bytes().strip()
+        if len(secret) < 32:
+            raise ValueError(f"secret file {path} is too short (need at least 32 bytes)")
+        return secret
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, secret + b"\n")
+    finally:
+        os.close(fd)
+    return secret
+
+
+def read_secret(path: Path) -> bytes:
+    if not path.exists():
+        raise FileNotFoundError(f"no secret file at {path}: start the hub once, or pass the secret in HUB_JWT_SECRET")
+    return path.read_bytes().strip()
+
+
+class TokenService:
+    def __init__(self, secret: bytes | str, *, algorithm: str = "HS256", issuer: str = "voice-hubs",
+                 ttl_s: int = 86400, leeway_s: int = 5, public_key: bytes | str | None = None,
+                 is_revoked: Callable[[str], bool] | None = None):
+        if algorithm.lower() == "none":
+            raise ValueError("algorithm 'none' is not allowed")
+        self._signing_key = secret
+        self._verify_key = public_key if public_key is not None else secret
+        self.algorithm = algorithm
+        self.issuer = issuer
+        self.ttl_s = ttl_s
+        self.leeway_s = leeway_s
+        self.is_revoked = is_revoked
+
+    def mint(self, subject: str, scopes: Iterable[str] = ("*",), ttl_s: int | None = None,
+             extra: dict | None = None) -> tuple[str, dict]:
+        now = int(time.time())
+        claims = {"sub": subject, "iat": now, "nbf": now, "exp": now + int(ttl_s or self.ttl_s),
+                  "jti": uuid.uuid4().hex, "scope": list(scopes), "iss": self.issuer}
+        claims.update(extra or {})
+        return jwt.encode(claims, self._signing_key, algorithm=self.algorithm), claims
+
+    def verify(self, token: str) -> Principal:
+        if not token:
+            raise Unauthorized("missing token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"malformed token: {exc}") from exc
+        if str(header.get("alg", "")).lower() != self.algorithm.lower():
+            raise Unauthorized(f"token algorithm {header.get('alg')!r} not accepted")
+        try:
+            claims = jwt.decode(token, self._verify_key, algorithms=[self.algorithm], issuer=self.issuer,
+                                leeway=self.leeway_s,
+                                options={"require": ["sub", "iat", "exp", "jti"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("token expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise Unauthorized("token not yet valid") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise Unauthorized("token signature invalid") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        if self.is_revoked is not None and self.is_revoked(claims["jti"]):
+            raise Unauthorized("token revoked")
+        scope = claims.get("scope", [])
+        scopes = tuple(scope.split()) if isinstance(scope, str) else tuple(str(s) for s in scope)
+        return Principal(subject=str(claims["sub"]), scopes=scopes, token_id=claims["jti"],
+                         expires_at=float(claims["exp"]), claims=claims)

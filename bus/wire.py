@@ -1,0 +1,144 @@
+"""Frame codec and the native request/reply envelope (DESIGN.md §3.1).
+
+A payload is a msgpack map, or a JSON object when its first byte is ``{``; the reply uses the request's
+encoding. ``parse_request`` turns bytes into a ``Request`` or raises a typed error (with whatever
+``id`` and encoding could be recovered, so the error reply still echoes them).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from bus.errors import BadRequest, HubError
+
+PROTOCOL_VERSION = 1
+JSON, MSGPACK = "json", "msgpack"
+
+
+@dataclass
+class Request:
+    encoding: str
+    id: Any = None
+    agent: str | None = None
+    action: str | None = None
+    args: dict = field(default_factory=dict)
+    method: str | None = None
+    path: str | None = None
+    body: Any = None
+    token: str | None = None
+    deadline_ms: int | None = None
+    stream: bool = False
+
+
+class RequestError(Exception):
+    """A typed error plus what is known of the request, for the error reply."""
+
+    def __init__(self, error: HubError, encoding: str, request_id: Any = None):
+        super().__init__(error.message)
+        self.error = error
+        self.encoding = encoding
+        self.request_id = request_id
+
+
+def detect_encoding(payload: bytes) -> str:
+    return JSON if payload[:1] == b"{" else MSGPACK
+
+
+def decode(payload: bytes) -> tuple[Any, str]:
+    encoding = detect_encoding(payload)
+    try:
+        if encoding == JSON:
+            return json.loads(payload.decode("utf-8")), encoding
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False), encoding
+    except (ValueError, UnicodeDecodeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+            TypeError) as exc:
+        raise RequestError(BadRequest(f"undecodable {encoding} frame: {type(exc).__name__}"), encoding) from exc
+    except Exception as exc:  # msgpack can raise a variety of errors on hostile input
+        raise RequestError(BadRequest(f"undecodable {encoding} frame"), encoding) from exc
+
+
+def encode(obj: Any, encoding: str) -> bytes:
+    if encoding == JSON:
+        return json.dumps(obj, default=_json_default, separators=(",", ":")).encode("utf-8")
+    return msgpack.packb(obj, use_bin_type=True, default=_msgpack_default)
+
+
+def parse_request(payload: bytes) -> Request:
+    data, encoding = decode(payload)
+    if not isinstance(data, dict):
+        raise RequestError(BadRequest(f"request must be a map, got {type(data).__name__}"), encoding)
+    request_id = data.get("id")
+    if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool)):
+        raise RequestError(BadRequest("field 'id' must be a string or an integer"), encoding)
+
+    def fail(message: str) -> RequestError:
+        return RequestError(BadRequest(message), encoding, request_id)
+
+    version = data.get("v", PROTOCOL_VERSION)
+    if version != PROTOCOL_VERSION:
+        raise fail(f"unsupported protocol version {version!r}; this hub speaks v{PROTOCOL_VERSION}")
+    req = Request(encoding=encoding, id=request_id)
+    for name, kinds in (("agent", str), ("action", str), ("method", str), ("path", str), ("token", str)):
+        value = data.get(name)
+        if value is not None and not isinstance(value, kinds):
+            raise fail(f"field '{name}' must be a string")
+        setattr(req, name, value)
+    args = data.get("args")
+    if args is not None and not isinstance(args, dict):
+        raise fail("field 'args' must be a map")
+    req.args = args or {}
+    req.body = data.get("body")
+    deadline = data.get("deadline_ms")
+    if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool) or deadline <= 0):
+        raise fail("field 'deadline_ms' must be a positive integer")
+    req.deadline_ms = deadline
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise fail("field 'stream' must be a boolean")
+    req.stream = stream
+    if req.path is not None:
+        if req.agent is not None or req.action is not None:
+            raise fail("use either agent/action or method/path, not both")
+        req.method = (req.method or "GET").upper()
+    elif not req.agent or not req.action:
+        raise fail("missing field 'agent' and 'action' (or 'method' and 'path')")
+    unknown = set(data) - {"v", "id", "agent", "action", "args", "method", "path", "body", "token", "deadline_ms",
+                           "stream"}
+    if unknown:
+        raise fail(f"unknown envelope field '{sorted(map(str, unknown))[0]}'")
+    return req
+
+
+def ok_reply(request_id: Any, result: Any, **extra: Any) -> dict:
+    reply = {"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result}
+    reply.update(extra)
+    return reply
+
+
+def error_reply(request_id: Any, error: HubError) -> dict:
+    return {"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": error.to_wire()}
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
+
+
+def _msgpack_default(obj: Any) -> Any:
+    if isinstance(obj, set):
+        return list(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)

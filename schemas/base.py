@@ -1,0 +1,138 @@
+"""A small, explicit request-schema language validated at the bus edge.
+
+A ``Schema`` maps field names to ``Field`` specs. ``Schema.validate(args)`` returns a new dict with
+defaults filled in, or raises ``BadRequest`` naming the offending field. Unknown fields are refused
+unless the schema says ``extra=True``. ``Schema.describe()`` gives a JSON-able description used by
+the ``hub/actions`` table.
+
+    PUT = Schema({
+        "key": Field(str, required=True, max_len=512),
+        "value": Field(ANY),
+        "ttl": Field(int, min=1, max=30 * 86400),
+    })
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from typing import Any
+
+from bus.errors import BadRequest
+
+ANY = object  # marker: any msgpack/JSON value
+_MISSING = object()
+
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", list: "array",
+               ANY: "any", bytes: "bytes"}
+
+
+@dataclass(frozen=True)
+class Field:
+    type: type | tuple[type, ...] = ANY
+    required: bool = False
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    max_len: int | None = None      # strings, bytes, lists, dicts
+    min_len: int | None = None
+    choices: tuple | None = None
+    item: "Field | None" = None     # element spec for lists
+    nullable: bool = True           # an explicit null counts as "absent" unless required
+    doc: str = ""
+
+    def type_name(self) -> str:
+        types = self.type if isinstance(self.type, tuple) else (self.type,)
+        return "|".join(_TYPE_NAMES.get(t, getattr(t, "__name__", str(t))) for t in types)
+
+
+@dataclass(frozen=True)
+class Schema:
+    fields: dict[str, Field] = dc_field(default_factory=dict)
+    extra: bool = False
+    doc: str = ""
+
+    def validate(self, args: Any) -> dict[str, Any]:
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise BadRequest(f"args must be an object, got {type(args).__name__}")
+        if not self.extra:
+            unknown = sorted(str(k) for k in args if k not in self.fields)
+            if unknown:
+                raise BadRequest(f"unknown field '{unknown[0]}'", details={"field": unknown[0]})
+        out: dict[str, Any] = dict(args) if self.extra else {}
+        for name, spec in self.fields.items():
+            value = args.get(name, _MISSING)
+            if value is _MISSING or (value is None and spec.nullable and not spec.required):
+                if spec.required:
+                    raise BadRequest(f"missing field '{name}'", details={"field": name})
+                out[name] = _copy_default(spec.default)
+                continue
+            out[name] = check_value(name, value, spec)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "doc": self.doc,
+            "extra": self.extra,
+            "fields": {
+                name: {k: v for k, v in {
+                    "type": spec.type_name(), "required": spec.required,
+                    "default": spec.default if _is_plain(spec.default) else None,
+                    "min": spec.min, "max": spec.max, "max_len": spec.max_len,
+                    "choices": list(spec.choices) if spec.choices else None, "doc": spec.doc or None,
+                }.items() if v is not None}
+                for name, spec in self.fields.items()
+            },
+        }
+
+
+EMPTY = Schema()
+OPEN = Schema(extra=True)
+
+
+def check_value(name: str, value: Any, spec: Field) -> Any:
+    if value is None:
+        if spec.nullable and not spec.required:
+            return None
+        raise BadRequest(f"field '{name}' must not be null", details={"field": name})
+    value = _coerce_type(name, value, spec)
+    if spec.choices is not None and value not in spec.choices:
+        raise BadRequest(f"field '{name}' must be one of {list(spec.choices)}", details={"field": name})
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if spec.min is not None and value < spec.min:
+            raise BadRequest(f"field '{name}' must be >= {spec.min}", details={"field": name})
+        if spec.max is not None and value > spec.max:
+            raise BadRequest(f"field '{name}' must be <= {spec.max}", details={"field": name})
+    if isinstance(value, (str, bytes, list, dict)):
+        if spec.max_len is not None and len(value) > spec.max_len:
+            raise BadRequest(f"field '{name}' is too long ({len(value)} > {spec.max_len})",
+                             details={"field": name})
+        if spec.min_len is not None and len(value) < spec.min_len:
+            raise BadRequest(f"field '{name}' is too short (< {spec.min_len})", details={"field": name})
+    if spec.item is not None and isinstance(value, list):
+        value = [check_value(f"{name}[{i}]", v, spec.item) for i, v in enumerate(value)]
+    return value
+
+
+def _coerce_type(name: str, value: Any, spec: Field) -> Any:
+    types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if ANY in types:
+        return value
+    if isinstance(value, bool) and bool not in types:
+        raise BadRequest(f"field '{name}' must be {spec.type_name()}, got boolean", details={"field": name})
+    if isinstance(value, types):
+        return value
+    if float in types and isinstance(value, int):
+        return float(value)
+    raise BadRequest(f"field '{name}' must be {spec.type_name()}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}",
+                     details={"field": name})
+
+
+def _copy_default(default: Any) -> Any:
+    if isinstance(default, (dict, list)):
+        return type(default)(default)
+    return default
+
+
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
