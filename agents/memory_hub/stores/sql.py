@@ -1,0 +1,198 @@
+"""SQL store: the engine and transaction scopes behind every MemoryHub table.
+
+``SqlStore(database_url=None, data_dir=...)`` opens ``sqlite:///<data_dir>/memory_hub.db`` by default; any
+SQLAlchemy URL works (PostgreSQL to go past one machine). The schema comes from Alembic only:
+``store.migrate()`` (or ``migrations.runner.upgrade_to_head``) before first use.
+
+SQLite is set up on every new connection: WAL journal, ``synchronous=FULL`` (a committed transaction is
+fsynced to the WAL before ``commit`` returns, so it survives ``kill -9`` and power loss; ``NORMAL`` would
+only survive a process kill), ``busy_timeout``, ``foreign_keys=ON``. pysqlite's own transaction handling
+is replaced by explicit ``BEGIN`` statements: ``transaction()`` begins ``IMMEDIATE`` (takes the write lock
+up front, so concurrent writers queue on ``busy_timeout`` instead of failing on a lock upgrade), and
+``session()`` begins ``DEFERRED`` (readers never block anyone in WAL mode).
+
+Errors leaving a scope are typed (``bus.errors``): ``IntegrityError`` -> ``Conflict``, a locked/busy
+database -> ``Busy`` (retryable), any other operational/connection failure -> ``Unavailable``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from sqlalchemy import create_engine, event, pool
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bus.errors import Busy, Conflict, HubError, Unavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "sql": {
+        "busy_timeout_ms": 10000,     # how long a writer waits for the SQLite write lock
+        "synchronous": "FULL",        # FULL: committed = fsynced (survives power loss); NORMAL: survives kill -9 only
+        "pool_size": 8,
+        "max_overflow": 8,
+        "echo": False,
+    },
+}
+
+DB_FILENAME = "memory_hub.db"
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def default_database_url(data_dir: str | Path) -> str:
+    return f"sqlite:///{Path(data_dir).expanduser().resolve() / DB_FILENAME}"
+
+
+class SqlStore:
+    """Engine + session factories; ``with store.transaction() as s:`` commits or rolls back."""
+
+    def __init__(self, database_url: str | None = None, *, data_dir: str | Path | None = None,
+                 settings: Mapping[str, Any] | None = None) -> None:
+        if database_url is None:
+            if data_dir is None:
+                raise ValueError("SqlStore needs a database_url or a data_dir")
+            database_url = default_database_url(data_dir)
+        self.settings = {**DEFAULTS["sql"], **dict(settings or {})}
+        self.url = database_url
+        self.engine = self._create_engine(database_url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._read_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
+        self._write_factory = sessionmaker(bind=write_engine, expire_on_commit=False)
+
+    # ------------------------------------------------------------------ engine
+    def _create_engine(self, database_url: str) -> Engine:
+        url = make_url(database_url)
+        echo = bool(self.settings["echo"])
+        if url.get_backend_name() != "sqlite":
+            return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=int(self.settings["pool_size"]),
+                                 max_overflow=int(self.settings["max_overflow"]))
+        if _is_memory(url.database):
+            engine = create_engine(url, echo=echo, poolclass=pool.StaticPool,
+                                   connect_args={"check_same_thread": False})
+        else:
+            Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, echo=echo, pool_size=int(self.settings["pool_size"]),
+                                   max_overflow=int(self.settings["max_overflow"]),
+                                   connect_args={"check_same_thread": False,
+                                                 "timeout": self.settings["busy_timeout_ms"] / 1000.0})
+        self._install_sqlite_events(engine)
+        return engine
+
+    def _install_sqlite_events(self, engine: Engine) -> None:
+        synchronous = str(self.settings["synchronous"]).upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"sql.synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
+        busy_ms = int(self.settings["busy_timeout_ms"])
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None      # we emit BEGIN ourselves (see _on_begin)
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
+                cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+                cursor.execute("PRAGMA foreign_keys=ON")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+    # ------------------------------------------------------------------ scopes
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A write scope: commits on success, rolls back on any exception (nothing half-written)."""
+        with _typed_errors(), _scope(self._write_factory) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read scope (deferred BEGIN); also commits on success, so small writes work, but prefer
+        ``transaction()`` for writes: it cannot fail on a read-to-write lock upgrade."""
+        with _typed_errors(), _scope(self._read_factory) as session:
+            yield session
+
+    # ------------------------------------------------------------------ lifecycle and health
+    def migrate(self) -> str | None:
+        """Bring the schema to the newest Alembic revision; returns it. Idempotent."""
+        from migrations.runner import upgrade_to_head
+
+        if self.is_sqlite and _is_memory(make_url(self.url).database):
+            with self.engine.begin() as conn:
+                return upgrade_to_head(self.url, "memory_hub", connection=conn)
+        return upgrade_to_head(self.url, "memory_hub")
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except DBAPIError as exc:
+            log.warning("sql ping failed: %s", exc)
+            return False
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """``(ok, detail)`` for the hub's health checks."""
+        detail: dict[str, Any] = {"dialect": self.engine.dialect.name}
+        ok = self.ping()
+        if ok and self.is_sqlite:
+            with self.engine.connect() as conn:
+                detail["journal_mode"] = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        detail["connected"] = ok
+        return ok, detail
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file (SQLite) and close every pooled connection."""
+        if self.is_sqlite and not _is_memory(make_url(self.url).database):
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            except DBAPIError as exc:
+                log.warning("sql checkpoint at close failed: %s", exc)
+        self.engine.dispose()
+
+
+@contextlib.contextmanager
+def _scope(factory: sessionmaker) -> Iterator[Session]:
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextlib.contextmanager
+def _typed_errors() -> Iterator[None]:
+    try:
+        yield
+    except HubError:
+        raise
+    except IntegrityError as exc:
+        raise Conflict(f"constraint violated: {exc.orig}") from exc
+    except OperationalError as exc:
+        text = str(exc.orig).lower()
+        if "locked" in text or "busy" in text:
+            raise Busy("database is busy, retry later", retry_after_ms=100) from exc
+        log.error("sql operational error: %s", exc)
+        raise Unavailable("database is not available") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise Unavailable("database is not available") from exc
+        raise
+
+
+def _is_memory(database: str | None) -> bool:
+    return database in (None, "", ":memory:") or "mode=memory" in (database or "")

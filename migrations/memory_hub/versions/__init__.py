@@ -1,0 +1,1 @@
+"""Alembic revisions of MemoryHub (``0001_initial``, ``0002_fts``, ...)."""
