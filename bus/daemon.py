@@ -152,8 +152,8 @@ class Daemon:
         self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
         security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],
                                   self.metrics)
-        sockets, endpoints = self._bind(security)
-        self.server.attach(sockets, endpoints)
+        sockets = self._bind(security)
+        self.server.attach(sockets)
         http = HttpFrontend(hub["host"], self.port("http_port"), dispatcher, self.metrics, self.health,
                             hub["max_frame_bytes"])
         http.start()
@@ -185,14 +185,13 @@ class Daemon:
         return TokenService(secret, algorithm=auth["algorithm"], issuer=auth["issuer"], ttl_s=auth["token_ttl_s"],
                             leeway_s=auth["leeway_s"])
 
-    def _bind(self, security: SocketSecurity) -> tuple[Sockets, list]:
+    def _bind(self, security: SocketSecurity) -> Sockets:
         hub, legacy = self.settings["hub"], self.settings["legacy"]
         native = self.context.socket(zmq.ROUTER)
         _tune(native, hub["max_frame_bytes"])
         security.secure_native(native)
         native_endpoint = f"tcp://{hub['host']}:{self.port('native_port')}"
         native.bind(native_endpoint)
-        endpoints = [(native, native.getsockopt_string(zmq.LAST_ENDPOINT))]
         sockets = Sockets(native=native)
         reserved = {self.port("native_port"), self.port("http_port"), self.port("events_port")}
         bindings, self.legacy_notes = resolve_legacy_ports(self.assembly.handlers, legacy["agents"], self.offset,
@@ -209,8 +208,7 @@ class Daemon:
                 log.error("legacy_bind_failed", agent=binding.handler.name, port=binding.bound_port, error=str(exc))
                 continue
             sockets.legacy[sock] = binding
-            endpoints.append((sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)))
-        return sockets, endpoints
+        return sockets
 
     def _install_signals(self) -> None:
         def stop(signum, _frame) -> None:

@@ -101,6 +101,7 @@ class Handler:
     legacy_ports: ClassVar[tuple[int, ...]] = ()
     legacy_health_ports: ClassVar[tuple[int, ...]] = ()
     routes: ClassVar[tuple[Route, ...]] = ()
+    DEFAULTS: ClassVar[dict] = {}   # this handler's settings section(s), merged into the hub's defaults
 
     def action_table(self) -> dict[str, tuple[ActionSpec, Callable[[dict, CallContext], Any]]]:
         found: dict[str, tuple[ActionSpec, Callable]] = {}

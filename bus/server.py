@@ -69,12 +69,10 @@ class HubServer:
         self._keys = itertools.count(1)
         self._stopping = False
         self.sockets: Sockets | None = None
-        self.endpoints: list[tuple[zmq.Socket, str]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def attach(self, sockets: Sockets, endpoints: list[tuple[zmq.Socket, str]]) -> None:
+    def attach(self, sockets: Sockets) -> None:
         self.sockets = sockets
-        self.endpoints = endpoints
 
     def request_stop(self) -> None:
         self._stopping = True
@@ -98,11 +96,8 @@ class HubServer:
         self._drain(poller)
 
     def _drain(self, poller: zmq.Poller) -> None:
-        for sock, endpoint in self.endpoints:
-            try:
-                sock.unbind(endpoint)
-            except zmq.ZMQError:
-                pass
+        # Stop reading new requests but keep the sockets bound: unbinding a TCP endpoint would close the
+        # connections whose replies are still in flight.
         until = time.monotonic() + self.limits.drain_timeout_s
         while self._pending and time.monotonic() < until:
             self._poll_once(poller, accept=False)

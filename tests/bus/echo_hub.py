@@ -1,0 +1,70 @@
+"""A hub with test handlers only, run as ``python -m tests.bus.echo_hub``: exercises the bus alone."""
+from __future__ import annotations
+
+import sys
+import time
+
+from bus.daemon import Assembly, HubSpec, Runtime, main as run_daemon
+from bus.errors import Conflict, Forbidden, NotFound, Unavailable
+from bus.handler import CallContext, Handler, Route, action
+from schemas.base import ANY, Field, Schema
+
+ERRORS = {"not_found": NotFound, "conflict": Conflict, "unavailable": Unavailable, "forbidden": Forbidden}
+
+
+class EchoAgent(Handler):
+    name = "EchoAgent"
+    legacy_ports = (7102,)
+    legacy_health_ports = (8102,)
+    routes = (Route("GET", "/echo/{word}", "echo"), Route("POST", "/echo", "echo"))
+
+    @action(Schema({"word": Field(str, required=True, max_len=1000), "n": Field(int, min=0, max=10, default=1),
+                    "extra": Field(ANY)}))
+    def echo(self, args: dict, ctx: CallContext) -> dict:
+        """Repeat a word n times."""
+        return {"word": args["word"] * args["n"], "extra": args["extra"],
+                "caller": ctx.principal.subject if ctx.principal else None}
+
+    @action(Schema({"seconds": Field(float, required=True, min=0, max=30)}))
+    def sleep(self, args: dict, ctx: CallContext) -> dict:
+        """Block a worker for a while."""
+        time.sleep(args["seconds"])
+        return {"slept": args["seconds"]}
+
+    @action(Schema({"code": Field(str, required=True)}))
+    def fail(self, args: dict, ctx: CallContext) -> dict:
+        """Raise the typed error named by code (anything else: an untyped exception)."""
+        error = ERRORS.get(args["code"])
+        if error:
+            raise error(f"asked to fail with {args['code']}")
+        raise RuntimeError("secret internal detail")
+
+    @action(Schema({"n": Field(int, required=True, min=0, max=1000)}), stream=True)
+    def count(self, args: dict, ctx: CallContext) -> dict:
+        """Stream 0..n-1, then a final result."""
+        for i in range(args["n"]):
+            if ctx.stream:
+                ctx.stream(i)
+        return {"done": args["n"]}
+
+    def handle_legacy(self, request, port: int) -> dict:
+        if not isinstance(request, dict):
+            return {"status": "error", "message": "request must be an object"}
+        if request.get("action") == "echo":
+            return {"status": "success", "text": request.get("text")}
+        if request.get("action") == "sleep":
+            time.sleep(float(request.get("seconds", 0)))
+            return {"status": "success"}
+        return super().handle_legacy(request, port)
+
+
+def build(runtime: Runtime) -> Assembly:
+    return Assembly(handlers=[EchoAgent()], checks={"always": lambda: (True, "fine")})
+
+
+SPEC = HubSpec(name="echo_hub", title="EchoHub", version="test",
+               ports={"native_port": 7010, "http_port": 7110, "events_port": 7310},
+               defaults={}, env_map={}, build=build)
+
+if __name__ == "__main__":
+    sys.exit(run_daemon(SPEC))
