@@ -1,0 +1,103 @@
+"""Shared MemoryHub fixtures: a real redis-server and real migrated SQLite files.
+
+* ``redis_server`` (session): URL of one private redis-server for the whole run (never killed).
+* ``redis_url``: the same URL with databases 0-3 flushed first.
+* ``redis_store``: a ``RedisStore`` on ``redis_url``.
+* ``redis_controller``: a private server per test that the test may ``kill()`` / ``restart()`` (faults).
+* ``sql_store``: a ``SqlStore`` on a fresh SQLite file, migrated to head.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
+from agents.memory_hub.stores.redis_store import LOGICAL_DBS, RedisStore
+from agents.memory_hub.stores.sql import SqlStore
+
+
+class RedisController:
+    """A private redis-server a fault test can crash and bring back on the same socket."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.server = EmbeddedRedis(data_dir)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid
+
+    def start(self) -> str:
+        return self.server.start()
+
+    def kill(self) -> None:
+        """SIGKILL: Redis disappears without a goodbye (the socket file stays behind)."""
+        self.server.kill()
+
+    def restart(self) -> str:
+        """Start again on the same socket and data dir (AOF reloaded); returns the URL."""
+        self.server.kill()
+        return self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def flush_logical_dbs(url: str) -> None:
+    for db in LOGICAL_DBS.values():
+        client = redis.Redis.from_url(url, db=db)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis-shared"))
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    flush_logical_dbs(redis_server)
+    return redis_server
+
+
+@pytest.fixture
+def redis_store(redis_url: str) -> Iterator[RedisStore]:
+    store = RedisStore(redis_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def redis_controller(tmp_path: Path) -> Iterator[RedisController]:
+    controller = RedisController(tmp_path / "redis-private")
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def sql_store(tmp_path: Path) -> Iterator[SqlStore]:
+    store = SqlStore(data_dir=tmp_path / "sql")
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.close()

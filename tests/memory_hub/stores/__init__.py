@@ -1,0 +1,1 @@
+"""Tests of the MemoryHub storage layer (SQL, Alembic, Redis, embedded redis-server)."""
