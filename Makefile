@@ -23,7 +23,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(PY) -m bus.devrun
+	$(PY) -m agents.devrun
 
 test: install
 	$(PY) -m pytest

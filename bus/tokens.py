@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -56,7 +58,8 @@ def read_secret(path: Path) -> bytes:
 class TokenService:
     def __init__(self, secret: bytes | str, *, algorithm: str = "HS256", issuer: str = "voice-hubs",
                  ttl_s: int = 86400, leeway_s: int = 5, public_key: bytes | str | None = None,
-                 is_revoked: Callable[[str], bool] | None = None):
+                 is_revoked: Callable[[str], bool] | None = None, cache_size: int = 4096,
+                 revocation_recheck_s: float = 1.0):
         if algorithm.lower() == "none":
             raise ValueError("algorithm 'none' is not allowed")
         self._signing_key = secret
@@ -66,6 +69,12 @@ class TokenService:
         self.ttl_s = ttl_s
         self.leeway_s = leeway_s
         self.is_revoked = is_revoked
+        # Verified tokens are cached (a signature check costs tens of microseconds on every request);
+        # revocation is re-asked at most every `revocation_recheck_s`, and `forget` drops a token at once.
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._recheck_s = revocation_recheck_s
+        self._lock = threading.Lock()
 
     def mint(self, subject: str, scopes: Iterable[str] = ("*",), ttl_s: int | None = None,
              extra: dict | None = None) -> tuple[str, dict]:
@@ -78,6 +87,42 @@ class TokenService:
     def verify(self, token: str) -> Principal:
         if not token:
             raise Unauthorized("missing token")
+        cached = self._cached(token)
+        if cached is not None:
+            return cached
+        principal = self._verify_uncached(token)
+        with self._lock:
+            self._cache[token] = (principal, time.monotonic())
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return principal
+
+    def forget(self, token_id: str) -> None:
+        """Drop cached verifications of a token (after logout/revocation)."""
+        with self._lock:
+            for key in [k for k, (p, _) in self._cache.items() if p.token_id == token_id]:
+                del self._cache[key]
+
+    def _cached(self, token: str) -> Principal | None:
+        with self._lock:
+            entry = self._cache.get(token)
+        if entry is None:
+            return None
+        principal, checked_at = entry
+        if principal.expires_at is not None and time.time() > principal.expires_at + self.leeway_s:
+            with self._lock:
+                self._cache.pop(token, None)
+            raise Unauthorized("token expired")
+        if self.is_revoked is not None and time.monotonic() - checked_at > self._recheck_s:
+            if self.is_revoked(principal.token_id or ""):
+                with self._lock:
+                    self._cache.pop(token, None)
+                raise Unauthorized("token revoked")
+            with self._lock:
+                self._cache[token] = (principal, time.monotonic())
+        return principal
+
+    def _verify_uncached(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
