@@ -1,6 +1,7 @@
 """MemoryHub composition: settings defaults, services, and the explicit list of its 12 handlers."""
 from __future__ import annotations
 
+from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.handlers.memory_client import MemoryClient
@@ -24,7 +25,7 @@ HANDLER_CLASSES = (
     UnifiedUtilsAgent, AuthenticationAgent, AgentTrustScorer,
 )
 
-DEFAULTS: dict = {}
+DEFAULTS: dict = merge_defaults(*(cls.DEFAULTS for cls in HANDLER_CLASSES))
 ENV_MAP: dict[str, tuple[str, ...]] = {}
 
 

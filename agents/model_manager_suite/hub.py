@@ -1,6 +1,7 @@
 """ModelManagerSuite composition: settings defaults, services, and the explicit list of its 4 handlers."""
 from __future__ import annotations
 
+from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
 from agents.model_manager_suite.services import ModelServices
 from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager
@@ -12,7 +13,7 @@ VERSION = "0.1.0"
 
 HANDLER_CLASSES = (GGUFModelManager, ModelManagerAgent, PredictiveLoader, ModelEvaluationFramework)
 
-DEFAULTS: dict = {}
+DEFAULTS: dict = merge_defaults(*(cls.DEFAULTS for cls in HANDLER_CLASSES))
 ENV_MAP: dict[str, tuple[str, ...]] = {"MODELS_DIR": ("models", "dirs")}
 
 
