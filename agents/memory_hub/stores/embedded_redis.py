@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -195,16 +197,23 @@ class EmbeddedRedis:
 
     # ------------------------------------------------------------------ stale servers
     def reap_stale(self) -> int | None:
-        """Stop a redis-server left by a dead owner of this data dir; returns its pid (or None)."""
-        pid = _read_pid(self.pidfile)
-        if pid is None or pid == self.pid or not self._is_ours(pid):
-            self.pidfile.unlink(missing_ok=True)
-            return None
-        log.warning("reaping stale redis-server pid %s left in %s", pid, self.data_dir)
-        _stop_pid(pid, float(self.settings["stop_timeout_s"]))
+        """Stop a redis-server left by a dead owner of this data dir; returns its pid (or None).
+
+        Candidates: the pid in the pidfile, and the server answering on our socket (pidfile lost).
+        Two servers on one AOF would corrupt it, so either is stopped before a new one starts.
+        """
+        candidates = [_read_pid(self.pidfile)]
+        if self.socket_path.exists():
+            candidates.append(_server_pid(self.socket_path))
+        reaped = None
+        for pid in dict.fromkeys(p for p in candidates if p is not None and p != self.pid):
+            if self._is_ours(pid):
+                log.warning("reaping stale redis-server pid %s left in %s", pid, self.data_dir)
+                _stop_pid(pid, float(self.settings["stop_timeout_s"]))
+                reaped = pid
         self.socket_path.unlink(missing_ok=True)
         self.pidfile.unlink(missing_ok=True)
-        return pid
+        return reaped
 
     def _is_ours(self, pid: int) -> bool:
         """A live redis-server whose socket answers as that pid, or whose working dir is our data dir."""
@@ -245,8 +254,14 @@ class EmbeddedRedis:
         self.stop()
 
 
+def _probe_client(socket_path: Path) -> redis.Redis:
+    """A one-shot client: no retries (redis-py >= 6 retries 3 times with backoff by default)."""
+    return redis.Redis(unix_socket_path=str(socket_path), socket_timeout=0.5, socket_connect_timeout=0.5,
+                       retry=Retry(NoBackoff(), 0))
+
+
 def _answers_ping(socket_path: Path) -> bool:
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = _probe_client(socket_path)
     try:
         return bool(client.ping())
     except (redis.exceptions.RedisError, OSError):
@@ -256,7 +271,7 @@ def _answers_ping(socket_path: Path) -> bool:
 
 
 def _server_pid(socket_path: Path) -> int | None:
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = _probe_client(socket_path)
     try:
         return int(client.info("server").get("process_id"))
     except (redis.exceptions.RedisError, OSError, TypeError, ValueError):

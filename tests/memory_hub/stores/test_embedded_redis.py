@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from agents.memory_hub.stores import embedded_redis
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_redis_executable
@@ -21,7 +23,7 @@ def _alive(pid: int) -> bool:
 
 
 def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
 
 
 def test_start_answers_on_private_socket_and_stop_cleans_up(tmp_path: Path) -> None:
@@ -100,6 +102,27 @@ def test_stale_server_of_a_killed_owner_is_reaped(tmp_path: Path) -> None:
             assert server.pid != stale_pid
             assert _client(url).info()["process_id"] == server.pid
             assert _client(url).get("acked") == b"yes"     # the stale server's AOF was flushed and reloaded
+        finally:
+            server.stop()
+    finally:
+        if _alive(stale_pid):
+            os.kill(stale_pid, signal.SIGKILL)
+
+
+def test_stale_server_without_pidfile_is_found_by_its_socket(tmp_path: Path) -> None:
+    first = EmbeddedRedis(tmp_path)
+    first.start()
+    stale_pid = first.pid
+    assert stale_pid is not None
+    first._release_lock()                                # the owner "dies": lock gone, server alive
+    first._proc = None
+    first.pidfile.unlink()
+    try:
+        server = EmbeddedRedis(tmp_path)
+        url = server.start()
+        try:
+            assert not _alive(stale_pid)
+            assert _client(url).info()["process_id"] == server.pid
         finally:
             server.stop()
     finally:

@@ -134,6 +134,34 @@ def test_server_defaults_fill_raw_inserts(tmp_path: Path) -> None:
     assert tuple(row) == ("general", "short", 0.5, 0, "default")
 
 
+def _check_env_sees_no_changes(url: str, which: str) -> None:
+    """Autogenerate through the tree's own env.py (its filters) finds nothing to do."""
+    cfg = runner.make_config(url, which)
+    engine = runner.migration_engine(url)
+    try:
+        with engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.check(cfg)
+    finally:
+        engine.dispose()
+
+
+def test_env_ignores_fts_tables(tmp_path: Path) -> None:
+    url = _url(tmp_path / "hub.db")
+    runner.upgrade_to_head(url, "memory_hub")
+    _check_env_sees_no_changes(url, "memory_hub")
+
+
+@pytest.mark.skipif(not (runner.MIGRATIONS_DIR / "model_manager_suite" / "env.py").exists(),
+                    reason="ModelManagerSuite migrations not present")
+def test_both_hubs_can_share_one_database(tmp_path: Path) -> None:
+    url = _url(tmp_path / "shared.db")
+    heads = {which: runner.upgrade_to_head(url, which) for which in runner.TREES}
+    assert {which: runner.current_revision(url, which) for which in runner.TREES} == heads
+    assert {which: runner.upgrade_to_head(url, which) for which in runner.TREES} == heads
+    _check_env_sees_no_changes(url, "memory_hub")
+
+
 def test_unknown_tree_is_rejected() -> None:
     with pytest.raises(ValueError):
         runner.upgrade_to_head("sqlite://", "nope")
