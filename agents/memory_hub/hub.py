@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.services import open_services
+from agents.memory_hub.stores import embedded_redis, redis_store, sql
 from agents.memory_hub.handlers.memory_client import MemoryClient
 from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
 from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
@@ -25,15 +26,17 @@ HANDLER_CLASSES = (
     UnifiedUtilsAgent, AuthenticationAgent, AgentTrustScorer,
 )
 
-DEFAULTS: dict = merge_defaults(*(cls.DEFAULTS for cls in HANDLER_CLASSES))
+DEFAULTS: dict = merge_defaults(sql.DEFAULTS, redis_store.DEFAULTS, embedded_redis.DEFAULTS,
+                                *(cls.DEFAULTS for cls in HANDLER_CLASSES))
 ENV_MAP: dict[str, tuple[str, ...]] = {}
 
 
 def build(runtime: Runtime) -> Assembly:
-    services = MemoryServices(settings=runtime.settings, data_dir=runtime.data_dir, events=runtime.events,
-                              tokens=runtime.tokens, registry=runtime.metrics.registry)
+    services = open_services(runtime.settings, runtime.data_dir, runtime.events, runtime.tokens,
+                             runtime.metrics.registry)
     handlers = [cls(services) for cls in HANDLER_CLASSES]
-    return Assembly(handlers=handlers, close=[services.close])
+    checks = {"sql": services.sql.health, "redis": services.redis.health}
+    return Assembly(handlers=handlers, checks=checks, critical={"sql"}, close=[services.close])
 
 
 SPEC = HubSpec(

@@ -1,4 +1,8 @@
-"""What MemoryHub's handlers share: settings, stores, search, events. Built once by hub.py."""
+"""What MemoryHub's handlers share: settings, stores, search, events. Built once by hub.py.
+
+``open_services`` opens SQL (migrated to head), Redis (the configured URL, or a private embedded
+redis-server), and the search engine when enabled; ``MemoryServices.close`` releases them in reverse.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,7 +10,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bus.events import EventPublisher, NullPublisher
+from bus.log import get_logger
 from bus.tokens import TokenService
+
+log = get_logger("memory_hub.services")
 
 
 @dataclass
@@ -23,5 +30,53 @@ class MemoryServices:
 
     def close(self) -> None:
         for close in reversed(self.closers):
-            close()
+            try:
+                close()
+            except Exception as exc:
+                log.error("close_failed", error=repr(exc))
         self.closers.clear()
+
+
+def open_services(settings: dict, data_dir: Path, events: EventPublisher | NullPublisher,
+                  tokens: TokenService | None = None, registry: Any = None) -> MemoryServices:
+    from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
+    from agents.memory_hub.stores.redis_store import RedisStore
+    from agents.memory_hub.stores.sql import SqlStore
+
+    services = MemoryServices(settings=settings, data_dir=data_dir, events=events, tokens=tokens, registry=registry)
+    try:
+        storage = settings["storage"]
+        services.sql = SqlStore(storage["database_url"], data_dir=data_dir, settings=settings.get("sql"))
+        services.closers.append(services.sql.close)
+        revision = services.sql.migrate()
+        log.info("sql_ready", url=_redact(services.sql.url), revision=revision)
+        redis_url = storage["redis_url"]
+        if not redis_url:
+            embedded = EmbeddedRedis(data_dir, settings=settings.get("embedded_redis"))
+            redis_url = embedded.start()
+            services.closers.append(embedded.stop)
+            log.info("embedded_redis_started", url=redis_url, pid=embedded.pid)
+        services.redis = RedisStore(redis_url, settings=settings.get("redis"))
+        services.closers.append(services.redis.close)
+        services.search = open_search(services)
+    except Exception:
+        services.close()
+        raise
+    return services
+
+
+def open_search(services: MemoryServices) -> Any:
+    section = services.settings.get("search") or {}
+    if not section.get("enabled", False):
+        return None
+    from agents.memory_hub.search.engine import SearchEngine
+    engine = SearchEngine.open(services.sql, section, services.data_dir)
+    services.closers.append(engine.close)
+    return engine
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
