@@ -141,9 +141,13 @@ class EmbeddedRedis:
 
     def _spawn(self) -> None:
         self.socket_path.unlink(missing_ok=True)
-        self._proc = subprocess.Popen(self._command(), cwd=self.data_dir, stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      start_new_session=True)
+        command = self._command()
+        try:
+            self._proc = subprocess.Popen(command, cwd=self.data_dir, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True)
+        except OSError as exc:
+            raise EmbeddedRedisError(f"cannot run {command[0]}: {exc}") from exc
         self.pidfile.write_text(f"{self._proc.pid}\n")
 
     def _wait_ready(self) -> None:
