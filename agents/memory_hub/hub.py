@@ -4,7 +4,7 @@ from __future__ import annotations
 from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
 from agents.memory_hub.services import open_services
-from agents.memory_hub.stores import embedded_redis, redis_store, sql
+from agents.memory_hub.stores import factory
 from agents.memory_hub.handlers.memory_client import MemoryClient
 from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
 from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
@@ -26,7 +26,7 @@ HANDLER_CLASSES = (
     UnifiedUtilsAgent, AuthenticationAgent, AgentTrustScorer,
 )
 
-DEFAULTS: dict = merge_defaults(sql.DEFAULTS, redis_store.DEFAULTS, embedded_redis.DEFAULTS,
+DEFAULTS: dict = merge_defaults(factory.DEFAULTS,
                                 *(cls.DEFAULTS for cls in HANDLER_CLASSES))
 ENV_MAP: dict[str, tuple[str, ...]] = {}
 

@@ -39,25 +39,13 @@ class MemoryServices:
 
 def open_services(settings: dict, data_dir: Path, events: EventPublisher | NullPublisher,
                   tokens: TokenService | None = None, registry: Any = None) -> MemoryServices:
-    from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
-    from agents.memory_hub.stores.redis_store import RedisStore
-    from agents.memory_hub.stores.sql import SqlStore
+    from agents.memory_hub.stores.factory import open_stores
 
     services = MemoryServices(settings=settings, data_dir=data_dir, events=events, tokens=tokens, registry=registry)
+    stores = open_stores(settings, data_dir)
+    services.sql, services.redis = stores.sql, stores.redis
+    services.closers.append(stores.close)
     try:
-        storage = settings["storage"]
-        services.sql = SqlStore(storage["database_url"], data_dir=data_dir, settings=settings.get("sql"))
-        services.closers.append(services.sql.close)
-        revision = services.sql.migrate()
-        log.info("sql_ready", url=_redact(services.sql.url), revision=revision)
-        redis_url = storage["redis_url"]
-        if not redis_url:
-            embedded = EmbeddedRedis(data_dir, settings=settings.get("embedded_redis"))
-            redis_url = embedded.start()
-            services.closers.append(embedded.stop)
-            log.info("embedded_redis_started", url=redis_url, pid=embedded.pid)
-        services.redis = RedisStore(redis_url, settings=settings.get("redis"))
-        services.closers.append(services.redis.close)
         services.search = open_search(services)
     except Exception:
         services.close()
