@@ -1,0 +1,1 @@
+"""Alembic environment of ModelManagerSuite's SQL schema (``migrations.runner.upgrade_to_head(url, "model_manager_suite")``)."""
