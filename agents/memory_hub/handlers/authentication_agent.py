@@ -1,19 +1,237 @@
-"""AuthenticationAgent: legacy-protocol.md §2.7 (7116/8116).
+"""AuthenticationAgent: legacy-protocol.md §2.7 (7116/8116), users in SQL, JWT sessions, logout by jti.
 
-Wire contract (legacy port): health requests (`ping`, `health`, `health_check`) answer the legacy health
-reply; the legacy health port answers any message with it. Other actions arrive with the issue that builds
-this agent and answer `Unknown action` until then.
+Legacy port (JSON, flat fields; replies exactly as the legacy agent):
+  register{user_id,password}   -> {status:"success", message:"User registered successfully"}
+  login{user_id,password}      -> {status:"success", message:"Login successful", session:{token, expires_at: iso}}
+                                  (token: a JWT of the hub's TokenService with the user's scopes)
+  logout{token}                -> {status:"success", message:"Logout successful"}
+  validate_token{token}        -> {status:"success", valid: bool}
+  health_check                 -> base health + {status:"ok", agent_type:"authentication", active_sessions,
+                                  registered_users, cleanup_thread_alive, uptime_seconds}
+  errors                       -> {status:"error", message}: "Missing user_id or password", "User already exists",
+                                  "User not found", "Invalid password", "Missing token", "Invalid token",
+                                  "Too many login attempts, retry later", "Unknown action: X"
+Legacy health port: the same health reply for any message.
+
+Native (agent "AuthenticationAgent"):
+  register{user_id,password,scopes?}  -> {user_id, scopes}         (conflict if the user exists)
+  login{user_id,password,ttl_s?}      -> {token, token_type:"Bearer", sub, scopes, expires_at, expires_at_iso}
+                                         PUBLIC (no token needed); rate-limited: busy + retry_after_ms;
+                                         wrong user or password -> unauthorized "invalid user_id or password"
+  logout{token?}                      -> {revoked: jti, expires_at}  (default: the caller's own token)
+  verify{token}                       -> {valid, sub, scopes, exp} or {valid:false, reason}   PUBLIC
+Routes: POST /auth/login -> login, POST /auth/verify -> verify, POST /auth/logout -> logout.
 """
 from __future__ import annotations
 
-from bus.handler import Handler
+import time
+from datetime import datetime
+from typing import Any, Callable
+
+from agents.memory_hub.auth import DEFAULTS as AUTH_DEFAULTS
+from agents.memory_hub.auth import LoginLimiter, RevocationList, UserStore
 from agents.memory_hub.services import MemoryServices
+from bus.errors import BadRequest, Forbidden, HubError, NotFound, Unauthorized, Unavailable
+from bus.handler import CallContext, Handler, Principal, Route, action, base_legacy_health
+from schemas.memory_hub import authentication_agent as schema
+
+_ATTR = "_auth_revocation_list"
+
+
+def revocation_list(services: MemoryServices) -> RevocationList:
+    """The one ``RevocationList`` of these services (shared by the handler and the hub's check)."""
+    revocations = getattr(services, _ATTR, None)
+    if revocations is None:
+        leeway = getattr(services.tokens, "leeway_s", 5) if services.tokens is not None else 5
+        revocations = RevocationList(services.redis, _section(services), leeway_s=leeway)
+        setattr(services, _ATTR, revocations)
+        services.closers.append(revocations.close)
+    return revocations
+
+
+def make_revocation_check(services: MemoryServices) -> Callable[[str], bool]:
+    """For hub.py: ``services.tokens.is_revoked = make_revocation_check(services)``."""
+    return revocation_list(services).is_revoked
+
+
+def _section(services: MemoryServices) -> dict[str, Any]:
+    return {**AUTH_DEFAULTS["auth_agent"], **services.settings.get("auth_agent", {})}
 
 
 class AuthenticationAgent(Handler):
     name = "AuthenticationAgent"
     legacy_ports = (7116,)
     legacy_health_ports = (8116,)
+    routes = (
+        Route("POST", "/auth/login", "login"),
+        Route("POST", "/auth/verify", "verify"),
+        Route("POST", "/auth/logout", "logout"),
+    )
+    DEFAULTS = AUTH_DEFAULTS
 
     def __init__(self, services: MemoryServices):
         self.services = services
+        self.settings = _section(services)
+        self.users = UserStore(services.sql, self.settings) if services.sql is not None else None
+        self.revocations = revocation_list(services)
+        self.limiter = LoginLimiter(self.settings)
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ domain
+    def register(self, user_id: Any, password: Any, scopes: list[str] | None = None) -> list[str]:
+        if not user_id or not password or not isinstance(user_id, str) or not isinstance(password, str):
+            raise BadRequest("Missing user_id or password")
+        granted = list(self.settings["default_scopes"]) if scopes is None else list(scopes)
+        self._user_store().create(user_id, password, granted)
+        return granted
+
+    def login(self, user_id: Any, password: Any, peer: str | None = None,
+              ttl_s: int | None = None) -> tuple[str, dict]:
+        if not user_id or not password or not isinstance(user_id, str) or not isinstance(password, str):
+            raise BadRequest("Missing user_id or password")
+        self.limiter.check(user_id, peer)
+        scopes = self._user_store().authenticate(user_id, password)
+        ttl = min(int(ttl_s or self.settings["session_ttl_s"]), int(self.settings["session_ttl_s"]))
+        token, claims = self._tokens().mint(user_id, scopes=scopes, ttl_s=ttl)
+        try:
+            self.revocations.remember_session(claims["jti"], user_id, claims["exp"])
+        except Unavailable:
+            pass  # the session count in the health reply is informational
+        return token, claims
+
+    def logout(self, token: Any) -> Principal:
+        if not token or not isinstance(token, str):
+            raise BadRequest("Missing token")
+        principal = self.check_token(token)
+        self.revoke(principal)
+        return principal
+
+    def revoke(self, principal: Principal) -> None:
+        jti = principal.token_id or ""
+        exp = principal.expires_at or time.time() + self._tokens().ttl_s
+        try:
+            self.revocations.revoke(jti, exp)
+        finally:
+            forget = getattr(self._tokens(), "forget", None)
+            if forget is not None:
+                forget(jti)
+
+    def check_token(self, token: str) -> Principal:
+        try:
+            return self._tokens().verify(token)
+        except Unauthorized as exc:
+            raise Unauthorized("Invalid token", details={"reason": exc.message}) from exc
+
+    def _user_store(self) -> UserStore:
+        if self.users is None:
+            raise Unavailable("user store (SQL) is not configured")
+        return self.users
+
+    def _tokens(self) -> Any:
+        if self.services.tokens is None:
+            raise Unavailable("token service is not configured")
+        return self.services.tokens
+
+    # ------------------------------------------------------------------ native
+    @action(schema.REGISTER, name="register")
+    def register_user(self, args: dict, ctx: CallContext) -> dict:
+        """Create a user (scopes default to auth_agent.default_scopes)."""
+        scopes = args["scopes"]
+        if scopes is not None and ctx.principal is not None and "*" not in ctx.principal.scopes:
+            beyond = sorted(set(scopes) - set(ctx.principal.scopes))
+            if beyond:
+                raise Forbidden(f"cannot grant scopes the caller does not hold: {beyond}")
+        granted = self.register(args["user_id"], args["password"], scopes)
+        return {"user_id": args["user_id"], "scopes": granted}
+
+    @action(schema.LOGIN, name="login", public=True)
+    def login_action(self, args: dict, ctx: CallContext) -> dict:
+        """Public: exchange user_id/password for a JWT (rate-limited per user and per peer)."""
+        try:
+            token, claims = self.login(args["user_id"], args["password"], ctx.peer, args["ttl_s"])
+        except (NotFound, Unauthorized) as exc:
+            raise Unauthorized("invalid user_id or password") from exc
+        return {"token": token, "token_type": "Bearer", "sub": claims["sub"], "scopes": claims["scope"],
+                "expires_at": claims["exp"], "expires_at_iso": _iso(claims["exp"])}
+
+    @action(schema.LOGOUT, name="logout")
+    def logout_action(self, args: dict, ctx: CallContext) -> dict:
+        """Revoke the given token, or the caller's own."""
+        if args["token"]:
+            principal = self.logout(args["token"])
+        elif ctx.principal is not None and ctx.principal.token_id:
+            principal = ctx.principal
+            self.revoke(principal)
+        else:
+            raise BadRequest("missing field 'token'", details={"field": "token"})
+        return {"revoked": principal.token_id, "expires_at": principal.expires_at}
+
+    @action(schema.VERIFY, name="verify", public=True)
+    def verify_action(self, args: dict, ctx: CallContext) -> dict:
+        """Public: {valid, sub, scopes, exp} for a valid token, {valid: false, reason} otherwise."""
+        try:
+            principal = self._tokens().verify(args["token"])
+        except Unauthorized as exc:
+            return {"valid": False, "reason": exc.message}
+        return {"valid": True, "sub": principal.subject, "scopes": list(principal.scopes),
+                "exp": principal.expires_at}
+
+    # ------------------------------------------------------------------ legacy
+    def handle_legacy(self, request: Any, port: int) -> dict:
+        if not isinstance(request, dict):
+            return {"status": "error", "message": f"Internal server error: {type(request).__name__!r} object "
+                                                  "has no attribute 'get'"}
+        name = request.get("action", "")
+        adapter = self._legacy_actions().get(name)
+        if adapter is None:
+            return {"status": "error", "message": f"Unknown action: {name}"}
+        try:
+            return adapter(request)
+        except HubError as err:
+            return {"status": "error", "message": err.message}
+
+    def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
+        return {"register": self._legacy_register, "login": self._legacy_login, "logout": self._legacy_logout,
+                "validate_token": self._legacy_validate, "health_check": lambda _r: self.legacy_health(0)}
+
+    def _legacy_register(self, request: dict) -> dict:
+        self.register(request.get("user_id"), request.get("password"))
+        return {"status": "success", "message": "User registered successfully"}
+
+    def _legacy_login(self, request: dict) -> dict:
+        token, claims = self.login(request.get("user_id"), request.get("password"))
+        return {"status": "success", "message": "Login successful",
+                "session": {"token": token, "expires_at": _iso(claims["exp"])}}
+
+    def _legacy_logout(self, request: dict) -> dict:
+        self.logout(request.get("token"))
+        return {"status": "success", "message": "Logout successful"}
+
+    def _legacy_validate(self, request: dict) -> dict:
+        token = request.get("token")
+        if not token or not isinstance(token, str):
+            raise BadRequest("Missing token")
+        try:
+            self._tokens().verify(token)
+        except Unauthorized:
+            return {"status": "success", "valid": False}
+        return {"status": "success", "valid": True}
+
+    def legacy_health(self, port: int) -> dict:
+        return base_legacy_health(self.name, self.started_at, status="ok", agent_type="authentication",
+                                  active_sessions=self.revocations.active_sessions(),
+                                  registered_users=self._user_count(), cleanup_thread_alive=True,
+                                  uptime_seconds=time.time() - self.started_at)
+
+    def _user_count(self) -> int | None:
+        try:
+            return self.users.count() if self.users is not None else None
+        except HubError:
+            return None
+
+    def health_checks(self) -> dict[str, tuple[bool, Any]]:
+        return {"auth_users": (self.users is not None, "users in SQL" if self.users else "no SQL store")}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(float(epoch)).isoformat()

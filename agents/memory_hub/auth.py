@@ -1,0 +1,300 @@
+"""AuthenticationAgent domain: password hashing, users, token revocation and the login rate limiter.
+
+* Passwords: ``hashlib.scrypt`` with a per-user random 16-byte salt; the parameters are stored with the
+  hash (``scrypt$n$r$p$salt$hash``, base64), so they can be raised later without breaking old hashes
+  (a login with old parameters re-hashes the password). Comparison is constant-time; a login for an
+  unknown user still runs one scrypt so timing does not tell which users exist.
+* Users live in SQL (``users``: user_id, password_hash, scopes, disabled, created_at, last_login_at).
+* Revocation (logout): ``auth:revoked:<jti>`` in Redis db3 with a TTL until the token's ``exp`` (plus the
+  verification leeway). Redis runs with AOF, so revocations survive a Redis or hub restart; they are not
+  copied to SQL: a deliberate ``FLUSHALL`` forgets them (rotate the JWT secret instead, see SECURITY.md).
+  Every revocation this process made, and every revoked id it has seen, is also kept in memory until
+  its ``exp``. ``is_revoked`` answers from memory first, then one Redis ``EXISTS`` on a dedicated client
+  without retries (short timeouts). When Redis cannot answer, the check fails **closed** by default:
+  it raises ``Unavailable`` (wire code ``unavailable``, retryable) and opens a short breaker so that the
+  router thread does not wait on a dead Redis for every request; ``revocation_fail_open: true`` answers
+  from memory only instead.
+* Login attempts: a sliding window per user id and per peer address, in memory (per hub process).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Any, Callable, Iterable
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bus.errors import Busy, Conflict, NotFound, Unauthorized, Unavailable
+from bus.log import get_logger
+
+log = get_logger("memory_hub.auth")
+
+DEFAULTS: dict[str, Any] = {
+    "auth_agent": {
+        "default_scopes": [],          # scopes of users created by legacy `register` (and native, unless given)
+        "session_ttl_s": 86400,        # lifetime of the JWT returned by login (legacy: 24 h)
+        "scrypt_n": 16384,             # scrypt cost (2**14), block size and parallelism for new hashes
+        "scrypt_r": 8,
+        "scrypt_p": 1,
+        "login_window_s": 60.0,        # sliding window of the login rate limiter
+        "login_max_per_user": 10,      # attempts per user id per window
+        "login_max_per_peer": 30,      # attempts per peer address per window (when the transport knows it)
+        "revocation_fail_open": False,  # Redis down: False = refuse tokens (unavailable), True = memory only
+        "revocation_breaker_s": 2.0,   # after a Redis failure, answer from the breaker for this long
+        "revocation_timeout_s": 0.2,   # socket timeouts of the dedicated revocation client
+    },
+}
+
+HASH_SCHEME = "scrypt"
+SALT_BYTES = 16
+KEY_BYTES = 32
+MAX_PASSWORD_BYTES = 1024
+_DUMMY_SALT = b"\x00" * SALT_BYTES
+
+
+# --------------------------------------------------------------------------------------------- passwords
+
+def hash_password(password: str, *, n: int = 16384, r: int = 8, p: int = 1) -> str:
+    """``scrypt$n$r$p$<salt b64>$<key b64>`` for a fresh random salt."""
+    salt = os.urandom(SALT_BYTES)
+    key = _scrypt(password, salt, n, r, p)
+    return "$".join((HASH_SCHEME, str(n), str(r), str(p), _b64(salt), _b64(key)))
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Constant-time check of ``password`` against a stored ``hash_password`` string."""
+    try:
+        scheme, n, r, p, salt, key = stored.split("$")
+        if scheme != HASH_SCHEME:
+            return False
+        expected = base64.b64decode(key)
+        actual = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p), len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def hash_parameters(stored: str) -> tuple[int, int, int] | None:
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != HASH_SCHEME:
+        return None
+    return int(parts[1]), int(parts[2]), int(parts[3])
+
+
+def burn_password_check(password: str, n: int, r: int, p: int) -> None:
+    """The cost of one verification, for unknown users (no timing oracle on user existence)."""
+    _scrypt(password, _DUMMY_SALT, n, r, p)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int = KEY_BYTES) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p,
+                          maxmem=256 * r * n + 1024 * 1024, dklen=dklen)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+# --------------------------------------------------------------------------------------------- users
+
+class UserStore:
+    """Users in SQL; ``sql`` is an ``agents.memory_hub.stores.sql.SqlStore``."""
+
+    def __init__(self, sql: Any, settings: dict[str, Any]):
+        self.sql = sql
+        self.n, self.r, self.p = int(settings["scrypt_n"]), int(settings["scrypt_r"]), int(settings["scrypt_p"])
+
+    def create(self, user_id: str, password: str, scopes: Iterable[str]) -> None:
+        from agents.memory_hub.stores.sql_models import User
+
+        password_hash = hash_password(password, n=self.n, r=self.r, p=self.p)
+        with self.sql.transaction() as session:
+            if session.get(User, user_id) is not None:
+                raise Conflict("User already exists")
+            session.add(User(user_id=user_id, password_hash=password_hash, scopes=list(scopes)))
+
+    def authenticate(self, user_id: str, password: str) -> list[str]:
+        """The user's scopes, or ``NotFound("User not found")`` / ``Unauthorized("Invalid password")``."""
+        from agents.memory_hub.stores.sql_models import User
+
+        with self.sql.session() as session:
+            user = session.get(User, user_id)
+            stored = None if user is None or user.disabled else user.password_hash
+            scopes = list(user.scopes or []) if user is not None else []
+        if stored is None:
+            burn_password_check(password, self.n, self.r, self.p)
+            raise NotFound("User not found")
+        if not verify_password(password, stored):
+            raise Unauthorized("Invalid password")
+        self._after_login(user_id, password, stored)
+        return scopes
+
+    def _after_login(self, user_id: str, password: str, stored: str) -> None:
+        from agents.memory_hub.stores.sql_models import User
+
+        rehash = hash_parameters(stored) != (self.n, self.r, self.p)
+        new_hash = hash_password(password, n=self.n, r=self.r, p=self.p) if rehash else None
+        with self.sql.transaction() as session:
+            user = session.get(User, user_id)
+            if user is not None:
+                user.last_login_at = time.time()
+                if new_hash:
+                    user.password_hash = new_hash
+
+    def count(self) -> int:
+        from sqlalchemy import func, select
+
+        from agents.memory_hub.stores.sql_models import User
+
+        with self.sql.session() as session:
+            return int(session.execute(select(func.count()).select_from(User)).scalar_one())
+
+
+# --------------------------------------------------------------------------------------------- revocation
+
+class RevocationList:
+    """Revoked token ids: memory first, then Redis db3 (see the module docstring for failure modes)."""
+
+    KEY = "revoked:"
+    SESSION_KEY = "session:"
+
+    def __init__(self, redis_store: Any, settings: dict[str, Any], leeway_s: float = 5.0):
+        self.redis_store = redis_store
+        self.fail_open = bool(settings["revocation_fail_open"])
+        self.breaker_s = float(settings["revocation_breaker_s"])
+        self.leeway_s = float(leeway_s)
+        self._known: dict[str, float] = {}     # jti -> exp (epoch)
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._fast = _fast_client(redis_store, float(settings["revocation_timeout_s"]))
+
+    def revoke(self, jti: str, exp: float) -> None:
+        """Remember ``jti`` as revoked until ``exp``; raises ``Unavailable`` when Redis cannot store it
+        (the revocation still holds in this process)."""
+        with self._lock:
+            self._known[jti] = float(exp)
+            self._prune(time.time())
+        if self.redis_store is None:
+            return
+        ttl = max(1.0, float(exp) - time.time() + self.leeway_s)
+        self.redis_store.auth.set(self.KEY + jti, b"1", ttl)
+        self.redis_store.auth.delete(self.SESSION_KEY + jti)
+
+    def is_revoked(self, jti: str) -> bool:
+        """True when revoked; ``Unavailable`` when unknown here and Redis cannot answer (fail closed)."""
+        now = time.time()
+        with self._lock:
+            if jti in self._known:
+                return True
+            down = now < self._down_until
+        if self._fast is None:
+            return False
+        if down:
+            return self._redis_down()
+        try:
+            found = bool(self._fast.exists(self.auth_key(self.KEY + jti)))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            log.warning("revocation_check_failed", error=str(exc), breaker_s=self.breaker_s)
+            with self._lock:
+                self._down_until = time.time() + self.breaker_s
+            return self._redis_down()
+        if found:
+            with self._lock:
+                self._known[jti] = now + self.leeway_s + 86400.0
+        return found
+
+    def remember_session(self, jti: str, subject: str, exp: float) -> None:
+        """Active sessions (for the legacy health reply): ``auth:session:<jti>`` until ``exp``."""
+        if self.redis_store is not None:
+            self.redis_store.auth.set(self.SESSION_KEY + jti, subject, max(1.0, float(exp) - time.time()))
+
+    def active_sessions(self) -> int | None:
+        if self.redis_store is None:
+            return None
+        try:
+            return len(self.redis_store.auth.scan(self.SESSION_KEY + "*"))
+        except Unavailable:
+            return None
+
+    def auth_key(self, key: str) -> str:
+        return self.redis_store.auth.key(key)
+
+    def close(self) -> None:
+        if self._fast is not None:
+            self._fast.connection_pool.disconnect()
+
+    def _redis_down(self) -> bool:
+        if self.fail_open:
+            return False
+        raise Unavailable("token revocation list is unavailable (Redis down); retry later", retry_after_ms=500)
+
+    def _prune(self, now: float) -> None:
+        for jti in [j for j, exp in self._known.items() if exp + self.leeway_s < now]:
+            del self._known[jti]
+
+
+def _fast_client(redis_store: Any, timeout_s: float) -> redis.Redis | None:
+    """A db3 client with no retries and short timeouts (the check runs on the router thread)."""
+    if redis_store is None:
+        return None
+    from agents.memory_hub.stores.redis_store import LOGICAL_DBS
+
+    return redis.Redis.from_url(redis_store.url, db=LOGICAL_DBS["auth"], socket_timeout=timeout_s,
+                                socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0),
+                                health_check_interval=0)
+
+
+# --------------------------------------------------------------------------------------------- rate limit
+
+class SlidingWindowLimiter:
+    """At most ``limit`` hits per ``window_s`` per key, in memory; thread-safe; bounded key count."""
+
+    def __init__(self, limit: int, window_s: float, max_keys: int = 50000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit = int(limit)
+        self.window_s = float(window_s)
+        self.max_keys = max_keys
+        self.clock = clock
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> float | None:
+        """Record one attempt; returns None if allowed, else the seconds until the next one would be."""
+        now = self.clock()
+        with self._lock:
+            hits = self._hits.pop(key, None) or deque()
+            while hits and hits[0] <= now - self.window_s:
+                hits.popleft()
+            self._hits[key] = hits
+            if len(self._hits) > self.max_keys:
+                self._hits.popitem(last=False)
+            if len(hits) >= self.limit:
+                return max(0.001, hits[0] + self.window_s - now)
+            hits.append(now)
+            return None
+
+
+class LoginLimiter:
+    """Per-user and per-peer login windows; ``check`` raises ``Busy`` with ``retry_after_ms``."""
+
+    MESSAGE = "Too many login attempts, retry later"
+
+    def __init__(self, settings: dict[str, Any]):
+        window = float(settings["login_window_s"])
+        self.per_user = SlidingWindowLimiter(int(settings["login_max_per_user"]), window)
+        self.per_peer = SlidingWindowLimiter(int(settings["login_max_per_peer"]), window)
+
+    def check(self, user_id: str, peer: str | None) -> None:
+        waits = [self.per_user.hit(user_id)]
+        if peer:
+            waits.append(self.per_peer.hit(peer))
+        blocked = [w for w in waits if w is not None]
+        if blocked:
+            raise Busy(self.MESSAGE, retry_after_ms=int(max(blocked) * 1000) + 1)

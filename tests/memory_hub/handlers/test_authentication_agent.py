@@ -1,0 +1,309 @@
+"""AuthenticationAgent against a real migrated SQLite and a real redis-server (no hub process).
+
+Password hashing, users in SQL, JWT sessions, logout revocation in Redis db3, the revocation check the hub
+installs, the login rate limiter, and every legacy action with its legacy reply.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from agents.memory_hub.auth import (RevocationList, SlidingWindowLimiter, hash_password, hash_parameters,
+                                    verify_password)
+from agents.memory_hub.handlers.authentication_agent import AuthenticationAgent, make_revocation_check
+from agents.memory_hub.services import MemoryServices
+from bus.errors import Busy, Forbidden, Unauthorized, Unavailable
+from bus.events import NullPublisher
+from bus.handler import CallContext, Principal
+from bus.tokens import TokenService
+
+SECRET = "s" * 64
+
+
+def make_services(tmp_path, sql_store, redis_store, **auth_agent) -> MemoryServices:
+    tokens = TokenService(SECRET, revocation_recheck_s=0.0)
+    services = MemoryServices(settings={"auth_agent": auth_agent}, data_dir=tmp_path, events=NullPublisher(),
+                              tokens=tokens, sql=sql_store, redis=redis_store)
+    tokens.is_revoked = make_revocation_check(services)
+    return services
+
+
+@pytest.fixture
+def services(tmp_path, sql_store, redis_store):
+    services = make_services(tmp_path, sql_store, redis_store)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def agent(services) -> AuthenticationAgent:
+    return AuthenticationAgent(services)
+
+
+def ctx(action: str, principal: Principal | None = None, peer: str | None = None) -> CallContext:
+    return CallContext(agent="AuthenticationAgent", action=action, principal=principal, peer=peer)
+
+
+def legacy(agent: AuthenticationAgent, request) -> dict:
+    return agent.handle_legacy(request, 7116)
+
+
+# ------------------------------------------------------------------------------------------- passwords
+
+def test_password_hash_is_salted_scrypt_with_parameters():
+    first, second = hash_password("hunter2"), hash_password("hunter2")
+    assert first != second                         # per-hash salt
+    assert first.startswith("scrypt$16384$8$1$")
+    assert hash_parameters(first) == (16384, 8, 1)
+    assert verify_password("hunter2", first) and verify_password("hunter2", second)
+    assert not verify_password("hunter3", first)
+    assert not verify_password("hunter2", "sha256$abc") and not verify_password("x", "garbage")
+
+
+def test_user_row_never_holds_the_password_or_its_sha256(agent, sql_store):
+    import hashlib
+
+    from agents.memory_hub.stores.sql_models import User
+
+    assert legacy(agent, {"action": "register", "user_id": "ana", "password": "pw-ana"})["status"] == "success"
+    with sql_store.session() as session:
+        stored = session.get(User, "ana").password_hash
+    assert "pw-ana" not in stored and hashlib.sha256(b"pw-ana").hexdigest() not in stored
+    assert stored.startswith("scrypt$")
+
+
+def test_login_rehashes_when_parameters_change(tmp_path, sql_store, redis_store):
+    from agents.memory_hub.stores.sql_models import User
+
+    weak = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, scrypt_n=1024))
+    weak.register("bo", "pw")
+    strong = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store))
+    strong.login("bo", "pw")
+    with sql_store.session() as session:
+        assert hash_parameters(session.get(User, "bo").password_hash) == (16384, 8, 1)
+    strong.login("bo", "pw")
+
+
+# ------------------------------------------------------------------------------------------- legacy
+
+def test_legacy_register_login_validate_logout_flow(agent):
+    assert legacy(agent, {"action": "register", "user_id": "u1", "password": "p1"}) == {
+        "status": "success", "message": "User registered successfully"}
+    reply = legacy(agent, {"action": "login", "user_id": "u1", "password": "p1"})
+    assert reply["status"] == "success" and reply["message"] == "Login successful"
+    session = reply["session"]
+    assert set(session) == {"token", "expires_at"}
+    assert datetime.fromisoformat(session["expires_at"]) > datetime.now()
+    token = session["token"]
+    assert token.count(".") == 2                                   # a JWT
+    assert legacy(agent, {"action": "validate_token", "token": token}) == {"status": "success", "valid": True}
+    assert legacy(agent, {"action": "logout", "token": token}) == {"status": "success",
+                                                                    "message": "Logout successful"}
+    assert legacy(agent, {"action": "validate_token", "token": token}) == {"status": "success", "valid": False}
+    assert legacy(agent, {"action": "logout", "token": token}) == {"status": "error", "message": "Invalid token"}
+
+
+@pytest.mark.parametrize("request_, message", [
+    ({"action": "register", "user_id": "x"}, "Missing user_id or password"),
+    ({"action": "register", "password": "x"}, "Missing user_id or password"),
+    ({"action": "register", "user_id": "", "password": "x"}, "Missing user_id or password"),
+    ({"action": "register", "user_id": ["x"], "password": "x"}, "Missing user_id or password"),
+    ({"action": "login", "user_id": "x"}, "Missing user_id or password"),
+    ({"action": "login", "user_id": "ghost", "password": "x"}, "User not found"),
+    ({"action": "logout"}, "Missing token"),
+    ({"action": "logout", "token": "not-a-token"}, "Invalid token"),
+    ({"action": "validate_token"}, "Missing token"),
+    ({"action": "validate_token", "token": 42}, "Missing token"),
+    ({"action": "fly"}, "Unknown action: fly"),
+    ({"action": "ping"}, "Unknown action: ping"),
+    ({}, "Unknown action: "),
+])
+def test_legacy_errors(agent, request_, message):
+    assert legacy(agent, request_) == {"status": "error", "message": message}
+
+
+def test_legacy_duplicate_user_and_wrong_password(agent):
+    legacy(agent, {"action": "register", "user_id": "dup", "password": "a"})
+    assert legacy(agent, {"action": "register", "user_id": "dup", "password": "b"}) == {
+        "status": "error", "message": "User already exists"}
+    assert legacy(agent, {"action": "login", "user_id": "dup", "password": "b"}) == {
+        "status": "error", "message": "Invalid password"}
+
+
+def test_legacy_validate_garbage_token_is_false(agent, services):
+    assert legacy(agent, {"action": "validate_token", "token": "abc"}) == {"status": "success", "valid": False}
+    other = TokenService("o" * 64).mint("u", ["*"])[0]
+    assert legacy(agent, {"action": "validate_token", "token": other}) == {"status": "success", "valid": False}
+
+
+def test_legacy_non_object_request(agent):
+    assert legacy(agent, ["login"]) == {"status": "error",
+                                        "message": "Internal server error: 'list' object has no attribute 'get'"}
+
+
+def test_legacy_health_reply(agent):
+    legacy(agent, {"action": "register", "user_id": "h", "password": "p"})
+    legacy(agent, {"action": "login", "user_id": "h", "password": "p"})
+    reply = legacy(agent, {"action": "health_check"})
+    assert reply["status"] == "ok" and reply["agent_type"] == "authentication"
+    assert reply["registered_users"] == 1 and reply["active_sessions"] == 1
+    assert reply["cleanup_thread_alive"] is True and reply["uptime_seconds"] >= 0
+    assert reply["message"] == "AuthenticationAgent is healthy" and reply["ready"] is True
+    assert agent.legacy_health(8116)["agent_type"] == "authentication"
+
+
+def test_users_survive_a_new_agent(tmp_path, sql_store, redis_store, agent):
+    legacy(agent, {"action": "register", "user_id": "keep", "password": "pw"})
+    again = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store))
+    assert legacy(again, {"action": "login", "user_id": "keep", "password": "pw"})["status"] == "success"
+
+
+# ------------------------------------------------------------------------------------------- native
+
+def test_native_login_carries_user_scopes_and_verify(agent, services):
+    agent.register_user({"user_id": "svc", "password": "pw", "scopes": ["CacheManager"]}, ctx("register"))
+    reply = agent.login_action({"user_id": "svc", "password": "pw", "ttl_s": None}, ctx("login"))
+    assert reply["token_type"] == "Bearer" and reply["scopes"] == ["CacheManager"] and reply["sub"] == "svc"
+    principal = services.tokens.verify(reply["token"])
+    assert principal.scopes == ("CacheManager",) and principal.subject == "svc"
+    verified = agent.verify_action({"token": reply["token"]}, ctx("verify"))
+    assert verified == {"valid": True, "sub": "svc", "scopes": ["CacheManager"], "exp": reply["expires_at"]}
+
+
+def test_native_login_does_not_say_which_part_was_wrong(agent):
+    agent.register("real", "pw")
+    for user_id, password in (("real", "nope"), ("ghost", "pw")):
+        with pytest.raises(Unauthorized) as err:
+            agent.login_action({"user_id": user_id, "password": password, "ttl_s": None}, ctx("login"))
+        assert err.value.message == "invalid user_id or password"
+
+
+def test_native_login_ttl_is_capped(agent, services):
+    agent.register("ttl", "pw")
+    reply = agent.login_action({"user_id": "ttl", "password": "pw", "ttl_s": 60}, ctx("login"))
+    claims = services.tokens.verify(reply["token"]).claims
+    assert claims["exp"] - claims["iat"] == 60
+    long = agent.login_action({"user_id": "ttl", "password": "pw", "ttl_s": 30 * 86400}, ctx("login"))
+    claims = services.tokens.verify(long["token"]).claims
+    assert claims["exp"] - claims["iat"] == 86400
+
+
+def test_native_register_cannot_grant_more_than_caller_holds(agent):
+    narrow = Principal("op", scopes=("AuthenticationAgent",))
+    with pytest.raises(Forbidden):
+        agent.register_user({"user_id": "evil", "password": "pw", "scopes": ["*"]}, ctx("register", narrow))
+    assert agent.register_user({"user_id": "ok", "password": "pw", "scopes": ["AuthenticationAgent"]},
+                               ctx("register", narrow)) == {"user_id": "ok", "scopes": ["AuthenticationAgent"]}
+    assert agent.register_user({"user_id": "dflt", "password": "pw", "scopes": None},
+                               ctx("register", narrow)) == {"user_id": "dflt", "scopes": []}
+
+
+def test_native_logout_own_token_and_verify_reason(agent, services):
+    agent.register("me", "pw")
+    token = agent.login_action({"user_id": "me", "password": "pw", "ttl_s": None}, ctx("login"))["token"]
+    principal = services.tokens.verify(token)
+    reply = agent.logout_action({"token": None}, ctx("logout", principal))
+    assert reply["revoked"] == principal.token_id
+    with pytest.raises(Unauthorized, match="revoked"):
+        services.tokens.verify(token)
+    assert agent.verify_action({"token": token}, ctx("verify")) == {"valid": False, "reason": "token revoked"}
+
+
+# ------------------------------------------------------------------------------------------- revocation
+
+def test_revocation_is_in_redis_db3_with_ttl_until_exp(agent, services, redis_store):
+    agent.register("r", "pw")
+    token, claims = agent.login("r", "pw")
+    agent.logout(token)
+    assert redis_store.auth.exists(f"revoked:{claims['jti']}")
+    ttl = redis_store.auth.ttl(f"revoked:{claims['jti']}")
+    assert 86400 - 60 < ttl <= 86400 + 5
+    assert redis_store.client("auth").exists(f"auth:revoked:{claims['jti']}")
+
+
+def test_revocation_seen_by_another_process_view(tmp_path, agent, sql_store, redis_store):
+    """A second services instance (another hub sharing Redis) sees the revocation through Redis."""
+    agent.register("shared", "pw")
+    token, claims = agent.login("shared", "pw")
+    other = make_services(tmp_path, sql_store, redis_store)
+    check = make_revocation_check(other)
+    assert check(claims["jti"]) is False
+    agent.logout(token)
+    assert check(claims["jti"]) is True
+    other.close()
+
+
+def test_revocation_check_fails_closed_when_redis_is_down(tmp_path, sql_store, redis_controller):
+    from agents.memory_hub.stores.redis_store import RedisStore
+
+    store = RedisStore(redis_controller.url)
+    services = make_services(tmp_path, sql_store, store)
+    agent = AuthenticationAgent(services)
+    agent.register("down", "pw")
+    token, claims = agent.login("down", "pw")
+    revoked_token, revoked = agent.login("down", "pw")
+    agent.logout(revoked_token)
+    redis_controller.kill()
+    check = make_revocation_check(services)
+    assert check(revoked["jti"]) is True                       # known in memory
+    with pytest.raises(Unavailable):
+        check(claims["jti"])
+    with pytest.raises(Unavailable):                          # breaker open: fails fast the same way
+        check(claims["jti"])
+    redis_controller.restart()
+    services.close()
+    store.close()
+
+
+def test_revocation_fail_open_setting_answers_from_memory(tmp_path, sql_store, redis_controller):
+    from agents.memory_hub.stores.redis_store import RedisStore
+
+    store = RedisStore(redis_controller.url)
+    revocations = RevocationList(store, {"revocation_fail_open": True, "revocation_breaker_s": 2.0,
+                                         "revocation_timeout_s": 0.2})
+    revocations.revoke("gone", 4102444800.0)
+    redis_controller.kill()
+    assert revocations.is_revoked("gone") is True
+    assert revocations.is_revoked("other") is False
+    revocations.close()
+    store.close()
+
+
+# ------------------------------------------------------------------------------------------- rate limit
+
+def test_sliding_window_limiter_counts_and_forgets():
+    now = [1000.0]
+    limiter = SlidingWindowLimiter(3, 10.0, clock=lambda: now[0])
+    assert [limiter.hit("k") for _ in range(3)] == [None, None, None]
+    wait = limiter.hit("k")
+    assert wait == pytest.approx(10.0)
+    assert limiter.hit("other") is None
+    now[0] += 10.0
+    assert limiter.hit("k") is None
+
+
+def test_login_is_rate_limited_per_user(tmp_path, sql_store, redis_store):
+    agent = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, login_max_per_user=3))
+    agent.register("victim", "right")
+    for _ in range(3):
+        assert legacy(agent, {"action": "login", "user_id": "victim", "password": "wrong"})["message"] == \
+            "Invalid password"
+    assert legacy(agent, {"action": "login", "user_id": "victim", "password": "right"}) == {
+        "status": "error", "message": "Too many login attempts, retry later"}
+    with pytest.raises(Busy) as err:
+        agent.login_action({"user_id": "victim", "password": "right", "ttl_s": None}, ctx("login"))
+    assert err.value.retry_after_ms > 0
+    assert legacy(agent, {"action": "login", "user_id": "someone-else", "password": "x"})["message"] == \
+        "User not found"
+
+
+def test_login_is_rate_limited_per_peer(tmp_path, sql_store, redis_store):
+    agent = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, login_max_per_peer=2))
+    for name in ("a", "b"):
+        with pytest.raises(Unauthorized):
+            agent.login_action({"user_id": name, "password": "x", "ttl_s": None}, ctx("login", peer="10.0.0.5"))
+    with pytest.raises(Busy):
+        agent.login_action({"user_id": "c", "password": "x", "ttl_s": None}, ctx("login", peer="10.0.0.5"))
+    with pytest.raises(Unauthorized):
+        agent.login_action({"user_id": "c", "password": "x", "ttl_s": None}, ctx("login", peer="10.0.0.6"))
