@@ -1,19 +1,161 @@
 """AgentTrustScorer: legacy-protocol.md §2.8 (YAML 7122/8122 and code default 5626/5627: both bound).
 
-Wire contract (legacy port): health requests (`ping`, `health`, `health_check`) answer the legacy health
-reply; the legacy health port answers any message with it. Other actions arrive with the issue that builds
-this agent and answer `Unknown action` until then.
+Legacy port (JSON, flat fields; replies exactly as the legacy agent):
+  log_performance{model_id, success, response_time=0.0, error_message?} -> {status:"success", new_trust_score}
+  get_trust_score{model_id}                     -> {status:"success", trust_score}        (0.5 when unknown)
+  get_performance_history{model_id, limit=10}   -> {status:"success", history:[{success, response_time, timestamp}]}
+                                                   newest first; timestamp "YYYY-MM-DD HH:MM:SS.ffffff" (local)
+  health_check                                  -> base health + {status:"ok", service:"AgentTrustScorer", uptime,
+                                                   additional_info:{}}
+  errors -> {status:"error", message}: a missing field ("Missing required field: 'model_id'"), a mistyped one,
+            "Unknown action: X".
+  Score = 0.7·successful/total + 0.3·max(0, 1 − response_time/5.0) with the latest response_time (agents/memory_hub/trust.py).
+Legacy health ports: the same health reply for any message.
+
+Native (agent "AgentTrustScorer"):
+  log_performance{model_id, success, response_time?, error_message?} -> {model_id, new_trust_score}
+  get_trust_score{model_id}   -> {model_id, trust_score, total_interactions, successful_interactions, last_updated}
+  get_performance_history{model_id, limit?} -> {model_id, history:[{success, response_time, timestamp, error_message}]}
+  get_trust{user_id}          -> as get_trust_score, keyed user_id;  route GET /trust/{user_id}
+The trust policy and call feeding for the hub are in agents/memory_hub/trust.py (make_trust_policy,
+make_call_feeder).
 """
 from __future__ import annotations
 
-from bus.handler import Handler
+import time
+from datetime import datetime
+from typing import Any, Callable
+
 from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.trust import DEFAULTS as TRUST_DEFAULTS
+from agents.memory_hub.trust import TrustStore, trust_components
+from bus.errors import BadRequest, HubError, Unavailable
+from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from schemas.memory_hub import agent_trust_scorer as schema
+
+MAX_HISTORY = 10000
 
 
 class AgentTrustScorer(Handler):
     name = "AgentTrustScorer"
     legacy_ports = (7122, 5626)
     legacy_health_ports = (8122, 5627)
+    routes = (Route("GET", "/trust/{user_id}", "get_trust"),)
+    DEFAULTS = TRUST_DEFAULTS
 
     def __init__(self, services: MemoryServices):
         self.services = services
+        self.store, self.policy, self.feeder = trust_components(services)
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ domain
+    def log_performance(self, model_id: str, success: bool, response_time: float = 0.0,
+                        error_message: str | None = None) -> float:
+        score = self._store().log_performance(model_id, success, response_time, error_message)
+        self.policy.invalidate(model_id)
+        return score
+
+    def record(self, model_id: str) -> dict[str, Any]:
+        found = self._store().get_record(model_id)
+        if found is None:
+            found = {"trust_score": 0.5, "total_interactions": 0, "successful_interactions": 0,
+                     "last_updated": None}
+        return {"model_id": model_id, **found}
+
+    def _store(self) -> TrustStore:
+        if self.store is None:
+            raise Unavailable("trust store (SQL) is not configured")
+        return self.store
+
+    # ------------------------------------------------------------------ native
+    @action(schema.LOG_PERFORMANCE, name="log_performance")
+    def log_performance_action(self, args: dict, ctx: CallContext) -> dict:
+        """Record one interaction; returns the new score."""
+        score = self.log_performance(args["model_id"], args["success"], args["response_time"], args["error_message"])
+        return {"model_id": args["model_id"], "new_trust_score": score}
+
+    @action(schema.GET_TRUST_SCORE, name="get_trust_score")
+    def get_trust_score_action(self, args: dict, ctx: CallContext) -> dict:
+        """Score and counters of one id (0.5 and zeros when unknown)."""
+        return self.record(args["model_id"])
+
+    @action(schema.GET_TRUST, name="get_trust")
+    def get_trust_action(self, args: dict, ctx: CallContext) -> dict:
+        """GET /trust/{user_id}."""
+        found = self.record(args["user_id"])
+        found["user_id"] = found.pop("model_id")
+        return found
+
+    @action(schema.GET_PERFORMANCE_HISTORY, name="get_performance_history")
+    def get_performance_history_action(self, args: dict, ctx: CallContext) -> dict:
+        """Newest interactions first."""
+        return {"model_id": args["model_id"], "history": self._store().get_history(args["model_id"], args["limit"])}
+
+    # ------------------------------------------------------------------ legacy
+    def handle_legacy(self, request: Any, port: int) -> dict:
+        if not isinstance(request, dict):
+            return {"status": "error", "message": f"'{type(request).__name__}' object has no attribute 'get'"}
+        name = request.get("action")
+        adapter = self._legacy_actions().get(name)
+        if adapter is None:
+            return {"status": "error", "message": f"Unknown action: {name}"}
+        try:
+            return adapter(request)
+        except HubError as err:
+            return {"status": "error", "message": err.message}
+
+    def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
+        return {"log_performance": self._legacy_log, "get_trust_score": self._legacy_score,
+                "get_performance_history": self._legacy_history, "health_check": lambda _r: self.legacy_health(0)}
+
+    def _legacy_log(self, request: dict) -> dict:
+        model_id = _model_id(request)
+        if "success" not in request:
+            raise BadRequest("Missing required field: 'success'")
+        response_time = request.get("response_time", 0.0)
+        if isinstance(response_time, bool) or not isinstance(response_time, (int, float)):
+            raise BadRequest(f"response_time must be a number, got {type(response_time).__name__}")
+        error_message = request.get("error_message")
+        score = self.log_performance(model_id, bool(request["success"]), float(response_time),
+                                     str(error_message) if error_message else None)
+        return {"status": "success", "new_trust_score": score}
+
+    def _legacy_score(self, request: dict) -> dict:
+        return {"status": "success", "trust_score": self._store().get_trust_score(_model_id(request))}
+
+    def _legacy_history(self, request: dict) -> dict:
+        model_id = _model_id(request)
+        history = self._store().get_history(model_id, _legacy_limit(request.get("limit", 10)))
+        return {"status": "success", "history": [
+            {"success": row["success"], "response_time": row["response_time"],
+             "timestamp": str(datetime.fromtimestamp(row["timestamp"]))} for row in history]}
+
+    def legacy_health(self, port: int) -> dict:
+        return base_legacy_health(self.name, self.started_at, status="ok", service="AgentTrustScorer",
+                                  uptime=time.time() - self.started_at, additional_info={})
+
+    def health_checks(self) -> dict[str, tuple[bool, Any]]:
+        return {"trust_store": (self.store is not None, "scores in SQL" if self.store else "no SQL store")}
+
+    def stop(self) -> None:
+        self.feeder.stop()
+
+
+def _model_id(request: dict) -> str:
+    model_id = request.get("model_id")
+    if "model_id" not in request:
+        raise BadRequest("Missing required field: 'model_id'")
+    if not isinstance(model_id, (str, int)) or isinstance(model_id, bool) or not str(model_id):
+        raise BadRequest("model_id must be a non-empty string")
+    if len(str(model_id)) > 128:
+        raise BadRequest("model_id is too long (max 128)")
+    return str(model_id)
+
+
+def _legacy_limit(raw: Any) -> int:
+    """SQLite LIMIT semantics of the legacy query: a negative limit means no limit."""
+    try:
+        limit = int(raw)
+    except (TypeError, ValueError):
+        raise BadRequest(f"limit must be an integer, got {raw!r}") from None
+    return MAX_HISTORY if limit < 0 else min(limit, MAX_HISTORY)

@@ -1,0 +1,262 @@
+"""AgentTrustScorer domain: the legacy trust formula, scores in SQL, the native trust policy and call feeding.
+
+Formula (legacy, kept exactly): after each logged interaction
+
+    score = 0.7 * successful / total + 0.3 * max(0, 1 - response_time / 5.0)
+
+where ``response_time`` is the latest interaction's only (no average). Unknown ids score 0.5.
+
+Native trust policy (``make_trust_policy``): settings ``trust.min_score`` maps ``"Agent.action"`` (or
+``"Agent.*"``) to the minimum score the caller's ``sub`` must have; below it the call is ``forbidden``.
+Scores are read through a small cache (``trust.cache_s``) because the policy runs for every
+authenticated call on the router thread.
+
+Call feeding (``make_call_feeder``): when ``trust.feed_calls`` is true, every authenticated native call
+is logged as an interaction of its caller's ``sub`` (success unless the outcome is the caller's fault:
+bad_request, unknown_action, unauthorized, forbidden, too_large), with response_time 0 (the hub's
+latency is not the caller's doing). Writes go through a bounded queue to one background thread; when
+the queue is full the oldest pending interaction is dropped and counted.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+from sqlalchemy import select
+
+from bus.errors import BadRequest, Forbidden, HubError
+from bus.handler import Principal
+from bus.log import get_logger
+
+log = get_logger("memory_hub.trust")
+
+DEFAULT_SCORE = 0.5
+MAX_RESPONSE_TIME_S = 5.0
+CALLER_FAULTS = frozenset({"bad_request", "unknown_action", "unauthorized", "forbidden", "too_large"})
+
+DEFAULTS: dict[str, Any] = {
+    "trust": {
+        "min_score": {},          # {"Agent.action" | "Agent.*": minimum score of the caller's sub}
+        "exempt_subjects": [],    # subjects never gated (e.g. the operator's admin token subject)
+        "feed_calls": False,      # log every authenticated native call as an interaction of its caller
+        "feed_queue": 10000,      # pending fed interactions before the oldest is dropped
+        "cache_s": 5.0,           # how long the policy trusts a score it read
+    },
+}
+
+
+def legacy_trust_score(successful: int, total: int, response_time: float) -> float:
+    """The legacy formula (legacy-protocol.md §2.8)."""
+    base_score = successful / total
+    time_factor = max(0.0, 1.0 - (float(response_time) / MAX_RESPONSE_TIME_S))
+    return (base_score * 0.7) + (time_factor * 0.3)
+
+
+class TrustStore:
+    """``trust_scores`` and ``performance_logs`` in SQL (``sql`` is a ``SqlStore``)."""
+
+    def __init__(self, sql: Any):
+        self.sql = sql
+
+    def log_performance(self, model_id: str, success: bool, response_time: float = 0.0,
+                        error_message: str | None = None) -> float:
+        """Record one interaction and return the new score (one write transaction)."""
+        from agents.memory_hub.stores.sql_models import PerformanceLog, TrustScore
+
+        now = time.time()
+        with self.sql.transaction() as session:
+            row = session.get(TrustScore, model_id)
+            if row is None:
+                row = TrustScore(model_id=model_id, trust_score=DEFAULT_SCORE, total_interactions=0,
+                                 successful_interactions=0)
+                session.add(row)
+            row.total_interactions = (row.total_interactions or 0) + 1
+            row.successful_interactions = (row.successful_interactions or 0) + (1 if success else 0)
+            row.trust_score = legacy_trust_score(row.successful_interactions, row.total_interactions, response_time)
+            row.last_updated = now
+            session.add(PerformanceLog(model_id=model_id, success=bool(success), response_time=float(response_time),
+                                       error_message=error_message or None, timestamp=now))
+            return float(row.trust_score)
+
+    def get_trust_score(self, model_id: str) -> float:
+        from agents.memory_hub.stores.sql_models import TrustScore
+
+        with self.sql.session() as session:
+            row = session.get(TrustScore, model_id)
+            return float(row.trust_score) if row is not None else DEFAULT_SCORE
+
+    def get_record(self, model_id: str) -> dict[str, Any] | None:
+        from agents.memory_hub.stores.sql_models import TrustScore
+
+        with self.sql.session() as session:
+            row = session.get(TrustScore, model_id)
+            if row is None:
+                return None
+            return {"trust_score": float(row.trust_score), "total_interactions": row.total_interactions,
+                    "successful_interactions": row.successful_interactions, "last_updated": row.last_updated}
+
+    def get_history(self, model_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Newest first: ``[{success, response_time, timestamp (epoch), error_message}]``."""
+        from agents.memory_hub.stores.sql_models import PerformanceLog
+
+        query = (select(PerformanceLog).where(PerformanceLog.model_id == model_id)
+                 .order_by(PerformanceLog.timestamp.desc(), PerformanceLog.id.desc()).limit(limit))
+        with self.sql.session() as session:
+            return [{"success": bool(row.success), "response_time": row.response_time, "timestamp": row.timestamp,
+                     "error_message": row.error_message} for row in session.scalars(query)]
+
+
+def trust_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``trust`` section with defaults, validated (``BadRequest`` names the bad key)."""
+    section = {**DEFAULTS["trust"], **settings.get("trust", {})}
+    for key, value in section["min_score"].items():
+        agent, _, act = str(key).partition(".")
+        if not agent or not act:
+            raise BadRequest(f"trust.min_score key {key!r} must be 'Agent.action' or 'Agent.*'")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise BadRequest(f"trust.min_score[{key!r}] must be a number between 0 and 1")
+    return section
+
+
+class TrustPolicy:
+    """``policy(principal, agent, action)``: raises ``Forbidden`` when the caller's score is too low."""
+
+    def __init__(self, store: TrustStore | None, settings: dict[str, Any],
+                 clock: Callable[[], float] = time.monotonic):
+        section = trust_settings(settings)
+        self.store = store
+        self.min_score = {str(k): float(v) for k, v in section["min_score"].items()}
+        self.exempt = set(section["exempt_subjects"])
+        self.cache_s = float(section["cache_s"])
+        self.clock = clock
+        self._cache: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def required(self, agent: str, action: str) -> float | None:
+        return self.min_score.get(f"{agent}.{action}", self.min_score.get(f"{agent}.*"))
+
+    def __call__(self, principal: Principal, agent: str, action: str) -> None:
+        required = self.required(agent, action)
+        if required is None or principal.subject in self.exempt:
+            return
+        score = self.score(principal.subject)
+        if score < required:
+            raise Forbidden(f"trust score {score:.3f} of '{principal.subject}' is below the {required:.3f} "
+                            f"required for {agent}.{action}")
+
+    def score(self, subject: str) -> float:
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(subject)
+        if cached is not None and now - cached[1] < self.cache_s:
+            return cached[0]
+        score = self.store.get_trust_score(subject) if self.store is not None else DEFAULT_SCORE
+        with self._lock:
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[subject] = (score, now)
+        return score
+
+    def invalidate(self, subject: str) -> None:
+        with self._lock:
+            self._cache.pop(subject, None)
+
+
+class CallFeeder:
+    """``feeder(principal, agent, action, outcome)``: queue the call as an interaction of its caller."""
+
+    def __init__(self, store: TrustStore | None, settings: dict[str, Any],
+                 on_scored: Callable[[str], None] | None = None):
+        section = trust_settings(settings)
+        self.enabled = bool(section["feed_calls"]) and store is not None
+        self.store = store
+        self.on_scored = on_scored
+        self.dropped = 0
+        self.fed = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=int(section["feed_queue"]))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def __call__(self, principal: Principal | None, agent: str, action: str, outcome: str,
+                 duration_s: float = 0.0) -> None:
+        if not self.enabled or principal is None or principal.subject == "anonymous" or self._stop.is_set():
+            return
+        self._ensure_thread()
+        item = (principal.subject, outcome not in CALLER_FAULTS, f"{agent}.{action}: {outcome}")
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self.dropped += 1
+            self._queue.put_nowait(item)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued interaction is written (tests, shutdown)."""
+        until = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < until:
+            time.sleep(0.01)
+        return not self._queue.unfinished_tasks
+
+    def stop(self) -> None:
+        self.flush(2.0)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="trust-feeder", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                subject, success, note = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self.store.log_performance(subject, success, 0.0, None if success else note)
+                self.fed += 1
+                if self.on_scored is not None:
+                    self.on_scored(subject)
+            except HubError as err:
+                log.warning("trust_feed_failed", subject=subject, error=err.message)
+            finally:
+                self._queue.task_done()
+
+
+# --------------------------------------------------------------------------------------------- hub wiring
+
+_ATTR = "_trust_components"
+
+
+def trust_components(services: Any) -> tuple[TrustStore | None, TrustPolicy, CallFeeder]:
+    """The store, policy and feeder of these services (created once, shared by handler and hub)."""
+    components = getattr(services, _ATTR, None)
+    if components is None:
+        store = TrustStore(services.sql) if services.sql is not None else None
+        policy = TrustPolicy(store, services.settings)
+        feeder = CallFeeder(store, services.settings, on_scored=policy.invalidate)
+        services.closers.append(feeder.stop)
+        components = (store, policy, feeder)
+        setattr(services, _ATTR, components)
+    return components
+
+
+def make_trust_policy(services: Any) -> Callable[[Principal, str, str], None]:
+    """For hub.py: ``Assembly(policies=[make_trust_policy(services)])`` (raises ``Forbidden``)."""
+    return trust_components(services)[1]
+
+
+def make_call_feeder(services: Any) -> Callable[..., None]:
+    """For the bus: call ``feeder(principal, agent, action, outcome)`` after every authenticated native
+    call (a no-op unless ``trust.feed_calls``); never blocks."""
+    return trust_components(services)[2]
