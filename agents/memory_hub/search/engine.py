@@ -1,0 +1,266 @@
+"""``SearchEngine``: semantic, keyword and hybrid search over ``memories``, filters applied in SQL.
+
+Public API (all methods thread-safe; errors are ``bus.errors`` types):
+
+* ``SearchEngine(sql, embedder=None, settings=None, *, data_dir=None)``: ``sql`` is an SQLAlchemy
+  ``Engine``, a store with an ``.engine``, or a URL (migrated to head by the caller); ``settings`` is the
+  ``search`` section (``DEFAULTS["search"]``; the whole settings dict is accepted too); ``data_dir`` anchors
+  a relative ``snapshot_path``. ``start()`` loads the model, checks the FTS index and loads the FAISS
+  snapshot or rebuilds from SQL (the first call of any method does it too); ``close()`` saves a snapshot.
+* ``index_memory(memory_id, text=None)`` / ``index_many(items)``: embed (``text`` defaults to the row's
+  ``content``), store the embedding in the row, update FAISS. ``NotFound`` / skipped for missing rows.
+* ``remove(memory_id | [ids]) -> int``: drop from the vector index (call it when a row is deleted;
+  results are confirmed against SQL anyway).
+* ``search(query, k=10, mode="hybrid", filters=None) -> [{memory_id, score, vector_score,
+  keyword_score, memory}]``, best first. ``score``: RRF (hybrid), cosine (vector) or BM25 (keyword).
+* ``find_near_duplicates(text, namespace=None, threshold=None, k=10) -> [{memory_id, score, memory}]``.
+* ``pack_context(query, token_budget, filters=None, k=None, mode="hybrid") -> {query, token_budget,
+  tokens, memories: [... + tokens, content], duplicates_dropped, text}``.
+
+Filtered vector search (the plan, per query): with no filter, FAISS top-n and an SQL check of those ids
+(growing n while tombstoned or vanished ids leave fewer than n). With filters, a bounded count of the
+matching rows (at most ``exact_filter_max + 1`` rows visited): a subset that small is searched
+*exactly* from its SQL embeddings (a few ms, recall 1, never short of hits however selective the filter);
+a bigger subset is at least ``exact_filter_max / N`` of the data, so over-fetching ``n * overfetch`` from
+FAISS and growing x4 finds n confirmed hits in one or two rounds (beyond ``overfetch_max`` it falls back
+to the exact subset search).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from agents.memory_hub.search import keyword, ranking
+from agents.memory_hub.search.embedder import Embedder
+from agents.memory_hub.search.filters import Filters, parse_filters, row_matches, where_clauses
+from agents.memory_hub.search.maintenance import Maintainer
+from agents.memory_hub.search.rows import MemoryRows, resolve_engine
+from agents.memory_hub.search.settings import SEARCH_DEFAULTS
+from agents.memory_hub.search.vector_index import VectorIndex
+from bus.errors import BadRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "vector", "keyword")
+OVERFETCH_MAX = 4096
+MAX_TOKEN_BUDGET = 1_000_000
+
+
+class SearchEngine:
+    """See module docstring."""
+
+    def __init__(self, sql: Any, embedder: Embedder | None = None, settings: Mapping[str, Any] | None = None,
+                 *, data_dir: str | Path | None = None):
+        self.settings = _section(settings)
+        self.engine = resolve_engine(sql)
+        self.rows = MemoryRows(self.engine)
+        self._own_embedder = embedder is None
+        self.embedder = embedder or Embedder.from_settings(self.settings)
+        self.index = VectorIndex.from_settings(self.settings)
+        self.use_fts = False
+        self.maintainer = Maintainer(self, _snapshot_dir(self.settings["snapshot_path"], data_dir))
+        self.write_lock = threading.Lock()
+
+    # lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> dict[str, Any]:
+        """Load the model, check FTS, load or rebuild the vector index, start maintenance (idempotent)."""
+        return self.maintainer.start()
+
+    def close(self) -> None:
+        """Stop maintenance and save a snapshot (call after the handlers stopped writing)."""
+        self.maintainer.close()
+        if self._own_embedder:
+            self.embedder.close()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.maintainer.ready, {**self.index.stats(), "fts": self.use_fts,
+                                       "model_loaded": self.embedder.ready}
+
+    def rebuild(self) -> int:
+        """Reload every embedding from SQL into a fresh index; returns the vector count."""
+        return self.maintainer.rebuild()
+
+    # writes ------------------------------------------------------------------------------------
+    def index_memory(self, memory_id: str, text: str | None = None) -> None:
+        if not self.index_many([(memory_id, text)]):
+            raise NotFound(f"no memory {memory_id}")
+
+    def index_many(self, items: Mapping[str, str | None] | Iterable[tuple[str, str | None]],
+                   batch: int = 256) -> list[str]:
+        """Embed and store many memories; returns the ids indexed (rows that do not exist are skipped)."""
+        self.maintainer.ensure_started()
+        pairs = list(items.items()) if isinstance(items, Mapping) else [tuple(p) for p in items]
+        for memory_id, text in pairs:
+            if not isinstance(memory_id, str) or not (text is None or isinstance(text, str)):
+                raise BadRequest("index_many expects (memory_id: str, text: str | None) pairs")
+        done: list[str] = []
+        for start in range(0, len(pairs), batch):
+            done.extend(self._index_batch(pairs[start:start + batch]))
+        return done
+
+    def remove(self, memory_ids: str | Iterable[str]) -> int:
+        ids = [memory_ids] if isinstance(memory_ids, str) else list(memory_ids)
+        with self.write_lock:
+            removed = self.index.remove(ids)
+        self.maintainer.changed(removed)
+        return removed
+
+    # reads -------------------------------------------------------------------------------------
+    def search(self, query: str, k: int | None = None, mode: str = "hybrid",
+               filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        query, k = self._check_query(query), self._check_k(k)
+        if mode not in MODES:
+            raise BadRequest(f"mode must be one of {', '.join(MODES)}", details={"field": "mode"})
+        flt = parse_filters(filters)
+        self.maintainer.ensure_started()
+        clauses = where_clauses(self.rows.table, flt, self.rows.dialect)
+        depth = max(k, self.settings["candidates"]) if mode == "hybrid" else k
+        qvec = self.embedder.encode_query(query) if mode != "keyword" else None
+        vec = self._vector_hits(qvec, flt, clauses, depth) if qvec is not None else []
+        kw = self._keyword_hits(query, clauses, depth) if mode != "vector" else []
+        if mode == "hybrid":
+            s = self.settings
+            ranked = ranking.fuse(vec, kw, rrf_k=s["rrf_k"], vector_weight=s["vector_weight"],
+                                  keyword_weight=s["keyword_weight"])
+            self._fill_vector_scores(ranked[:k], qvec)
+        else:
+            ranked = ranking.single(vec or kw, "vector" if mode == "vector" else "keyword")
+        return self._materialize(ranked[:k], flt, clauses)
+
+    def find_near_duplicates(self, text: str, namespace: str | None = None, threshold: float | None = None,
+                             k: int = 10) -> list[dict[str, Any]]:
+        """Memories whose cosine similarity to ``text`` is at least ``threshold`` (default from settings)."""
+        text, k = self._check_query(text, "text"), self._check_k(k)
+        threshold = self.settings["duplicate_threshold"] if threshold is None else threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
+            raise BadRequest("threshold must be a number in [-1, 1]", details={"field": "threshold"})
+        flt = parse_filters({"namespace": namespace} if namespace is not None else None)
+        self.maintainer.ensure_started()
+        clauses = where_clauses(self.rows.table, flt, self.rows.dialect)
+        hits = [h for h in self._vector_hits(self.embedder.encode_query(text), flt, clauses, k) if h[1] >= threshold]
+        rows = self.rows.fetch_rows([m for m, _ in hits], clauses)
+        return [{"memory_id": m, "score": s, "memory": rows[m]} for m, s in hits if m in rows]
+
+    def pack_context(self, query: str, token_budget: int, filters: Mapping[str, Any] | None = None,
+                     k: int | None = None, mode: str = "hybrid") -> dict[str, Any]:
+        """Top memories for ``query``, near-duplicates dropped, greedily packed into ``token_budget``."""
+        if isinstance(token_budget, bool) or not isinstance(token_budget, int) \
+                or not 1 <= token_budget <= MAX_TOKEN_BUDGET:
+            raise BadRequest(f"token_budget must be an integer in 1..{MAX_TOKEN_BUDGET}",
+                             details={"field": "token_budget"})
+        results = self.search(query, k or self.settings["max_k"], mode, filters)
+        vectors = self.index.vectors([r["memory_id"] for r in results])
+        items, used, dropped = ranking.pack(results, vectors, token_budget=token_budget,
+                                            tokens_per_word=self.settings["tokens_per_word"],
+                                            duplicate_threshold=self.settings["duplicate_threshold"])
+        return {"query": query, "token_budget": token_budget, "tokens": used, "memories": items,
+                "duplicates_dropped": dropped, "text": "\n".join(item["content"] for item in items)}
+
+    # internals ---------------------------------------------------------------------------------
+    def _index_batch(self, pairs: list[tuple[str, str | None]]) -> list[str]:
+        missing = [m for m, text in pairs if text is None]
+        stored = self.rows.contents(missing) if missing else {}
+        pairs = [(m, text if text is not None else stored.get(m)) for m, text in pairs]
+        pairs = [(m, text) for m, text in pairs if text is not None]
+        if not pairs:
+            return []
+        vectors = self.embedder.encode([text for _, text in pairs])
+        by_id = {m: v for (m, _), v in zip(pairs, vectors)}
+        with self.write_lock:
+            written = self.rows.write_embeddings(list(by_id), np.vstack(list(by_id.values())))
+            self.index.add(written, np.vstack([by_id[m] for m in written]) if written else vectors[:0])
+        self.maintainer.changed(len(written))
+        return written
+
+    def _vector_hits(self, qvec: np.ndarray, flt: Filters, clauses: list, n: int) -> list[tuple[str, float]]:
+        if flt.empty:
+            return self._overfetch(qvec, clauses, n, factor=1)
+        limit = self.settings["exact_filter_max"]
+        if self.rows.count_upto(clauses, limit + 1) <= limit:
+            return self._exact_subset(qvec, clauses, n)
+        return self._overfetch(qvec, clauses, n, factor=self.settings["overfetch"])
+
+    def _overfetch(self, qvec: np.ndarray, clauses: list, n: int, factor: int) -> list[tuple[str, float]]:
+        total, fetch = len(self.index), n * max(1, factor)
+        while True:
+            hits = self.index.search(qvec, min(fetch, total))
+            ok = self.rows.confirm([m for m, _ in hits], clauses)
+            confirmed = [h for h in hits if h[0] in ok]
+            if len(confirmed) >= n or fetch >= total:
+                return confirmed[:n]
+            fetch *= 4
+            if clauses and fetch > OVERFETCH_MAX:
+                return self._exact_subset(qvec, clauses, n)
+
+    def _exact_subset(self, qvec: np.ndarray, clauses: list, n: int) -> list[tuple[str, float]]:
+        ids, matrix = self.rows.subset_embeddings(clauses)
+        if not ids:
+            return []
+        scores = matrix @ qvec
+        top = np.argpartition(-scores, n - 1)[:n] if len(ids) > n else np.arange(len(ids))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(ids[i], float(scores[i])) for i in top]
+
+    def _keyword_hits(self, query: str, clauses: list, n: int) -> list[tuple[str, float]]:
+        with self.engine.connect() as conn:
+            return keyword.search(conn, self.rows.table, query, clauses, n, self.use_fts)
+
+    def _fill_vector_scores(self, ranked: list[ranking.Ranked], qvec: np.ndarray | None) -> None:
+        lacking = [r.memory_id for r in ranked if r.vector_score is None]
+        if qvec is None or not lacking:
+            return
+        vectors = self.index.vectors(lacking)
+        for item in ranked:
+            if item.vector_score is None and item.memory_id in vectors:
+                item.vector_score = float(vectors[item.memory_id] @ qvec)
+
+    def _materialize(self, ranked: list[ranking.Ranked], flt: Filters, clauses: list) -> list[dict[str, Any]]:
+        rows = self.rows.fetch_rows([r.memory_id for r in ranked], clauses)
+        out = []
+        for r in ranked:
+            row = rows.get(r.memory_id)
+            if row is not None and row_matches(row, flt):
+                out.append({"memory_id": r.memory_id, "score": r.score, "vector_score": r.vector_score,
+                            "keyword_score": r.keyword_score, "memory": row})
+        return out
+
+    def _check_query(self, query: Any, name: str = "query") -> str:
+        if not isinstance(query, str):
+            raise BadRequest(f"{name} must be a string", details={"field": name})
+        cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in query).strip()
+        if not cleaned:
+            raise BadRequest(f"{name} must not be empty", details={"field": name})
+        if len(cleaned) > self.settings["max_query_chars"]:
+            raise BadRequest(f"{name} longer than {self.settings['max_query_chars']} characters",
+                             details={"field": name})
+        return cleaned
+
+    def _check_k(self, k: Any) -> int:
+        k = self.settings["default_k"] if k is None else k
+        max_k = self.settings["max_k"]
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
+            raise BadRequest(f"k must be an integer in 1..{max_k}", details={"field": "k"})
+        return k
+
+
+def _section(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    settings = dict(settings or {})
+    if isinstance(settings.get("search"), Mapping):
+        settings = dict(settings["search"])
+    unknown = sorted(set(settings) - set(SEARCH_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown search setting '{unknown[0]}'")
+    return {**SEARCH_DEFAULTS, **settings}
+
+
+def _snapshot_dir(path: str, data_dir: str | Path | None) -> Path | None:
+    if not path:
+        return None
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        return candidate
+    return Path(data_dir).expanduser() / candidate if data_dir is not None else None

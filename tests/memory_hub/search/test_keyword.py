@@ -1,0 +1,85 @@
+"""Keyword (BM25/FTS5) search: rare tokens and names, query sanitising, trigger-maintained index."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from agents.memory_hub.search.keyword import fts_query
+from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
+
+
+@pytest.fixture
+def engine(sql_store, make_engine):
+    rows = [memory_row(text) for text in sentences(300, seed=3)]
+    rows.append(memory_row("Locker combination for the gym: ZX-4471.", memory_id="code"))
+    rows.append(memory_row("Ask Thorvaldsdottir about the invoice.", memory_id="name"))
+    rows.append(memory_row("The ZX series printer jammed again; model 9913.", memory_id="near-code"))
+    insert_rows(sql_store.engine, rows)
+    search = make_engine(sql_store)
+    search.index_many([(r["memory_id"], None) for r in rows])
+    return search
+
+
+def test_rare_code_is_found_by_keyword_and_hybrid(engine):
+    assert engine.search("ZX-4471", k=3, mode="keyword")[0]["memory_id"] == "code"
+    assert engine.search("ZX-4471", k=3, mode="hybrid")[0]["memory_id"] == "code"
+    assert engine.search("what was the code ZX-4471 for?", k=3, mode="hybrid")[0]["memory_id"] == "code"
+
+
+def test_rare_name_is_found_even_if_vectors_miss_it(engine):
+    assert engine.search("Thorvaldsdottir", k=1, mode="keyword")[0]["memory_id"] == "name"
+    hybrid = [h["memory_id"] for h in engine.search("Thorvaldsdottir", k=3, mode="hybrid")]
+    assert hybrid[0] == "name"
+
+
+def test_keyword_scores_are_positive_and_sorted(engine):
+    hits = engine.search("Thorvaldsdottir invoice", k=5, mode="keyword")
+    assert hits and all(h["keyword_score"] > 0 and h["vector_score"] is None for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+
+
+def test_stemming_matches_word_forms(engine, sql_store):
+    insert_rows(sql_store.engine, [memory_row("She was running along the canal.", memory_id="run")])
+    assert "run" in [h["memory_id"] for h in engine.search("runs", k=5, mode="keyword")]
+
+
+def test_rows_written_by_other_code_are_keyword_searchable(engine, sql_store):
+    insert_rows(sql_store.engine, [memory_row("Quokka sighting on Rottnest island.", memory_id="other-path")])
+    assert engine.search("quokka", k=1, mode="keyword")[0]["memory_id"] == "other-path"
+    with sql_store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE memories SET content = 'Wombat sighting.' WHERE memory_id = 'other-path'")
+    assert engine.search("quokka", k=1, mode="keyword") == []
+    assert engine.search("wombat", k=1, mode="keyword")[0]["memory_id"] == "other-path"
+    with sql_store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM memories WHERE memory_id = 'other-path'")
+    assert engine.search("wombat", k=1, mode="keyword") == []
+
+
+def test_tags_are_keyword_searchable(engine, sql_store):
+    insert_rows(sql_store.engine, [memory_row("Buy more milk.", memory_id="tagged", tags=["groceries"])])
+    assert engine.search("groceries", k=1, mode="keyword")[0]["memory_id"] == "tagged"
+
+
+@pytest.mark.parametrize("query", ['"', "AND", "NEAR(a b)", "*", "col:value", "a OR", "(((", "^x", "'; DROP TABLE",
+                                   "\u00e9t\u00e9 caf\u00e9", "-", "!!!", "the of and"])
+def test_hostile_queries_never_raise(engine, query):
+    for mode in ("keyword", "hybrid"):
+        assert isinstance(engine.search(query, k=5, mode=mode), list)
+
+
+def test_query_without_words_gives_no_keyword_hits(engine):
+    assert fts_query("?!* ()") is None
+    assert engine.search("?!* ()", k=5, mode="keyword") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=40) | st.text(alphabet="\"*^:()-+ ANDORNEAR\x00ab", max_size=30))
+def test_sanitised_query_is_always_valid_fts5(text):
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')")
+    conn.execute("INSERT INTO t VALUES ('some text ZX-4471')")
+    match = fts_query(text)
+    if match is not None:
+        conn.execute("SELECT rowid FROM t WHERE t MATCH ?", (match,)).fetchall()
