@@ -15,7 +15,6 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,43 +23,12 @@ from bus.errors import Conflict, NotFound, Unavailable
 from .budget import BudgetExceeded, Estimate, MemoryBudget
 from .defaults import models_settings
 from .devlock import DeviceLock
+from .loaded import LoadedModel, chat_format_for
 from .registry import ModelRecord, ModelRegistry, ScanResult
 from .store import ModelStore
 from .worker import ModelWorker
 
 log = logging.getLogger(__name__)
-
-# chat format for GGUFs that carry no tokenizer.chat_template (llama-cpp-python would fall back to llama-2)
-ARCH_CHAT_FORMATS = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma"}
-
-
-@dataclass
-class LoadedModel:
-    record: ModelRecord
-    worker: ModelWorker
-    device: str
-    n_ctx: int
-    estimate: Estimate
-    reserved_mb: float
-    measured_mb: float | None
-    loaded_at: float            # wall clock
-    load_s: float
-    last_used: float            # loader clock (monotonic by default)
-    leases: int = 0
-
-    @property
-    def model_id(self) -> str:
-        return self.record.id
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "model_id": self.record.id, "version": self.record.version, "device": self.device, "n_ctx": self.n_ctx,
-            "n_threads": self.worker.n_threads, "n_gpu_layers": self.worker.n_gpu_layers,
-            "loaded_at": self.loaded_at, "load_s": round(self.load_s, 4), "reserved_mb": round(self.reserved_mb, 1),
-            "measured_mb": None if self.measured_mb is None else round(self.measured_mb, 1),
-            "estimate": self.estimate.to_dict(), "pinned": self.record.pinned, "priority": self.record.priority,
-            "in_flight": self.worker.pending, "leases": self.leases,
-        }
 
 
 class ModelLoader:
@@ -112,7 +80,18 @@ class ModelLoader:
     def loaded(self) -> list[dict[str, Any]]:
         with self._lock:
             entries = list(self._models.values())
-        return [e.info() for e in sorted(entries, key=lambda e: e.model_id)]
+        return [self._info(e) for e in sorted(entries, key=lambda e: e.model_id)]
+
+    def _info(self, entry: LoadedModel) -> dict[str, Any]:
+        current = self._current(entry)
+        return {**entry.info(), "pinned": current.pinned, "priority": current.priority}
+
+    def _current(self, entry: LoadedModel) -> ModelRecord:
+        """The registry's record of a loaded model (pinned/priority/config may have changed since load)."""
+        try:
+            return self.registry.get(entry.model_id)
+        except NotFound:
+            return entry.record
 
     def entry(self, name: str) -> LoadedModel | None:
         with self._lock:
@@ -158,13 +137,13 @@ class ModelLoader:
                 current = self._models.get(model_id)
                 if current is not None:
                     current.last_used = self.clock()
-                    return current.info()
+                    return self._info(current)
             entry = self._start(record, device, n_ctx_eff, threads, layers, protect=set(), evict=evict,
                                 reason=reason)
             with self._lock:
                 self._models[model_id] = entry
             self._publish_state(device)
-        return entry.info()
+        return self._info(entry)
 
     def unload(self, name: str, *, reason: str = "request") -> bool:
         """Unload a model (queued requests finish first). False if it was not loaded."""
@@ -229,7 +208,7 @@ class ModelLoader:
                 self._models.pop(old_id, None)
         if old_entry is not None and old_entry is not entry:
             self._close(old_entry, "swapped", "model.unloaded")
-        return {**entry.info(), "previous": old_id,
+        return {**self._info(entry), "previous": old_id,
                 "previous_version": old_entry.record.version if old_entry else None, "aliases": sorted(repointed)}
 
     # -- leases (used by the inference engine) ------------------------------------------------
@@ -273,8 +252,9 @@ class ModelLoader:
         return done
 
     def _idle_due(self, entry: LoadedModel, now: float) -> bool:
-        timeout = entry.record.config.get("idle_timeout_seconds") or self.idle_unload_s
-        return (not entry.record.pinned and entry.leases == 0 and entry.worker.idle and timeout > 0
+        current = self._current(entry)
+        timeout = current.config.get("idle_timeout_seconds") or self.idle_unload_s
+        return (not current.pinned and entry.leases == 0 and entry.worker.idle and timeout > 0
                 and now - entry.last_used >= timeout)
 
     def start(self) -> None:
@@ -360,12 +340,13 @@ class ModelLoader:
             free = self.budget.free_mb(device, self._reserved(device) + others)
             if estimate.total_mb <= free:
                 return
+            flags = {e.model_id: self._current(e) for e in self._models.values()}
             candidates = sorted(
                 (e for e in self._models.values()
                  if e.device == device and e.model_id not in protect and e.model_id != record.id
-                 and not e.record.pinned and e.leases == 0 and e.worker.idle
-                 and e.record.priority <= record.priority),
-                key=lambda e: (e.record.priority, e.last_used))
+                 and not flags[e.model_id].pinned and e.leases == 0 and e.worker.idle
+                 and flags[e.model_id].priority <= record.priority),
+                key=lambda e: (flags[e.model_id].priority, e.last_used))
             evictable = sum(e.reserved_mb for e in candidates) if evict else 0.0
             if estimate.total_mb > free + evictable:
                 raise BudgetExceeded(record.id, device, estimate.total_mb, free, self.budget.capacity_mb(device),
@@ -418,13 +399,3 @@ class ModelLoader:
         except (NotFound, Conflict, Unavailable) as exc:
             log.warning("hot reload of %s after a file change failed: %s", model_id, exc)
 
-
-def chat_format_for(record: ModelRecord) -> str | None:
-    """Configured ``chat_format``, else a default for templateless GGUFs of known architectures."""
-    configured = record.config.get("chat_format")
-    if configured:
-        return str(configured)
-    header = record.header
-    if header is None or "tokenizer.chat_template" in header.metadata:
-        return None
-    return ARCH_CHAT_FORMATS.get(header.architecture or "")

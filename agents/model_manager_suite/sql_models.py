@@ -7,10 +7,12 @@
 * ``model_stats``: cumulative counters per model id (loads, load time, requests, tokens, generation time).
 
 Revision 0001 creates these; later revisions (predictive-loader usage, evaluation jobs) add their own
-tables to the same ``Base.metadata``.
+tables to the same ``Base.metadata`` from the modules listed in ``TABLE_MODULES``; ``full_metadata()``
+imports them, so Alembic and the tests see every table of this tree.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, MetaData, String, Text
@@ -90,3 +92,13 @@ class ModelStatsRow(Base):
 
 
 metadata = Base.metadata
+
+# other modules declaring tables on ``Base`` (revision 0002+)
+TABLE_MODULES = ("agents.model_manager_suite.eval_models",)
+
+
+def full_metadata() -> MetaData:
+    """``Base.metadata`` with the tables of every module of this Alembic tree registered."""
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+    return Base.metadata

@@ -13,13 +13,13 @@ from alembic import context
 from sqlalchemy import create_engine, event, pool
 from sqlalchemy.engine import Connection
 
-from agents.model_manager_suite.sql_models import Base
+from agents.model_manager_suite.sql_models import full_metadata
 
 VERSION_TABLE = "alembic_version_model_manager_suite"
 IGNORED_TABLE_PREFIXES = ("sqlite_", "alembic_version")
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = full_metadata()
 
 
 def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:

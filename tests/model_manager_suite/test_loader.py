@@ -96,6 +96,9 @@ def test_pinned_models_are_not_evicted(make_suite, three_models: Path) -> None:
         suite.loader.load("tiny-c")
     assert sorted(m["model_id"] for m in suite.loader.loaded()) == ["tiny-a", "tiny-b"]
     assert suite.loader.unload_idle(now=time.monotonic() + 10_000) == []
+    write_tiny_gguf(three_models / "tiny-d.gguf", seed=4)
+    suite.registry.rescan()                                  # new record objects: pins still apply
+    assert [m["pinned"] for m in suite.loader.loaded()] == [True, True]
     suite.registry.set_pinned("tiny-b", False)
     suite.loader.load("tiny-c")
     assert sorted(m["model_id"] for m in suite.loader.loaded()) == ["tiny-a", "tiny-c"]

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from agents.model_manager_suite.sql_models import Base
+from agents.model_manager_suite.sql_models import full_metadata
 from migrations.runner import current_revision, head_revision, upgrade_to_head
 
 
@@ -22,7 +22,7 @@ def test_upgrade_matches_models_and_is_idempotent(tmp_path: Path) -> None:
         assert {"models", "model_files", "model_stats", "alembic_version_model_manager_suite"} <= tables
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-            diffs = [d for d in compare_metadata(ctx, Base.metadata)
+            diffs = [d for d in compare_metadata(ctx, full_metadata())
                      if not (d[0] == "remove_table" and d[1].name.startswith("alembic_version"))]
         assert diffs == []
     finally:

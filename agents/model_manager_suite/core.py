@@ -1,0 +1,78 @@
+"""The model layer of ModelManagerSuite, composed: store, GPU monitor, budget, registry, loader, engine.
+
+``open_model_core(settings, data_dir, events)`` reads the hub settings tree (section ``models`` and
+``storage.database_url``; default ``sqlite:///<data_dir>/model_manager_suite.db``), migrates the database
+to head (``migrations/model_manager_suite``), and returns a ``ModelCore``. ``start()`` scans the model
+dirs and starts the rescan poll and the idle-unload thread; ``stop()`` unloads every model and closes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .budget import MemoryBudget
+from .defaults import models_settings
+from .engine import InferenceEngine
+from .gpu import GpuMonitor
+from .loader import ModelLoader
+from .registry import ModelRegistry
+from .store import ModelStore, create_store_engine, default_database_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelCore:
+    settings: dict[str, Any]       # the ``models`` section, defaults filled in
+    store: ModelStore
+    gpu: GpuMonitor
+    budget: MemoryBudget
+    registry: ModelRegistry
+    loader: ModelLoader
+    engine: InferenceEngine
+
+    def start(self) -> None:
+        result = self.registry.rescan()
+        log.info("model registry: %d models (%d invalid) in %s; %s", len(self.registry.list()),
+                 len(result.invalid), [str(d) for d in self.registry.dirs], self.gpu.reason)
+        self.registry.start()
+        self.loader.start()
+
+    def stop(self) -> None:
+        self.registry.stop()
+        self.loader.stop()
+        self.gpu.shutdown()
+        self.store.engine.dispose()
+
+    def health_checks(self) -> dict[str, tuple[bool, Any]]:
+        records = self.registry.list()
+        return {
+            "model_database": (self.store.ping(), str(self.store.engine.url.render_as_string(hide_password=True))),
+            "model_registry": (True, {"models": len(records), "invalid": sum(not r.valid for r in records),
+                                      "last_scan": self.registry.last_scan}),
+            "model_device": (True, {"mode": self.gpu.mode, "reason": self.gpu.reason,
+                                    "loaded": len(self.loader.loaded())}),
+        }
+
+
+def open_model_core(settings: dict[str, Any], data_dir: str | Path, events: Any = None, *,
+                    migrate: bool = True) -> ModelCore:
+    """Build the model layer from the hub settings tree; ``events`` has ``publish(topic, fields)``."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cfg = models_settings(settings.get("models"))
+    url = (settings.get("storage") or {}).get("database_url") or default_database_url(data_dir)
+    if migrate:
+        from migrations.runner import upgrade_to_head
+
+        upgrade_to_head(url, "model_manager_suite")
+    store = ModelStore(create_store_engine(url))
+    gpu = GpuMonitor()
+    budget = MemoryBudget(gpu, cfg)
+    registry = ModelRegistry(store, cfg)
+    loader = ModelLoader(registry, store, budget, cfg, data_dir=data_dir, publisher=events)
+    engine = InferenceEngine(loader, store, cfg)
+    return ModelCore(settings=cfg, store=store, gpu=gpu, budget=budget, registry=registry, loader=loader,
+                     engine=engine)
