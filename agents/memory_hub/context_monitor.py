@@ -1,0 +1,395 @@
+"""ProactiveContextMonitor's background task: context history, topic shifts, related-memory suggestions.
+
+Inputs
+  * ``add_context(data)`` (legacy and native ``add_context``): stored in the history (SQL table
+    ``proactive_context_history``, newest 100 kept, as the legacy in-memory list), published as
+    ``context.added`` and analysed.
+  * ``observe(topic, fields)``: hub events handed over in-process (the hub calls it for every event it
+    publishes). ``memory.added`` -> related to the current topic? ``session.created``/``session.expired``
+    -> the topic baseline restarts; any other ``context.*`` event with text (e.g. from ContextManager)
+    -> analysed as context. Events this monitor published itself are ignored.
+  * A poll of SQL every ``poll_interval_s`` as the fallback when no event arrives: new ``memories`` rows
+    (``created_at`` past the watermark) and new ``context_items`` rows (id past the watermark). Memories
+    seen through ``observe`` are not processed twice.
+
+Outputs (PUB, each through a token bucket per topic, ``rate_limits``; suppressed events are counted):
+  * ``context.added``      {agent, origin, timestamp, text}
+  * ``context.changed``    {agent, origin, text, similarity, method: "embedding"|"keyword",
+                            previous_topic: [keywords], topic: [keywords]}
+  * ``context.suggestion`` {agent, origin, text, reason: "context"|"memory", memories: [{memory_id, content, score}]}
+
+Topic shift: with an embedder (``services.search.embedder``) the cosine similarity of the new text to
+the mean of the current topic's recent vectors, below ``shift_threshold``; otherwise the share of the new
+text's keywords already in the topic, below ``keyword_shift_threshold``. Related memories come from
+``services.search.search`` (hybrid) when available, else from an SQL keyword match on ``memories``.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from datetime import datetime
+from typing import Any, Callable
+
+import numpy as np
+
+from agents.memory_hub.context_sources import (keyword_related, max_context_item_id, memory_content,
+                                               new_context_items, new_memories, new_sessions)
+from bus.errors import HubError
+from bus.log import get_logger
+
+log = get_logger("memory_hub.context_monitor")
+
+AGENT = "ProactiveContextMonitor"
+OWN_TOPICS = ("context.added", "context.changed", "context.suggestion")
+
+DEFAULTS: dict[str, Any] = {
+    "context_monitor": {
+        "history_max": 100,                 # legacy cap of the context history
+        "poll_interval_s": 5.0,             # SQL fallback poll (memories, context items)
+        "use_embeddings": True,             # use services.search's embedder when there is one
+        "shift_threshold": 0.35,            # cosine to the topic below which the topic changed
+        "keyword_shift_threshold": 0.2,     # share of known keywords below which the topic changed
+        "topic_window": 5,                  # recent texts forming the current topic
+        "suggestions": 3,                   # related memories per suggestion
+        "min_suggestion_score": 0.3,        # keyword-overlap share (SQL fallback) a memory needs
+        "queue_size": 1000,                 # pending analyses before the oldest is dropped
+        "max_text_chars": 2000,
+        "rate_limits": {                    # token bucket per published topic: refill per second, burst
+            "context.added": {"rate_per_s": 5.0, "burst": 20},
+            "context.changed": {"rate_per_s": 1.0, "burst": 5},
+            "context.suggestion": {"rate_per_s": 1.0, "burst": 5},
+        },
+    },
+}
+
+STOP_WORDS = frozenset("""a an and are as at be been but by can could did do does for from had has have he her
+his how i if in into is it its just me my no not of on or our she so than that the their them then there these
+they this to too us was we were what when where which who why will with would you your about also any some
+ok okay yes yeah please thanks""".split())
+WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
+
+
+def keywords(text: str) -> set[str]:
+    return {w for w in WORD.findall(text.lower()) if w not in STOP_WORDS}
+
+
+def context_text(data: Any, limit: int = 2000) -> str:
+    """The text of a legacy context value: a string, the text-like fields of an object, or its JSON."""
+    if isinstance(data, str):
+        text = data
+    elif isinstance(data, dict):
+        parts = [str(data[k]) for k in ("text", "content", "message", "query", "utterance", "topic") if data.get(k)]
+        text = " ".join(parts) if parts else json.dumps(data, default=str, ensure_ascii=False)
+    elif isinstance(data, list):
+        text = " ".join(context_text(item, limit) for item in data)
+    else:
+        text = json.dumps(data, default=str)
+    return text[:limit]
+
+
+class TokenBucket:
+    """``allow()`` takes a token if there is one; ``rate_per_s`` tokens come back per second up to ``burst``."""
+
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate = max(0.0, float(rate_per_s))
+        self.burst = max(1, int(burst))
+        self.clock = clock
+        self.tokens = float(self.burst)
+        self.updated = clock()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return True
+            return False
+
+
+class TopicTracker:
+    """The current topic (recent texts since the last shift) and the shift test."""
+
+    def __init__(self, settings: dict[str, Any], encode: Callable[[list[str]], np.ndarray] | None):
+        self.encode = encode
+        self.threshold = float(settings["shift_threshold"])
+        self.keyword_threshold = float(settings["keyword_shift_threshold"])
+        self.window: deque[tuple[set[str], np.ndarray | None]] = deque(maxlen=int(settings["topic_window"]))
+
+    @property
+    def method(self) -> str:
+        return "embedding" if self.encode is not None else "keyword"
+
+    def topic_keywords(self) -> list[str]:
+        return sorted(set().union(*(words for words, _ in self.window)))[:20] if self.window else []
+
+    def reset(self) -> None:
+        self.window.clear()
+
+    def similarity(self, text: str) -> tuple[float | None, set[str], np.ndarray | None]:
+        words = keywords(text)
+        vector = self.encode([text])[0] if self.encode is not None and text.strip() else None
+        if not self.window or (vector is None and not words):
+            return None, words, vector
+        if vector is not None and all(v is not None for _, v in self.window):
+            centroid = np.mean([v for _, v in self.window], axis=0)
+            norm = float(np.linalg.norm(centroid))
+            return (float(np.dot(centroid, vector) / norm) if norm else 0.0), words, vector
+        known = set().union(*(w for w, _ in self.window))
+        return (len(words & known) / len(words) if words else 1.0), words, vector
+
+    def update(self, text: str) -> dict[str, Any] | None:
+        """Add ``text`` to the topic; returns the ``context.changed`` fields when the topic shifted."""
+        similarity, words, vector = self.similarity(text)
+        threshold = self.threshold if vector is not None else self.keyword_threshold
+        changed = similarity is not None and similarity < threshold
+        previous = self.topic_keywords()
+        if changed:
+            self.window.clear()
+        if words or vector is not None:
+            self.window.append((words, vector))
+        if not changed:
+            return None
+        return {"similarity": round(similarity, 4), "method": "embedding" if vector is not None else "keyword",
+                "previous_topic": previous, "topic": sorted(words)[:20]}
+
+
+class SeenIds:
+    """A bounded set of ids already processed (memories seen through events and the poll)."""
+
+    def __init__(self, size: int = 10000):
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, item: str) -> bool:
+        with self._lock:
+            return item in self._ids
+
+    def add(self, item: str) -> bool:
+        """True if new."""
+        with self._lock:
+            if item in self._ids:
+                return False
+            self._ids[item] = None
+            if len(self._ids) > self.size:
+                self._ids.popitem(last=False)
+            return True
+
+
+class ContextMonitor:
+    """The background task; ``history`` stores the legacy context history (see the handler)."""
+
+    def __init__(self, services: Any, settings: dict[str, Any], history: Any):
+        self.services = services
+        self.settings = settings
+        self.history = history
+        self.buckets = {topic: TokenBucket(cfg["rate_per_s"], cfg["burst"])
+                        for topic, cfg in settings["rate_limits"].items()}
+        self.published = {topic: 0 for topic in OWN_TOPICS}
+        self.suppressed = {topic: 0 for topic in OWN_TOPICS}
+        self.dropped = 0
+        self.tracker = TopicTracker(settings, self._encoder())
+        self.seen_memories = SeenIds()
+        self.seen_texts = SeenIds(200)
+        self.suggested = SeenIds(200)
+        self._queue: queue.Queue = queue.Queue(maxsize=int(settings["queue_size"]))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._marks: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._marks = self._initial_marks()
+        self._thread = threading.Thread(target=self._run, name="context-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued item is analysed (tests and shutdown)."""
+        until = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < until:
+            time.sleep(0.01)
+        return not self._queue.unfinished_tasks
+
+    # ------------------------------------------------------------------ inputs
+    def add_context(self, data: Any, origin: str = "add_context") -> dict[str, Any]:
+        """Store ``data`` in the history, publish ``context.added``, queue the analysis."""
+        entry = self.history.add(data)
+        text = context_text(data, int(self.settings["max_text_chars"]))
+        self.publish("context.added", {"origin": origin, "timestamp": entry["timestamp"], "text": text})
+        self._enqueue(("context", text, origin))
+        return entry
+
+    def observe(self, topic: str, fields: dict[str, Any] | None) -> None:
+        """Hub events, in-process; never blocks (the queue drops its oldest item when full)."""
+        fields = dict(fields or {})
+        if fields.get("agent") == AGENT:
+            return
+        if topic == "memory.added":
+            self._enqueue(("memory", fields))
+        elif topic in ("session.created", "session.expired"):
+            self._enqueue(("reset", topic))
+        elif topic.startswith("context."):
+            text = context_text(fields.get("text") or fields.get("content") or fields.get("context") or "",
+                                int(self.settings["max_text_chars"]))
+            if text.strip():
+                self._enqueue(("context", text, str(fields.get("agent") or fields.get("source") or topic)))
+
+    def _enqueue(self, item: tuple) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            try:
+                self._queue.get_nowait()
+                self._queue.task_done()
+            except queue.Empty:
+                pass
+            self.dropped += 1
+            self._queue.put_nowait(item)
+
+    # ------------------------------------------------------------------ outputs
+    def publish(self, topic: str, fields: dict[str, Any]) -> bool:
+        bucket = self.buckets.get(topic)
+        if bucket is not None and not bucket.allow():
+            self.suppressed[topic] = self.suppressed.get(topic, 0) + 1
+            return False
+        self.services.events.publish(topic, {"agent": AGENT, **fields})
+        self.published[topic] = self.published.get(topic, 0) + 1
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {"running": self.running, "method": self.tracker.method, "topic": self.tracker.topic_keywords(),
+                "published": dict(self.published), "suppressed": dict(self.suppressed),
+                "dropped": self.dropped, "pending": self._queue.qsize()}
+
+    # ------------------------------------------------------------------ the task
+    def _run(self) -> None:
+        interval = float(self.settings["poll_interval_s"])
+        next_poll = time.monotonic() + interval
+        while not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=max(0.01, min(0.5, next_poll - time.monotonic())))
+            except queue.Empty:
+                item = None
+            if item is not None:
+                try:
+                    self._process(item)
+                except Exception as exc:  # the task must survive anything one item does
+                    log.error("context_monitor_item_failed", kind=item[0], error=repr(exc))
+                finally:
+                    self._queue.task_done()
+            if time.monotonic() >= next_poll:
+                self._poll_safely()
+                next_poll = time.monotonic() + interval
+
+    def _process(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "context":
+            self.analyse(item[1], item[2], dedupe=item[2] != "add_context")
+        elif kind == "memory":
+            self.consider_memory(item[1])
+        elif kind == "reset":
+            self.tracker.reset()
+
+    def analyse(self, text: str, origin: str, dedupe: bool = False) -> None:
+        """Topic shift, then related memories, for one context text (``dedupe``: skip a text seen lately,
+        for sources that may arrive twice: an event and the SQL poll)."""
+        fresh = self.seen_texts.add(str(hash(text)))
+        if not text.strip() or (dedupe and not fresh):
+            return
+        changed = self.tracker.update(text)
+        if changed is not None:
+            self.suggested = SeenIds(200)
+            self.publish("context.changed", {"origin": origin, "text": text[:500], **changed})
+        related = [m for m in self.related(text) if self.suggested.add(m["memory_id"])]
+        if related:
+            self.publish("context.suggestion", {"origin": origin, "text": text[:500], "reason": "context",
+                                                "memories": related})
+
+    def consider_memory(self, fields: dict[str, Any]) -> None:
+        """A new memory: suggest it when it belongs to the current topic."""
+        memory_id = str(fields.get("memory_id") or fields.get("id") or "")
+        if memory_id and not self.seen_memories.add(memory_id):
+            return
+        text = str(fields.get("content") or fields.get("text") or "") or memory_content(self.services.sql, memory_id)
+        if not text or not self.tracker.window:
+            return
+        similarity, _, vector = self.tracker.similarity(text)
+        threshold = self.tracker.threshold if vector is not None else self.tracker.keyword_threshold
+        if similarity is None or similarity < threshold or (memory_id and not self.suggested.add(memory_id)):
+            return
+        self.publish("context.suggestion", {
+            "origin": "memory.added", "text": " ".join(self.tracker.topic_keywords()), "reason": "memory",
+            "memories": [{"memory_id": memory_id, "content": text[:300], "score": round(similarity, 4)}]})
+
+    def related(self, text: str) -> list[dict[str, Any]]:
+        limit = int(self.settings["suggestions"])
+        search = getattr(self.services, "search", None)
+        if search is not None and self.tracker.encode is not None:
+            try:
+                hits = search.search(text, k=limit, mode="vector")
+                return [{"memory_id": h["memory_id"], "content": str(h["memory"].get("content", ""))[:300],
+                         "score": round(float(h["score"]), 4)} for h in hits
+                        if float(h["score"]) >= self.tracker.threshold]
+            except HubError as err:
+                log.warning("context_monitor_search_failed", error=err.message)
+        return keyword_related(self.services.sql, text, limit, float(self.settings["min_suggestion_score"]))
+
+    # ------------------------------------------------------------------ SQL fallback
+    def _encoder(self) -> Callable[[list[str]], np.ndarray] | None:
+        embedder = getattr(getattr(self.services, "search", None), "embedder", None)
+        if embedder is None or not self.settings["use_embeddings"]:
+            return None
+        return embedder.encode
+
+    def _initial_marks(self) -> dict[str, float]:
+        marks = {"memories": time.time(), "sessions": time.time(), "context_items": 0.0}
+        if self.services.sql is not None:
+            try:
+                marks["context_items"] = float(max_context_item_id(self.services.sql))
+            except HubError as err:
+                log.warning("context_monitor_poll_failed", error=err.message)
+        return marks
+
+    def _poll_safely(self) -> None:
+        if self.services.sql is None:
+            return
+        try:
+            self.poll()
+        except HubError as err:
+            log.warning("context_monitor_poll_failed", error=err.message)
+
+    def poll(self) -> None:
+        """New sessions, memories (judged against the topic as it was), then context items."""
+        sql = self.services.sql
+        for created_at in new_sessions(sql, self._marks["sessions"]):
+            self._marks["sessions"] = max(self._marks["sessions"], created_at)
+            self.tracker.reset()
+        for memory_id, content, created_at in new_memories(sql, self._marks["memories"]):
+            self._marks["memories"] = max(self._marks["memories"], created_at)
+            self.consider_memory({"memory_id": memory_id, "content": content})
+        for item_id, text in new_context_items(sql, self._marks["context_items"]):
+            self._marks["context_items"] = max(self._marks["context_items"], float(item_id))
+            if text.strip() and str(hash(text)) not in self.seen_texts:
+                self.publish("context.added", {"origin": "ContextManager", "timestamp": datetime.now().isoformat(),
+                                               "text": text[:500]})
+                self.analyse(text, "ContextManager", dedupe=True)
