@@ -74,6 +74,8 @@ class AuthenticationAgent(Handler):
         self.settings = _section(services)
         self.users = UserStore(services.sql, self.settings) if services.sql is not None else None
         self.revocations = revocation_list(services)
+        if services.tokens is not None and getattr(services.tokens, "is_revoked", None) is None:
+            services.tokens.is_revoked = self.revocations.is_revoked     # hub.py may install it first
         self.limiter = LoginLimiter(self.settings)
         self.started_at = time.time()
 
@@ -118,9 +120,16 @@ class AuthenticationAgent(Handler):
 
     def check_token(self, token: str) -> Principal:
         try:
-            return self._tokens().verify(token)
+            return self.verified(token)
         except Unauthorized as exc:
             raise Unauthorized("Invalid token", details={"reason": exc.message}) from exc
+
+    def verified(self, token: str) -> Principal:
+        """Signature, claims, expiry, and this hub's revocation list (whatever the token service checks)."""
+        principal = self._tokens().verify(token)
+        if self.revocations.is_revoked(principal.token_id or ""):
+            raise Unauthorized("token revoked")
+        return principal
 
     def _user_store(self) -> UserStore:
         if self.users is None:
@@ -170,7 +179,7 @@ class AuthenticationAgent(Handler):
     def verify_action(self, args: dict, ctx: CallContext) -> dict:
         """Public: {valid, sub, scopes, exp} for a valid token, {valid: false, reason} otherwise."""
         try:
-            principal = self._tokens().verify(args["token"])
+            principal = self.verified(args["token"])
         except Unauthorized as exc:
             return {"valid": False, "reason": exc.message}
         return {"valid": True, "sub": principal.subject, "scopes": list(principal.scopes),
@@ -212,7 +221,7 @@ class AuthenticationAgent(Handler):
         if not token or not isinstance(token, str):
             raise BadRequest("Missing token")
         try:
-            self._tokens().verify(token)
+            self.verified(token)
         except Unauthorized:
             return {"status": "success", "valid": False}
         return {"status": "success", "valid": True}
