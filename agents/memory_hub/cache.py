@@ -1,0 +1,241 @@
+"""CacheManager's domain: typed cache entries in Redis db0 with per-type TTLs and a bounded LRU per type.
+
+Keys (all under the ``cache:`` namespace prefix of db0, see ``stores/redis_store.py``):
+
+* ``cache:{cache_type}:{key}`` an entry; its value is the JSON text of the cached value (as the legacy
+  agent stored it with ``SETEX``). The legacy memory keys ``memory:{memory_id}`` are entries of the type
+  ``memory``, so ``get_cached_memory{memory_id: 7}`` and ``get{cache_type: "memory", key: "7"}`` are the same.
+* ``cache:_lru:{cache_type}`` a sorted set of the full entry keys of one type scored by access order
+  (a per-type counter). ``_lru`` (and ``_lru:...``) is therefore not accepted as a cache type.
+
+Eviction (the legacy config named ``max_size`` per type but never enforced it): a write that takes a
+type past its ``max_entries`` deletes the least recently used entries of that type until it fits; reads
+refresh the access order. Writes and reads are one Lua script each, so the bound holds under concurrency.
+Entries that expired by TTL leave stale members in the sorted set; they count against the bound until the
+maintenance pass (``sweep``) or an eviction removes them, so the number of live entries never exceeds it.
+
+Errors: Redis down or unreachable raises ``RedisUnavailable`` ("Redis is not available"); bad input raises
+``BadRequest`` naming the field; a value over ``max_value_bytes`` raises ``TooLarge``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, redis_errors
+from bus.errors import BadRequest, TooLarge
+
+LRU_TYPE = "_lru"
+
+DEFAULTS: dict[str, Any] = {
+    "cache_manager": {
+        # the legacy per-type policy (TTL) plus the bound it configured but never enforced
+        "types": {
+            "nlu_results": {"ttl_s": 300, "max_entries": 1000},
+            "model_decisions": {"ttl_s": 600, "max_entries": 500},
+            "context_summaries": {"ttl_s": 3600, "max_entries": 200},
+            "tool_responses": {"ttl_s": 900, "max_entries": 1000},
+            "memory": {"ttl_s": 43200, "max_entries": 5000},
+        },
+        "extra_types": {},              # more types: {name: {ttl_s: int, max_entries: int}}
+        "default_ttl_s": 3600,          # types not listed
+        "default_max_entries": 1000,    # types not listed (0 = unbounded)
+        "cache_memory_ttl_s": 3600,     # legacy `cache_memory` default ttl (its code said 1 h, not the type's 12 h)
+        "max_ttl_s": 315360000,         # 10 years
+        "max_value_bytes": 1048576,     # JSON text of one value
+        "maintenance_interval_s": 60.0,  # sweep of stale LRU members + Redis stats
+        "health_refresh_s": 2.0,        # how often the background thread re-checks Redis for health replies
+    },
+}
+
+# Access order: each write or hit takes the type's highest score + 1 (a per-type counter; ties impossible).
+NEXT_SCORE = """
+local top = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local score = 1
+if top[2] then score = tonumber(top[2]) + 1 end
+"""
+
+# KEYS[1] entry, KEYS[2] lru set; ARGV value, ttl_ms, max_entries -> number of live entries evicted
+PUT_LUA = NEXT_SCORE + """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], score, KEYS[1])
+local max = tonumber(ARGV[3])
+if max <= 0 then return 0 end
+local over = redis.call('ZCARD', KEYS[2]) - max
+if over <= 0 then return 0 end
+local victims = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+local evicted = 0
+for _, k in ipairs(victims) do
+  if k ~= KEYS[1] then evicted = evicted + redis.call('DEL', k) end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+return evicted
+"""
+
+# KEYS[1] entry, KEYS[2] lru set -> {value, pttl} or nil
+GET_LUA = """
+local v = redis.call('GET', KEYS[1])
+if not v then return nil end
+""" + NEXT_SCORE + """
+redis.call('ZADD', KEYS[2], score, KEYS[1])
+return {v, redis.call('PTTL', KEYS[1])}
+"""
+
+# KEYS[1] entry, KEYS[2] lru set -> 1 if the entry existed
+DEL_LUA = """
+redis.call('ZREM', KEYS[2], KEYS[1])
+return redis.call('DEL', KEYS[1])
+"""
+
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+@dataclass(frozen=True)
+class TypePolicy:
+    ttl_s: int
+    max_entries: int
+
+
+class CacheStore:
+    """Get/put/invalidate/flush of typed entries; see the module docstring for keys and eviction."""
+
+    def __init__(self, redis: RedisStore, section: Mapping[str, Any]) -> None:
+        self.redis = redis
+        self.section = {**DEFAULTS["cache_manager"], **dict(section or {})}
+        self.policies = _policies(self.section)
+        self.ns: RedisNamespace = redis.cache
+        client = self.ns.client
+        self._put = client.register_script(PUT_LUA)
+        self._get = client.register_script(GET_LUA)
+        self._del = client.register_script(DEL_LUA)
+
+    # ------------------------------------------------------------------ policy
+    def policy(self, cache_type: str) -> TypePolicy:
+        return self.policies.get(cache_type) or TypePolicy(int(self.section["default_ttl_s"]),
+                                                           int(self.section["default_max_entries"]))
+
+    def entry_key(self, cache_type: str, key: str) -> str:
+        return self.ns.key(f"{cache_type}:{key}")
+
+    def lru_key(self, cache_type: str) -> str:
+        return self.ns.key(f"{LRU_TYPE}:{cache_type}")
+
+    # ------------------------------------------------------------------ operations
+    def put(self, cache_type: str, key: str, value: Any, ttl: float | None = None) -> dict[str, Any]:
+        """Store ``value`` (JSON) for ``ttl`` seconds (default: the type's); returns ttl and evictions."""
+        check_type(cache_type)
+        ttl_s = self.policy(cache_type).ttl_s if ttl is None else self.check_ttl(ttl)
+        text = self.encode(value)
+        with redis_errors():
+            evicted = self._put(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)],
+                                args=[text, max(1, int(round(ttl_s * 1000))), self.policy(cache_type).max_entries])
+        return {"ttl": ttl_s, "evicted": int(evicted)}
+
+    def get(self, cache_type: str, key: str) -> tuple[bool, Any, float | None]:
+        """``(hit, value, seconds_left)``; a hit refreshes the entry's LRU position."""
+        check_type(cache_type)
+        with redis_errors():
+            found = self._get(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)])
+        if found is None:
+            return False, None, None
+        raw, pttl = found
+        return True, decode(raw), (pttl / 1000.0 if pttl is not None and pttl >= 0 else None)
+
+    def invalidate(self, cache_type: str, key: str) -> bool:
+        check_type(cache_type)
+        with redis_errors():
+            return bool(self._del(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)]))
+
+    def flush(self, cache_type: str) -> int:
+        """Delete every entry of a type (SCAN ``{type}:*`` + DEL); returns how many were deleted."""
+        check_type(cache_type)
+        deleted = self.ns.delete_matching(_GLOB.sub(r"\\\1", cache_type) + ":*")
+        with redis_errors():
+            self.ns.client.delete(self.lru_key(cache_type))
+        return deleted
+
+    def count(self, cache_type: str) -> int:
+        """Entries tracked for a type (may include entries that expired since the last sweep)."""
+        with redis_errors():
+            return int(self.ns.client.zcard(self.lru_key(cache_type)))
+
+    def stats(self) -> dict[str, Any]:
+        """Tracked entries and policy of every type that has entries or a configured policy."""
+        types = set(self.policies) | {self.ns.strip(k)[len(LRU_TYPE) + 1:] for k in self._lru_keys()}
+        return {t: {"entries": self.count(t), **vars(self.policy(t))} for t in sorted(types)}
+
+    def sweep(self, batch: int = 500) -> int:
+        """Drop LRU members whose entry is gone (expired by TTL or deleted directly); returns how many."""
+        removed = 0
+        client = self.ns.client
+        with redis_errors():
+            for lru in self._lru_keys():
+                members = [m for m, _ in client.zscan_iter(lru, count=batch)]
+                for start in range(0, len(members), batch):
+                    chunk = members[start:start + batch]
+                    pipe = client.pipeline(transaction=False)
+                    for member in chunk:
+                        pipe.exists(member)
+                    gone = [m for m, alive in zip(chunk, pipe.execute()) if not alive]
+                    if gone:
+                        removed += int(client.zrem(lru, *gone))
+        return removed
+
+    def _lru_keys(self) -> list[bytes]:
+        with redis_errors():
+            return list(self.ns.client.scan_iter(match=self.ns.key(f"{LRU_TYPE}:*"), count=500))
+
+    # ------------------------------------------------------------------ checks
+    def check_ttl(self, ttl: Any) -> float:
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= self.section["max_ttl_s"]:
+            raise BadRequest(f"ttl must be a number of seconds in (0, {self.section['max_ttl_s']}]",
+                             details={"field": "ttl"})
+        return ttl
+
+    def encode(self, value: Any) -> str:
+        try:
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(f"value is not JSON-serializable: {exc}", details={"field": "value"}) from exc
+        if len(text.encode("utf-8")) > self.section["max_value_bytes"]:
+            raise TooLarge(f"value larger than {self.section['max_value_bytes']} bytes", details={"field": "value"})
+        return text
+
+
+def check_type(cache_type: str) -> None:
+    if cache_type == LRU_TYPE or cache_type.startswith(LRU_TYPE + ":"):
+        raise BadRequest(f"cache_type '{LRU_TYPE}' is reserved", details={"field": "cache_type"})
+
+
+def decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def split_cache_key(cache_key: str) -> tuple[str, str]:
+    """``"nlu_results:abc"`` -> ``("nlu_results", "abc")``; a key without ``:`` is of type ``default``."""
+    cache_type, sep, key = cache_key.partition(":")
+    if not sep:
+        return "default", cache_key
+    if not cache_type or not key:
+        raise BadRequest("cache_key must be '{cache_type}:{key}' with both parts non-empty",
+                         details={"field": "cache_key"})
+    return cache_type, key
+
+
+def _policies(section: Mapping[str, Any]) -> dict[str, TypePolicy]:
+    policies: dict[str, TypePolicy] = {}
+    types = {**DEFAULTS["cache_manager"]["types"], **section.get("types", {}), **section.get("extra_types", {})}
+    for name, conf in types.items():
+        if not isinstance(conf, Mapping):
+            raise ValueError(f"cache_manager type '{name}' must be a mapping")
+        ttl = int(conf.get("ttl_s", section["default_ttl_s"]))
+        max_entries = int(conf.get("max_entries", section["default_max_entries"]))
+        if ttl <= 0 or max_entries < 0 or name == LRU_TYPE:
+            raise ValueError(f"cache_manager type '{name}': ttl_s must be > 0, max_entries >= 0, name not '_lru'")
+        policies[str(name)] = TypePolicy(ttl, max_entries)
+    return policies
