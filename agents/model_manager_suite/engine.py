@@ -114,8 +114,15 @@ class InferenceEngine:
             with self.loader.lease(model, autoload=autoload) as entry:
                 cancel = threading.Event()
                 job = job_for(entry)
+                events = (cancel, entry.worker.cancel_all)
+
+                def task(llm: Any, job: Callable[[Any, Any], dict] = job, events: tuple = events) -> dict:
+                    if any(e.is_set() for e in events):
+                        raise Timeout("request given up before it ran")
+                    return job(llm, events)
+
                 try:
-                    future = entry.worker.submit(lambda llm: job(llm, (cancel, entry.worker.cancel_all)))
+                    future = entry.worker.submit(task)
                 except WorkerClosed as exc:
                     last_error = exc
                     continue

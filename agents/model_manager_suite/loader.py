@@ -101,9 +101,9 @@ class ModelLoader:
         record = self._valid_record(self.resolve(name))
         device, n_ctx_eff, _threads, layers = self._params(record, n_ctx)
         est = self.budget.estimate(record, n_ctx_eff, device, layers, self.store.get_model(record.id))
-        reserved = self._reserved(device)
-        return {**est.to_dict(), "free_mb": round(self.budget.free_mb(device, reserved), 1),
-                "fits": est.total_mb <= self.budget.free_mb(device, reserved)}
+        free = self.budget.free_mb(device, self._reserved(device) + self.device_lock(device).others_reserved_mb())
+        return {**est.to_dict(), "free_mb": round(free, 1), "fits": est.total_mb <= free,
+                "loaded": self.is_loaded(record.id)}
 
     def status(self) -> dict[str, Any]:
         devices: dict[str, Any] = {}
@@ -319,10 +319,14 @@ class ModelLoader:
             raise
         load_s = time.perf_counter() - started
         measured = max(0.0, self.budget.snapshot_mb(device) - before)
-        self.store.update_model(record.id, estimated_memory_mb=estimate.total_mb, measured_memory_mb=measured,
-                                measured_version=record.version, measured_n_ctx=worker.n_ctx,
-                                measured_device=device, measured_at=time.time())
-        self.store.add_stats(record.id, loads=1, total_load_s=load_s, last_load_s=load_s)
+        try:
+            self.store.update_model(record.id, estimated_memory_mb=estimate.total_mb, measured_memory_mb=measured,
+                                    measured_version=record.version, measured_n_ctx=worker.n_ctx,
+                                    measured_device=device, measured_at=time.time())
+            self.store.add_stats(record.id, loads=1, total_load_s=load_s, last_load_s=load_s)
+        except Exception:
+            worker.close(drain=False)      # no untracked model left in memory
+            raise
         entry = LoadedModel(record=record, worker=worker, device=device, n_ctx=worker.n_ctx, estimate=estimate,
                             reserved_mb=max(estimate.total_mb, measured), measured_mb=measured,
                             loaded_at=time.time(), load_s=load_s, last_used=self.clock())
