@@ -41,3 +41,4 @@ def make_engine(embedder: Embedder, tmp_path: Path) -> Iterator[Callable[..., Se
     yield build
     for engine in engines:
         engine.close()
+

@@ -4,10 +4,13 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
+import pytest
 from sqlalchemy import Engine
 
+from agents.memory_hub.search import Embedder, SearchEngine
+from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import Memory, content_hash
 
 PEOPLE = ["Alice", "Bruno", "Chen", "Dana", "Emeka", "Farah", "Gustavo", "Hana", "Ivan", "Jules", "Kofi", "Lena",
@@ -87,3 +90,21 @@ def insert_rows(engine: Engine, rows: list[dict[str, Any]]) -> list[str]:
         with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
             conn.execute(Memory.__table__.insert(), rows)
     return [row["memory_id"] for row in rows]
+
+
+def populated(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, rows: list[dict[str, Any]],
+              **settings: Any) -> Iterator[SearchEngine]:
+    """Yield a started engine over a new database holding ``rows`` (embedded once, for a whole module)."""
+    base = tmp_path_factory.mktemp("search")
+    store = SqlStore(data_dir=base / "sql")
+    store.migrate()
+    insert_rows(store.engine, rows)
+    settings.setdefault("maintenance_interval_s", 0)
+    engine = SearchEngine(store, embedder, settings, data_dir=base / "data")
+    engine.start()
+    engine.index_many([(row["memory_id"], None) for row in rows])
+    try:
+        yield engine
+    finally:
+        engine.close()
+        store.close()

@@ -7,19 +7,16 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from agents.memory_hub.search.keyword import fts_query
-from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
+from tests.memory_hub.search.corpus import insert_rows, memory_row, populated, sentences
 
 
-@pytest.fixture
-def engine(sql_store, make_engine):
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, embedder):
     rows = [memory_row(text) for text in sentences(300, seed=3)]
     rows.append(memory_row("Locker combination for the gym: ZX-4471.", memory_id="code"))
     rows.append(memory_row("Ask Thorvaldsdottir about the invoice.", memory_id="name"))
     rows.append(memory_row("The ZX series printer jammed again; model 9913.", memory_id="near-code"))
-    insert_rows(sql_store.engine, rows)
-    search = make_engine(sql_store)
-    search.index_many([(r["memory_id"], None) for r in rows])
-    return search
+    yield from populated(tmp_path_factory, embedder, rows)
 
 
 def test_rare_code_is_found_by_keyword_and_hybrid(engine):
@@ -40,25 +37,25 @@ def test_keyword_scores_are_positive_and_sorted(engine):
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
 
 
-def test_stemming_matches_word_forms(engine, sql_store):
-    insert_rows(sql_store.engine, [memory_row("She was running along the canal.", memory_id="run")])
+def test_stemming_matches_word_forms(engine):
+    insert_rows(engine.engine, [memory_row("She was running along the canal.", memory_id="run")])
     assert "run" in [h["memory_id"] for h in engine.search("runs", k=5, mode="keyword")]
 
 
-def test_rows_written_by_other_code_are_keyword_searchable(engine, sql_store):
-    insert_rows(sql_store.engine, [memory_row("Quokka sighting on Rottnest island.", memory_id="other-path")])
+def test_rows_written_by_other_code_are_keyword_searchable(engine):
+    insert_rows(engine.engine, [memory_row("Quokka sighting on Rottnest island.", memory_id="other-path")])
     assert engine.search("quokka", k=1, mode="keyword")[0]["memory_id"] == "other-path"
-    with sql_store.engine.begin() as conn:
+    with engine.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE memories SET content = 'Wombat sighting.' WHERE memory_id = 'other-path'")
     assert engine.search("quokka", k=1, mode="keyword") == []
     assert engine.search("wombat", k=1, mode="keyword")[0]["memory_id"] == "other-path"
-    with sql_store.engine.begin() as conn:
+    with engine.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM memories WHERE memory_id = 'other-path'")
     assert engine.search("wombat", k=1, mode="keyword") == []
 
 
-def test_tags_are_keyword_searchable(engine, sql_store):
-    insert_rows(sql_store.engine, [memory_row("Buy more milk.", memory_id="tagged", tags=["groceries"])])
+def test_tags_are_keyword_searchable(engine):
+    insert_rows(engine.engine, [memory_row("Buy more milk.", memory_id="tagged", tags=["groceries"])])
     assert engine.search("groceries", k=1, mode="keyword")[0]["memory_id"] == "tagged"
 
 

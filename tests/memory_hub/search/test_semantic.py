@@ -3,18 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
+from tests.memory_hub.search.corpus import insert_rows, memory_row, populated, sentences
 from tests.memory_hub.search.facts import FACTS, PARAPHRASES
 
 
-@pytest.fixture
-def engine(sql_store, make_engine):
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, embedder):
     rows = [memory_row(text, memory_id=mid) for mid, text in FACTS.items()]
     rows += [memory_row(text) for text in sentences(300, seed=11)]
-    insert_rows(sql_store.engine, rows)
-    search = make_engine(sql_store)
-    assert len(search.index_many([(r["memory_id"], None) for r in rows])) == len(rows)
-    return search
+    yield from populated(tmp_path_factory, embedder, rows)
 
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
@@ -40,12 +37,14 @@ def test_result_shape(engine):
     assert all(-1.0 <= h["score"] <= 1.0 and h["score"] == h["vector_score"] for h in vector_hits)
 
 
-def test_index_memory_stores_the_embedding_in_sql(engine, sql_store):
+def test_index_memory_stores_the_embedding_in_sql(engine):
+    from sqlalchemy import select
+
     from agents.memory_hub.search.rows import from_blob
     from agents.memory_hub.stores.sql_models import Memory
 
-    with sql_store.session() as s:
-        blob = s.get(Memory, "fact-dog").embedding
+    with engine.engine.connect() as conn:
+        blob = conn.execute(select(Memory.embedding).where(Memory.memory_id == "fact-dog")).scalar_one()
     vector = from_blob(blob, 384)
     assert vector is not None and abs(float(vector @ vector) - 1.0) < 1e-4
 
@@ -57,15 +56,18 @@ def test_index_memory_of_a_missing_row_is_not_found(engine):
         engine.index_memory("no-such-memory", "text")
 
 
-def test_reindex_after_content_change(engine, sql_store):
+def test_reindex_after_content_change(engine):
     from sqlalchemy import update
 
     from agents.memory_hub.stores.sql_models import Memory
 
-    with sql_store.engine.begin() as conn:
-        conn.execute(update(Memory).where(Memory.memory_id == "fact-dog")
+    insert_rows(engine.engine, [memory_row("The parrot repeats the doorbell sound.", memory_id="pet-2")])
+    engine.index_memory("pet-2")
+    size = len(engine.index)
+    with engine.engine.begin() as conn:
+        conn.execute(update(Memory).where(Memory.memory_id == "pet-2")
                      .values(content="The cat is called Pixel and sleeps on the radiator."))
-    engine.index_memory("fact-dog")
+    engine.index_memory("pet-2")
     top = [h["memory_id"] for h in engine.search("a kitten napping on the heater", k=3, mode="vector")]
-    assert "fact-dog" in top
-    assert len(engine.index) == 310           # replaced, not duplicated
+    assert "pet-2" in top
+    assert len(engine.index) == size          # replaced, not duplicated

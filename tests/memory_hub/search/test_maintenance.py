@@ -1,0 +1,62 @@
+"""Background maintenance: embedding backfill, compaction, periodic snapshots, HNSW through the engine."""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import delete
+
+from agents.memory_hub.stores.sql_models import Memory
+from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
+
+
+def test_rows_without_embeddings_are_backfilled(sql_store, make_engine):
+    engine = make_engine(sql_store, backfill_batch=16)
+    insert_rows(sql_store.engine, [memory_row(t) for t in sentences(40, seed=12)])
+    insert_rows(sql_store.engine, [memory_row("The fuse box is behind the coats.", memory_id="fuse")])
+    assert engine.search("where is the electrical panel", k=5, mode="vector") == []
+    report = engine.maintainer.run_once()
+    assert report["backfilled"] == 41
+    assert engine.search("where is the electrical panel", k=1, mode="vector")[0]["memory_id"] == "fuse"
+    assert engine.maintainer.run_once()["backfilled"] == 0
+
+
+def test_background_thread_backfills_and_snapshots(sql_store, make_engine):
+    engine = make_engine(sql_store, maintenance_interval_s=0.05, snapshot_every=1)
+    insert_rows(sql_store.engine, [memory_row("The fuse box is behind the coats.", memory_id="fuse")])
+    deadline = time.monotonic() + 30
+    while "fuse" not in engine.index and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "fuse" in engine.index
+    snapshot = engine.maintainer.snapshot_dir / "meta.json"
+    while not snapshot.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert snapshot.exists()
+
+
+def test_tombstones_are_compacted(sql_store, make_engine):
+    rows = [memory_row(t) for t in sentences(60, seed=13)]
+    insert_rows(sql_store.engine, rows)
+    engine = make_engine(sql_store, compact_ratio=0.2)
+    engine.index_many([(r["memory_id"], None) for r in rows])
+    gone = [r["memory_id"] for r in rows[:20]]
+    with sql_store.engine.begin() as conn:
+        conn.execute(delete(Memory).where(Memory.memory_id.in_(gone)))
+    engine.remove(gone)
+    assert engine.index.tombstones == 20
+    assert engine.maintainer.run_once()["compacted"]
+    assert engine.index.tombstones == 0 and len(engine.index) == 40
+
+
+def test_engine_in_hnsw_mode_agrees_with_exact_mode(sql_store, make_engine, embedder):
+    rows = [memory_row(t) for t in sentences(400, seed=14)]
+    insert_rows(sql_store.engine, rows)
+    exact = make_engine(sql_store, snapshot_path="")
+    exact.index_many([(r["memory_id"], None) for r in rows])
+    hnsw = make_engine(sql_store, snapshot_path="", hnsw_threshold=100)
+    assert hnsw.index.kind == "hnsw" and len(hnsw.index) == 400
+    same = 0
+    for query in sentences(30, seed=15):
+        a = [h["memory_id"] for h in hnsw.search(query, k=5, mode="vector")]
+        b = [h["memory_id"] for h in exact.search(query, k=5, mode="vector")]
+        same += a[0] == b[0]
+    assert same >= 28

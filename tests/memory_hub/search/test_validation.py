@@ -1,0 +1,79 @@
+"""Bad input is a BadRequest naming the field; limits come from settings."""
+from __future__ import annotations
+
+import pytest
+
+from agents.memory_hub.search import DEFAULTS, SearchEngine
+from bus.errors import BadRequest
+from tests.memory_hub.search.corpus import insert_rows, memory_row
+
+
+@pytest.fixture
+def engine(sql_store, make_engine):
+    insert_rows(sql_store.engine, [memory_row("The dog is called Biscuit.", memory_id="dog")])
+    search = make_engine(sql_store, max_k=20)
+    search.index_memory("dog")
+    return search
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t", "\x00\x01"])
+def test_empty_query(engine, query):
+    with pytest.raises(BadRequest, match="query must not be empty"):
+        engine.search(query)
+
+
+@pytest.mark.parametrize("query", [None, 5, ["dog"], b"dog"])
+def test_query_must_be_a_string(engine, query):
+    with pytest.raises(BadRequest, match="query"):
+        engine.search(query)
+
+
+def test_query_length_is_bounded(engine):
+    with pytest.raises(BadRequest, match="longer than"):
+        engine.search("dog " * 1000)
+
+
+@pytest.mark.parametrize("k", [0, -1, 21, 1000, 2.5, "5", True])
+def test_k_is_bounded_by_settings(engine, k):
+    with pytest.raises(BadRequest) as err:
+        engine.search("dog", k=k)
+    assert err.value.details["field"] == "k"
+
+
+def test_k_limits_are_inclusive(engine):
+    assert len(engine.search("dog", k=1)) == 1
+    assert len(engine.search("dog", k=20)) == 1
+
+
+def test_unknown_mode(engine):
+    with pytest.raises(BadRequest, match="mode"):
+        engine.search("dog", mode="fuzzy")
+
+
+def test_unknown_filter_is_named(engine):
+    with pytest.raises(BadRequest, match="unknown filter field 'owner'"):
+        engine.search("dog", filters={"owner": "me"})
+
+
+@pytest.mark.parametrize("budget", [0, -5, "100", None, 10**9])
+def test_token_budget_is_checked(engine, budget):
+    with pytest.raises(BadRequest, match="token_budget"):
+        engine.pack_context("dog", budget)
+
+
+@pytest.mark.parametrize("threshold", [1.5, "high", True])
+def test_duplicate_threshold_is_checked(engine, threshold):
+    with pytest.raises(BadRequest, match="threshold"):
+        engine.find_near_duplicates("dog", threshold=threshold)
+
+
+def test_control_characters_are_cleaned(engine):
+    assert engine.search("Bis\x00cuit dog\ud800", k=1)[0]["memory_id"] == "dog"
+
+
+def test_unknown_settings_are_refused(sql_store, embedder):
+    with pytest.raises(ValueError, match="unknown search setting 'hnsw_treshold'"):
+        SearchEngine(sql_store, embedder, {"hnsw_treshold": 5})
+    assert set(DEFAULTS) == {"search"}
+    engine = SearchEngine(sql_store, embedder, {"search": {"max_k": 7}, "storage": {}})
+    assert engine.settings["max_k"] == 7
