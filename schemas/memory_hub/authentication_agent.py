@@ -22,6 +22,6 @@ LOGIN = Schema({
 
 LOGOUT = Schema({
     "token": Field(str, min_len=1, max_len=8192, doc="token to revoke; default: the caller's own token"),
-}, doc="Revoke a token by its jti until it expires.")
+}, doc="Public: revoke a token (the given one, or the envelope's) by its jti until it expires.")
 
 VERIFY = Schema({"token": TOKEN}, doc="Public: is this token valid (signature, expiry, revocation)?")

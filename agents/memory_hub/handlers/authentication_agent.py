@@ -19,6 +19,7 @@ Native (agent "AuthenticationAgent"):
                                          PUBLIC (no token needed); rate-limited: busy + retry_after_ms;
                                          wrong user or password -> unauthorized "invalid user_id or password"
   logout{token?}                      -> {revoked: jti, expires_at}  (default: the caller's own token)
+                                         PUBLIC: holding a token is the right to revoke it
   verify{token}                       -> {valid, sub, scopes, exp} or {valid:false, reason}   PUBLIC
 Routes: POST /auth/login -> login, POST /auth/verify -> verify, POST /auth/logout -> logout.
 """
@@ -163,9 +164,9 @@ class AuthenticationAgent(Handler):
         return {"token": token, "token_type": "Bearer", "sub": claims["sub"], "scopes": claims["scope"],
                 "expires_at": claims["exp"], "expires_at_iso": _iso(claims["exp"])}
 
-    @action(schema.LOGOUT, name="logout")
+    @action(schema.LOGOUT, name="logout", public=True)
     def logout_action(self, args: dict, ctx: CallContext) -> dict:
-        """Revoke the given token, or the caller's own."""
+        """Public (holding a token is the right to revoke it): revoke the given token, or the caller's own."""
         if args["token"]:
             principal = self.logout(args["token"])
         elif ctx.principal is not None and ctx.principal.token_id:
