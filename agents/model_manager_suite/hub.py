@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
-from agents.model_manager_suite.services import ModelServices
+from agents.model_manager_suite import defaults as model_defaults
+from agents.model_manager_suite.services import ModelServices, open_services
 from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager
 from agents.model_manager_suite.handlers.model_manager_agent import ModelManagerAgent
 from agents.model_manager_suite.handlers.predictive_loader import PredictiveLoader
@@ -13,15 +14,21 @@ VERSION = "0.1.0"
 
 HANDLER_CLASSES = (GGUFModelManager, ModelManagerAgent, PredictiveLoader, ModelEvaluationFramework)
 
-DEFAULTS: dict = merge_defaults(*(cls.DEFAULTS for cls in HANDLER_CLASSES))
+DEFAULTS: dict = merge_defaults(model_defaults.DEFAULTS, *(cls.DEFAULTS for cls in HANDLER_CLASSES))
 ENV_MAP: dict[str, tuple[str, ...]] = {"MODELS_DIR": ("models", "dirs")}
 
 
 def build(runtime: Runtime) -> Assembly:
-    services = ModelServices(settings=runtime.settings, data_dir=runtime.data_dir, events=runtime.events,
-                             tokens=runtime.tokens, metrics=runtime.metrics.registry)
-    handlers = [cls(services) for cls in HANDLER_CLASSES]
-    return Assembly(handlers=handlers, close=[services.close])
+    services = open_services(runtime.settings, runtime.data_dir, runtime.events, runtime.tokens,
+                             runtime.metrics.registry)
+    try:
+        handlers = [cls(services) for cls in HANDLER_CLASSES]
+        services.core.start()
+    except Exception:
+        services.close()
+        raise
+    return Assembly(handlers=handlers, checks=_core_checks(services), critical={"model_database"},
+                    close=[services.close])
 
 
 SPEC = HubSpec(
@@ -29,3 +36,8 @@ SPEC = HubSpec(
     ports={"native_port": 7011, "http_port": 7111, "events_port": 7311},
     defaults=DEFAULTS, env_map=ENV_MAP, build=build,
 )
+
+
+def _core_checks(services: ModelServices) -> dict:
+    names = ("model_database", "model_registry", "model_device")
+    return {name: (lambda name=name: services.core.health_checks()[name]) for name in names}
