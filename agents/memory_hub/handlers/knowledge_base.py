@@ -1,19 +1,152 @@
 """KnowledgeBase: legacy-protocol.md §1.3 (5715/6715).
 
-Wire contract (legacy port): health requests (`ping`, `health`, `health_check`) answer the legacy health
-reply; the legacy health port answers any message with it. Other actions arrive with the issue that builds
-this agent and answer `Unknown action` until then.
+The legacy agent's ``process_request`` was never called by its base loop; the hub serves that intended
+protocol (flat fields). Facts are memories of type ``knowledge_fact`` (tier long, importance 0.8, metadata
+``{topic}``, tags ``[topic.lower()]``); documents live in the ``knowledge_base`` table with a Redis db2 hot
+copy (domain: ``agents/memory_hub/knowledge.py``).
+
+Legacy port 5715 (JSON):
+  add_fact{topic, content}                 -> {status:"success", memory_id}   ("Missing topic or content")
+  get_fact{topic}                          -> {status:"success", fact:{memory}} ("Missing topic", "Fact not found")
+  update_fact{topic | memory_id, content}  -> {status:"success", message:"Fact updated successfully"}
+                                              ("Missing required parameters", "Fact not found")
+  search_facts{query, limit=10}            -> {status:"success", results:[memory...]}  ("query is required.")
+  health_check                             -> {status:"success", healthy:true}
+  ping / health (and any message on 6715)  -> {status:"HEALTHY", service:"KnowledgeBase", uptime_seconds,
+                                               request_count, timestamp}
+  errors -> {status:"error", message}; unknown -> "Unknown action: X"; not an object -> "Invalid request format"
+
+Native (agent "KnowledgeBase"):
+  add_fact{topic, content}                 -> {memory_id}
+  get_fact{topic}                          -> memory                          (not_found "Fact not found")
+  update_fact{content, topic? | memory_id?}  -> {memory_id}
+  search_facts{query, limit?}              -> {results, count}
+  doc_get{doc_id}                          -> {doc_id, title, content, metadata, namespace, created_at, updated_at}
+  doc_put{doc_id, content, title?, metadata?, namespace?}  -> document + {created}
+  doc_delete{doc_id}                       -> {doc_id, deleted:true}
+Routes: GET/PUT/DELETE /doc/{doc_id}. Every fact write publishes memory.added.
 """
 from __future__ import annotations
 
-from bus.handler import Handler
+import itertools
+import time
+from typing import Any, Callable
+
+from agents.memory_hub.knowledge import DEFAULTS as KNOWLEDGE_DEFAULTS, SECTION, Knowledge
+from agents.memory_hub.memories import Memories
+from agents.memory_hub.mos_legacy import LegacyError, error
 from agents.memory_hub.services import MemoryServices
+from bus.errors import BadRequest, HubError
+from bus.handler import CallContext, Handler, Route, action
+from schemas.memory_hub import knowledge_base as schema
 
 
 class KnowledgeBase(Handler):
     name = "KnowledgeBase"
     legacy_ports = (5715,)
     legacy_health_ports = (6715,)
+    routes = (
+        Route("GET", "/doc/{doc_id}", "doc_get"),
+        Route("PUT", "/doc/{doc_id}", "doc_put"),
+        Route("DELETE", "/doc/{doc_id}", "doc_delete"),
+    )
+    DEFAULTS = KNOWLEDGE_DEFAULTS
 
     def __init__(self, services: MemoryServices):
         self.services = services
+        self.knowledge = Knowledge(Memories.of(services), services.redis, services.settings.get(SECTION))
+        self.started_at = time.time()
+        self._requests = itertools.count(1)
+        self.request_count = 0
+        self.legacy_actions: dict[str, Callable[[dict], dict]] = {
+            "add_fact": self._legacy_add, "get_fact": self._legacy_get, "update_fact": self._legacy_update,
+            "search_facts": self._legacy_search,
+            "health_check": lambda _: {"status": "success", "healthy": True},
+        }
+
+    # ------------------------------------------------------------------ legacy
+    def handle_legacy(self, request: Any, port: int) -> dict:
+        self.request_count = next(self._requests)
+        if not isinstance(request, dict):
+            return error("Invalid request format")
+        act = request.get("action")
+        if act in ("ping", "health"):
+            return self.legacy_health(port)
+        fn = self.legacy_actions.get(act) if isinstance(act, str) else None
+        if fn is None:
+            return error(f"Unknown action: {act}")
+        try:
+            return fn(request)
+        except LegacyError as exc:
+            return error(str(exc))
+        except HubError as exc:
+            return error(exc.message)
+
+    def legacy_health(self, port: int) -> dict:
+        return {"status": "HEALTHY", "service": self.name, "uptime_seconds": int(time.time() - self.started_at),
+                "request_count": self.request_count, "timestamp": time.time()}
+
+    def _legacy_add(self, request: dict) -> dict:
+        if not request.get("topic") or not request.get("content"):
+            raise LegacyError("Missing topic or content")
+        return {"status": "success", "memory_id": self.knowledge.add_fact(request["topic"], request["content"])}
+
+    def _legacy_get(self, request: dict) -> dict:
+        if not request.get("topic"):
+            raise LegacyError("Missing topic")
+        return {"status": "success", "fact": self.knowledge.get_fact(request["topic"])}
+
+    def _legacy_update(self, request: dict) -> dict:
+        topic, content, memory_id = request.get("topic"), request.get("content"), request.get("memory_id")
+        if not ((topic or memory_id) and content):
+            raise LegacyError("Missing required parameters")
+        self.knowledge.update_fact(content, topic=topic or None, memory_id=memory_id or None)
+        return {"status": "success", "message": "Fact updated successfully"}
+
+    def _legacy_search(self, request: dict) -> dict:
+        limit = request.get("limit", 10)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise LegacyError("limit must be an integer between 1 and 1000")
+        return {"status": "success", "results": self.knowledge.search_facts(request.get("query", ""), limit)}
+
+    # ------------------------------------------------------------------ native
+    @action(schema.ADD_FACT)
+    def add_fact(self, args: dict, ctx: CallContext) -> dict:
+        """Store a fact under a topic."""
+        return {"memory_id": self.knowledge.add_fact(args["topic"], args["content"])}
+
+    @action(schema.GET_FACT)
+    def get_fact(self, args: dict, ctx: CallContext) -> dict:
+        """The fact filed under a topic."""
+        return self.knowledge.get_fact(args["topic"])
+
+    @action(schema.UPDATE_FACT)
+    def update_fact(self, args: dict, ctx: CallContext) -> dict:
+        """New content for a fact found by memory_id or topic."""
+        if args["topic"] is None and args["memory_id"] is None:
+            raise BadRequest("missing field 'topic' (or 'memory_id')", details={"field": "topic"})
+        return {"memory_id": self.knowledge.update_fact(args["content"], args["topic"], args["memory_id"])}
+
+    @action(schema.SEARCH_FACTS)
+    def search_facts(self, args: dict, ctx: CallContext) -> dict:
+        """Facts matching a query."""
+        results = self.knowledge.search_facts(args["query"], args["limit"])
+        return {"results": results, "count": len(results)}
+
+    @action(schema.DOC_GET)
+    def doc_get(self, args: dict, ctx: CallContext) -> dict:
+        """A document."""
+        return self.knowledge.doc_get(args["doc_id"])
+
+    @action(schema.DOC_PUT)
+    def doc_put(self, args: dict, ctx: CallContext) -> dict:
+        """Create or replace a document."""
+        doc, created = self.knowledge.doc_put(args["doc_id"], args["content"], args["title"], args["metadata"],
+                                              args["namespace"])
+        return {**doc, "created": created}
+
+    @action(schema.DOC_DELETE)
+    def doc_delete(self, args: dict, ctx: CallContext) -> dict:
+        """Delete a document."""
+        self.knowledge.doc_delete(args["doc_id"])
+        return {"doc_id": args["doc_id"], "deleted": True}

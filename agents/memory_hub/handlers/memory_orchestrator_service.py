@@ -1,19 +1,216 @@
 """MemoryOrchestratorService: legacy-protocol.md §1.4 (7140; health 7141 in code, 8140 in YAML: both bound).
 
-Wire contract (legacy port): health requests (`ping`, `health`, `health_check`) answer the legacy health
-reply; the legacy health port answers any message with it. Other actions arrive with the issue that builds
-this agent and answer `Unknown action` until then.
+Legacy port 7140 (JSON ``{"action": A, "data": {...}}``): every action of the legacy table, replies exactly as
+legacy (``status`` "success"/"error", errors under ``message``; see ``agents/memory_hub/mos_legacy.py`` for
+the full list), plus ``create_session`` (MemoryClient sent it; legacy MOS never had it). Unknown ->
+``{"status":"error","message":"Unknown action: A"}``. ``ping``/``health``/``health_check`` and any message on
+the health ports -> BaseAgent health + ``{status:"ok"|"degraded", db_connected, redis_connected,
+error_bus_ready}`` (degraded when SQL or Redis is down or there is no event publisher).
+
+Native (agent "MemoryOrchestratorService"), args validated by ``schemas/memory_hub/memory_orchestrator_service``:
+  add_memory{content, memory_type?, memory_tier?, importance?=0.5, metadata?, tags?, parent_id?, memory_id?,
+             expires_at?, namespace?, session_id?}            -> {memory_id}   (conflict: id exists)
+  get_memory{memory_id, touch?=true}                          -> memory        (not_found)
+  get_children{parent_id, limit?, sort_field?, sort_order?}   -> {children}
+  add_relationship{source_id, target_id, relationship_type, strength?} -> {source_id, target_id, relationship_type, strength}
+  get_related{memory_id, relationship_type?}                  -> {related_memories}
+  search_memory{query, memory_type?, parent_id?, filters?, limit?}     -> {results, count}
+  semantic_search{query, k?, filters?}                        -> {results, mode: "hybrid"|"text"}
+  update_memory{memory_id, update_data}                       -> memory
+  delete_memory{memory_id, cascade?}                          -> {deleted: [ids]}
+  reinforce_memory{memory_id, reinforcement_factor?}          -> {memory_id, new_importance}
+  create_context_group{name, description?}                    -> {group_id}
+  add_to_group{memory_id, group_id}                           -> {memory_id, group_id, added}
+  get_memories_by_group{group_id, limit?}                     -> {group_id, memories, count}
+  batch_add_memories{memories}                                -> {memory_ids}  (all or none)
+  batch_get_memories{memory_ids}                              -> {memories, count, missing}
+  create_session{user_id?, session_type?, created_by?, metadata?}  -> session
+  run_lifecycle{now?}                                         -> pass counts
+Memory object: memory_id, content, memory_type, memory_tier, importance, access_count, last_accessed_at,
+created_at, expires_at, metadata, tags, relationships, parent_id, namespace, session_id, updated_at.
+Every write publishes ``memory.added`` {memory_id, memory_type, namespace, op}. Oversized content ->
+``too_large`` (legacy: error message). The lifecycle task runs every ``memory_orchestrator.lifecycle_interval_s``.
 """
 from __future__ import annotations
 
-from bus.handler import Handler
+import time
+from typing import Any
+
+from agents.memory_hub.lifecycle import DEFAULTS as LIFECYCLE_DEFAULTS, Lifecycle
+from agents.memory_hub.memories import DEFAULTS as MEMORY_DEFAULTS, Memories, settings_of
+from agents.memory_hub.mos_legacy import LegacyMemoryApi, error
 from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.sessions import shared_sessions
+from bus.config import merge_defaults
+from bus.events import EventPublisher
+from bus.handler import CallContext, Handler, action, base_legacy_health
+from schemas.memory_hub import memory_orchestrator_service as schema
+
+HEALTH_ACTIONS = ("ping", "health", "health_check")
+
+
+class StoreProbe:
+    """SQL/Redis reachability for health replies, re-checked at most every ``every_s`` seconds."""
+
+    def __init__(self, services: MemoryServices, every_s: float = 2.0):
+        self.services = services
+        self.every_s = every_s
+        self._at = 0.0
+        self._value = (False, False)
+
+    def __call__(self) -> tuple[bool, bool]:
+        if time.monotonic() - self._at >= self.every_s:
+            sql, redis = self.services.sql, self.services.redis
+            self._value = (bool(sql is not None and sql.ping()), bool(redis is not None and redis.available()))
+            self._at = time.monotonic()
+        return self._value
+
+
+def _present(args: dict) -> dict:
+    return {k: v for k, v in args.items() if v is not None}
 
 
 class MemoryOrchestratorService(Handler):
     name = "MemoryOrchestratorService"
     legacy_ports = (7140,)
     legacy_health_ports = (7141, 8140)
+    DEFAULTS = merge_defaults(MEMORY_DEFAULTS, LIFECYCLE_DEFAULTS)
 
     def __init__(self, services: MemoryServices):
         self.services = services
+        self.memories = Memories.of(services)
+        self.sessions = shared_sessions(services)
+        self.lifecycle = Lifecycle(self.memories, settings_of(services.settings))
+        self.legacy = LegacyMemoryApi(self.memories, self.sessions.create)
+        self.probe = StoreProbe(services)
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ legacy
+    def handle_legacy(self, request: Any, port: int) -> dict:
+        if not isinstance(request, dict):
+            return error("Invalid request format")
+        act = request.get("action")
+        if act in HEALTH_ACTIONS:
+            return self.legacy_health(port)
+        reply = self.legacy.handle(act, request.get("data", {}))
+        return reply if reply is not None else error(f"Unknown action: {act}")
+
+    def legacy_health(self, port: int) -> dict:
+        db, redis = self.probe()
+        bus_ready = isinstance(self.services.events, EventPublisher)
+        return base_legacy_health(self.name, self.started_at, status="ok" if db and redis and bus_ready else "degraded",
+                                  db_connected=db, redis_connected=redis, error_bus_ready=bus_ready)
+
+    def health_checks(self) -> dict[str, tuple[bool, Any]]:
+        last = self.lifecycle.last_run
+        return {"memory_lifecycle": (self.lifecycle.alive or not self.lifecycle.settings["lifecycle_enabled"],
+                                     {"last_run": last and last.get("finished_at"),
+                                      "interval_s": self.lifecycle.settings["lifecycle_interval_s"]})}
+
+    def start(self) -> None:
+        self.lifecycle.start()
+
+    def stop(self) -> None:
+        self.lifecycle.stop()
+
+    # ------------------------------------------------------------------ native
+    @action(schema.ADD_MEMORY)
+    def add_memory(self, args: dict, ctx: CallContext) -> dict:
+        """Store one memory; returns its id."""
+        return {"memory_id": self.memories.add(_present(args))}
+
+    @action(schema.GET_MEMORY)
+    def get_memory(self, args: dict, ctx: CallContext) -> dict:
+        """One memory (counts an access unless touch is false)."""
+        return self.memories.get(args["memory_id"], touch=args["touch"])
+
+    @action(schema.GET_CHILDREN)
+    def get_children(self, args: dict, ctx: CallContext) -> dict:
+        """Children of a memory, sorted."""
+        return {"children": self.memories.children(args["parent_id"], args["limit"], args["sort_field"],
+                                                   args["sort_order"])}
+
+    @action(schema.ADD_RELATIONSHIP)
+    def add_relationship(self, args: dict, ctx: CallContext) -> dict:
+        """Create (or re-weight) a typed relationship."""
+        self.memories.relate(args["source_id"], args["target_id"], args["relationship_type"], args["strength"])
+        return dict(args)
+
+    @action(schema.GET_RELATED)
+    def get_related(self, args: dict, ctx: CallContext) -> dict:
+        """Targets of a memory's relationships."""
+        return {"related_memories": self.memories.related(args["memory_id"], args["relationship_type"])}
+
+    @action(schema.SEARCH_MEMORY)
+    def search_memory(self, args: dict, ctx: CallContext) -> dict:
+        """Text search, most important first."""
+        filters = dict(args["filters"] or {})
+        for key in ("memory_type", "parent_id"):
+            if args[key] is not None:
+                filters[key] = args[key]
+        results = self.memories.text_search(args["query"], args["limit"], filters or None)
+        return {"results": results, "count": len(results)}
+
+    @action(schema.SEMANTIC_SEARCH)
+    def semantic_search(self, args: dict, ctx: CallContext) -> dict:
+        """Semantic search (text search without a search engine)."""
+        results, how = self.memories.semantic_search(args["query"], args["k"], args["filters"])
+        return {"results": results, "mode": how}
+
+    @action(schema.UPDATE_MEMORY)
+    def update_memory(self, args: dict, ctx: CallContext) -> dict:
+        """Set fields of a memory; returns it."""
+        return self.memories.update(args["memory_id"], args["update_data"])
+
+    @action(schema.DELETE_MEMORY)
+    def delete_memory(self, args: dict, ctx: CallContext) -> dict:
+        """Delete a memory (and its descendants with cascade)."""
+        return {"deleted": self.memories.delete(args["memory_id"], args["cascade"])}
+
+    @action(schema.REINFORCE_MEMORY)
+    def reinforce_memory(self, args: dict, ctx: CallContext) -> dict:
+        """importance = min(importance * factor, 1)."""
+        new = self.memories.reinforce(args["memory_id"], args["reinforcement_factor"])
+        return {"memory_id": args["memory_id"], "new_importance": new}
+
+    @action(schema.CREATE_CONTEXT_GROUP)
+    def create_context_group(self, args: dict, ctx: CallContext) -> dict:
+        """Create a context group."""
+        return {"group_id": self.memories.create_group(args["name"], args["description"])}
+
+    @action(schema.ADD_TO_GROUP)
+    def add_to_group(self, args: dict, ctx: CallContext) -> dict:
+        """Put a memory in a group."""
+        group_id = str(args["group_id"])
+        added = self.memories.add_to_group(args["memory_id"], group_id)
+        return {"memory_id": args["memory_id"], "group_id": group_id, "added": added}
+
+    @action(schema.GET_MEMORIES_BY_GROUP)
+    def get_memories_by_group(self, args: dict, ctx: CallContext) -> dict:
+        """The memories of a group, in the order they were added."""
+        group_id = str(args["group_id"])
+        memories = self.memories.group_memories(group_id, args["limit"])
+        return {"group_id": group_id, "memories": memories, "count": len(memories)}
+
+    @action(schema.BATCH_ADD_MEMORIES)
+    def batch_add_memories(self, args: dict, ctx: CallContext) -> dict:
+        """Add many memories in one transaction (all or none)."""
+        return {"memory_ids": self.memories.add_many(args["memories"])}
+
+    @action(schema.BATCH_GET_MEMORIES)
+    def batch_get_memories(self, args: dict, ctx: CallContext) -> dict:
+        """Many memories at once."""
+        memories = self.memories.get_many(args["memory_ids"])
+        found = {m["memory_id"] for m in memories}
+        missing = [m for m in dict.fromkeys(args["memory_ids"]) if m not in found]
+        return {"memories": memories, "count": len(memories), "missing": missing}
+
+    @action(schema.CREATE_SESSION)
+    def create_session(self, args: dict, ctx: CallContext) -> dict:
+        """Create a session (as SessionMemoryAgent.create_session)."""
+        return self.sessions.create(args["user_id"], args["session_type"], args["metadata"], args["created_by"])
+
+    @action(schema.RUN_LIFECYCLE)
+    def run_lifecycle(self, args: dict, ctx: CallContext) -> dict:
+        """Run one decay/promotion/consolidation pass now; returns its counts."""
+        return self.lifecycle.run_once(args["now"])

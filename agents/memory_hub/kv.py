@@ -1,0 +1,146 @@
+"""MemoryClient's key/value store: durable in SQL (``kv_entries``, msgpack values), hot in Redis db0 (``kv:{key}``).
+
+* ``get(key)`` -> ``{key, value, expires_at}``; ``NotFound`` for a missing or expired key (an expired row
+  is deleted on the way).
+* ``set(key, value, ttl=None)`` -> ``{key, expires_at, created}``: any msgpack-able value; ``ttl`` seconds.
+* ``delete(key)``; ``list(prefix, limit)`` -> live keys in key order.
+
+The Redis copy carries the row's ``updated_at``; it is used only while that version equals SQL's, so a
+copy that missed an update (Redis down during the write, another hub writing) is never served.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import msgpack
+from sqlalchemy import delete, select
+
+from agents.memory_hub.memory_records import HotCache, stamp
+from agents.memory_hub.stores.redis_store import RedisNamespace
+from agents.memory_hub.stores.sql import SqlStore
+from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
+from bus.errors import BadRequest, NotFound, TooLarge
+
+SECTION = "memory_client"
+DEFAULTS: dict[str, Any] = {
+    SECTION: {
+        "max_value_bytes": 1 << 20,        # packed (msgpack) size of one value
+        "max_ttl_s": 365 * 86400,
+        "cache_ttl_s": 3600,               # Redis copy kv:{key} (never longer than the key's own ttl)
+        "list_limit": 1000,                # most keys one kv_list returns
+        "failure_threshold": 3,            # legacy circuit breaker of the MemoryClient port
+        "reset_timeout_s": 60.0,
+    },
+}
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def check_key(key: Any) -> str:
+    if not isinstance(key, str) or not key:
+        raise BadRequest("key must be a non-empty string", details={"field": "key"})
+    if len(key) > KEY_LEN:
+        raise BadRequest(f"key is longer than {KEY_LEN} characters", details={"field": "key"})
+    return key
+
+
+class KeyValues:
+    def __init__(self, sql: SqlStore, redis: Any = None, settings: Mapping[str, Any] | None = None,
+                 retry_s: float = 5.0):
+        self.sql = sql
+        self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
+        namespace = RedisNamespace("kv", redis.client("cache")) if redis is not None else None
+        self.cache = HotCache(namespace, float(self.settings["cache_ttl_s"]), retry_s,
+                              encode=_pack, decode=_unpack, version_of=lambda item: item.get("u"))
+
+    def get(self, key: str) -> dict[str, Any]:
+        key = check_key(key)
+        with self.sql.session() as s:
+            meta = s.execute(select(KVEntry.updated_at, KVEntry.expires_at).where(KVEntry.key == key)).first()
+        if meta is None or self._expired(meta.expires_at):
+            if meta is not None:
+                self._purge(key)
+            raise NotFound(f"no key {key}", details={"key": key})
+        cached = self.cache.get(key, meta.updated_at)
+        if cached is not None:
+            return {"key": key, "value": cached["v"], "expires_at": cached["e"]}
+        with self.sql.session() as s:
+            row = s.get(KVEntry, key)
+            if row is None:
+                raise NotFound(f"no key {key}", details={"key": key})
+            value, version, expires_at = _unpack(row.value), row.updated_at, row.expires_at
+        self._cache(key, {"u": version, "e": expires_at, "v": value})
+        return {"key": key, "value": value, "expires_at": expires_at}
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> dict[str, Any]:
+        key = check_key(key)
+        if value is None:
+            raise BadRequest("value is required", details={"field": "value"})
+        try:
+            packed = _pack(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise BadRequest(f"value cannot be stored: {exc}", details={"field": "value"}) from None
+        if len(packed) > int(self.settings["max_value_bytes"]):
+            raise TooLarge(f"value is {len(packed)} bytes packed, over the {self.settings['max_value_bytes']}-byte "
+                           "limit", details={"field": "value"})
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))
+                                or not 0 < ttl <= float(self.settings["max_ttl_s"])):
+            raise BadRequest(f"ttl must be a number of seconds in (0, {self.settings['max_ttl_s']}]",
+                             details={"field": "ttl"})
+        now = stamp()
+        expires_at = now + float(ttl) if ttl is not None else None
+        with self.sql.transaction() as s:
+            row = s.get(KVEntry, key)
+            created = row is None
+            if created:
+                s.add(KVEntry(key=key, value=packed, expires_at=expires_at, created_at=now, updated_at=now))
+            else:
+                row.value, row.expires_at, row.updated_at = packed, expires_at, now
+        self._cache(key, {"u": now, "e": expires_at, "v": value})
+        return {"key": key, "expires_at": expires_at, "created": created}
+
+    def delete(self, key: str) -> None:
+        key = check_key(key)
+        with self.sql.transaction() as s:
+            row = s.get(KVEntry, key)
+            live = row is not None and not self._expired(row.expires_at)
+            if row is not None:
+                s.delete(row)
+        self.cache.drop(key)
+        if not live:
+            raise NotFound(f"no key {key}", details={"key": key})
+
+    def list(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        if not isinstance(prefix, str) or len(prefix) > KEY_LEN:
+            raise BadRequest("prefix must be a string", details={"field": "prefix"})
+        cap = int(self.settings["list_limit"])
+        limit = cap if limit is None else max(1, min(int(limit), cap))
+        now = time.time()
+        in_range = (KVEntry.key >= prefix, KVEntry.key < prefix + "\U0010ffff") if prefix else ()
+        stmt = (select(KVEntry.key).where(*in_range, (KVEntry.expires_at.is_(None)) | (KVEntry.expires_at > now))
+                .order_by(KVEntry.key).limit(limit))
+        with self.sql.session() as s:
+            return [k for k in s.execute(stmt).scalars() if k.startswith(prefix)]
+
+    def _cache(self, key: str, item: dict[str, Any]) -> None:
+        ttl = float(self.settings["cache_ttl_s"])
+        if item["e"] is not None:
+            ttl = min(ttl, item["e"] - time.time())
+        if ttl > 0:
+            self.cache.put(key, item, ttl)
+
+    def _purge(self, key: str) -> None:
+        with self.sql.transaction() as s:
+            s.execute(delete(KVEntry).where(KVEntry.key == key, KVEntry.expires_at <= time.time()))
+        self.cache.drop(key)
+
+    @staticmethod
+    def _expired(expires_at: float | None) -> bool:
+        return expires_at is not None and expires_at <= time.time()

@@ -1,0 +1,252 @@
+"""Memory rows as the wire sees them: input checking, the reply dict, a monotonic clock, the Redis hot cache.
+
+* ``memory_values(data, limits, partial=False)``: checks the fields of a MemoryOrchestratorService
+  ``MemoryEntry`` given by a client and returns column values. Unknown keys are ignored (the legacy
+  pydantic model ignored them, e.g. MemoryClient's ``created_by``). Errors: ``BadRequest`` naming the
+  field, ``TooLarge`` for content or metadata over the configured limits.
+* ``memory_dict(row)``: the legacy ``MemoryEntry`` fields plus ``namespace``, ``session_id``, ``updated_at``.
+* ``stamp()``: ``time.time()`` made strictly increasing inside the process, so two writes never share a
+  ``created_at``/``updated_at`` (ordering of interactions, version checks of cached rows).
+* ``HotCache``: a best-effort Redis copy of rows that carries their ``updated_at`` version. A read
+  hit counts only when its version equals the version SQL gives, so a missed invalidation (Redis down
+  during a write, another hub writing the same database) can never serve stale data. After a Redis
+  failure, Redis is skipped for ``retry_s`` seconds; no Redis failure ever fails a request.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+import redis
+
+from bus.errors import BadRequest, TooLarge, Unavailable
+from agents.memory_hub.stores.sql_models import ID_LEN, MEMORY_TIERS, Memory
+
+log = logging.getLogger(__name__)
+
+LEGACY_FIELDS = ("memory_id", "content", "memory_type", "memory_tier", "importance", "access_count",
+                 "last_accessed_at", "created_at", "expires_at", "metadata", "tags", "relationships", "parent_id")
+EXTRA_FIELDS = ("namespace", "session_id", "updated_at")
+MAX_TAGS = 100
+MAX_TAG_LEN = 256
+
+_clock_lock = threading.Lock()
+_last_stamp = 0.0
+
+
+def stamp() -> float:
+    """Epoch seconds, strictly increasing across calls in this process."""
+    global _last_stamp
+    with _clock_lock:
+        now = time.time()
+        _last_stamp = now if now > _last_stamp else _last_stamp + 1e-6
+        return _last_stamp
+
+
+def memory_dict(row: Memory | Mapping[str, Any]) -> dict[str, Any]:
+    """The reply form of one memory (legacy ``MemoryEntry.model_dump()`` plus three columns)."""
+    get = (lambda k: row.get(k)) if isinstance(row, Mapping) else (lambda k: getattr(row, k))
+    out: dict[str, Any] = {}
+    for name in LEGACY_FIELDS + EXTRA_FIELDS:
+        value = get("meta" if name == "metadata" and not isinstance(row, Mapping) else name)
+        if name in ("metadata", "relationships"):
+            value = dict(value or {})
+        elif name == "tags":
+            value = list(value or [])
+        out[name] = value
+    return out
+
+
+# --------------------------------------------------------------------------- input checking
+
+def _bad(field: str, message: str) -> BadRequest:
+    return BadRequest(message, details={"field": field})
+
+
+def _number(name: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(name, f"{name} must be a number")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise _bad(name, f"{name} must be between {lo} and {hi}")
+    return float(value)
+
+
+def _string(name: str, value: Any, max_len: int = ID_LEN, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise _bad(name, f"{name} must be a string")
+    if not value and not empty:
+        raise _bad(name, f"{name} must not be empty")
+    if len(value) > max_len:
+        raise _bad(name, f"{name} is longer than {max_len} characters")
+    return value
+
+
+def check_name(name: str, value: Any, max_len: int = ID_LEN) -> str:
+    """A non-empty string of at most ``max_len`` characters (ids, roles, topics)."""
+    return _string(name, value, max_len)
+
+
+def check_content(value: Any, max_bytes: int, name: str = "content") -> str:
+    text = _string(name, value, max_len=max_bytes, empty=True)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise TooLarge(f"{name} is {size} bytes, over the {max_bytes}-byte limit", details={"field": name})
+    return text
+
+
+def check_json_object(name: str, value: Any, max_bytes: int) -> dict:
+    if not isinstance(value, dict):
+        raise _bad(name, f"{name} must be an object")
+    try:
+        size = len(json.dumps(value, separators=(",", ":")).encode())
+    except (TypeError, ValueError):
+        raise _bad(name, f"{name} must be JSON-serializable") from None
+    if size > max_bytes:
+        raise TooLarge(f"{name} is {size} bytes, over the {max_bytes}-byte limit", details={"field": name})
+    return value
+
+
+def check_tags(value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_TAGS:
+        raise _bad("tags", f"tags must be a list of at most {MAX_TAGS} strings")
+    return [_string("tags", tag, MAX_TAG_LEN) for tag in value]
+
+
+def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _checkers(limits: Mapping[str, int]) -> dict[str, Callable[[str, Any], Any]]:
+    meta_max = int(limits["max_metadata_bytes"])
+
+    def tier(name: str, value: Any) -> str:
+        if value not in MEMORY_TIERS:
+            raise _bad(name, f"{name} must be one of {', '.join(MEMORY_TIERS)}")
+        return value
+
+    def count(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _bad(name, f"{name} must be a non-negative integer")
+        return value
+
+    return {
+        "memory_id": lambda n, v: _string(n, v),
+        "content": lambda n, v: check_content(v, int(limits["max_content_bytes"]), n),
+        "memory_type": lambda n, v: _string(n, v, 64),
+        "memory_tier": tier,
+        "importance": lambda n, v: _number(n, v, 0.0, 1.0),
+        "access_count": count,
+        "last_accessed_at": _optional(_number),
+        "created_at": lambda n, v: _number(n, v),
+        "expires_at": _optional(_number),
+        "metadata": lambda n, v: check_json_object(n, v, meta_max),
+        "tags": lambda n, v: check_tags(v),
+        "relationships": lambda n, v: check_json_object(n, v, meta_max),
+        "parent_id": _optional(lambda n, v: _string(n, v)),
+        "namespace": lambda n, v: _string(n, v),
+        "session_id": _optional(lambda n, v: _string(n, v)),
+    }
+
+
+UPDATABLE = ("content", "memory_type", "memory_tier", "importance", "access_count", "last_accessed_at",
+             "created_at", "expires_at", "metadata", "tags", "relationships", "parent_id", "namespace",
+             "session_id")
+NOT_NULL = ("content", "memory_type", "memory_tier", "importance", "access_count", "created_at", "metadata",
+            "tags", "relationships", "namespace")
+
+
+def memory_values(data: Any, limits: Mapping[str, int], *, partial: bool = False) -> dict[str, Any]:
+    """Column values (``metadata`` -> ``meta``) of the known fields of ``data``.
+
+    ``partial=False`` (a new memory): ``content`` is required. ``partial=True`` (``update_data``):
+    only the given fields, ``memory_id`` is ignored (a row never changes its key).
+    """
+    if not isinstance(data, dict):
+        raise _bad("data", "memory data must be an object")
+    if not partial and "content" not in data:
+        raise _bad("content", "content is required")
+    checkers = _checkers(limits)
+    names = UPDATABLE if partial else ("memory_id",) + UPDATABLE
+    out: dict[str, Any] = {}
+    for name in names:
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None and name in NOT_NULL:
+            if name == "content" or partial:
+                raise _bad(name, f"{name} must not be null")
+            continue                     # a null optional field of a new memory means "default"
+        out["meta" if name == "metadata" else name] = checkers[name](name, value)
+    return out
+
+
+# --------------------------------------------------------------------------- Redis hot cache
+
+class HotCache:
+    """Versioned, best-effort copies of rows in one Redis namespace (see module docstring)."""
+
+    def __init__(self, namespace: Any, ttl_s: float, retry_s: float = 5.0,
+                 encode: Callable[[Any], bytes | str] | None = None,
+                 decode: Callable[[bytes], Any] | None = None,
+                 version_of: Callable[[Any], Any] | None = None):
+        self.ns = namespace                  # a RedisNamespace, or None (no Redis: every read misses)
+        self.ttl_s = ttl_s
+        self.retry_s = retry_s
+        self.encode = encode or (lambda value: json.dumps(value, separators=(",", ":"), default=str))
+        self.decode = decode or json.loads
+        self.version_of = version_of or (lambda value: value.get("updated_at"))
+        self._down_until = 0.0
+        self.hits = self.misses = self.failures = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.ns is not None and time.monotonic() >= self._down_until
+
+    def get(self, key: str, version: Any) -> Any:
+        """The cached value if its version is ``version``; else None."""
+        raw = self._call(self.ns.get, key) if self.usable else None
+        if raw is None:
+            self.misses += 1
+            return None
+        try:
+            value = self.decode(raw)
+        except (ValueError, TypeError):
+            value = None
+        if value is None or self.version_of(value) != version:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return value
+
+    def get_any(self, key: str) -> Any:
+        """The cached value whatever its version (callers that check it themselves)."""
+        raw = self._call(self.ns.get, key) if self.usable else None
+        try:
+            return None if raw is None else self.decode(raw)
+        except (ValueError, TypeError):
+            return None
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds left of the cached copy (None: absent, no expiry, or Redis unusable)."""
+        return self._call(self.ns.ttl, key) if self.usable else None
+
+    def put(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+        if self.usable:
+            self._call(self.ns.set, key, self.encode(value), ttl_s or self.ttl_s)
+
+    def drop(self, *keys: str) -> None:
+        if keys and self.usable:
+            self._call(self.ns.delete, *keys)
+
+    def _call(self, fn: Callable, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (Unavailable, redis.RedisError) as exc:
+            self.failures += 1
+            self._down_until = time.monotonic() + self.retry_s
+            log.warning("redis cache %s skipped for %.1fs: %s", getattr(self.ns, "prefix", "?"), self.retry_s, exc)
+            return None
