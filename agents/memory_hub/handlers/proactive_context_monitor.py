@@ -37,7 +37,10 @@ from agents.memory_hub.context_monitor import ContextMonitor
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError, TooLarge
 from bus.handler import CallContext, Handler, action, base_legacy_health
+from bus.log import get_logger
 from schemas.memory_hub import proactive_context_monitor as schema
+
+log = get_logger("memory_hub.proactive_context_monitor")
 
 DEFAULTS: dict[str, Any] = {"context_monitor": {**MONITOR_DEFAULTS["context_monitor"],
                                                 "max_context_bytes": 65536}}
@@ -107,6 +110,30 @@ class MemoryHistory:
             n = len(self._items)
             self._items.clear()
         return n
+
+
+class ObservedPublisher:
+    """Wraps the hub's ``EventPublisher``: publishes, then hands the event to each observer in-process.
+
+    For hub.py: ``services.events = ObservedPublisher(runtime.events)`` before the handlers are built, then
+    ``services.events.observers.append(monitor.observe)``. Observers must be cheap (the monitor only
+    enqueues); one that raises is logged and skipped, never breaking ``publish``.
+    """
+
+    def __init__(self, inner: Any, observers: list[Callable[[str, dict], None]] | None = None):
+        self.inner = inner
+        self.observers = list(observers or [])
+
+    def publish(self, topic: str, fields: dict[str, Any] | None = None) -> None:
+        self.inner.publish(topic, fields)
+        for observer in list(self.observers):
+            try:
+                observer(topic, dict(fields or {}))
+            except Exception as exc:  # an observer's bug must not break the publisher's callers
+                log.error("event_observer_failed", topic=topic, error=repr(exc))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 class ProactiveContextMonitor(Handler):

@@ -218,3 +218,27 @@ def test_keyword_tracker_and_text_extraction():
     assert keywords("The GPU, the GPU and the driver!") == {"gpu", "driver"}
     assert context_text({"text": "a", "content": "b", "other": 1}) == "a b"
     assert context_text({"other": 1}) == '{"other": 1}' and context_text(["x", {"text": "y"}]) == "x y"
+
+
+def test_observed_publisher_feeds_the_monitor(tmp_path, sql_store):
+    from agents.memory_hub.handlers.proactive_context_monitor import ObservedPublisher
+
+    inner = NullPublisher()
+    events_out = ObservedPublisher(inner)
+    services = MemoryServices(settings={"context_monitor": {"rate_limits": LOOSE}}, data_dir=tmp_path,
+                              events=events_out, sql=sql_store)
+    handler = ProactiveContextMonitor(services)
+    seen: list[str] = []
+    events_out.observers += [handler.observe, lambda topic, fields: seen.append(topic),
+                             lambda topic, fields: 1 / 0]
+    handler.start()
+    try:
+        handler.handle_legacy({"action": "add_context", "context": "sailing boats in the harbour"}, 7119)
+        events_out.publish("memory.added", {"memory_id": "boat", "content": "harbour sailing boats schedule"})
+        assert handler.monitor.drain()
+    finally:
+        handler.stop()
+    topics = [t for t, _ in inner.events]
+    assert topics.count("context.added") == 1 and "memory.added" in topics
+    assert [f["memories"][0]["memory_id"] for t, f in inner.events if t == "context.suggestion"] == ["boat"]
+    assert seen[:2] == ["context.added", "memory.added"]
