@@ -9,8 +9,9 @@ Inputs
     -> the topic baseline restarts; any other ``context.*`` event with text (e.g. from ContextManager)
     -> analysed as context. Events this monitor published itself are ignored.
   * A poll of SQL every ``poll_interval_s`` as the fallback when no event arrives: new ``memories`` rows
-    (``created_at`` past the watermark) and new ``context_items`` rows (id past the watermark). Memories
-    seen through ``observe`` are not processed twice.
+    (``created_at`` past the watermark) and new ``context_items`` rows (id past the watermark; analysed,
+    not re-published: ContextManager publishes its own ``context.added``). Memories and context items
+    seen through ``observe`` (by ``memory_id`` / ``item_id``) are not processed twice.
 
 Outputs (PUB, each through a token bucket per topic, ``rate_limits``; suppressed events are counted):
   * ``context.added``      {agent, origin, timestamp, text}
@@ -31,7 +32,6 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from datetime import datetime
 from typing import Any, Callable
 
 import numpy as np
@@ -198,6 +198,7 @@ class ContextMonitor:
         self.tracker = TopicTracker(settings, self._encoder())
         self.seen_memories = SeenIds()
         self.seen_texts = SeenIds(200)
+        self.seen_items = SeenIds()
         self.suggested = SeenIds(200)
         self._queue: queue.Queue = queue.Queue(maxsize=int(settings["queue_size"]))
         self._stop = threading.Event()
@@ -249,6 +250,8 @@ class ContextMonitor:
         elif topic in ("session.created", "session.expired"):
             self._enqueue(("reset", topic))
         elif topic.startswith("context."):
+            if fields.get("item_id") is not None and not self.seen_items.add(str(fields["item_id"])):
+                return
             text = context_text(fields.get("text") or fields.get("content") or fields.get("context") or "",
                                 int(self.settings["max_text_chars"]))
             if text.strip():
@@ -389,7 +392,5 @@ class ContextMonitor:
             self.consider_memory({"memory_id": memory_id, "content": content})
         for item_id, text in new_context_items(sql, self._marks["context_items"]):
             self._marks["context_items"] = max(self._marks["context_items"], float(item_id))
-            if text.strip() and str(hash(text)) not in self.seen_texts:
-                self.publish("context.added", {"origin": "ContextManager", "timestamp": datetime.now().isoformat(),
-                                               "text": text[:500]})
-                self.analyse(text, "ContextManager", dedupe=True)
+            if self.seen_items.add(str(item_id)):       # ContextManager published its own context.added
+                self.analyse(text[:int(self.settings["max_text_chars"])], "ContextManager", dedupe=True)

@@ -173,7 +173,7 @@ def test_sql_poll_sees_memories_and_context_items(pcm, sql_store):
         session.add(ContextItem(context_id="c1", text="weather forecast says heavy rain tomorrow"))
     assert wait_for(lambda: any(s["reason"] == "memory" and s["memories"][0]["memory_id"] == memory_id
                                 for s in events(pcm, "context.suggestion")))
-    assert wait_for(lambda: any(e["origin"] == "ContextManager" for e in events(pcm, "context.added")))
+    assert not any(e["origin"] == "ContextManager" for e in events(pcm, "context.added"))   # not re-published
     assert wait_for(lambda: any(e["origin"] == "ContextManager" for e in events(pcm, "context.changed")))
     with sql_store.transaction() as session:
         session.add(Session(session_id="poll-session"))
@@ -242,3 +242,21 @@ def test_observed_publisher_feeds_the_monitor(tmp_path, sql_store):
     assert topics.count("context.added") == 1 and "memory.added" in topics
     assert [f["memories"][0]["memory_id"] for t, f in inner.events if t == "context.suggestion"] == ["boat"]
     assert seen[:2] == ["context.added", "memory.added"]
+
+
+def test_context_items_seen_as_events_are_not_analysed_again_by_the_poll(pcm, sql_store):
+    with sql_store.transaction() as session:
+        session.add(Context(context_id="c2"))
+        session.flush()
+        item = ContextItem(context_id="c2", text="volcano eruption lava flows")
+        session.add(item)
+        session.flush()
+        item_id = item.id
+    pcm.observe("context.added", {"context_id": "c2", "item_id": item_id, "text": "volcano eruption lava"})
+    pcm.handle_legacy({"action": "add_context", "context": "stock market prices fell sharply"}, 7119)
+    assert pcm.monitor.drain()
+    time.sleep(0.3)                                   # several polls (50 ms) pass over the same item
+    assert pcm.monitor.drain()
+    volcano = [f for t, f in pcm.services.events.events if t == "context.changed" and "volcano" in f["text"]]
+    assert len(volcano) <= 1
+    assert not [f for t, f in pcm.services.events.events if t == "context.changed" and "lava flows" in f["text"]]
