@@ -8,6 +8,9 @@
     hubctl events [ENDPOINT] [TOPIC]
     hubctl token [--data-dir DIR] [--sub NAME] [--scope AGENT ...] [--ttl S]
     hubctl curve-keys
+    hubctl verify [--host pc2|mainpc|dev] [--memory-host H] [--offset N] ...   (agents/verify.py)
+    hubctl forward [--config PATH] [--remote-host H] [--remote-offset N] [--ports 5713,5574]
+    hubctl migrate SOURCE PATH [--data-dir DIR | --database-url URL | --redis-url URL] [--dry-run]
 
 ENDPOINT: ``memory`` (default) or ``models`` (local hub, shifted by PORT_OFFSET), ``host:port`` or
 ``tcp://host:port``. Commands that need a token take ``--token``, else ``$HUB_TOKEN``, else mint an admin
@@ -87,7 +90,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scope", action="append", default=None, help="agent name (repeatable); default *")
     p.add_argument("--ttl", type=int, default=3600)
     add("curve-keys", cmd_curve_keys, "generate a CURVE key pair (z85) for config")
+    _ops_commands(add)
     return parser
+
+
+def _ops_commands(add) -> None:
+    """verify, forward, migrate: their arguments live next to their code."""
+    from agents.verify import add_arguments as verify_arguments
+    from migrations.legacy.cli import add_arguments as migrate_arguments
+
+    verify_arguments(add("verify", cmd_verify, "check the post-install checklist live (exit 1 on any FAIL)"))
+    p = add("forward", cmd_forward, "relay MainPC-local legacy memory ports to MemoryHub on PC2")
+    p.add_argument("--config", default=None, help="YAML with a `forwarder:` section (config/mainpc/hub_forwarder.yaml)")
+    p.add_argument("--remote-host", default=None, help="MemoryHub host (default from config)")
+    p.add_argument("--remote-offset", type=int, default=None, help="PORT_OFFSET of the MemoryHub host")
+    p.add_argument("--bind-host", default=None, help="local bind address")
+    p.add_argument("--ports", default=None, help="comma-separated local legacy ports")
+    migrate_arguments(add("migrate", cmd_migrate, "import legacy agent data into the hubs (idempotent)"))
 
 
 def _client(args: argparse.Namespace, endpoint: str) -> HubClient:
@@ -206,6 +225,36 @@ def cmd_curve_keys(args: argparse.Namespace) -> int:
     public, secret = zmq.curve_keypair()
     print(f"public_key: {public.decode()}\nsecret_key: {secret.decode()}")
     return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from agents.verify import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_forward(args: argparse.Namespace) -> int:
+    from bus import forwarder
+    from bus.config import load_settings, port_offset
+    from bus.log import configure_logging
+
+    overrides: dict[str, Any] = {}
+    for key, value in (("remote_host", args.remote_host), ("remote_port_offset", args.remote_offset),
+                       ("bind_host", args.bind_host)):
+        if value is not None:
+            overrides[key] = value
+    if args.ports:
+        overrides["ports"] = [int(p) for p in args.ports.split(",") if p.strip()]
+    settings = load_settings(forwarder.DEFAULTS, args.config, env=os.environ, env_map=forwarder.ENV_MAP,
+                             overrides={"forwarder": overrides} if overrides else None)
+    configure_logging(settings["logging"]["level"], settings["logging"]["json"])
+    return forwarder.run(settings, port_offset(os.environ), os.environ)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from migrations.legacy.cli import run_from_args
+
+    return run_from_args(args)
 
 
 def _json_arg(text: str) -> Any:
