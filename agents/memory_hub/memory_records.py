@@ -91,7 +91,9 @@ def check_name(name: str, value: Any, max_len: int = ID_LEN) -> str:
 
 
 def check_content(value: Any, max_bytes: int, name: str = "content") -> str:
-    text = _string(name, value, max_len=max_bytes, empty=True)
+    if not isinstance(value, str):
+        raise _bad(name, f"{name} must be a string")
+    text = value
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise TooLarge(f"{name} is {size} bytes, over the {max_bytes}-byte limit", details={"field": name})

@@ -41,6 +41,13 @@ def error(message: str) -> dict[str, Any]:
     return {"status": "error", "message": message}
 
 
+def memory_format_error(exc: HubError) -> LegacyError | HubError:
+    """A bad memory field as MOS worded it (clients of MOS passed its message through), else ``exc``."""
+    if not exc.retryable and exc.details.get("field") in ("content", "metadata", "tags"):
+        return LegacyError(f"Invalid memory format: {exc.message}")
+    return exc
+
+
 def _str(data: dict, name: str, required_message: str | None = None) -> str | None:
     value = data.get(name)
     if value is None or value == "":

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from agents.memory_hub.knowledge import DEFAULTS as KNOWLEDGE_DEFAULTS, SECTION, Knowledge
 from agents.memory_hub.memories import Memories
-from agents.memory_hub.mos_legacy import LegacyError, error
+from agents.memory_hub.mos_legacy import LegacyError, error, memory_format_error
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError
 from bus.handler import CallContext, Handler, Route, action
@@ -89,7 +89,10 @@ class KnowledgeBase(Handler):
     def _legacy_add(self, request: dict) -> dict:
         if not request.get("topic") or not request.get("content"):
             raise LegacyError("Missing topic or content")
-        return {"status": "success", "memory_id": self.knowledge.add_fact(request["topic"], request["content"])}
+        try:
+            return {"status": "success", "memory_id": self.knowledge.add_fact(request["topic"], request["content"])}
+        except HubError as exc:
+            raise memory_format_error(exc) from None
 
     def _legacy_get(self, request: dict) -> dict:
         if not request.get("topic"):
@@ -100,7 +103,10 @@ class KnowledgeBase(Handler):
         topic, content, memory_id = request.get("topic"), request.get("content"), request.get("memory_id")
         if not ((topic or memory_id) and content):
             raise LegacyError("Missing required parameters")
-        self.knowledge.update_fact(content, topic=topic or None, memory_id=memory_id or None)
+        try:
+            self.knowledge.update_fact(content, topic=topic or None, memory_id=memory_id or None)
+        except HubError as exc:
+            raise memory_format_error(exc) from None
         return {"status": "success", "message": "Fact updated successfully"}
 
     def _legacy_search(self, request: dict) -> dict:

@@ -37,7 +37,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from agents.memory_hub.mos_legacy import LegacyError, error
+from agents.memory_hub.mos_legacy import LegacyError, error, memory_format_error
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.sessions import DEFAULTS as SESSION_DEFAULTS, shared_sessions
 from bus.errors import HubError
@@ -141,8 +141,11 @@ class SessionMemoryAgent(Handler):
         for name in ("session_id", "role"):
             if not isinstance(request[name], str):
                 raise LegacyError(f"{name} must be a string")
-        interaction_id = self.sessions.add_interaction(request["session_id"], request["role"], request["content"],
-                                                       _metadata(request))
+        try:
+            interaction_id = self.sessions.add_interaction(request["session_id"], request["role"],
+                                                           request["content"], _metadata(request))
+        except HubError as exc:
+            raise memory_format_error(exc) from None
         return {"status": "success", "message": "Interaction added", "interaction_id": interaction_id}
 
     def _legacy_context(self, request: dict) -> dict:

@@ -1,0 +1,180 @@
+"""MemoryClient against a real migrated SQLite and a real redis-server (no hub process): the key/value store
+(SQL ``kv_entries`` + versioned Redis db0 copy, ttl, prefix listing, limits, Redis down), and the legacy port
+(health forms, circuit breaker, the MemoryOrchestratorService requests served directly).
+"""
+from __future__ import annotations
+
+import msgpack
+import pytest
+from sqlalchemy import update
+
+from agents.memory_hub.handlers.memory_client import CircuitBreaker, MemoryClient
+from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.stores.redis_store import RedisStore
+from agents.memory_hub.stores.sql_models import KVEntry
+from bus.errors import BadRequest, NotFound, TooLarge
+from bus.events import NullPublisher
+from bus.handler import CallContext
+from schemas.memory_hub import memory_client as schema
+
+
+def make(tmp_path, sql_store, redis_store=None, **sections) -> MemoryClient:
+    services = MemoryServices(settings=sections, data_dir=tmp_path, events=NullPublisher(), sql=sql_store,
+                              redis=redis_store)
+    return MemoryClient(services)
+
+
+@pytest.fixture
+def mc(tmp_path, sql_store, redis_store) -> MemoryClient:
+    return make(tmp_path, sql_store, redis_store)
+
+
+def native(mc, action: str, **args):
+    spec, fn = mc.action_table()[action]
+    return fn(spec.schema.validate(args), CallContext(agent=mc.name, action=action))
+
+
+def legacy(mc, request) -> dict:
+    return mc.handle_legacy(request, 5713)
+
+
+# ------------------------------------------------------------------------------------------- key/value
+
+@pytest.mark.parametrize("value", ["text", 42, 1.5, True, [1, "two", None], {"nested": {"list": [1, 2]}}, b"\x00\xff"])
+def test_values_round_trip(mc, value):
+    assert native(mc, "kv_set", key="k", value=value) == {"key": "k", "expires_at": None, "created": True}
+    assert native(mc, "kv_get", key="k") == {"key": "k", "value": value, "expires_at": None}
+
+
+def test_sql_is_the_truth_and_redis_holds_a_versioned_copy(mc, redis_store, sql_store):
+    native(mc, "kv_set", key="user:42", value={"name": "Ana"})
+    raw = redis_store.client("cache").get("kv:user:42")
+    assert msgpack.unpackb(raw)["v"] == {"name": "Ana"}
+    assert native(mc, "kv_set", key="user:42", value={"name": "Bo"})["created"] is False
+    assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Bo"}
+    with sql_store.transaction() as s:                  # a write the Redis copy never saw (another hub)
+        s.execute(update(KVEntry).where(KVEntry.key == "user:42")
+                  .values(value=msgpack.packb({"name": "Cy"}), updated_at=2e9))
+    assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Cy"}
+    assert native(mc, "kv_delete", key="user:42") == {"key": "user:42", "deleted": True}
+    assert redis_store.client("cache").get("kv:user:42") is None
+    with pytest.raises(NotFound):
+        native(mc, "kv_get", key="user:42")
+    with pytest.raises(NotFound):
+        native(mc, "kv_delete", key="user:42")
+
+
+def test_ttl_expires_keys(mc, sql_store, redis_store):
+    result = native(mc, "kv_set", key="temp", value=1, ttl=30)
+    assert result["expires_at"] is not None
+    assert 0 < redis_store.client("cache").pttl("kv:temp") <= 30000
+    assert native(mc, "kv_get", key="temp")["value"] == 1
+    with sql_store.transaction() as s:                  # let it expire without waiting
+        s.execute(update(KVEntry).where(KVEntry.key == "temp").values(expires_at=1.0))
+    with pytest.raises(NotFound):
+        native(mc, "kv_get", key="temp")
+    assert native(mc, "kv_list", prefix="te")["keys"] == []
+    assert native(mc, "kv_set", key="temp", value=2)["created"] is True        # the expired row was purged
+
+
+def test_list_by_prefix(mc):
+    for key in ("user:2", "user:1", "user:10", "userx", "other", "100%_a", "100%b"):
+        native(mc, "kv_set", key=key, value=key)
+    assert native(mc, "kv_list", prefix="user:") == {"prefix": "user:", "keys": ["user:1", "user:10", "user:2"],
+                                                      "count": 3}
+    assert native(mc, "kv_list", prefix="user", limit=2)["keys"] == ["user:1", "user:10"]
+    assert native(mc, "kv_list", prefix="100%_")["keys"] == ["100%_a"]
+    assert native(mc, "kv_list", prefix="USER")["keys"] == []
+    assert native(mc, "kv_list", limit="3")["count"] == 3                      # an HTTP query string
+    assert native(mc, "kv_list")["count"] == 7
+    with pytest.raises(BadRequest):
+        native(mc, "kv_list", limit="many")
+
+
+def test_limits_and_bad_values(tmp_path, sql_store):
+    mc = make(tmp_path, sql_store, memory_client={"max_value_bytes": 16})
+    with pytest.raises(TooLarge) as err:
+        native(mc, "kv_set", key="big", value="x" * 20)
+    assert err.value.details == {"field": "value"}
+    with pytest.raises(BadRequest) as err:
+        native(mc, "kv_set", key="k")
+    assert err.value.details == {"field": "value"}
+    assert native(mc, "kv_set", key="k", body=[1, 2])["created"] is True       # route form: bare body
+    with pytest.raises(BadRequest) as err:
+        schema.KV_SET.validate({"key": "k", "value": 1, "ttl": 0})
+    assert err.value.details == {"field": "ttl"}
+    with pytest.raises(BadRequest) as err:
+        schema.KV_GET.validate({"key": "k" * 513})
+    assert err.value.details == {"field": "key"}
+
+
+def test_kv_works_while_redis_is_down(tmp_path, sql_store, redis_controller):
+    redis = RedisStore(redis_controller.url)
+    mc = make(tmp_path, sql_store, redis)
+    native(mc, "kv_set", key="a", value=1)
+    redis_controller.kill()
+    native(mc, "kv_set", key="a", value=2)
+    native(mc, "kv_set", key="b", value=3)
+    assert native(mc, "kv_get", key="a")["value"] == 2 and native(mc, "kv_get", key="b")["value"] == 3
+    redis_controller.restart()
+    mc.kv.cache._down_until = 0.0
+    assert native(mc, "kv_get", key="a")["value"] == 2            # the old copy in Redis is never served
+    redis.close()
+
+
+# ------------------------------------------------------------------------------------------- legacy port
+
+def test_health_forms(mc):
+    for reply in (legacy(mc, {"action": "ping"}), legacy(mc, {"action": "health"}), mc.legacy_health(6713)):
+        assert reply["status"] == "HEALTHY" and reply["service"] == "MemoryClient"
+        assert isinstance(reply["uptime_seconds"], int) and reply["request_count"] >= 1
+        assert {"ready", "initialized", "message", "timestamp", "uptime", "active_threads"} <= set(reply)
+    assert legacy(mc, {"action": "health_check"}) == {
+        "status": "success", "agent": "MemoryClient", "connected": True,
+        "circuit_breaker": {"state": "CLOSED", "failure_count": 0, "last_failure_time": 0.0,
+                            "failure_threshold": 3, "reset_timeout": 60.0}}
+
+
+def test_memory_requests_are_served_directly(mc):
+    added = legacy(mc, {"action": "add_memory", "data": {"content": "via 5713", "memory_type": "general",
+                                                         "memory_tier": "short", "importance": 0.5,
+                                                         "created_by": "GoalManager"}})
+    assert added["status"] == "success"
+    got = legacy(mc, {"action": "get_memory", "data": {"memory_id": added["memory_id"]}})
+    assert got["memory"]["content"] == "via 5713" and got["memory"]["access_count"] == 1
+    session = legacy(mc, {"action": "create_session", "data": {"user_id": "u1", "session_type": "conversation",
+                                                               "created_by": "SessionMemoryAgent"}})
+    assert session["status"] == "success" and session["session_id"].startswith("session-")
+    assert legacy(mc, {"action": "get_memory", "data": {}}) == {"status": "error", "message": "memory_id is required."}
+
+
+def test_unknown_requests(mc):
+    assert legacy(mc, {"action": "kv_get", "key": "x"}) == \
+        {"status": "error", "message": "This client does not accept remote commands"}
+    assert legacy(mc, "not an object") == {"status": "error", "message": "Invalid request format"}
+
+
+def test_circuit_breaker_opens_and_resets(mc):
+    for _ in range(3):
+        mc.breaker.record(False)
+    reply = legacy(mc, {"action": "get_memory", "data": {"memory_id": "x"}})
+    assert reply == {"status": "error", "message": "Circuit breaker is open due to previous failures. Try again later.",
+                     "circuit_state": "OPEN"}
+    assert legacy(mc, {"action": "health_check"})["circuit_breaker"]["state"] == "OPEN"
+    assert legacy(mc, {"action": "reset_circuit_breaker"}) == \
+        {"status": "success", "message": "Circuit breaker reset successfully", "new_state": "CLOSED"}
+    assert legacy(mc, {"action": "get_memory", "data": {"memory_id": "x"}})["message"] == "Memory with ID x not found."
+
+
+def test_breaker_half_opens_after_the_reset_timeout():
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout=0.0)
+    breaker.record(False)
+    assert breaker.allow() and breaker.state == "CLOSED"
+    breaker.record(False)
+    assert breaker.state == "OPEN"
+    assert breaker.allow() and breaker.state == "HALF_OPEN"
+    breaker.record(False)
+    assert breaker.state == "OPEN"
+    breaker.allow()
+    breaker.record(True)
+    assert breaker.status()["state"] == "CLOSED" and breaker.failure_count == 0
