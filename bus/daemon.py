@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import zmq
 
 from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaults, port_offset
-from bus.dispatch import Dispatcher, Policy
+from bus.dispatch import AfterCall, Dispatcher, Policy
 from bus.events import EventPublisher
 from bus.handler import Handler
 from bus.hub_actions import HubActions
@@ -55,6 +55,7 @@ class Assembly:
     checks: dict[str, Check] = field(default_factory=dict)
     critical: set[str] = field(default_factory=set)
     policies: list[Policy] = field(default_factory=list)
+    after_call: list[AfterCall] = field(default_factory=list)
     close: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -147,7 +148,7 @@ class Daemon:
                                 "Use only on a trusted single host.")
         builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions())
         dispatcher = Dispatcher(self.assembly.handlers, self.metrics, tokens, auth_required, builtin,
-                                self.assembly.policies)
+                                self.assembly.policies, self.assembly.after_call)
         limits = ServerLimits(hub["max_frame_bytes"], hub["default_deadline_ms"] / 1000, hub["drain_timeout_s"])
         self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
         security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],

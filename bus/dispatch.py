@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote
 
-from bus.errors import BadRequest, Forbidden, HubError, Internal, UnknownAction
+from bus.errors import BadRequest, Forbidden, HubError, Internal, Unauthorized, UnknownAction
 from bus.handler import ActionSpec, CallContext, Handler, Principal
 from bus.log import get_logger
 from bus.metrics import HubMetrics
@@ -25,6 +25,8 @@ HUB_AGENT = "hub"
 
 # (principal, agent, action) -> None, or raise Forbidden/Unauthorized
 Policy = Callable[[Principal, str, str], None]
+# (principal, agent, action, outcome) after every native/HTTP call; must not block
+AfterCall = Callable[[Principal | None, str, str, str], None]
 
 
 @dataclass
@@ -37,11 +39,13 @@ class Call:
 
 class Dispatcher:
     def __init__(self, handlers: Iterable[Handler], metrics: HubMetrics, tokens: TokenService | None,
-                 auth_required: bool, builtin: Handler, policies: Iterable[Policy] = ()):
+                 auth_required: bool, builtin: Handler, policies: Iterable[Policy] = (),
+                 after_call: Iterable[AfterCall] = ()):
         self.metrics = metrics
         self.tokens = tokens
         self.auth_required = auth_required
         self.policies = list(policies)
+        self.after_call = list(after_call)
         self.handlers: dict[str, Handler] = {}
         self._actions: dict[tuple[str, str], tuple[ActionSpec, Callable]] = {}
         self._routes: list[tuple[str, Any, str, str, str]] = []
@@ -79,8 +83,11 @@ class Dispatcher:
         return Call(spec=spec, fn=fn, args=spec.schema.validate(args), ctx=ctx)
 
     def authenticate(self, token: str | None, agent: str, action_name: str, spec: ActionSpec) -> Principal:
-        if spec.public:
-            return self.tokens.verify(token) if (token and self.tokens) else ANONYMOUS
+        if spec.public:  # a stale token must not lock a client out of `login` or `verify`
+            try:
+                return self.tokens.verify(token) if (token and self.tokens) else ANONYMOUS
+            except Unauthorized:
+                return ANONYMOUS
         if not self.auth_required or self.tokens is None:
             principal = self.tokens.verify(token) if (token and self.tokens) else ANONYMOUS
         else:
@@ -120,14 +127,23 @@ class Dispatcher:
     def execute(self, call: Call) -> dict:
         """Run the action; return the reply map (never raises)."""
         try:
-            result = call.fn(call.args, call.ctx)
-            return ok_reply(call.ctx.request_id, result)
+            reply = ok_reply(call.ctx.request_id, call.fn(call.args, call.ctx))
         except HubError as err:
-            return error_reply(call.ctx.request_id, err)
+            reply = error_reply(call.ctx.request_id, err)
         except Exception as exc:  # the edge: anything unexpected is `internal`, logged with its traceback
             log.error("handler_failed", agent=call.ctx.agent, action=call.ctx.action, error=repr(exc),
                       traceback=traceback.format_exc())
-            return error_reply(call.ctx.request_id, Internal("internal error; see the hub log"))
+            reply = error_reply(call.ctx.request_id, Internal("internal error; see the hub log"))
+        if self.after_call:
+            self._after(call, "ok" if reply["ok"] else reply["error"]["code"])
+        return reply
+
+    def _after(self, call: Call, outcome: str) -> None:
+        for hook in self.after_call:
+            try:
+                hook(call.ctx.principal, call.ctx.agent, call.ctx.action, outcome)
+            except Exception as exc:
+                log.error("after_call_hook_failed", error=repr(exc))
 
     def describe_actions(self) -> dict:
         table: dict[str, dict] = {}

@@ -1,6 +1,8 @@
 """Event publishing on the hub's PUB socket (DESIGN.md §3.4).
 
-Handlers get an ``EventPublisher`` and call ``publish(topic, fields)`` from any thread. Messages are two
+Handlers get an ``EventPublisher`` and call ``publish(topic, fields)`` from any thread. In-process
+``observers`` (e.g. MemoryHub's ProactiveContextMonitor) see every event too; they must be cheap, and one
+that raises is logged and skipped. Messages are two
 frames: the topic (utf-8) and a msgpack map with ``ts``, ``source`` and the fields. The publisher owns
 its socket on a dedicated thread (ZeroMQ sockets are not thread-safe), fed by a bounded queue; when
 subscribers are slow and the queue is full, the oldest events are dropped and counted, never blocking
@@ -15,6 +17,10 @@ from typing import Any, Callable
 
 import msgpack
 import zmq
+
+from bus.log import get_logger
+
+log = get_logger("bus.events")
 
 TOPICS = (
     "context.added", "context.changed", "context.suggestion", "session.created", "session.expired",
@@ -35,6 +41,7 @@ class EventPublisher:
         self._stop = threading.Event()
         self._on_publish = on_publish
         self.dropped = 0
+        self.observers: list[Callable[[str, dict], None]] = []
         self._ready = threading.Event()
         self._bind_error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="events-pub", daemon=True)
@@ -57,6 +64,7 @@ class EventPublisher:
                 pass
             self.dropped += 1
             self._queue.put_nowait((topic, payload))
+        notify_observers(self.observers, topic, fields)
 
     def stop(self) -> None:
         self._stop.set()
@@ -91,6 +99,16 @@ class NullPublisher:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict]] = []
+        self.observers: list[Callable[[str, dict], None]] = []
 
     def publish(self, topic: str, fields: dict[str, Any] | None = None) -> None:
         self.events.append((topic, dict(fields or {})))
+        notify_observers(self.observers, topic, fields)
+
+
+def notify_observers(observers: list[Callable[[str, dict], None]], topic: str, fields: dict | None) -> None:
+    for observer in list(observers):
+        try:
+            observer(topic, dict(fields or {}))
+        except Exception as exc:  # an observer's bug must not break the publisher's callers
+            log.error("event_observer_failed", topic=topic, error=repr(exc))

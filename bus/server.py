@@ -138,11 +138,14 @@ class HubServer:
         binding = self.sockets.legacy.get(sock)
         for _ in range(RECV_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                if binding is None:
+                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                else:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             if binding is None:
-                self._on_native(sock, frames)
+                self._on_native(sock, [part.bytes for part in parts], _peer_address(parts[-1]))
             elif binding.health:
                 self._on_legacy_health(sock, binding, frames)
             else:
@@ -180,7 +183,7 @@ class HubServer:
             self._record(pending, "timeout")
 
     # -- native ----------------------------------------------------------------------------------------
-    def _on_native(self, sock: zmq.Socket, frames: list[bytes]) -> None:
+    def _on_native(self, sock: zmq.Socket, frames: list[bytes], peer: str | None = None) -> None:
         if len(frames) < 2:
             self._reply_error(sock, frames[:1], None, MSGPACK, BadRequest("empty message: no payload frame"))
             return
@@ -196,7 +199,7 @@ class HubServer:
             self._reply_error(sock, envelope, exc.request_id, exc.encoding, exc.error)
             return
         try:
-            call = self.dispatcher.resolve(req, "native")
+            call = self.dispatcher.resolve(req, "native", peer=peer)
         except HubError as err:
             known = req.agent in self.dispatcher.handlers and err.code != "unknown_action"
             self._reply_error(sock, envelope, req.id, req.encoding, err, agent=req.agent if known else None,
@@ -314,6 +317,13 @@ class HubServer:
         self.metrics.latency.labels(agent, action).observe(time.monotonic() - started)
         if outcome != "ok":
             self.metrics.errors.labels(outcome).inc()
+
+
+def _peer_address(frame: zmq.Frame) -> str | None:
+    try:
+        return frame.get("Peer-Address")
+    except zmq.ZMQError:  # not every transport knows its peer (inproc)
+        return None
 
 
 def _outcome(reply: dict) -> str:

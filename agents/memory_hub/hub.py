@@ -5,6 +5,7 @@ from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
 from agents.memory_hub.services import open_services
 from agents.memory_hub.stores import factory
+from agents.memory_hub.trust import make_call_feeder, make_trust_policy
 from agents.memory_hub.handlers.memory_client import MemoryClient
 from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
 from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
@@ -15,7 +16,7 @@ from agents.memory_hub.handlers.experience_tracker import ExperienceTracker
 from agents.memory_hub.handlers.cache_manager import CacheManager
 from agents.memory_hub.handlers.proactive_context_monitor import ProactiveContextMonitor
 from agents.memory_hub.handlers.unified_utils_agent import UnifiedUtilsAgent
-from agents.memory_hub.handlers.authentication_agent import AuthenticationAgent
+from agents.memory_hub.handlers.authentication_agent import AuthenticationAgent, make_revocation_check
 from agents.memory_hub.handlers.agent_trust_scorer import AgentTrustScorer
 
 VERSION = "0.1.0"
@@ -34,9 +35,17 @@ ENV_MAP: dict[str, tuple[str, ...]] = {}
 def build(runtime: Runtime) -> Assembly:
     services = open_services(runtime.settings, runtime.data_dir, runtime.events, runtime.tokens,
                              runtime.metrics.registry)
-    handlers = [cls(services) for cls in HANDLER_CLASSES]
+    try:
+        handlers = [cls(services) for cls in HANDLER_CLASSES]
+    except Exception:
+        services.close()
+        raise
+    monitor = next(h for h in handlers if isinstance(h, ProactiveContextMonitor))
+    runtime.events.observers.append(monitor.observe)
+    runtime.tokens.is_revoked = make_revocation_check(services)
     checks = {"sql": services.sql.health, "redis": services.redis.health}
-    return Assembly(handlers=handlers, checks=checks, critical={"sql"}, close=[services.close])
+    return Assembly(handlers=handlers, checks=checks, critical={"sql"}, policies=[make_trust_policy(services)],
+                    after_call=[make_call_feeder(services)], close=[services.close])
 
 
 SPEC = HubSpec(

@@ -112,30 +112,6 @@ class MemoryHistory:
         return n
 
 
-class ObservedPublisher:
-    """Wraps the hub's ``EventPublisher``: publishes, then hands the event to each observer in-process.
-
-    For hub.py: ``services.events = ObservedPublisher(runtime.events)`` before the handlers are built, then
-    ``services.events.observers.append(monitor.observe)``. Observers must be cheap (the monitor only
-    enqueues); one that raises is logged and skipped, never breaking ``publish``.
-    """
-
-    def __init__(self, inner: Any, observers: list[Callable[[str, dict], None]] | None = None):
-        self.inner = inner
-        self.observers = list(observers or [])
-
-    def publish(self, topic: str, fields: dict[str, Any] | None = None) -> None:
-        self.inner.publish(topic, fields)
-        for observer in list(self.observers):
-            try:
-                observer(topic, dict(fields or {}))
-            except Exception as exc:  # an observer's bug must not break the publisher's callers
-                log.error("event_observer_failed", topic=topic, error=repr(exc))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 class ProactiveContextMonitor(Handler):
     name = "ProactiveContextMonitor"
     legacy_ports = (7119,)

@@ -220,11 +220,8 @@ def test_keyword_tracker_and_text_extraction():
     assert context_text({"other": 1}) == '{"other": 1}' and context_text(["x", {"text": "y"}]) == "x y"
 
 
-def test_observed_publisher_feeds_the_monitor(tmp_path, sql_store):
-    from agents.memory_hub.handlers.proactive_context_monitor import ObservedPublisher
-
-    inner = NullPublisher()
-    events_out = ObservedPublisher(inner)
+def test_publisher_observers_feed_the_monitor(tmp_path, sql_store):
+    inner = events_out = NullPublisher()
     services = MemoryServices(settings={"context_monitor": {"rate_limits": LOOSE}}, data_dir=tmp_path,
                               events=events_out, sql=sql_store)
     handler = ProactiveContextMonitor(services)
