@@ -6,7 +6,7 @@ Legacy port (JSON, flat fields; replies exactly as the legacy agent):
   invalidate_memory_cache{memory_id}     -> {status:"success", message:"Memory cache entry invalidated"|"... not found"}
   get{cache_type, key}                   -> as get_cached_memory
   put{cache_type, key, value, ttl?}      -> {status:"success", message:"Cache entry stored"}   (ttl: the type's)
-  invalidate{cache_type, key}            -> {status:"success", message:"Cache entry invalidated"|"Cache entry not found"}
+  invalidate{cache_type, key}            -> {status:"success", message:"Cache entry invalidated"|"... not found"}
   flush{cache_type}                      -> {status:"success", message:"Flushed N cache entries"}
   ping | health | health_check           -> the health reply below
   errors -> {status:"error", message}: "Missing memory_id parameter", "Missing required parameters",

@@ -1,4 +1,4 @@
-"""ContextManager: legacy-protocol.md §2.2 (7111; health 8111 from YAML; the code's 7112 clashes with ExperienceTracker).
+"""ContextManager: legacy-protocol.md §2.2 (7111; health 8111 from YAML; the code's 7112 is ExperienceTracker's).
 
 Legacy port (JSON, flat fields; the intended ``ContextManagerAgent.handle_request`` protocol). Legacy requests
 carry no context id: they use ``context_manager.legacy_context_id`` ("default"; a ``context_id`` field is
@@ -46,7 +46,8 @@ class ContextManager(Handler):
     name = "ContextManager"
     legacy_ports = (7111,)
     legacy_health_ports = (8111,)
-    routes = (Route("GET", "/context/{context_id}", "context_get"), Route("POST", "/context/{context_id}", "context_add"),
+    routes = (Route("GET", "/context/{context_id}", "context_get"),
+              Route("POST", "/context/{context_id}", "context_add"),
               Route("DELETE", "/context/{context_id}", "context_clear"))
     DEFAULTS = WINDOW_DEFAULTS
 

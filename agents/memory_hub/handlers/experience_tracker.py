@@ -104,7 +104,8 @@ class ExperienceTracker(Handler):
     def _legacy_track(self, req: dict) -> dict:
         if req.get("content") in (None, "", {}):
             return {"status": "error", "message": "Missing content parameter"}
-        fields = {k: req[k] for k in ("content", "importance_score", "metadata", "expires_at") if req.get(k) is not None}
+        fields = {k: req[k] for k in ("content", "importance_score", "metadata", "expires_at")
+                  if req.get(k) is not None}
         args = schema.TRACK.validate(fields)
         return {"status": "success", "experience_id": self.track(args)["exp_id"]}
 

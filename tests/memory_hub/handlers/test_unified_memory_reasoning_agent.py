@@ -85,7 +85,8 @@ def test_history_is_capped_at_50_newest_first_with_a_summary_of_all(agent):
     assert history[0]["content"] == "entry 50 database timeout" and history[-1]["content"] == "entry 1 database timeout"
     summary = legacy(agent, {"action": "get_context", "session_id": "s1"})["context"]
     assert summary["code_context"] == "Code Summary:\nTotal snippets: 13\nDetected domains: database operations\n"
-    assert summary["conversation_summary"].startswith("Conversation Summary:\nTotal exchanges: 13\n\nRecent exchanges:\n"
+    assert summary["conversation_summary"].startswith("Conversation Summary:\nTotal exchanges: 13\n\n"
+                                                      "Recent exchanges:\n"
                                                       "User: entry 49 database timeout...\n")
     assert len(summary["errors_encountered"]) == 12                   # counted over all 51 before the cut
     assert summary["errors_encountered"][0] == {"type": "timeout", "message": "entry 47 database timeout"}
