@@ -301,8 +301,8 @@ class _LegacyInvalid(HubError):
 
 def _legacy_id(value: Any, name: str) -> str | None:
     """A legacy id (string or integer, formatted into the key as the legacy f-string did); None if missing."""
-    if value is None or value == "" or value == 0 and not isinstance(value, bool):
-        return None
+    if value is None or value == "" or (value == 0 and not isinstance(value, bool)):
+        return None                                  # the legacy `if not memory_id` (False is mistyped)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _LegacyInvalid(f"Invalid {name} parameter")
     text = str(value)
