@@ -28,7 +28,8 @@ def hub(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory):
     write_tiny_gguf(tiny_dir / "tiny-b.gguf", seed=2)
     config = {"models": {"dirs": [str(gemma_path.parent), str(tiny_dir)], "ram_budget_mb": 700,
                          "overhead_mb": 200.0, "n_ctx": 512, "n_threads": 2, "rescan_interval_s": 0.0,
-                         "load_policy": {"fast": "tiny-a", "quality": GEMMA}}}
+                         "load_policy": {"fast": "tiny-a", "quality": GEMMA}},
+              "predictive_loader": {"preload_enabled": False}}    # no background loads between assertions
     with HubProcess("model_manager_suite", base / "data", config=config) as process:
         yield process
 

@@ -43,6 +43,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory):
                    "model_configs": [{"model_id": "wide-ctx", "model_path": "wide.gguf", "n_ctx": 1 << 19,
                                       "serving_method": "gguf_direct", "display_name": "Wide context"}]},
         "model_manager_agent": {"stt_models": STT},
+        "predictive_loader": {"preload_enabled": False},   # no background loads between assertions
     }
     with HubProcess("model_manager_suite", base / "data", config=config) as process:
         yield process
