@@ -89,15 +89,20 @@ class Embedder:
     # API -------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` (bulk writes pass many at once); returns ``(len(texts), 384)`` float32."""
+        return self.encode_async(texts).result()
+
+    def encode_async(self, texts: Sequence[str]) -> Future:
+        """Queue ``texts`` for the worker; the future's result is what ``encode`` returns."""
         texts = list(texts)
         if any(not isinstance(t, str) for t in texts):
             raise BadRequest("texts to embed must be strings")
-        if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
-        self.start(wait=False)
         future: Future = Future()
+        if not texts:
+            future.set_result(np.zeros((0, DIM), dtype=np.float32))
+            return future
+        self.start(wait=False)
         self._jobs.put((texts, future))
-        return future.result()
+        return future
 
     def encode_query(self, text: str) -> np.ndarray:
         """Embed one query string, through a small LRU cache; returns a ``(384,)`` vector."""

@@ -13,7 +13,7 @@ Public API (all methods thread-safe; errors are ``bus.errors`` types):
   results are confirmed against SQL anyway).
 * ``search(query, k=10, mode="hybrid", filters=None) -> [{memory_id, score, vector_score,
   keyword_score, memory}]``, best first. ``score``: RRF (hybrid), cosine (vector) or BM25 (keyword).
-* ``find_near_duplicates(text, namespace=None, threshold=None, k=10) -> [{memory_id, score, memory}]``.
+* ``find_near_duplicates(text, namespace=None, threshold=None, k=10, exclude=()) -> [{memory_id, score, memory}]``.
 * ``pack_context(query, token_budget, filters=None, k=None, mode="hybrid") -> {query, token_budget,
   tokens, memories: [... + tokens, content], duplicates_dropped, text}``.
 
@@ -91,15 +91,21 @@ class SearchEngine:
 
     def index_many(self, items: Mapping[str, str | None] | Iterable[tuple[str, str | None]],
                    batch: int = 256) -> list[str]:
-        """Embed and store many memories; returns the ids indexed (rows that do not exist are skipped)."""
+        """Embed and store many memories; returns the ids indexed (rows that do not exist are skipped).
+
+        ``items``: ``{memory_id: text | None}``, ``(memory_id, text | None)`` pairs, or row-like dicts with
+        ``memory_id`` and optionally ``content``; a missing text means the row's stored ``content``.
+        """
         self.maintainer.ensure_started()
-        pairs = list(items.items()) if isinstance(items, Mapping) else [tuple(p) for p in items]
-        for memory_id, text in pairs:
-            if not isinstance(memory_id, str) or not (text is None or isinstance(text, str)):
-                raise BadRequest("index_many expects (memory_id: str, text: str | None) pairs")
+        pairs = list(items.items()) if isinstance(items, Mapping) else [_pair(p) for p in items]
+        chunks = [self._with_text(pairs[i:i + batch]) for i in range(0, len(pairs), batch)]
         done: list[str] = []
-        for start in range(0, len(pairs), batch):
-            done.extend(self._index_batch(pairs[start:start + batch]))
+        pending = self.embedder.encode_async([t for _, t in chunks[0]]) if chunks else None
+        for i, chunk in enumerate(chunks):       # embed chunk i+1 while chunk i is written
+            vectors = pending.result()
+            if i + 1 < len(chunks):
+                pending = self.embedder.encode_async([t for _, t in chunks[i + 1]])
+            done.extend(self._store(chunk, vectors))
         return done
 
     def remove(self, memory_ids: str | Iterable[str]) -> int:
@@ -132,8 +138,9 @@ class SearchEngine:
         return self._materialize(ranked[:k], flt, clauses)
 
     def find_near_duplicates(self, text: str, namespace: str | None = None, threshold: float | None = None,
-                             k: int = 10) -> list[dict[str, Any]]:
-        """Memories whose cosine similarity to ``text`` is at least ``threshold`` (default from settings)."""
+                             k: int = 10, exclude: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Memories whose cosine similarity to ``text`` is at least ``threshold`` (default from settings),
+        best first, ``exclude`` ids left out (e.g. the memory being checked)."""
         text, k = self._check_query(text, "text"), self._check_k(k)
         threshold = self.settings["duplicate_threshold"] if threshold is None else threshold
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
@@ -141,7 +148,9 @@ class SearchEngine:
         flt = parse_filters({"namespace": namespace} if namespace is not None else None)
         self.maintainer.ensure_started()
         clauses = where_clauses(self.rows.table, flt, self.rows.dialect)
-        hits = [h for h in self._vector_hits(self.embedder.encode_query(text), flt, clauses, k) if h[1] >= threshold]
+        skip = set(exclude)
+        hits = self._vector_hits(self.embedder.encode_query(text), flt, clauses, k + len(skip))
+        hits = [h for h in hits if h[1] >= threshold and h[0] not in skip][:k]
         rows = self.rows.fetch_rows([m for m, _ in hits], clauses)
         return [{"memory_id": m, "score": s, "memory": rows[m]} for m, s in hits if m in rows]
 
@@ -161,18 +170,22 @@ class SearchEngine:
                 "duplicates_dropped": dropped, "text": "\n".join(item["content"] for item in items)}
 
     # internals ---------------------------------------------------------------------------------
-    def _index_batch(self, pairs: list[tuple[str, str | None]]) -> list[str]:
+    def _with_text(self, pairs: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
+        """Fill missing texts from the rows' content; rows that do not exist are dropped."""
         missing = [m for m, text in pairs if text is None]
         stored = self.rows.contents(missing) if missing else {}
-        pairs = [(m, text if text is not None else stored.get(m)) for m, text in pairs]
-        pairs = [(m, text) for m, text in pairs if text is not None]
+        filled = [(m, text if text is not None else stored.get(m)) for m, text in pairs]
+        return [(m, text) for m, text in filled if text is not None]
+
+    def _store(self, pairs: list[tuple[str, str]], vectors: np.ndarray) -> list[str]:
+        """Write embeddings to SQL, then to FAISS (a crash in between is repaired by the start-up check)."""
         if not pairs:
             return []
-        vectors = self.embedder.encode([text for _, text in pairs])
         by_id = {m: v for (m, _), v in zip(pairs, vectors)}
         with self.write_lock:
             written = self.rows.write_embeddings(list(by_id), np.vstack(list(by_id.values())))
-            self.index.add(written, np.vstack([by_id[m] for m in written]) if written else vectors[:0])
+            if written:
+                self.index.add(written, np.vstack([by_id[m] for m in written]))
         self.maintainer.changed(len(written))
         return written
 
@@ -245,6 +258,17 @@ class SearchEngine:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
             raise BadRequest(f"k must be an integer in 1..{max_k}", details={"field": "k"})
         return k
+
+
+def _pair(item: Any) -> tuple[str, str | None]:
+    if isinstance(item, Mapping):
+        item = (item.get("memory_id"), item.get("content"))
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise BadRequest("index_many expects (memory_id, text) pairs or dicts with memory_id")
+    memory_id, text = item
+    if not isinstance(memory_id, str) or not (text is None or isinstance(text, str)):
+        raise BadRequest("index_many expects memory_id: str and text: str | None")
+    return memory_id, text
 
 
 def _section(settings: Mapping[str, Any] | None) -> dict[str, Any]:

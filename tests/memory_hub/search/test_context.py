@@ -53,3 +53,9 @@ def test_small_budget_keeps_what_fits(engine):
 def test_estimate_tokens():
     assert estimate_tokens("one two three four five six seven eight nine ten", 1.3) == 13
     assert estimate_tokens("", 1.3) == 1
+
+
+def test_near_duplicates_can_exclude_the_memory_itself(engine):
+    dups = engine.find_near_duplicates(GARDEN[0][1], "garden", exclude=["g1"])
+    assert [d["memory_id"] for d in dups][0] == "g1-copy"
+    assert "g1" not in [d["memory_id"] for d in dups]

@@ -89,8 +89,8 @@ def test_expired_memories_are_never_returned(engine):
 
 
 def test_iso_time_filters(engine):
-    hits = engine.search("passport", k=10, mode="vector",
-                         filters={"created_after": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(NOW - 86400 * 3.5))})
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(NOW - 86400 * 3.5))
+    hits = engine.search("passport", k=10, mode="vector", filters={"created_after": since})
     assert hits and all(h["memory"]["created_at"] >= NOW - 86400 * 3.5 - 1 for h in hits)
 
 

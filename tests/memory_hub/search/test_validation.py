@@ -77,3 +77,13 @@ def test_unknown_settings_are_refused(sql_store, embedder):
     assert set(DEFAULTS) == {"search"}
     engine = SearchEngine(sql_store, embedder, {"search": {"max_k": 7}, "storage": {}})
     assert engine.settings["max_k"] == 7
+
+
+def test_index_many_accepts_pairs_mappings_and_rows(engine, sql_store):
+    insert_rows(sql_store.engine, [memory_row("Cats purr.", memory_id=f"c{i}") for i in range(3)])
+    assert engine.index_many([("c0", None)]) == ["c0"]
+    assert engine.index_many({"c1": "Cats purr loudly."}) == ["c1"]
+    assert engine.index_many([{"memory_id": "c2", "content": "Cats purr."}, {"memory_id": "ghost"}]) == ["c2"]
+    for bad in ([("c0",)], [(1, "x")], [("c0", 5)], ["c0"]):
+        with pytest.raises(BadRequest):
+            engine.index_many(bad)

@@ -1,0 +1,162 @@
+"""Benchmark of the MemoryHub search engine (not a pytest test): ``python -m tests.bench_search``.
+
+For each size (default 10k and 100k synthetic memories from tests/memory_hub/search/corpus.py) on a fresh
+SQLite file migrated by Alembic, with the real all-MiniLM-L6-v2 model:
+
+* bulk insert rate: rows inserted in batches, each batch embedded and indexed (``index_many``), wall clock;
+* search latency p50/p95/p99 (k=10) for distinct queries, vector and hybrid modes, with the query embedding
+  (first time a query is seen) and without it (the same queries again: the embedding comes from the cache);
+  plus a filtered query (namespace, 10 % of the rows) and the bare FAISS search;
+* recall@10 of the index (HNSW above ``hnsw_threshold``) against exact brute force over all vectors;
+* restart time from the snapshot and from SQL (full rebuild).
+
+Goals (issue "fast at 100k memories"): p95 <= 20 ms at 100k including the query embedding, recall@10 >= 0.95,
+bulk insert >= 500/s. Options: ``--sizes 10000,100000``, ``--queries 300``, ``--batch 512``, ``--keep DIR``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from agents.memory_hub.search import Embedder, SearchEngine  # noqa: E402
+from agents.memory_hub.stores.sql import SqlStore  # noqa: E402
+from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences  # noqa: E402
+
+QUERY_SEED = 424242
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ms = np.asarray(samples) * 1000
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean())}
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bulk_insert(engine: SearchEngine, store: SqlStore, texts: list[str], batch: int) -> dict[str, float]:
+    start = time.perf_counter()
+    for offset in range(0, len(texts), batch):
+        rows = [memory_row(text, memory_id=f"m{offset + i:07d}", namespace=f"ns{(offset + i) % 10}",
+                           session_id=f"s{(offset + i) % 500}")
+                for i, text in enumerate(texts[offset:offset + batch])]
+        insert_rows(store.engine, rows)
+        engine.index_many([(row["memory_id"], row["content"]) for row in rows])
+        done = offset + len(rows)
+        if done % (batch * 20) == 0 or done == len(texts):
+            rate = done / (time.perf_counter() - start)
+            print(f"    inserted {done:>7} ({rate:.0f}/s)", flush=True)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "per_second": len(texts) / seconds}
+
+
+def latency(engine: SearchEngine, queries: list[str], **kw: Any) -> dict[str, float]:
+    return percentiles([timed(lambda q=q: engine.search(q, k=10, **kw)) for q in queries])
+
+
+def recall(engine: SearchEngine, query_vectors: np.ndarray, k: int = 10) -> float:
+    ids, matrix = engine.rows.subset_embeddings([])
+    exact = query_vectors @ matrix.T
+    got = 0
+    for qi, q in enumerate(query_vectors):
+        kth = np.partition(-exact[qi], k - 1)[k - 1] * -1 - 1e-5
+        got += sum(1 for _, score in engine.index.search(q, k) if score >= kth)
+    return got / (k * len(query_vectors))
+
+
+def bench_size(n: int, args: argparse.Namespace, embedder: Embedder) -> dict[str, Any]:
+    base = Path(args.keep) / f"n{n}" if args.keep else Path(tempfile.mkdtemp(prefix=f"bench-search-{n}-"))
+    shutil.rmtree(base, ignore_errors=True)
+    store = SqlStore(data_dir=base / "sql")
+    store.migrate()
+    settings = {"maintenance_interval_s": 0, "snapshot_every": 0}
+    engine = SearchEngine(store, embedder, settings, data_dir=base / "data")
+    engine.start()
+    print(f"  {n} memories: bulk insert (batches of {args.batch}, embedding included)", flush=True)
+    insert = bulk_insert(engine, store, sentences(n, seed=1), args.batch)
+    queries = list(dict.fromkeys(sentences(args.queries * 2, seed=QUERY_SEED)))[:args.queries]
+    queries = [q.replace(".", "?") for q in queries]
+    result: dict[str, Any] = {"n": n, "index": engine.index.stats(), "insert": insert}
+    result["vector_cold"] = latency(engine, queries, mode="vector")        # embeds each query
+    result["vector_warm"] = latency(engine, queries, mode="vector")        # embedding cached
+    fresh = [f"{q} (again)" for q in queries]
+    result["hybrid_cold"] = latency(engine, fresh, mode="hybrid")
+    result["hybrid_warm"] = latency(engine, fresh, mode="hybrid")
+    result["filtered_warm"] = latency(engine, fresh, mode="hybrid", filters={"namespace": "ns3"})
+    result["session_warm"] = latency(engine, fresh, mode="hybrid", filters={"session_id": "s42"})
+    qv = embedder.encode(queries)
+    result["faiss_only"] = percentiles([timed(lambda v=v: engine.index.search(v, 10)) for v in qv])
+    result["recall@10"] = recall(engine, qv)
+    result["embed_query"] = percentiles([timed(lambda q=q: embedder.encode([q + " ?"])) for q in queries[:100]])
+    engine.close()
+    result["restart_snapshot_s"] = _restart(store, embedder, settings, base, keep_snapshot=True)
+    result["restart_sql_s"] = _restart(store, embedder, settings, base, keep_snapshot=False)
+    store.close()
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return result
+
+
+def _restart(store: SqlStore, embedder: Embedder, settings: dict, base: Path, keep_snapshot: bool) -> float:
+    if not keep_snapshot:
+        shutil.rmtree(base / "data" / "search", ignore_errors=True)
+    engine = SearchEngine(store, embedder, settings, data_dir=base / "data")
+    seconds = timed(engine.start)
+    source = engine.maintainer.status["source"]
+    engine.close()
+    print(f"    restart from {source}: {seconds:.2f} s", flush=True)
+    return seconds
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    print("\n== MemoryHub search benchmark ==")
+    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f} (shared machine: figures are indicative)")
+    for r in results:
+        print(f"\n-- {r['n']} memories, index {r['index']['kind']} (ef_search={r['index']['ef_search']})")
+        print(f"bulk insert incl. embedding: {r['insert']['per_second']:.0f}/s ({r['insert']['seconds']:.1f} s)")
+        for key, label in (("vector_cold", "vector search, with query embedding"),
+                           ("vector_warm", "vector search, embedding cached"),
+                           ("hybrid_cold", "hybrid search, with query embedding"),
+                           ("hybrid_warm", "hybrid search, embedding cached"),
+                           ("filtered_warm", "hybrid + namespace filter (10%), cached"),
+                           ("session_warm", "hybrid + session filter (0.2%), cached"),
+                           ("embed_query", "query embedding alone"),
+                           ("faiss_only", "FAISS search alone")):
+            p = r[key]
+            print(f"{label:<44} p50 {p['p50']:6.2f} ms  p95 {p['p95']:6.2f} ms  p99 {p['p99']:6.2f} ms")
+        print(f"recall@10 vs exact: {r['recall@10']:.3f}")
+        print(f"restart: snapshot {r['restart_snapshot_s']:.2f} s, rebuild from SQL {r['restart_sql_s']:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated memory counts")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--keep", default="", help="keep the databases under this directory")
+    args = parser.parse_args()
+    embedder = Embedder(threads=args.threads)
+    embedder.start()
+    results = []
+    for size in (int(s) for s in args.sizes.split(",") if s.strip()):
+        results.append(bench_size(size, args, embedder))
+    embedder.close()
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
