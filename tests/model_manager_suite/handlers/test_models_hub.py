@@ -274,3 +274,15 @@ def test_http_routes(hub):
         **headers, "Content-Type": "application/json"}, data=json.dumps({"prompt": "hi", "max_tokens": 2}).encode())
     with urllib.request.urlopen(request, timeout=30) as response:
         assert json.loads(response.read())["model_id"] == "tiny-a"
+
+
+def test_models_dir_from_the_environment(tmp_path):
+    models = tmp_path / "env-models"
+    write_tiny_gguf(models / "env-model.gguf", seed=11)
+    with HubProcess("model_manager_suite", tmp_path / "data", env={"MODELS_DIR": str(models)},
+                    config={"models": {"n_ctx": 128, "n_threads": 1}}) as process:
+        listed = process.legacy_request(GGUF, {"action": "list_models"})
+        assert [m["model_id"] for m in listed["models"]] == ["env-model"]
+        reply = process.legacy_request(GGUF, {"action": "generate_text", "model_id": "env-model", "prompt": "hi",
+                                              "max_tokens": 2})
+        assert reply["status"] == "success"
