@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager
 from agents.model_manager_suite.handlers.model_manager_agent import ModelManagerAgent
 from bus.errors import BadRequest, NotFound
 from tests.model_manager_suite.handlers.conftest import call
@@ -34,11 +35,13 @@ def legacy(handler: ModelManagerAgent, request) -> dict:
 
 # -- {"action": ...} -----------------------------------------------------------------------------
 
-def test_generate_routes_the_preference_through_the_load_policy(mma):
+def test_generate_routes_the_preference_through_the_load_policy(mma, services):
     reply = legacy(mma, {"action": "generate", "model_pref": "quality", "prompt": "hello",
                          "params": {"max_tokens": 4, "temperature": 0.0, "top_p": 0.9}})
     assert reply["status"] == "ok" and reply["model_used"] == "tiny-b"
-    assert isinstance(reply["response_text"], str) and "Placeholder" not in reply["response_text"]
+    greedy = call(GGUFModelManager(services), "predict", {"model_id": "tiny-b", "prompt": "hello", "max_tokens": 4,
+                                                          "temperature": 0.0, "top_p": 0.9})
+    assert reply["response_text"] == greedy["text"]                     # the model's own text
     assert isinstance(reply["timestamp"], float) and "conversation_id" not in reply
     assert legacy(mma, {"action": "generate", "prompt": "hi", "params": {"max_tokens": 2}})["model_used"] == "tiny-a"
     unknown_pref = legacy(mma, {"action": "generate", "model_pref": "creative", "prompt": "hi",

@@ -119,7 +119,7 @@ def test_mma_legacy_generate_status_and_conversation(hub):
                                      "params": {"max_tokens": 4, "temperature": 0.2, "top_p": 0.9},
                                      "conversation_id": "m1"})
     assert reply["status"] == "ok" and reply["model_used"] == "tiny-b" and reply["conversation_id"] == "m1"
-    assert "Placeholder" not in reply["response_text"] and reply["using_kv_cache"] is False
+    assert not reply["response_text"].startswith("[MMA-") and reply["using_kv_cache"] is False
     status = hub.legacy_request(MMA, {"action": "status"})
     assert status["status"] == "ok" and status["health"] == "ok" and "tiny-b" in status["loaded_models"]
     assert status["routing_policy"] == {"fast": "tiny-a", "quality": "tiny-b"}
