@@ -5,15 +5,13 @@
   (a login with old parameters re-hashes the password). Comparison is constant-time; a login for an
   unknown user still runs one scrypt so timing does not tell which users exist.
 * Users live in SQL (``users``: user_id, password_hash, scopes, disabled, created_at, last_login_at).
-* Revocation (logout): ``auth:revoked:<jti>`` in Redis db3 with a TTL until the token's ``exp`` (plus the
-  verification leeway). Redis runs with AOF, so revocations survive a Redis or hub restart; they are not
-  copied to SQL: a deliberate ``FLUSHALL`` forgets them (rotate the JWT secret instead, see SECURITY.md).
-  Every revocation this process made, and every revoked id it has seen, is also kept in memory until
-  its ``exp``. ``is_revoked`` answers from memory first, then one Redis ``EXISTS`` on a dedicated client
-  without retries (short timeouts). When Redis cannot answer, the check fails **closed** by default:
-  it raises ``Unavailable`` (wire code ``unavailable``, retryable) and opens a short breaker so that the
-  router thread does not wait on a dead Redis for every request; ``revocation_fail_open: true`` answers
-  from memory only instead.
+* Revocation (logout): the ``revoked_tokens`` SQL table is the truth (written first, so an acknowledged
+  logout survives anything), ``auth:revoked:<jti>`` in Redis db3 (TTL until the token's ``exp`` plus the
+  verification leeway) is the hot copy, and every revocation this process made or loaded at start is
+  kept in memory until its ``exp``. ``is_revoked`` answers from memory, then one Redis ``EXISTS`` on a
+  dedicated client without retries (short timeouts); when Redis cannot answer it asks SQL instead (and a
+  short breaker keeps the router thread from waiting on a dead Redis for every request). Only when SQL
+  fails as well does the check fail closed (``Unavailable``), unless ``revocation_fail_open`` is set.
 * Login attempts: a sliding window per user id and per peer address, in memory (per hub process).
 """
 from __future__ import annotations
@@ -30,9 +28,11 @@ from typing import Any, Callable, Iterable
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy import delete, select
 
 from bus.errors import Busy, Conflict, NotFound, Unauthorized, Unavailable
 from bus.log import get_logger
+from agents.memory_hub.stores.sql_models import RevokedToken
 
 log = get_logger("memory_hub.auth")
 
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
         "login_window_s": 60.0,        # sliding window of the login rate limiter
         "login_max_per_user": 10,      # attempts per user id per window
         "login_max_per_peer": 30,      # attempts per peer address per window (when the transport knows it)
-        "revocation_fail_open": False,  # Redis down: False = refuse tokens (unavailable), True = memory only
+        "revocation_fail_open": False,  # Redis AND SQL down: False = refuse tokens (unavailable), True = memory only
         "revocation_breaker_s": 2.0,   # after a Redis failure, answer from the breaker for this long
         "revocation_timeout_s": 0.2,   # socket timeouts of the dedicated revocation client
     },
@@ -165,8 +165,9 @@ class RevocationList:
     KEY = "revoked:"
     SESSION_KEY = "session:"
 
-    def __init__(self, redis_store: Any, settings: dict[str, Any], leeway_s: float = 5.0):
+    def __init__(self, redis_store: Any, settings: dict[str, Any], leeway_s: float = 5.0, sql: Any = None):
         self.redis_store = redis_store
+        self.sql = sql
         self.fail_open = bool(settings["revocation_fail_open"])
         self.breaker_s = float(settings["revocation_breaker_s"])
         self.leeway_s = float(leeway_s)
@@ -174,18 +175,42 @@ class RevocationList:
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._fast = _fast_client(redis_store, float(settings["revocation_timeout_s"]))
+        self._load_from_sql()
 
-    def revoke(self, jti: str, exp: float) -> None:
-        """Remember ``jti`` as revoked until ``exp``; raises ``Unavailable`` when Redis cannot store it
-        (the revocation still holds in this process)."""
+    def revoke(self, jti: str, exp: float, subject: str | None = None) -> None:
+        """Remember ``jti`` as revoked until ``exp``: SQL first (the truth), then memory, then Redis
+        (best effort: a Redis outage does not undo an acknowledged logout)."""
+        if self.sql is not None:
+            with self.sql.transaction() as session:
+                session.merge(RevokedToken(jti=jti, subject=subject, expires_at=float(exp), revoked_at=time.time()))
         with self._lock:
             self._known[jti] = float(exp)
             self._prune(time.time())
         if self.redis_store is None:
             return
         ttl = max(1.0, float(exp) - time.time() + self.leeway_s)
-        self.redis_store.auth.set(self.KEY + jti, b"1", ttl)
-        self.redis_store.auth.delete(self.SESSION_KEY + jti)
+        try:
+            self.redis_store.auth.set(self.KEY + jti, b"1", ttl)
+            self.redis_store.auth.delete(self.SESSION_KEY + jti)
+        except Unavailable:
+            if self.sql is None:
+                raise
+            log.warning("revocation_not_cached_in_redis", jti=jti)
+
+    def _load_from_sql(self) -> None:
+        if self.sql is None:
+            return
+        now = time.time()
+        with self.sql.transaction() as session:
+            rows = session.execute(select(RevokedToken.jti, RevokedToken.expires_at)
+                                   .where(RevokedToken.expires_at + self.leeway_s >= now)).all()
+            session.execute(delete(RevokedToken).where(RevokedToken.expires_at + self.leeway_s < now - 86400))
+        with self._lock:
+            self._known.update({jti: exp for jti, exp in rows})
+
+    def _in_sql(self, jti: str) -> bool:
+        with self.sql.session() as session:
+            return session.get(RevokedToken, jti) is not None
 
     def is_revoked(self, jti: str) -> bool:
         """True when revoked; ``Unavailable`` when unknown here and Redis cannot answer (fail closed)."""
@@ -197,14 +222,14 @@ class RevocationList:
         if self._fast is None:
             return False
         if down:
-            return self._redis_down()
+            return self._redis_down(jti)
         try:
             found = bool(self._fast.exists(self.auth_key(self.KEY + jti)))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             log.warning("revocation_check_failed", error=str(exc), breaker_s=self.breaker_s)
             with self._lock:
                 self._down_until = time.time() + self.breaker_s
-            return self._redis_down()
+            return self._redis_down(jti)
         if found:
             with self._lock:
                 self._known[jti] = now + self.leeway_s + 86400.0
@@ -230,10 +255,16 @@ class RevocationList:
         if self._fast is not None:
             self._fast.connection_pool.disconnect()
 
-    def _redis_down(self) -> bool:
+    def _redis_down(self, jti: str) -> bool:
+        if self.sql is not None:
+            try:
+                return self._in_sql(jti)
+            except Exception as exc:
+                log.warning("revocation_sql_check_failed", error=repr(exc))
         if self.fail_open:
             return False
-        raise Unavailable("token revocation list is unavailable (Redis down); retry later", retry_after_ms=500)
+        raise Unavailable("token revocation list is unavailable (Redis and SQL down); retry later",
+                          retry_after_ms=500)
 
     def _prune(self, now: float) -> None:
         for jti in [j for j, exp in self._known.items() if exp + self.leeway_s < now]:

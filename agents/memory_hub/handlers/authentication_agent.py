@@ -44,7 +44,7 @@ def revocation_list(services: MemoryServices) -> RevocationList:
     revocations = getattr(services, _ATTR, None)
     if revocations is None:
         leeway = getattr(services.tokens, "leeway_s", 5) if services.tokens is not None else 5
-        revocations = RevocationList(services.redis, _section(services), leeway_s=leeway)
+        revocations = RevocationList(services.redis, _section(services), leeway_s=leeway, sql=services.sql)
         setattr(services, _ATTR, revocations)
         services.closers.append(revocations.close)
     return revocations
@@ -113,7 +113,7 @@ class AuthenticationAgent(Handler):
         jti = principal.token_id or ""
         exp = principal.expires_at or time.time() + self._tokens().ttl_s
         try:
-            self.revocations.revoke(jti, exp)
+            self.revocations.revoke(jti, exp, principal.subject)
         finally:
             forget = getattr(self._tokens(), "forget", None)
             if forget is not None:

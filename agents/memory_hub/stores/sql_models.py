@@ -42,6 +42,11 @@ ID_LEN = 128          # ids chosen by clients (session ids, user ids, model ids,
 KEY_LEN = 512         # KV keys
 
 
+# Integer ids are never reused after a delete (SQLite AUTOINCREMENT): readers that track "rows after id N"
+# (the proactive context monitor) must not miss or repeat rows.
+AUTOINCREMENT = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -122,6 +127,7 @@ class MemoryRelationship(Base):
     __tablename__ = "memory_relationships"
     __table_args__ = (
         UniqueConstraint("source_memory_id", "target_memory_id", "relationship_type"),
+        AUTOINCREMENT,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -147,7 +153,7 @@ class ContextGroup(Base):
 
 class MemoryGroupMapping(Base):
     __tablename__ = "memory_group_mappings"
-    __table_args__ = (UniqueConstraint("memory_id", "group_id"),)
+    __table_args__ = (UniqueConstraint("memory_id", "group_id"), AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     memory_id: Mapped[str] = mapped_column(
@@ -216,7 +222,7 @@ class Context(Base):
 
 class ContextItem(Base):
     __tablename__ = "context_items"
-    __table_args__ = (Index("ix_context_items_context_time", "context_id", "timestamp"),)
+    __table_args__ = (Index("ix_context_items_context_time", "context_id", "timestamp"), AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     context_id: Mapped[str] = mapped_column(
@@ -246,7 +252,7 @@ class Experience(Base):
 
 class Interaction(Base):
     __tablename__ = "interactions"
-    __table_args__ = (Index("ix_interactions_session_time", "session_id", "timestamp"),)
+    __table_args__ = (Index("ix_interactions_session_time", "session_id", "timestamp"), AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(String(ID_LEN), nullable=False, index=True)
@@ -275,6 +281,7 @@ class DigitalTwin(Base):
 
 class ErrorPattern(Base):
     __tablename__ = "error_patterns"
+    __table_args__ = (AUTOINCREMENT,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     error_type: Mapped[str] = mapped_column(String(ID_LEN), nullable=False, index=True)
@@ -311,7 +318,7 @@ class TrustScore(Base):
 
 class PerformanceLog(Base):
     __tablename__ = "performance_logs"
-    __table_args__ = (Index("ix_performance_logs_model_time", "model_id", "timestamp"),)
+    __table_args__ = (Index("ix_performance_logs_model_time", "model_id", "timestamp"), AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[str] = mapped_column(String(ID_LEN), nullable=False, index=True)
@@ -323,11 +330,23 @@ class PerformanceLog(Base):
 
 class ProactiveContextEntry(Base):
     __tablename__ = "proactive_context_history"
+    __table_args__ = (AUTOINCREMENT,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     timestamp: Mapped[str] = mapped_column(String(64), nullable=False)     # ISO 8601, as the legacy agent
     data: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, nullable=False, default=now, index=True)
+
+
+class RevokedToken(Base):
+    """JWT ids revoked by logout, until the token would have expired (SQL truth; Redis db3 is the hot copy)."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    subject: Mapped[str | None] = mapped_column(String(ID_LEN), nullable=True)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    revoked_at: Mapped[float] = mapped_column(Float, nullable=False, default=now)
 
 
 TABLES = tuple(sorted(Base.metadata.tables))

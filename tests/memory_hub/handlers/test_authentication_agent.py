@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from agents.memory_hub.auth import (RevocationList, SlidingWindowLimiter, hash_password, hash_parameters,
+from agents.memory_hub.auth import (DEFAULTS, RevocationList, SlidingWindowLimiter, hash_password, hash_parameters,
                                     verify_password)
 from agents.memory_hub.handlers.authentication_agent import AuthenticationAgent, make_revocation_check
 from agents.memory_hub.services import MemoryServices
@@ -234,7 +234,7 @@ def test_revocation_seen_by_another_process_view(tmp_path, agent, sql_store, red
     other.close()
 
 
-def test_revocation_check_fails_closed_when_redis_is_down(tmp_path, sql_store, redis_controller):
+def test_revocation_check_falls_back_to_sql_when_redis_is_down(tmp_path, sql_store, redis_controller):
     from agents.memory_hub.stores.redis_store import RedisStore
 
     store = RedisStore(redis_controller.url)
@@ -247,26 +247,31 @@ def test_revocation_check_fails_closed_when_redis_is_down(tmp_path, sql_store, r
     redis_controller.kill()
     check = make_revocation_check(services)
     assert check(revoked["jti"]) is True                       # known in memory
-    with pytest.raises(Unavailable):
-        check(claims["jti"])
-    with pytest.raises(Unavailable):                          # breaker open: fails fast the same way
-        check(claims["jti"])
+    assert check(claims["jti"]) is False                      # Redis down: answered from SQL
+    assert check(claims["jti"]) is False                      # breaker open: straight to SQL
+    fresh = RevocationList(None, DEFAULTS["auth_agent"], sql=sql_store)  # a restarted hub reloads revocations from SQL
+    assert fresh.is_revoked(revoked["jti"]) is True
     redis_controller.restart()
     services.close()
     store.close()
 
 
-def test_revocation_fail_open_setting_answers_from_memory(tmp_path, sql_store, redis_controller):
+def test_revocation_fails_closed_without_redis_and_sql_unless_fail_open(tmp_path, redis_controller):
     from agents.memory_hub.stores.redis_store import RedisStore
 
     store = RedisStore(redis_controller.url)
+    closed = RevocationList(store, {"revocation_fail_open": False, "revocation_breaker_s": 2.0,
+                                    "revocation_timeout_s": 0.2})
     revocations = RevocationList(store, {"revocation_fail_open": True, "revocation_breaker_s": 2.0,
                                          "revocation_timeout_s": 0.2})
     revocations.revoke("gone", 4102444800.0)
     redis_controller.kill()
     assert revocations.is_revoked("gone") is True
     assert revocations.is_revoked("other") is False
+    with pytest.raises(Unavailable):
+        closed.is_revoked("other")
     revocations.close()
+    closed.close()
     store.close()
 
 
