@@ -33,7 +33,7 @@ MOS_PREFIX = "mem"
 
 def import_cache_redis(source_url: str, target_url: str | None, *, data_dir: str | Path | None = None,
                        cache_types: Iterable[str] = (), cache_settings: dict | None = None,
-                       dry_run: bool = False) -> Report:
+                       dry_run: bool = False, overwrite: bool = False) -> Report:
     section = {**CACHE_DEFAULTS["cache_manager"], **(cache_settings or {})}
     selected = set(section["types"]) | set(section.get("extra_types") or {}) | set(cache_types)
     source = _client(source_url)
@@ -41,7 +41,7 @@ def import_cache_redis(source_url: str, target_url: str | None, *, data_dir: str
     if target_url is None:
         target_url, embedded = _hub_redis(data_dir)
     store = RedisStore(target_url)
-    report = Report("cache-redis", _redact(source_url), _redact(target_url), dry_run)
+    report = Report("cache-redis", _redact(source_url), _redact(target_url), dry_run, overwrite)
     try:
         cache = CacheStore(store, section)
         table = report.table("redis db0", "cache:")
@@ -110,15 +110,18 @@ def _copy(source: redis.Redis, cache: CacheStore, key: str, selected: set[str], 
     value = _decode(raw)
     text = cache.encode(value)
     current = cache.ns.client.get(cache.entry_key(cache_type, entry))
-    if current is not None:
-        if current.decode("utf-8", "replace") == text:
-            table.unchanged += 1
-        else:
-            table.skip(key, "already in the hub with a different value (the hub's copy is kept)")
+    if current is not None and current.decode("utf-8", "replace") == text:
+        table.unchanged += 1
+        return
+    if current is not None and not table.overwrite:
+        table.skip(key, "already in the hub with a different value (the hub's copy is kept)")
         return
     if not dry_run:
         cache.put(cache_type, entry, value, ttl=pttl / 1000.0 if pttl and pttl > 0 else None)
-    table.inserted += 1
+    if current is None:
+        table.inserted += 1
+    else:
+        table.updated += 1
 
 
 def _decode(raw: bytes) -> Any:

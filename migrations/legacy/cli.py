@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--error-patterns", default=None, help="error_patterns.json (reasoning-json)")
     p.add_argument("--twin-store", default=None, help="digital_twin_store.json (reasoning-json)")
     p.add_argument("--dry-run", action="store_true", help="count what would change; write nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace hub rows that differ from the legacy ones "
+                                                            "(the legacy agent was still serving them)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -82,17 +84,18 @@ def _run(args: argparse.Namespace, hub: str, settings: dict) -> Any:
         return import_cache_redis(args.path, args.redis_url or settings["storage"].get("redis_url"),
                                   data_dir=args.data_dir or settings["storage"]["data_dir"],
                                   cache_types=args.cache_type, cache_settings=settings.get("cache_manager"),
-                                  dry_run=args.dry_run)
+                                  dry_run=args.dry_run, overwrite=args.overwrite)
     url = database_url(hub, settings, args)
     if args.source == "unified-memory":
         from migrations.legacy.unified_memory import import_unified_memory
-        return import_unified_memory(args.path, url, dry_run=args.dry_run)
+        return import_unified_memory(args.path, url, dry_run=args.dry_run, overwrite=args.overwrite)
     if args.source == "trust-scores":
         from migrations.legacy.trust_scores import import_trust_scores
-        return import_trust_scores(args.path, url, dry_run=args.dry_run)
+        return import_trust_scores(args.path, url, dry_run=args.dry_run, overwrite=args.overwrite)
     if args.source == "reasoning-json":
         from migrations.legacy.reasoning_json import import_reasoning_json
-        return import_reasoning_json(args.path, url, dry_run=args.dry_run, memory_store=args.memory_store,
+        return import_reasoning_json(args.path, url, dry_run=args.dry_run, overwrite=args.overwrite,
+                                     memory_store=args.memory_store,
                                      error_patterns=args.error_patterns, twin_store=args.twin_store)
     from migrations.legacy.model_evaluation import import_model_evaluation
-    return import_model_evaluation(args.path, url, dry_run=args.dry_run)
+    return import_model_evaluation(args.path, url, dry_run=args.dry_run, overwrite=args.overwrite)

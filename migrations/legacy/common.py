@@ -3,7 +3,9 @@
 Idempotency rule of every importer: a legacy row is looked up in the hub by its key (primary key, or the
 natural key of tables with generated ids). Absent: inserted. Present with the same values: ``unchanged``.
 Present with other values: ``skipped`` with the reason "differs" and the hub's copy is kept (the hub may
-have been serving and changing it). So a second run changes nothing and says so.
+have been serving and changing it), unless ``overwrite`` (``--overwrite``: the legacy agent is still the
+one serving that data, e.g. a final copy after an earlier pre-copy) replaces the hub's values (``updated``).
+Either way a second run changes nothing and says so.
 
 The target database is brought to the newest Alembic revision first (``migrations/runner.py``) and every
 write goes through the hubs' SQLAlchemy models, in one transaction that a ``--dry-run`` rolls back.
@@ -44,16 +46,18 @@ class TableReport:
     target: str
     read: int = 0
     inserted: int = 0
+    updated: int = 0
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    overwrite: bool = False
 
     def skip(self, key: Any, reason: str) -> None:
         self.skipped.append((str(key), reason))
 
     def to_dict(self) -> dict:
         return {"source": self.source, "target": self.target, "read": self.read, "inserted": self.inserted,
-                "unchanged": self.unchanged, "skipped": len(self.skipped),
+                "updated": self.updated, "unchanged": self.unchanged, "skipped": len(self.skipped),
                 "skipped_by_reason": dict(Counter(reason for _, reason in self.skipped)),
                 "skipped_rows": [{"key": k, "reason": r} for k, r in self.skipped], "notes": self.notes}
 
@@ -64,28 +68,30 @@ class Report:
     source: str
     target: str
     dry_run: bool
+    overwrite: bool = False
     tables: list[TableReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def table(self, source: str, target: str) -> TableReport:
-        report = TableReport(source, target)
+        report = TableReport(source, target, overwrite=self.overwrite)
         self.tables.append(report)
         return report
 
     @property
     def changed(self) -> int:
-        return sum(t.inserted for t in self.tables)
+        return sum(t.inserted + t.updated for t in self.tables)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "source": self.source, "target": self.target, "dry_run": self.dry_run,
-                "changed": self.changed, "tables": [t.to_dict() for t in self.tables], "notes": self.notes}
+                "overwrite": self.overwrite, "changed": self.changed, "tables": [t.to_dict() for t in self.tables], "notes": self.notes}
 
     def render(self) -> str:
         verb = "would insert" if self.dry_run else "inserted"
         lines = [f"{self.kind}: {self.source} -> {self.target}{'  (dry run: nothing written)' if self.dry_run else ''}",
-                 f"  {'legacy':34} {'hub':24} {'read':>7} {verb:>14} {'unchanged':>10} {'skipped':>8}"]
+                 f"  {'legacy':34} {'hub':24} {'read':>7} {verb:>14} {'updated':>8} {'unchanged':>10} "
+                 f"{'skipped':>8}"]
         for t in self.tables:
-            lines.append(f"  {t.source:34} {t.target:24} {t.read:7} {t.inserted:14} {t.unchanged:10} "
+            lines.append(f"  {t.source:34} {t.target:24} {t.read:7} {t.inserted:14} {t.updated:8} {t.unchanged:10} "
                          f"{len(t.skipped):8}")
         for t in self.tables:
             lines.extend(_skip_lines(t))
@@ -287,11 +293,16 @@ def upsert(session: Session, report: TableReport, model: type, key: dict, values
         report.inserted += 1
         return row
     different = [name for name, value in values.items() if not _same(getattr(existing, name), value)]
-    if different:
+    if not different:
+        report.unchanged += 1
+    elif report.overwrite:
+        for name in different:
+            setattr(existing, name, values[name])
+        session.flush()
+        report.updated += 1
+    else:
         report.skip(_key_text(key), f"already in the hub with different {', '.join(sorted(different))} "
                                     "(the hub's copy is kept)")
-    else:
-        report.unchanged += 1
     return existing
 
 

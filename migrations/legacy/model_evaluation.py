@@ -40,9 +40,10 @@ def evaluation_models() -> dict[str, type]:
     return models  # type: ignore[return-value]
 
 
-def import_model_evaluation(path: str | Path, database_url: str, *, dry_run: bool = False) -> Report:
+def import_model_evaluation(path: str | Path, database_url: str, *, dry_run: bool = False,
+                            overwrite: bool = False) -> Report:
     models = evaluation_models()
-    report = Report("model-evaluation", str(path), database_url, dry_run)
+    report = Report("model-evaluation", str(path), database_url, dry_run, overwrite)
     with open_legacy_sqlite(path, TABLES) as legacy, target_transaction(database_url, "model_manager_suite",
                                                                         dry_run) as session:
         for table, key_column in TABLES.items():

@@ -40,10 +40,10 @@ def locate(path: str | Path, **explicit: str | None) -> dict[str, Path | None]:
     return found
 
 
-def import_reasoning_json(path: str | Path, database_url: str, *, dry_run: bool = False,
+def import_reasoning_json(path: str | Path, database_url: str, *, dry_run: bool = False, overwrite: bool = False,
                           **explicit: str | None) -> Report:
     files = locate(path, **explicit)
-    report = Report("reasoning-json", str(path), database_url, dry_run)
+    report = Report("reasoning-json", str(path), database_url, dry_run, overwrite)
     for key, file in files.items():
         if file is None:
             report.notes.append(f"{FILES[key]} not found: nothing imported from it")

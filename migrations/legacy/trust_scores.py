@@ -20,8 +20,9 @@ from migrations.legacy.common import (Report, RowSkipped, import_rows, legacy_ro
 TABLES = ("model_scores", "performance_logs")
 
 
-def import_trust_scores(path: str | Path, database_url: str, *, dry_run: bool = False) -> Report:
-    report = Report("trust-scores", str(path), database_url, dry_run)
+def import_trust_scores(path: str | Path, database_url: str, *, dry_run: bool = False,
+                        overwrite: bool = False) -> Report:
+    report = Report("trust-scores", str(path), database_url, dry_run, overwrite)
     with open_legacy_sqlite(path, TABLES) as legacy, target_transaction(database_url, "memory_hub",
                                                                         dry_run) as session:
         scores = report.table("model_scores", "trust_scores")

@@ -29,8 +29,9 @@ from migrations.legacy.common import (Report, RowSkipped, TableReport, import_ro
 TABLES = ("memories", "memory_relationships", "context_groups", "memory_group_mappings")
 
 
-def import_unified_memory(path: str | Path, database_url: str, *, dry_run: bool = False) -> Report:
-    report = Report("unified-memory", str(path), database_url, dry_run)
+def import_unified_memory(path: str | Path, database_url: str, *, dry_run: bool = False,
+                          overwrite: bool = False) -> Report:
+    report = Report("unified-memory", str(path), database_url, dry_run, overwrite)
     with open_legacy_sqlite(path, TABLES) as legacy, target_transaction(database_url, "memory_hub",
                                                                         dry_run) as session:
         memories = legacy_rows(legacy, "memories")

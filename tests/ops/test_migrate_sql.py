@@ -101,6 +101,10 @@ def test_a_row_the_hub_changed_is_kept_and_reported(tmp_path):
     [reason] = [reason for key, reason in again.skipped if key == "mem-a"]
     assert reason.startswith("already in the hub with different access_count") and "hub's copy is kept" in reason
     assert {m.memory_id: m.access_count for m in rows(url, Memory)}["mem-a"] == 99
+    final = by_table(import_unified_memory(legacy, url, overwrite=True))["memories"]   # legacy still authoritative
+    assert (final.updated, final.inserted, final.unchanged) == (1, 0, 4)
+    assert {m.memory_id: m.access_count for m in rows(url, Memory)}["mem-a"] == 3
+    assert import_unified_memory(legacy, url, overwrite=True).changed == 0
 
 
 def test_trust_scores_round_trip_and_idempotent(tmp_path):
