@@ -15,7 +15,7 @@ DEFAULTS: dict[str, Any] = {
         "n_gpu_layers": 0,             # layers offloaded to the GPU; forced to 0 in CPU mode
         "main_gpu": 0,                 # NVML index of the device GPU loads go to
         "use_mmap": True,
-        "ram_budget_mb": 0,            # CPU mode budget; 0 = 50% of physical RAM
+        "ram_budget_mb": 0.0,          # CPU mode budget; 0 = 50% of physical RAM
         "vram_fraction": 0.8,          # GPU mode budget: fraction of the device's memory (legacy 80%)
         "overhead_mb": 64.0,           # compute buffers etc. added to weights + KV cache in estimates
         "kv_bytes_per_element": 2.0,   # llama.cpp KV cache type f16
