@@ -106,19 +106,35 @@ class Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """Embed one query string, through a small LRU cache; returns a ``(384,)`` vector."""
+        return self.encode_query_async(text).result()
+
+    def encode_query_async(self, text: str) -> Future:
+        """``encode_query`` as a future (already resolved on a cache hit), so callers can overlap work."""
         with self._cache_lock:
             hit = self._cache.get(text)
             if hit is not None:
                 self._cache.move_to_end(text)
-                return hit
-        vector = self.encode([text])[0]
+                done: Future = Future()
+                done.set_result(hit)
+                return done
+        outer: Future = Future()
+        inner = self.encode_async([text])
+        inner.add_done_callback(lambda f: self._remember(text, f, outer))
+        return outer
+
+    def _remember(self, text: str, inner: Future, outer: Future) -> None:
+        error = inner.exception()
+        if error is not None:
+            outer.set_exception(error)
+            return
+        vector = inner.result()[0]
         vector.setflags(write=False)
         if self._cache_size > 0:
             with self._cache_lock:
                 self._cache[text] = vector
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-        return vector
+        outer.set_result(vector)
 
     # worker ----------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -125,9 +125,10 @@ class SearchEngine:
         self.maintainer.ensure_started()
         clauses = where_clauses(self.rows.table, flt, self.rows.dialect)
         depth = max(k, self.settings["candidates"]) if mode == "hybrid" else k
-        qvec = self.embedder.encode_query(query) if mode != "keyword" else None
+        pending = self.embedder.encode_query_async(query) if mode != "keyword" else None
+        kw = self._keyword_hits(query, clauses, depth) if mode != "vector" else []   # while embedding runs
+        qvec = pending.result() if pending is not None else None
         vec = self._vector_hits(qvec, flt, clauses, depth) if qvec is not None else []
-        kw = self._keyword_hits(query, clauses, depth) if mode != "vector" else []
         if mode == "hybrid":
             s = self.settings
             ranked = ranking.fuse(vec, kw, rrf_k=s["rrf_k"], vector_weight=s["vector_weight"],
@@ -220,7 +221,8 @@ class SearchEngine:
 
     def _keyword_hits(self, query: str, clauses: list, n: int) -> list[tuple[str, float]]:
         with self.engine.connect() as conn:
-            return keyword.search(conn, self.rows.table, query, clauses, n, self.use_fts)
+            return keyword.search(conn, self.rows.table, query, clauses, n, self.use_fts,
+                                  self.settings["keyword_match_budget"])
 
     def _fill_vector_scores(self, ranked: list[ranking.Ranked], qvec: np.ndarray | None) -> None:
         lacking = [r.memory_id for r in ranked if r.vector_score is None]

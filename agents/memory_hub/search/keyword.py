@@ -5,6 +5,10 @@ hold a word character, doubles embedded quotes and wraps each chunk in quotes, s
 FTS5 *phrase* (``ZX-4471`` stays the two adjacent tokens ``zx 4471``; ``AND``/``NEAR``/``*``/``:`` are
 plain text) and phrases are OR-ed (BM25 ranks rows holding more, rarer terms first). Common English
 stop words are dropped unless nothing else is left. Filters are applied in the same SQL statement.
+
+Cost bound: BM25 is computed for every matching row, so when the query's phrases together match more
+than ``match_budget`` rows, the most common phrases (lowest IDF) are left out of the OR (rarest first;
+``affordable_phrases``). Rare tokens (codes, names), the reason keyword search exists, are always kept.
 """
 from __future__ import annotations
 
@@ -40,15 +44,19 @@ STOP_WORDS = frozenset((
 _fts = table(FTS_TABLE, column("rowid"))
 
 
-def fts_query(text_in: str) -> str | None:
-    """A safe FTS5 MATCH expression for free text, or None if it holds no searchable word."""
+def fts_phrases(text_in: str) -> list[str]:
+    """The quoted FTS5 phrases of free text (see module docstring); empty if it holds no searchable word."""
     text_in = "".join(ch if ch.isprintable() else " " for ch in text_in)   # NUL, surrogates, controls
     chunks = [chunk for chunk in text_in.split() if _WORD.search(chunk)]
     meaningful = [c for c in chunks if not _only_stop_words(c)]
     chosen = (meaningful or chunks)[:MAX_TERMS]
-    if not chosen:
-        return None
-    return " OR ".join('"' + chunk.replace('"', '""') + '"' for chunk in dict.fromkeys(chosen))
+    return ['"' + chunk.replace('"', '""') + '"' for chunk in dict.fromkeys(chosen)]
+
+
+def fts_query(text_in: str) -> str | None:
+    """A safe FTS5 MATCH expression for free text, or None if it holds no searchable word."""
+    phrases = fts_phrases(text_in)
+    return " OR ".join(phrases) if phrases else None
 
 
 def like_terms(text_in: str) -> list[str]:
@@ -83,22 +91,42 @@ def check_fts(engine: Engine) -> dict[str, Any]:
 
 
 def search(conn: Connection, memories: Table, query: str, clauses: list[ColumnElement], limit: int,
-           use_fts: bool) -> list[tuple[str, float]]:
+           use_fts: bool, match_budget: int = 0) -> list[tuple[str, float]]:
     """Up to ``limit`` ``(memory_id, score)`` pairs, best first; higher score = better match."""
     if use_fts:
-        return _search_fts(conn, memories, query, clauses, limit)
+        return _search_fts(conn, memories, query, clauses, limit, match_budget)
     return _search_like(conn, memories, query, clauses, limit)
 
 
+def affordable_phrases(conn: Connection, phrases: list[str], budget: int) -> list[str]:
+    """Rarest phrases first while their summed document counts stay within ``budget`` (0 = all).
+
+    BM25 is computed for every row matching any phrase, so a phrase found in half the table costs a lot
+    and adds little (low IDF). Phrases matching nothing are dropped; the rarest one is always kept.
+    """
+    if budget <= 0 or len(phrases) < 2:
+        return phrases
+    count = text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q")
+    df = {p: conn.execute(count, {"q": p}).scalar_one() for p in phrases}
+    chosen: list[str] = []
+    total = 0
+    for phrase in sorted((p for p in phrases if df[p]), key=df.__getitem__):
+        if chosen and total + df[phrase] > budget:
+            break
+        chosen.append(phrase)
+        total += df[phrase]
+    return chosen
+
+
 def _search_fts(conn: Connection, memories: Table, query: str, clauses: list[ColumnElement],
-                limit: int) -> list[tuple[str, float]]:
-    match = fts_query(query)
-    if match is None:
+                limit: int, match_budget: int) -> list[tuple[str, float]]:
+    phrases = affordable_phrases(conn, fts_phrases(query), match_budget)
+    if not phrases:
         return []
     rank = literal_column(f"bm25({FTS_TABLE})")
     stmt = (select(memories.c.memory_id, rank.label("rank"))
             .select_from(_fts.join(memories, literal_column("memories.rowid") == _fts.c.rowid))
-            .where(literal_column(FTS_TABLE).op("MATCH")(match))
+            .where(literal_column(FTS_TABLE).op("MATCH")(" OR ".join(phrases)))
             .where(combine([live_clause(memories), *clauses]))
             .order_by(rank).limit(limit))
     return [(memory_id, -float(score)) for memory_id, score in conn.execute(stmt).all()]

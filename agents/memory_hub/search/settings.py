@@ -26,6 +26,7 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "exact_filter_max": 4000,        # filtered subsets up to this many rows are searched exactly from SQL
     "overfetch": 4,                  # initial FAISS over-fetch factor when filters or tombstones apply
     "candidates": 50,                # per-list depth fed to rank fusion (at least k)
+    "keyword_match_budget": 3000,    # BM25 scores at most ~this many matching rows (common terms dropped); 0 = all
     "rrf_k": 60,                     # reciprocal rank fusion constant
     "vector_weight": 1.0,
     "keyword_weight": 1.0,

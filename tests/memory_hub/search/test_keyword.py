@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agents.memory_hub.search.keyword import fts_query
+from agents.memory_hub.search.keyword import affordable_phrases, fts_phrases, fts_query
 from tests.memory_hub.search.corpus import insert_rows, memory_row, populated, sentences
 
 
@@ -69,6 +69,15 @@ def test_hostile_queries_never_raise(engine, query):
 def test_query_without_words_gives_no_keyword_hits(engine):
     assert fts_query("?!* ()") is None
     assert engine.search("?!* ()", k=5, mode="keyword") == []
+
+
+def test_common_phrases_are_dropped_beyond_the_match_budget(engine):
+    phrases = fts_phrases("the sofa ZX-4471")
+    assert phrases == ['"sofa"', '"ZX-4471"']
+    with engine.engine.connect() as conn:
+        assert affordable_phrases(conn, phrases, 5) == ['"ZX-4471"']
+        assert affordable_phrases(conn, phrases, 0) == phrases
+        assert affordable_phrases(conn, ['"sofa"', '"nonexistentword"'], 5) == ['"sofa"']
 
 
 @settings(max_examples=300, deadline=None)
