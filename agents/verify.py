@@ -174,8 +174,11 @@ class Checklist:
 
     # -------------------------------------------------------------- one hub
     def verify_hub(self, t: Target) -> None:
-        for name in ("native_port", "http_port", "events_port"):
-            self.add(t.title, f"port {name.split('_')[0]}", *self.tcp(t.host, t.port(name)))
+        up = [self.add(t.title, f"port {name.split('_')[0]}", *self.tcp(t.host, t.port(name)))
+              for name in ("native_port", "http_port", "events_port")]
+        if not any(up):
+            self.add(t.title, "hub running", False, "no port answers: the other checks were not run")
+            return
         self.check_health(t)
         self.check_metrics_and_errors(t)
         self.check_legacy(t)

@@ -103,3 +103,10 @@ def test_mainpc_checklist_covers_the_forwarder_and_memory_hub_on_pc2(tmp_path):
     assert [r.check for r in checklist.rows if r.hub == "forwarder"] == ["relay 5713 -> 127.0.0.1",
                                                                         "relay 5715 -> 127.0.0.1"]
     assert [r.result for r in checklist.rows if r.hub == "ModelManagerSuite host"] == ["PASS", "PASS"]
+
+
+def test_a_hub_that_is_not_running_fails_fast():
+    checklist = run(verify_args("--host", "pc2", "--offset", str(free_offset()), "--timeout", "1"), {})
+    assert [(r.check, r.result) for r in checklist.rows] == [("port native", "FAIL"), ("port http", "FAIL"),
+                                                             ("port events", "FAIL"), ("hub running", "FAIL")]
+    assert checklist.failed
