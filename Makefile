@@ -37,5 +37,29 @@ bench: install
 lint: install
 	$(PY) -m compileall -q agents bus schemas migrations tests
 
+soak: install
+	$(PY) -m tests.soak
+
 clean:
 	rm -rf var build *.egg-info .pytest_cache
+
+# systemd units for PC2 (memory-hub) and MainPC (model-manager-suite, hub-forwarder); see README "Operations"
+UNIT_DIR ?= /etc/systemd/system
+HUB_CONF_DIR ?= /etc/voice-hubs
+
+install-systemd: install
+	@case "$(CURDIR)" in /home/*|/root/*) \
+	  echo "install-systemd: the units use ProtectHome=yes: move the checkout (e.g. to /opt/voice-hubs)"; exit 1;; esac
+	install -d -m 0755 $(HUB_CONF_DIR)
+	install -m 0644 config/systemd/voice-hubs.sysusers.conf /etc/sysusers.d/voice-hubs.conf
+	systemd-sysusers /etc/sysusers.d/voice-hubs.conf
+	for f in config/pc2/memory_hub.yaml config/mainpc/model_manager_suite.yaml config/mainpc/hub_forwarder.yaml; do \
+	  test -e $(HUB_CONF_DIR)/$$(basename $$f) || install -m 0644 $$f $(HUB_CONF_DIR)/; done
+	for u in memory-hub model-manager-suite hub-forwarder; do \
+	  sed 's#/opt/voice-hubs#$(CURDIR)#g' config/systemd/$$u.service > $(UNIT_DIR)/$$u.service; \
+	  chmod 0644 $(UNIT_DIR)/$$u.service; done
+	systemd-analyze verify $(UNIT_DIR)/memory-hub.service $(UNIT_DIR)/model-manager-suite.service \
+	  $(UNIT_DIR)/hub-forwarder.service
+	systemctl daemon-reload
+	@echo "PC2:    systemctl enable --now memory-hub"
+	@echo "MainPC: systemctl enable --now model-manager-suite hub-forwarder"

@@ -58,7 +58,6 @@ COMMON_DEFAULTS: dict[str, Any] = {
     },
     "logging": {"level": "info", "json": True},
     "storage": {"data_dir": "./var", "redis_url": None, "database_url": None},
-    "neighbours": {},
 }
 
 # environment variable -> settings path; applied after the YAML file

@@ -25,6 +25,7 @@ from bus.hub_actions import HubActions
 from bus.http import HttpFrontend
 from bus.legacy import resolve_legacy_ports
 from bus.log import configure_logging, get_logger
+from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_from_handlers
 from bus.metrics import HubMetrics
 from bus.sdnotify import SystemdNotifier
 from bus.security import SocketSecurity
@@ -80,7 +81,7 @@ def parse_args(spec: HubSpec, argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]) -> dict:
-    defaults = merge_defaults(COMMON_DEFAULTS, spec.defaults)
+    defaults = merge_defaults(COMMON_DEFAULTS, NEIGHBOUR_DEFAULTS, spec.defaults)
     defaults["hub"].update(spec.ports)
     defaults["storage"]["data_dir"] = f"./var/{spec.name}"
     settings = load_settings(defaults, args.config, env=env, env_map=spec.env_map)
@@ -127,6 +128,7 @@ class Daemon:
         self.legacy_failed: list[str] = []
         self.assembly: Assembly | None = None
         self.server: HubServer | None = None
+        self.neighbours: Neighbours | None = None
 
     def port(self, name: str) -> int:
         return int(self.settings["hub"][name]) + self.offset
@@ -155,6 +157,7 @@ class Daemon:
                                   self.metrics)
         sockets = self._bind(security)
         self.server.attach(sockets)
+        self._start_neighbours()
         http = HttpFrontend(hub["host"], self.port("http_port"), dispatcher, self.metrics, self.health,
                             hub["max_frame_bytes"])
         http.start()
@@ -177,6 +180,24 @@ class Daemon:
             self._shutdown(http, events, security, notifier)
         log.info("hub_stopped", hub=self.spec.name)
         return 0
+
+    def _start_neighbours(self) -> None:
+        """ErrorBus reports and SystemDigitalTwin/CoreOrchestrator registration: optional, never fatal."""
+        hub = self.settings["hub"]
+        agents = agents_from_handlers(self.assembly.handlers, self.spec.title, hub["native_port"], hub["http_port"],
+                                      self.offset)
+        self.neighbours = Neighbours(self.settings["neighbours"], self.context, self.spec.title, agents,
+                                     offset=self.offset)
+        self.neighbours.start()
+        self.assembly.checks["neighbours"] = self.neighbours.health_check
+        for failed in self.legacy_failed:
+            self.neighbours.report_error("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
+        self.server.dispatcher.after_call.append(self._report_internal_errors)
+
+    def _report_internal_errors(self, principal, agent: str, action: str, outcome: str) -> None:
+        if outcome == "internal" and self.neighbours is not None:
+            self.neighbours.report_error("internal", f"{agent}.{action} failed; see the hub log", agent=agent,
+                                         details={"action": action})
 
     def _token_service(self) -> TokenService:
         auth = self.settings["auth"]
@@ -234,6 +255,8 @@ class Daemon:
                 close()
             except Exception as exc:
                 log.error("close_failed", error=repr(exc))
+        if self.neighbours is not None:
+            self.neighbours.stop()
         events.stop()
         if self.server:
             self.server.close()

@@ -82,7 +82,9 @@ class HubProcess:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        config = {"hub": {"http_port": HUB_PORTS[self.hub]["http"]}}
+        # the machine's real neighbour ports (ErrorBus 7150/9002, SystemDigitalTwin 7120...) are not ours
+        config = {"hub": {"http_port": HUB_PORTS[self.hub]["http"]},
+                  "neighbours": {"error_bus": {"enabled": False}, "registration": {"enabled": False}}}
         _deep_update(config, self.config)
         config_path = self.data_dir / f"{self.hub}.test.yaml"
         config_path.write_text(yaml.safe_dump(config))
