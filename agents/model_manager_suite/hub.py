@@ -4,6 +4,7 @@ from __future__ import annotations
 from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
 from agents.model_manager_suite import defaults as model_defaults
+from agents.model_manager_suite.metrics import ModelCollector
 from agents.model_manager_suite.services import ModelServices, open_services
 from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager
 from agents.model_manager_suite.handlers.model_manager_agent import ModelManagerAgent
@@ -24,6 +25,7 @@ def build(runtime: Runtime) -> Assembly:
     try:
         handlers = [cls(services) for cls in HANDLER_CLASSES]
         services.core.start()
+        runtime.metrics.registry.register(ModelCollector(services.loader))
     except Exception:
         services.close()
         raise

@@ -286,3 +286,13 @@ def test_models_dir_from_the_environment(tmp_path):
         reply = process.legacy_request(GGUF, {"action": "generate_text", "model_id": "env-model", "prompt": "hi",
                                               "max_tokens": 2})
         assert reply["status"] == "success"
+
+
+def test_metrics_show_loaded_models_and_the_budget(hub, client):
+    client.call("GGUFModelManager", "load_model", {"model_id": "tiny-a"})
+    with urllib.request.urlopen(hub.http_url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    assert 'mms_model_loaded{device="cpu",model_id="tiny-a"} 1.0' in text
+    assert 'mms_memory_budget_bytes{device="cpu"} 1.572864e+08' in text   # 150 MB
+    used = [line for line in text.splitlines() if line.startswith('mms_memory_used_bytes{device="cpu"}')]
+    assert used and float(used[0].split()[-1]) > 0
