@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-from agents.memory_hub.handlers.memory_orchestrator_service import HEALTH_ACTIONS, StoreProbe
+from agents.memory_hub.handlers.memory_orchestrator_service import StoreProbe
 from agents.memory_hub.kv import DEFAULTS as KV_DEFAULTS, SECTION, KeyValues
 from agents.memory_hub.memories import Memories
 from agents.memory_hub.mos_legacy import LegacyMemoryApi, error

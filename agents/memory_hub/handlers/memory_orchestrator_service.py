@@ -33,6 +33,7 @@ Every write publishes ``memory.added`` {memory_id, memory_type, namespace, op}. 
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -50,20 +51,36 @@ HEALTH_ACTIONS = ("ping", "health", "health_check")
 
 
 class StoreProbe:
-    """SQL/Redis reachability for health replies, re-checked at most every ``every_s`` seconds."""
+    """(sql_ok, redis_ok) for health replies. The first call probes; later calls answer the last result at once
+    and, when it is older than ``every_s``, refresh it on a background thread (health ports are answered on the
+    router thread, which must never wait for a stalled Redis)."""
 
     def __init__(self, services: MemoryServices, every_s: float = 2.0):
         self.services = services
         self.every_s = every_s
-        self._at = 0.0
+        self._at: float | None = None
         self._value = (False, False)
+        self._lock = threading.Lock()
+        self._refreshing = False
 
     def __call__(self) -> tuple[bool, bool]:
-        if time.monotonic() - self._at >= self.every_s:
+        if self._at is None:
+            self._refresh()
+        elif time.monotonic() - self._at >= self.every_s:
+            with self._lock:
+                start, self._refreshing = not self._refreshing, True
+            if start:
+                threading.Thread(target=self._refresh, name="store-probe", daemon=True).start()
+        return self._value
+
+    def _refresh(self) -> None:
+        try:
             sql, redis = self.services.sql, self.services.redis
             self._value = (bool(sql is not None and sql.ping()), bool(redis is not None and redis.available()))
             self._at = time.monotonic()
-        return self._value
+        finally:
+            with self._lock:
+                self._refreshing = False
 
 
 def _present(args: dict) -> dict:
