@@ -17,7 +17,6 @@ import msgpack
 from sqlalchemy import delete, select
 
 from agents.memory_hub.memory_records import HotCache, stamp
-from agents.memory_hub.stores.redis_store import RedisNamespace
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
 from bus.errors import BadRequest, NotFound, TooLarge
@@ -56,7 +55,7 @@ class KeyValues:
                  retry_s: float = 5.0):
         self.sql = sql
         self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
-        namespace = RedisNamespace("kv", redis.client("cache")) if redis is not None else None
+        namespace = redis.ns("kv") if redis is not None else None
         self.cache = HotCache(namespace, float(self.settings["cache_ttl_s"]), retry_s,
                               encode=_pack, decode=_unpack, version_of=lambda item: item.get("u"))
 

@@ -2,7 +2,7 @@
 
 Logical databases: db0 ``cache`` (CacheManager, MOS ``mem:`` entries), db1 ``sessions``, db2 ``knowledge``,
 db3 ``auth`` (revoked JWT ids, AgentTrustScorer cache). Namespaces (``RedisNamespace``) always add their
-prefix: ``cache:`` and ``mem:`` in db0, ``session:`` in db1, ``kb:`` in db2, ``auth:`` and ``trust:`` in db3.
+prefix: ``cache:``, ``mem:`` and ``kv:`` in db0, ``session:`` in db1, ``kb:`` in db2, ``auth:`` and ``trust:`` in db3.
 
 Failure behaviour: a call that cannot connect (or loses its connection) is retried by redis-py (``Retry``,
 exponential backoff with jitter, 2 retries, cap 0.2 s); a read timeout is not retried (the command may have
@@ -49,7 +49,8 @@ DEFAULTS: dict[str, Any] = {
 
 LOGICAL_DBS: dict[str, int] = {"cache": 0, "sessions": 1, "knowledge": 2, "auth": 3}
 NAMESPACES: dict[str, str] = {          # namespace -> logical db
-    "cache": "cache", "mem": "cache", "session": "sessions", "kb": "knowledge", "auth": "auth", "trust": "auth",
+    "cache": "cache", "mem": "cache", "kv": "cache", "session": "sessions", "kb": "knowledge", "auth": "auth",
+    "trust": "auth",
 }
 # down, unreachable, stalled, or not speaking RESP (e.g. a proxy answering HTTP)
 UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
