@@ -6,12 +6,14 @@ log, feeds the learned predictor, counts a preload *hit* (the model is loaded be
 preloaded it and no request had used it yet) or a *miss* (the model is not loaded), and wakes the
 planner.
 
-The planner (a daemon thread; every ``preload_interval_s`` and after each recorded request) asks the
+The planner (a daemon thread; every ``preload_interval_s`` and ``settle_s`` after each recorded request,
+retried every ``settle_s`` while that request is still loading its model) asks the
 learned predictor for the best ``preload_top_n`` models, the loader what is loaded and how much of the
 budget is free, and preloads with ``plan_preloads``: idle, unpinned, lower-scored models may be unloaded
 to make room; a pinned or busy model never is; the load itself goes through ``ModelLoader.load(...,
 evict=False)``, which re-checks the budget under the device lock, so the budget is never exceeded.
-A preloaded model unloaded before any request used it is *wasted*. Each preload publishes
+A preloaded model unloaded before any request used it is *wasted*; one whose request arrived while it was
+being loaded is *late* (counted neither way). Each preload publishes
 ``model.preloaded``. Counters: prometheus ``mms_preload_{hits,misses,wasted}_total``,
 ``mms_preloads_total``; the same numbers survive restarts in SQL (``preloads``, ``model_usage``).
 
@@ -70,6 +72,9 @@ class Preloader:
         self._thread: threading.Thread | None = None
         self._last_round = 0.0
         self._last_request: tuple[str, float] | None = None
+        self._deferred = False           # a round was skipped while a request loads its model: retry soon
+        self._use_seq = 0                # counts recorded requests; per model the number of its latest one
+        self._last_use: dict[str, int] = {}
 
     # -- start / stop ---------------------------------------------------------------------------
     def open(self) -> None:
@@ -108,6 +113,9 @@ class Preloader:
         self.learned.observe(resolved, now)
         if source == "request" and was_loaded is not None:
             self._last_request = (resolved, now)
+            with self._lock:
+                self._use_seq += 1
+                self._last_use[resolved] = self._use_seq
         if self.cfg["preload_enabled"]:
             self._wake.set()
         return {"model_id": resolved, "was_loaded": was_loaded, "outcome": outcome}
@@ -175,7 +183,8 @@ class Preloader:
         now = self.clock() if now is None else now
         self.check_wasted(now)
         done: list[dict[str, Any]] = []
-        if self.cfg["preload_enabled"] and self.loader is not None and not self._request_loading(now) \
+        self._deferred = self.loader is not None and self._request_loading(now)
+        if self.cfg["preload_enabled"] and self.loader is not None and not self._deferred \
                 and self._plan_lock.acquire(blocking=False):
             try:
                 scores = self._scores(now)
@@ -251,6 +260,10 @@ class Preloader:
         return min(free, float(device["free_mb"])) if device else free
 
     def _apply(self, step: PreloadStep, reason: str) -> dict[str, Any]:
+        """Unload the victims, load the model; a request for it that arrived meanwhile makes it ``late``
+        (the request waited for this load: neither a hit nor wasted)."""
+        with self._lock:
+            started_seq = self._use_seq
         unloaded = []
         for victim in step.unload_first:
             entry = self.loader.entry(victim)
@@ -261,14 +274,17 @@ class Preloader:
                 self._victim_gone(victim)
         info = self.loader.load(step.model_id, evict=False, reason="preload")
         now = self.clock()
+        with self._lock:
+            late = self._last_use.get(step.model_id, 0) > started_seq
         with self._session.begin() as s:
             row = PreloadRow(model_id=step.model_id, version=info.get("version"), ts=now, score=step.score,
-                             reason=reason, outcome="pending")
+                             reason=reason, outcome="late" if late else "pending", resolved_at=now if late else None)
             s.add(row)
             s.flush()
             row_id = row.id
-        with self._lock:
-            self._pending[step.model_id] = row_id
+        if not late:
+            with self._lock:
+                self._pending[step.model_id] = row_id
         self.metrics.preloads.labels(reason).inc()
         fields = {"model_id": step.model_id, "version": info.get("version"), "device": info.get("device"),
                   "score": round(step.score, 6), "reason": reason, "unloaded": unloaded,
@@ -316,16 +332,17 @@ class Preloader:
     # -- background -------------------------------------------------------------------------------
     def _loop(self) -> None:
         interval = max(0.05, float(self.cfg["preload_interval_s"]))
+        settle = max(0.01, float(self.cfg["settle_s"]))
         last_prune = 0.0
         while not self._stop.is_set():
-            woke = self._wake.wait(interval)
+            woke = self._wake.wait(settle if self._deferred else interval)
             self._wake.clear()
-            if woke and self._stop.wait(float(self.cfg["settle_s"])):
+            if woke and self._stop.wait(settle):
                 return
             if self._stop.is_set():
                 return
             now = self.clock()
-            periodic = not woke or now - self._last_round >= interval
+            periodic = now - self._last_round >= interval
             if periodic:
                 self._last_round = now
             try:

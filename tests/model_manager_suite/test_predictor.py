@@ -264,3 +264,22 @@ def test_request_coordinator_absent_backs_off() -> None:
         assert notifier.next_attempt - clock.now == pytest.approx(2 * first)
     finally:
         notifier.close()
+
+
+def test_request_arriving_during_its_preload_is_late_not_hit_nor_waste(make_suite, three_models: Path) -> None:
+    suite = make_suite(**TIGHT)
+    clock = Clock()
+    pre = _preloader(suite, clock)
+    _teach(pre, clock, ["tiny-a", "tiny-b"] * 5 + ["tiny-a"])
+
+    class RequestDuringLoad:
+        """The loader's publisher: when the preloaded model is announced, its request arrives."""
+
+        def publish(self, topic: str, fields: dict) -> None:
+            if topic == "model.loaded" and fields["model_id"] == "tiny-b":
+                pre.record_usage("tiny-b")
+
+    suite.loader.publisher = RequestDuringLoad()
+    assert [d["model_id"] for d in pre.run_once()] == ["tiny-b"]
+    stats = pre.stats()
+    assert stats["outcomes"] == {"late": 1} and stats["pending"] == [] and stats["wasted"] == 0

@@ -158,3 +158,30 @@ def test_json_client_and_route_forms(hub):
         stats = json_client.call("PredictiveLoader", "stats")
         assert stats["usage_rows"] >= 7 and stats["request_coordinator"]["endpoint"] is None
         assert json_client.call("hub", "ping") is not None
+
+
+# ------------------------------------------------------------------------ background planner
+def test_hub_preloads_the_predicted_next_model(tmp_path: Path):
+    models = tmp_path / "models"
+    for index, name in enumerate(("tiny-a", "tiny-b", "tiny-c")):
+        write_tiny_gguf(models / f"{name}.gguf", seed=index + 1, name=name)
+    config = {"models": {"dirs": [str(models)], "ram_budget_mb": 250, "overhead_mb": 100.0, "n_ctx": 256,
+                         "n_threads": 1, "rescan_interval_s": 0.0, "idle_check_interval_s": 0.0},
+              "predictive_loader": {"settle_s": 0.05, "preload_top_n": 1, "min_score": 0.0}}
+    with HubProcess("model_manager_suite", tmp_path / "data", config=config) as process, process.client() as native:
+        def use(model: str) -> None:
+            native.call("GGUFModelManager", "predict", {"model_id": model, "prompt": "hi", "max_tokens": 1})
+
+        for model in ["tiny-a", "tiny-b", "tiny-c"] * 3:       # a pipeline that does not fit the budget
+            use(model)
+        use("tiny-a")
+        deadline = time.monotonic() + 60
+        while native.call("PredictiveLoader", "stats")["pending"] != ["tiny-b"]:
+            assert time.monotonic() < deadline, native.call("PredictiveLoader", "stats")
+            time.sleep(0.05)
+        before = native.call("PredictiveLoader", "stats")["hits"]
+        use("tiny-b")
+        stats = native.call("PredictiveLoader", "stats")
+        assert stats["hits"] == before + 1, stats
+        budget = native.call("GGUFModelManager", "gpu_status")["budget"]
+        assert sum(m["reserved_mb"] for m in budget["loaded"]) <= 250
