@@ -146,7 +146,6 @@ def learned_policy(settings: dict | None = None) -> Callable[[SimLoader, float, 
 
 def legacy_policy() -> Callable[[SimLoader, float, str | None], None]:
     usage: dict[str, list[float]] = {}
-    state = {"next_tick": None}
 
     def step(sim: SimLoader, now: float, used: str | None) -> None:
         if used is not None:
@@ -158,7 +157,6 @@ def legacy_policy() -> Callable[[SimLoader, float, str | None], None]:
                 sim.load(model_id)
                 sim.pending.add(model_id)
                 sim.preloads += 1
-        state["next_tick"] = now
 
     return step
 

@@ -224,3 +224,18 @@ def test_runner_thread_requeues_on_stop(make_suite, two_models: Path) -> None:
     jobs.stop()
     status = jobs.status(eval_id)["status"]
     assert status in ("queued", "finished")                # never left running, never lost
+
+
+@pytest.mark.slow
+def test_gemma_perplexity_is_that_of_a_language_model(make_suite, gemma_path: Path) -> None:
+    """The real gemma-3-270m: English text is far more predictable to it than to a random tiny model."""
+    suite = make_suite([gemma_path.parent], n_ctx=512, n_threads=2)
+    jobs = _jobs(suite)
+    model_id = suite.registry.list()[0].id
+    eval_id = jobs.submit(model_id, {"prompts": ["The capital of France is"]})["eval_id"]
+    jobs.run_next()
+    out = jobs.results(eval_id)
+    assert out["status"] == "finished", out["error"]
+    perplexity = out["results"]["perplexity"]["value"]
+    assert 1.0 < perplexity < 200.0
+    assert out["results"]["latency"]["tokens_per_s"]["mean"] > 0

@@ -117,7 +117,7 @@ class ModelEvaluationFramework(Handler):
                              details={"field": "prompts"})
         return self.jobs.submit(args["model_id"], params, args.get("compare_with"))
 
-    @action(schema.EVAL_STATUS, inline=True)
+    @action(schema.EVAL_STATUS)
     def eval_status(self, args: dict, ctx: CallContext) -> dict:
         """State of a job."""
         return self.jobs.status(args["eval_id"])
