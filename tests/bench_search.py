@@ -58,7 +58,7 @@ def bulk_insert(engine: SearchEngine, store: SqlStore, texts: list[str], batch: 
         done = offset + len(rows)
         if done % (batch * 20) == 0 or done == len(texts):
             rate = done / (time.perf_counter() - start)
-            print(f"    inserted {done:>7} ({rate:.0f}/s)", flush=True)
+            print(f"    inserted {done:>7} ({rate:.0f}/s, load {os.getloadavg()[0]:.1f})", flush=True)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "per_second": len(texts) / seconds}
 

@@ -6,7 +6,9 @@ Public API (all methods thread-safe; errors are ``bus.errors`` types):
   ``Engine``, a store with an ``.engine``, or a URL (migrated to head by the caller); ``settings`` is the
   ``search`` section (``DEFAULTS["search"]``; the whole settings dict is accepted too); ``data_dir`` anchors
   a relative ``snapshot_path``. ``start()`` loads the model, checks the FTS index and loads the FAISS
-  snapshot or rebuilds from SQL (the first call of any method does it too); ``close()`` saves a snapshot.
+  snapshot or rebuilds from SQL (the first call of any method does it too); ``start_background()`` does it
+  on a thread (calls meanwhile raise retryable ``Unavailable``); ``close()`` saves a snapshot;
+  ``health() -> (ok, detail)``.
 * ``index_memory(memory_id, text=None)`` / ``index_many(items)``: embed (``text`` defaults to the row's
   ``content``), store the embedding in the row, update FAISS. ``NotFound`` / skipped for missing rows.
 * ``remove(memory_id | [ids]) -> int``: drop from the vector index (call it when a row is deleted;
@@ -69,6 +71,10 @@ class SearchEngine:
     def start(self) -> dict[str, Any]:
         """Load the model, check FTS, load or rebuild the vector index, start maintenance (idempotent)."""
         return self.maintainer.start()
+
+    def start_background(self) -> threading.Thread:
+        """``start()`` on a thread (for the hub); meanwhile calls raise retryable ``Unavailable``."""
+        return self.maintainer.start_background()
 
     def close(self) -> None:
         """Stop maintenance and save a snapshot (call after the handlers stopped writing)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.memory_hub.search import keyword
+from bus.errors import Unavailable
 
 if TYPE_CHECKING:
     from agents.memory_hub.search.engine import SearchEngine
@@ -34,14 +35,35 @@ class Maintainer:
         self.ready = False
         self.status: dict[str, Any] = {}
         self._start_lock = threading.Lock()
+        self._starting = threading.Event()
         self._changes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # lifecycle ---------------------------------------------------------------------------------
     def ensure_started(self) -> None:
-        if not self.ready:
-            self.start()
+        """Start synchronously on first use, or refuse (retryable) while a background start runs."""
+        if self.ready:
+            return
+        if self._starting.is_set():
+            raise Unavailable("search index is loading", retry_after_ms=1000)
+        self.start()
+
+    def start_background(self) -> threading.Thread:
+        """``start()`` on a thread; until it is done, searches and writes get ``Unavailable``."""
+        self._starting.set()
+
+        def run() -> None:
+            try:
+                self.start()
+            except Exception:
+                log.exception("search engine failed to start; the next call retries")
+            finally:
+                self._starting.clear()
+
+        thread = threading.Thread(target=run, name="search-start", daemon=True)
+        thread.start()
+        return thread
 
     def start(self) -> dict[str, Any]:
         with self._start_lock:

@@ -4,7 +4,7 @@
   ``IndexHNSWFlat`` (``METRIC_INNER_PRODUCT``) with a configurable ``efSearch``.
 * FAISS labels are positions ``0..ntotal-1``; ``labels[pos]`` is the ``memory_id`` (``None`` once removed).
   HNSW cannot remove vectors, so a removal or an update leaves a tombstone that searches skip (they
-  over-fetch by the number of tombstones); ``compact()`` rebuilds from the live vectors once tombstones
+  over-fetch, doubling until k live hits); ``compact()`` rebuilds from the live vectors once tombstones
   exceed ``compact_ratio`` of the index, while searches and writes continue on the old index.
 * ``save``/``load``: a snapshot directory (``index.faiss``, ``labels.json``, ``meta.json``); the meta file
   is written last and holds the sha256 of the two others, the counts and a caller-supplied
@@ -108,7 +108,7 @@ class VectorIndex:
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
         with self._lock:
             total = self._index.ntotal
-            fetch = min(total, k + self.tombstones)
+            fetch = min(total, 2 * k if self.tombstones else k)    # doubled below while tombstones crowd out hits
             while fetch > 0:
                 hits = self._raw_search(query, fetch)
                 if len(hits) >= k or fetch >= total:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import delete
 
+from agents.memory_hub.search import SearchEngine
 from agents.memory_hub.stores.sql_models import Memory
+from bus.errors import Unavailable
 from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
 
 
@@ -60,3 +63,21 @@ def test_engine_in_hnsw_mode_agrees_with_exact_mode(sql_store, make_engine, embe
         b = [h["memory_id"] for h in exact.search(query, k=5, mode="vector")]
         same += a[0] == b[0]
     assert same >= 28
+
+
+def test_background_start_refuses_calls_until_ready(sql_store, embedder, tmp_path):
+    insert_rows(sql_store.engine, [memory_row("The fuse box is behind the coats.", memory_id="fuse")])
+    engine = SearchEngine(sql_store, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path)
+    engine.maintainer._start_lock.acquire()          # hold the start so the "loading" window is observable
+    try:
+        thread = engine.start_background()
+        with pytest.raises(Unavailable) as err:
+            engine.search("fuse")
+        assert err.value.retryable
+    finally:
+        engine.maintainer._start_lock.release()
+    thread.join(timeout=60)
+    assert engine.health()[0]
+    engine.index_memory("fuse")
+    assert engine.search("electrical panel", k=1)[0]["memory_id"] == "fuse"
+    engine.close()
