@@ -28,6 +28,7 @@ from tests.support.hubproc import HubProcess
 CORPUS = Path(__file__).parent / "corpus" / "frames"
 MEMORY_ACTIONS = [ref for ref in all_actions() if ref.hub == "memory_hub" and ref.agent != "hub"]
 CONFIG = {"utils": {"dry_run": True}, "hub": {"default_deadline_ms": 30000}}
+pytestmark = pytest.mark.slow
 LIVE = settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
 
 
