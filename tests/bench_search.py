@@ -11,7 +11,8 @@ SQLite file migrated by Alembic, with the real all-MiniLM-L6-v2 model:
 * restart time from the snapshot and from SQL (full rebuild).
 
 Goals (issue "fast at 100k memories"): p95 <= 20 ms at 100k including the query embedding, recall@10 >= 0.95,
-bulk insert >= 500/s. Options: ``--sizes 10000,100000``, ``--queries 300``, ``--batch 512``, ``--keep DIR``.
+bulk insert >= 500/s. Options: ``--sizes 10000,100000``, ``--queries 300``, ``--batch 512``, ``--keep DIR``
+(``--reuse`` then skips the insert phase of a kept database).
 """
 from __future__ import annotations
 
@@ -79,14 +80,20 @@ def recall(engine: SearchEngine, query_vectors: np.ndarray, k: int = 10) -> floa
 
 def bench_size(n: int, args: argparse.Namespace, embedder: Embedder) -> dict[str, Any]:
     base = Path(args.keep) / f"n{n}" if args.keep else Path(tempfile.mkdtemp(prefix=f"bench-search-{n}-"))
-    shutil.rmtree(base, ignore_errors=True)
+    reuse = args.reuse and (base / "sql").exists()
+    if not reuse:
+        shutil.rmtree(base, ignore_errors=True)
     store = SqlStore(data_dir=base / "sql")
     store.migrate()
     settings = {"maintenance_interval_s": 0, "snapshot_every": 0}
     engine = SearchEngine(store, embedder, settings, data_dir=base / "data")
     engine.start()
-    print(f"  {n} memories: bulk insert (batches of {args.batch}, embedding included)", flush=True)
-    insert = bulk_insert(engine, store, sentences(n, seed=1), args.batch)
+    if reuse and len(engine.index) == n:
+        print(f"  {n} memories: reusing {base}", flush=True)
+        insert = {"seconds": float("nan"), "per_second": float("nan")}
+    else:
+        print(f"  {n} memories: bulk insert (batches of {args.batch}, embedding included)", flush=True)
+        insert = bulk_insert(engine, store, sentences(n, seed=1), args.batch)
     queries = list(dict.fromkeys(sentences(args.queries * 2, seed=QUERY_SEED)))[:args.queries]
     queries = [q.replace(".", "?") for q in queries]
     result: dict[str, Any] = {"n": n, "index": engine.index.stats(), "insert": insert}
@@ -148,6 +155,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--keep", default="", help="keep the databases under this directory")
+    parser.add_argument("--reuse", action="store_true", help="with --keep: reuse a database of the same size "
+                        "(latency and recall only; no insert figure)")
     args = parser.parse_args()
     embedder = Embedder(threads=args.threads)
     embedder.start()

@@ -1,7 +1,7 @@
 """Sentence embeddings (all-MiniLM-L6-v2, 384-d) computed on one dedicated worker thread.
 
-All ``encode`` calls go through the worker's queue, so torch only ever runs on that thread and its
-intra-op thread count is set once. Jobs waiting in the queue are coalesced into one forward pass
+All ``encode`` calls go through the worker's queue, so torch only ever runs on that thread: queries
+(a few texts) run on one intra-op thread, bulk batches on ``threads`` (default min(4, cpus)). Jobs waiting in the queue are coalesced into one forward pass
 (many concurrent one-line queries cost about one batch). Vectors are float32 and L2-normalised, so
 inner product is cosine similarity.
 """
@@ -22,6 +22,7 @@ from bus.errors import BadRequest, Unavailable
 log = logging.getLogger(__name__)
 
 DIM = 384
+SMALL_JOB = 4          # texts per forward pass that run on one torch thread
 _STOP = object()
 
 
@@ -55,6 +56,7 @@ class Embedder:
         self._ready = threading.Event()
         self._load_error: BaseException | None = None
         self._model: Any = None
+        self._torch_threads = 0
 
     @classmethod
     def from_settings(cls, section: dict[str, Any]) -> "Embedder":
@@ -163,6 +165,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(self.threads)
+        self._torch_threads = self.threads
         path = self.model_path or default_model_path()
         model = SentenceTransformer(path, device="cpu")
         model.eval()
@@ -206,6 +209,12 @@ class Embedder:
     def _forward(self, texts: list[str]) -> np.ndarray:
         import torch
 
+        # One thread for a few short texts: as fast, and an OpenMP team of 2 stalls badly (p95 x10)
+        # whenever another process holds a core. Bulk batches use every configured thread.
+        threads = 1 if len(texts) <= SMALL_JOB else self.threads
+        if threads != self._torch_threads:
+            torch.set_num_threads(threads)
+            self._torch_threads = threads
         with torch.inference_mode():
             out = self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                      normalize_embeddings=True, show_progress_bar=False)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -50,6 +51,16 @@ log = logging.getLogger(__name__)
 MODES = ("hybrid", "vector", "keyword")
 OVERFETCH_MAX = 4096
 MAX_TOKEN_BUDGET = 1_000_000
+
+
+@dataclass(frozen=True)
+class Where:
+    """A query's filters as SQL: ``scan`` selects rows by the filters (indexes allowed), ``pinned`` checks
+    rows already selected by primary key (indexes of filter columns disabled)."""
+
+    flt: Filters
+    scan: list
+    pinned: list
 
 
 class SearchEngine:
@@ -127,14 +138,13 @@ class SearchEngine:
         query, k = self._check_query(query), self._check_k(k)
         if mode not in MODES:
             raise BadRequest(f"mode must be one of {', '.join(MODES)}", details={"field": "mode"})
-        flt = parse_filters(filters)
+        where = self._where(parse_filters(filters))
         self.maintainer.ensure_started()
-        clauses = where_clauses(self.rows.table, flt, self.rows.dialect)
         depth = max(k, self.settings["candidates"]) if mode == "hybrid" else k
         pending = self.embedder.encode_query_async(query) if mode != "keyword" else None
-        kw = self._keyword_hits(query, clauses, depth) if mode != "vector" else []   # while embedding runs
+        kw = self._keyword_hits(query, where, depth) if mode != "vector" else []   # while embedding runs
         qvec = pending.result() if pending is not None else None
-        vec = self._vector_hits(qvec, flt, clauses, depth) if qvec is not None else []
+        vec = self._vector_hits(qvec, where, depth) if qvec is not None else []
         if mode == "hybrid":
             s = self.settings
             ranked = ranking.fuse(vec, kw, rrf_k=s["rrf_k"], vector_weight=s["vector_weight"],
@@ -142,7 +152,7 @@ class SearchEngine:
             self._fill_vector_scores(ranked[:k], qvec)
         else:
             ranked = ranking.single(vec or kw, "vector" if mode == "vector" else "keyword")
-        return self._materialize(ranked[:k], flt, clauses)
+        return self._materialize(ranked[:k], where)
 
     def find_near_duplicates(self, text: str, namespace: str | None = None, threshold: float | None = None,
                              k: int = 10, exclude: Iterable[str] = ()) -> list[dict[str, Any]]:
@@ -152,13 +162,12 @@ class SearchEngine:
         threshold = self.settings["duplicate_threshold"] if threshold is None else threshold
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
             raise BadRequest("threshold must be a number in [-1, 1]", details={"field": "threshold"})
-        flt = parse_filters({"namespace": namespace} if namespace is not None else None)
+        where = self._where(parse_filters({"namespace": namespace} if namespace is not None else None))
         self.maintainer.ensure_started()
-        clauses = where_clauses(self.rows.table, flt, self.rows.dialect)
         skip = set(exclude)
-        hits = self._vector_hits(self.embedder.encode_query(text), flt, clauses, k + len(skip))
+        hits = self._vector_hits(self.embedder.encode_query(text), where, k + len(skip))
         hits = [h for h in hits if h[1] >= threshold and h[0] not in skip][:k]
-        rows = self.rows.fetch_rows([m for m, _ in hits], clauses)
+        rows = self.rows.fetch_rows([m for m, _ in hits], where.pinned)
         return [{"memory_id": m, "score": s, "memory": rows[m]} for m, s in hits if m in rows]
 
     def pack_context(self, query: str, token_budget: int, filters: Mapping[str, Any] | None = None,
@@ -196,28 +205,33 @@ class SearchEngine:
         self.maintainer.changed(len(written))
         return written
 
-    def _vector_hits(self, qvec: np.ndarray, flt: Filters, clauses: list, n: int) -> list[tuple[str, float]]:
-        if flt.empty:
-            return self._overfetch(qvec, clauses, n, factor=1)
-        limit = self.settings["exact_filter_max"]
-        if self.rows.count_upto(clauses, limit + 1) <= limit:
-            return self._exact_subset(qvec, clauses, n)
-        return self._overfetch(qvec, clauses, n, factor=self.settings["overfetch"])
+    def _where(self, flt: Filters) -> Where:
+        table, dialect = self.rows.table, self.rows.dialect
+        return Where(flt, where_clauses(table, flt, dialect),
+                     where_clauses(table, flt, dialect, use_indexes=False))
 
-    def _overfetch(self, qvec: np.ndarray, clauses: list, n: int, factor: int) -> list[tuple[str, float]]:
+    def _vector_hits(self, qvec: np.ndarray, where: Where, n: int) -> list[tuple[str, float]]:
+        if where.flt.empty:
+            return self._overfetch(qvec, where, n, factor=1)
+        limit = self.settings["exact_filter_max"]
+        if self.rows.count_upto(where.scan, limit + 1) <= limit:
+            return self._exact_subset(qvec, where, n)
+        return self._overfetch(qvec, where, n, factor=self.settings["overfetch"])
+
+    def _overfetch(self, qvec: np.ndarray, where: Where, n: int, factor: int) -> list[tuple[str, float]]:
         total, fetch = len(self.index), n * max(1, factor)
         while True:
             hits = self.index.search(qvec, min(fetch, total))
-            ok = self.rows.confirm([m for m, _ in hits], clauses)
+            ok = self.rows.confirm([m for m, _ in hits], where.pinned)
             confirmed = [h for h in hits if h[0] in ok]
             if len(confirmed) >= n or fetch >= total:
                 return confirmed[:n]
             fetch *= 4
-            if clauses and fetch > OVERFETCH_MAX:
-                return self._exact_subset(qvec, clauses, n)
+            if not where.flt.empty and fetch > OVERFETCH_MAX:
+                return self._exact_subset(qvec, where, n)
 
-    def _exact_subset(self, qvec: np.ndarray, clauses: list, n: int) -> list[tuple[str, float]]:
-        ids, matrix = self.rows.subset_embeddings(clauses)
+    def _exact_subset(self, qvec: np.ndarray, where: Where, n: int) -> list[tuple[str, float]]:
+        ids, matrix = self.rows.subset_embeddings(where.scan)
         if not ids:
             return []
         scores = matrix @ qvec
@@ -225,9 +239,9 @@ class SearchEngine:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(ids[i], float(scores[i])) for i in top]
 
-    def _keyword_hits(self, query: str, clauses: list, n: int) -> list[tuple[str, float]]:
+    def _keyword_hits(self, query: str, where: Where, n: int) -> list[tuple[str, float]]:
         with self.engine.connect() as conn:
-            return keyword.search(conn, self.rows.table, query, clauses, n, self.use_fts,
+            return keyword.search(conn, self.rows.table, query, where.scan, n, self.use_fts,
                                   self.settings["keyword_match_budget"])
 
     def _fill_vector_scores(self, ranked: list[ranking.Ranked], qvec: np.ndarray | None) -> None:
@@ -239,12 +253,12 @@ class SearchEngine:
             if item.vector_score is None and item.memory_id in vectors:
                 item.vector_score = float(vectors[item.memory_id] @ qvec)
 
-    def _materialize(self, ranked: list[ranking.Ranked], flt: Filters, clauses: list) -> list[dict[str, Any]]:
-        rows = self.rows.fetch_rows([r.memory_id for r in ranked], clauses)
+    def _materialize(self, ranked: list[ranking.Ranked], where: Where) -> list[dict[str, Any]]:
+        rows = self.rows.fetch_rows([r.memory_id for r in ranked], where.pinned)
         out = []
         for r in ranked:
             row = rows.get(r.memory_id)
-            if row is not None and row_matches(row, flt):
+            if row is not None and row_matches(row, where.flt):
                 out.append({"memory_id": r.memory_id, "score": r.score, "vector_score": r.vector_score,
                             "keyword_score": r.keyword_score, "memory": row})
         return out

@@ -72,30 +72,38 @@ def parse_filters(raw: Mapping[str, Any] | None) -> Filters:
     return Filters(**values, given=tuple(sorted(values)))
 
 
-def where_clauses(table: Table, flt: Filters, dialect: str) -> list[ColumnElement]:
-    """SQL conditions for ``flt`` on the ``memories`` table."""
+def where_clauses(table: Table, flt: Filters, dialect: str, *, use_indexes: bool = True) -> list[ColumnElement]:
+    """SQL conditions for ``flt`` on the ``memories`` table.
+
+    ``use_indexes=False`` wraps the columns (``col || ''``, ``col + 0``) so that the planner cannot pick
+    their indexes: used when the rows are already pinned by primary key (``memory_id IN (...)``), where
+    SQLite without statistics would otherwise scan, say, a whole namespace instead of doing 500 lookups.
+    """
     c = table.c
+    text_col = (lambda name: c[name]) if use_indexes else (lambda name: c[name].concat(""))
+    num_col = (lambda name: c[name]) if use_indexes else (lambda name: c[name] + 0)
     out: list[ColumnElement] = []
     for name in ("namespace", "session_id", "parent_id"):
         value = getattr(flt, name)
         if value is not None:
-            out.append(c[name] == value)
+            out.append(text_col(name) == value)
     if flt.memory_type:
-        out.append(c.memory_type.in_(flt.memory_type))
+        out.append(text_col("memory_type").in_(flt.memory_type))
     if flt.created_after is not None:
-        out.append(c.created_at >= flt.created_after)
+        out.append(num_col("created_at") >= flt.created_after)
     if flt.created_before is not None:
-        out.append(c.created_at <= flt.created_before)
+        out.append(num_col("created_at") <= flt.created_before)
     if flt.min_importance is not None:
-        out.append(c.importance >= flt.min_importance)
+        out.append(num_col("importance") >= flt.min_importance)
     out.extend(_tag_clause(table, tag, dialect) for tag in flt.tags)
     return out
 
 
-def live_clause(table: Table, now: float | None = None) -> ColumnElement:
+def live_clause(table: Table, now: float | None = None, *, use_indexes: bool = True) -> ColumnElement:
     """Not expired."""
     now = time.time() if now is None else now
-    return or_(table.c.expires_at.is_(None), table.c.expires_at > now)
+    expires = table.c.expires_at if use_indexes else table.c.expires_at + 0
+    return or_(expires.is_(None), expires > now)
 
 
 def combine(clauses: list[ColumnElement]) -> ColumnElement:

@@ -96,12 +96,12 @@ class MemoryRows:
 
     # reads ------------------------------------------------------------------------------------
     def confirm(self, ids: Sequence[str], clauses: list[ColumnElement]) -> set[str]:
-        """The subset of ``ids`` that exist, are live and satisfy ``clauses``."""
+        """The subset of ``ids`` that exist, are live and satisfy ``clauses`` (built with ``use_indexes=False``)."""
         t = self.table
         found: set[str] = set()
         with self.engine.connect() as conn:
             for chunk in _chunks(ids):
-                cond = combine([t.c.memory_id.in_(chunk), live_clause(t), *clauses])
+                cond = combine([t.c.memory_id.in_(chunk), live_clause(t, use_indexes=False), *clauses])
                 found.update(conn.execute(select(t.c.memory_id).where(cond)).scalars())
         return found
 
@@ -111,7 +111,7 @@ class MemoryRows:
         rows: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(ids):
-                cond = combine([t.c.memory_id.in_(chunk), live_clause(t), *clauses])
+                cond = combine([t.c.memory_id.in_(chunk), live_clause(t, use_indexes=False), *clauses])
                 for row in conn.execute(select(*self.columns).where(cond)).mappings():
                     rows[row["memory_id"]] = dict(row)
         return rows
@@ -130,10 +130,10 @@ class MemoryRows:
         return out
 
     def count_upto(self, clauses: list[ColumnElement], limit: int) -> int:
-        """min(number of live embedded rows matching ``clauses``, ``limit``), visiting at most ``limit`` rows."""
+        """min(rows matching ``clauses``, ``limit``), visiting at most ``limit`` rows (query planning only:
+        expiry and missing embeddings are ignored, so the filter columns' indexes can answer alone)."""
         t = self.table
-        inner = (select(t.c.memory_id)
-                 .where(combine([t.c.embedding.is_not(None), live_clause(t), *clauses])).limit(limit).subquery())
+        inner = select(t.c.memory_id).where(combine(list(clauses))).limit(limit).subquery()
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 
