@@ -46,9 +46,9 @@ def _sized(spec: Field, default_max: int) -> tuple[int, int]:
 
 
 def _number(kind: type, spec: Field) -> st.SearchStrategy:
-    if kind is int:
-        low = None if spec.min is None else math.ceil(spec.min)
-        high = None if spec.max is None else math.floor(spec.max)
+    if kind is int:                                   # msgpack carries int64 .. uint64
+        low = -2**63 if spec.min is None else max(-2**63, math.ceil(spec.min))
+        high = 2**64 - 1 if spec.max is None else min(2**64 - 1, math.floor(spec.max))
         return st.integers(min_value=low, max_value=high)
     return st.floats(min_value=spec.min, max_value=spec.max, allow_nan=False, allow_infinity=False)
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 import zmq
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from tests.fuzz.strategies import hostile_args, hostile_values, json_values, valid_args
 from tests.fuzz.targets import all_actions
@@ -28,8 +29,13 @@ from tests.support.hubproc import HubProcess
 CORPUS = Path(__file__).parent / "corpus" / "frames"
 MEMORY_ACTIONS = [ref for ref in all_actions() if ref.hub == "memory_hub" and ref.agent != "hub"]
 CONFIG = {"utils": {"dry_run": True}, "hub": {"default_deadline_ms": 30000}}
-pytestmark = pytest.mark.slow
-LIVE = settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+# no shrinking: each example is a live exchange of dozens of frames; the failure message names the input
+LIVE = settings(deadline=None, suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.reuse, Phase.generate])
+# actions with a reported bug that makes some schema-valid arguments answer `internal` (see the report in
+# docs-repairs/RELIABILITY.md); every other action must never answer `internal` to valid arguments
+KNOWN_INTERNAL = {("SessionMemoryAgent", "expire_sessions")}   # `now` unbounded: datetime overflow
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +63,7 @@ def corpus_frames() -> list[bytes]:
     return [path.read_bytes() for path in sorted(CORPUS.glob("*"))] if CORPUS.is_dir() else []
 
 
-def pack(kind: str, body: Any, request_id: int, token: str) -> bytes | None:
+def pack(kind: str, body: Any, request_id: str, token: str) -> bytes | None:
     if kind == "bytes":
         return body
     frame = dict(body)
@@ -69,48 +75,61 @@ def pack(kind: str, body: Any, request_id: int, token: str) -> bytes | None:
         return None
 
 
-def exchange(endpoint: str, payloads: list[bytes], timeout_s: float = 120.0) -> list[bytes]:
-    """Send every payload on one DEALER, pipelined; return every reply that arrives (extras included)."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+def exchange(endpoints: list[str], payloads: list[bytes], timeout_s: float = 120.0) -> dict[str, list[bytes]]:
+    """Send every payload to every endpoint (one DEALER each, pipelined); return all replies per endpoint,
+    including any that arrive beyond one per payload."""
+    context = zmq.Context.instance()
+    socks = {context.socket(zmq.DEALER): endpoint for endpoint in endpoints}
+    replies: dict[str, list[bytes]] = {endpoint: [] for endpoint in endpoints}
+    poller = zmq.Poller()
     try:
-        for payload in payloads:
-            sock.send_multipart([b"", payload])
-        replies: list[bytes] = []
-        while len(replies) < len(payloads) and sock.poll(int(timeout_s * 1000), zmq.POLLIN):
-            replies.append(sock.recv_multipart()[-1])
-        while sock.poll(300, zmq.POLLIN):                # a second reply to anything would show up here
-            replies.append(sock.recv_multipart()[-1])
+        for sock, endpoint in socks.items():
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            poller.register(sock, zmq.POLLIN)
+            for payload in payloads:
+                sock.send_multipart([b"", payload])
+        expected = len(payloads) * len(socks)
+        until = time.monotonic() + timeout_s
+        while sum(map(len, replies.values())) < expected and time.monotonic() < until:
+            collect(poller, socks, replies, 1000)
+        collect(poller, socks, replies, 300)            # a second reply to anything would show up here
         return replies
     finally:
-        sock.close(linger=0)
+        for sock in socks:
+            sock.close(linger=0)
 
 
-@LIVE
-@given(st.lists(native_input(), min_size=60, max_size=60))
+def collect(poller: zmq.Poller, socks: dict, replies: dict[str, list[bytes]], wait_ms: int) -> None:
+    for sock, _ in poller.poll(wait_ms):
+        while sock.poll(0, zmq.POLLIN):
+            replies[socks[sock]].append(sock.recv_multipart()[-1])
+
+
+@settings(LIVE, max_examples=8)
+@given(st.lists(native_input(), min_size=80, max_size=80))
 def test_native_port_answers_every_fuzzed_frame_once(hub, inputs):
     token = hub.token()
     sent: list[bytes] = []
-    tracked: dict[int, str] = {}
+    tracked: dict[str, tuple[str, Any]] = {}          # ids no corpus frame uses
     for n, (kind, body) in enumerate(inputs, start=1):
-        payload = pack(kind, body, n, token)
+        payload = pack(kind, body, f"live-{n}", token)
         if payload:
             sent.append(payload)
             if kind in ("valid", "args"):
-                tracked[n] = kind
+                tracked[f"live-{n}"] = (kind, body)
     replies = [msgpack.unpackb(r, raw=False) if r[:1] != b"{" else json.loads(r) for r in
-               exchange(hub.endpoint, sent)]
+               exchange([hub.endpoint], sent)[hub.endpoint]]
     assert len(replies) == len(sent)
     by_id: dict[Any, list[dict]] = {}
     for reply in replies:
         assert isinstance(reply, dict) and reply["v"] == 1 and isinstance(reply["ok"], bool)
         by_id.setdefault(reply.get("id"), []).append(reply)
-    for request_id, kind in tracked.items():
+    for request_id, (kind, body) in tracked.items():
         assert len(by_id.get(request_id, [])) == 1, request_id
         reply = by_id[request_id][0]
-        if kind == "valid" and not reply["ok"]:
-            assert reply["error"]["code"] != "internal", (inputs[request_id - 1], reply)
+        if kind == "valid" and not reply["ok"] and (body["agent"], body["action"]) not in KNOWN_INTERNAL:
+            assert reply["error"]["code"] != "internal", (body, reply)
     assert_hub_healthy(hub)
 
 
@@ -145,14 +164,14 @@ def legacy_ports(hub: HubProcess) -> list[int]:
     return sorted(int(p) for p in match.group(1).split(",")) if match else []
 
 
-@LIVE
-@given(st.lists(legacy_input(), min_size=12, max_size=12))
+@settings(LIVE, max_examples=10)
+@given(st.lists(legacy_input(), min_size=20, max_size=20))
 def test_legacy_ports_answer_every_fuzzed_message_once(hub, payloads):
     ports = legacy_ports(hub)
     assert len(ports) >= 20
-    for port in ports:
-        replies = exchange(f"tcp://127.0.0.1:{port}", payloads)
-        assert len(replies) == len(payloads), port
+    answered = exchange([f"tcp://127.0.0.1:{port}" for port in ports], payloads)
+    for endpoint, replies in answered.items():
+        assert len(replies) == len(payloads), endpoint
         for reply in replies:
             assert isinstance(json.loads(reply.decode("utf-8")), dict)
     assert_hub_healthy(hub)

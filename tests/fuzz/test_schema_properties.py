@@ -28,7 +28,7 @@ from tests.fuzz.targets import all_actions, check_frame, envelope
 
 ACTIONS = all_actions()
 IDS = [f"{ref.hub}:{ref.agent}.{ref.action}" for ref in ACTIONS]
-PER_ACTION = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+PER_ACTION = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                             HealthCheck.data_too_large])
 
 

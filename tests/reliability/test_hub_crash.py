@@ -13,7 +13,7 @@ from tests.reliability.load_threads import Driver, legacy_mos_writer, native_kv_
 from tests.reliability.support import DB_NAME, LegacyReq, count_rows, integrity_check, wait_for
 from tests.support.hubproc import HubProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def legacy_fact_writer(hub: HubProcess) -> Driver:

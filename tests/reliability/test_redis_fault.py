@@ -19,7 +19,7 @@ from tests.support.hubproc import HubProcess
 
 REDIS_DOWN = {"status": "error", "message": "Redis is not available"}
 CACHE_TYPE = "fault_test"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def cache_client(hub: HubProcess, tag: str, phase: dict) -> Driver:

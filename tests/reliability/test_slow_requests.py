@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import itertools
 import time
 
 import msgpack
@@ -25,7 +24,7 @@ WORKERS, QUEUE_LIMIT = 2, 8
 CONFIG = {"hub": {"workers": WORKERS, "queue_limit": QUEUE_LIMIT, "default_deadline_ms": 1500},
           "sql": {"busy_timeout_ms": 60000}}
 ADD = ("MemoryOrchestratorService", "add_memory")
-_ids = itertools.count(1)
+pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")

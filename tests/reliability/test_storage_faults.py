@@ -26,7 +26,7 @@ from tests.reliability.support import (DB_NAME, MountRefused, bind_readonly, cou
                                        mount_tmpfs, unmount, wait_for)
 from tests.support.hubproc import HubProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.timeout(180)
 ADD = ("MemoryOrchestratorService", "add_memory")
 
 
