@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
+from bus.errors import HubError
 from bus.handler import Handler
 
 INVALID_JSON = {"status": "error", "error": "Invalid JSON request"}
@@ -41,6 +42,38 @@ def encode_legacy(reply: Any) -> bytes:
 
 def legacy_error(message: str) -> dict:
     return {"status": "error", "error": message}
+
+
+def dispatch_legacy(request: Any, actions: Mapping[str, Callable[[dict], dict]], *,
+                    error: Callable[[str], dict], health: Callable[[], dict] | None = None,
+                    health_actions: tuple[str, ...] = ("ping", "health", "health_check"),
+                    unknown: Callable[[Any], str] = lambda name: f"Unknown action: {name}",
+                    errors: Sequence[tuple[type[Exception], Callable[[Any], dict]]] = ()) -> dict:
+    """The common ``handle_legacy`` skeleton: validate, answer health, look the action up, call it.
+
+    A non-dict request -> ``error("Invalid request format")``; ``request["action"]`` in ``health_actions``
+    -> ``health()`` (when given); a name missing from ``actions`` (or not a string) -> ``error(unknown(name))``;
+    else ``actions[name](request)``. An exception it raises is rendered by the first ``errors`` entry whose type
+    matches (the renderer gets the exception), else a ``HubError`` becomes ``error(exc.message)``; anything else
+    propagates (the bus answers it as BaseAgent did).
+    """
+    if not isinstance(request, dict):
+        return error("Invalid request format")
+    name = request.get("action")
+    if health is not None and name in health_actions:
+        return health()
+    fn = actions.get(name) if isinstance(name, str) else None
+    if fn is None:
+        return error(unknown(name))
+    try:
+        return fn(request)
+    except Exception as exc:
+        render = next((render for kind, render in errors if isinstance(exc, kind)), None)
+        if render is not None:
+            return render(exc)
+        if isinstance(exc, HubError):
+            return error(exc.message)
+        raise
 
 
 def resolve_legacy_ports(handlers: list[Handler], agents_config: dict, offset: int, reserved: set[int],

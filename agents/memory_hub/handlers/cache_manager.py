@@ -35,13 +35,16 @@ from __future__ import annotations
 
 import threading
 import time
+from types import MethodType
 from typing import Any, Callable
 
 from agents.memory_hub.cache import DEFAULTS as CACHE_DEFAULTS
 from agents.memory_hub.cache import CacheStore, split_cache_key
+from agents.memory_hub.mos_legacy import error
 from agents.memory_hub.services import MemoryServices
 from bus.errors import HubError, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from bus.legacy import dispatch_legacy
 from bus.log import get_logger
 from schemas.memory_hub import cache_manager as schema
 
@@ -68,6 +71,7 @@ class CacheManager(Handler):
         self._redis_info: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
         self.refresh_redis_state()
 
     # ------------------------------------------------------------------ domain (shared by both paths)
@@ -154,21 +158,15 @@ class CacheManager(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "message": "Invalid request format"}
-        action_name = request.get("action", "")
-        if action_name in ("ping", "health", "health_check"):
-            self.refresh_redis_state()
-            return self.legacy_health(port)
-        method = LEGACY_ACTIONS.get(action_name) if isinstance(action_name, str) else None
-        if method is None:
-            return {"status": "error", "message": f"Unknown action: {action_name}"}
-        try:
-            return method(self, request)
-        except Unavailable:
-            return dict(REDIS_DOWN)
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        # "Unknown action: " names a missing action as "" (the legacy agent read it with default "")
+        return dispatch_legacy(request, self.legacy_actions, error=error,
+                               health=lambda: self._fresh_legacy_health(port),
+                               unknown=lambda _: f"Unknown action: {request.get('action', '')}",
+                               errors=((Unavailable, lambda _: dict(REDIS_DOWN)),))
+
+    def _fresh_legacy_health(self, port: int) -> dict:
+        self.refresh_redis_state()
+        return self.legacy_health(port)
 
     def _legacy_get_cached_memory(self, req: dict) -> dict:
         memory_id = _legacy_id(req.get("memory_id"), "memory_id")

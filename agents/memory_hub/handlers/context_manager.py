@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from types import MethodType
 from typing import Any, Callable
 
 from agents.memory_hub.context_window import DEFAULTS as WINDOW_DEFAULTS
 from agents.memory_hub.context_window import ContextWindows
+from agents.memory_hub.mos_legacy import error
 from agents.memory_hub.services import MemoryServices
-from bus.errors import BadRequest, HubError, Unavailable
+from bus.errors import BadRequest, Unavailable
 from bus.handler import CallContext, Handler, Route, action
+from bus.legacy import dispatch_legacy
 from schemas.base import Schema
 from schemas.memory_hub import context_manager as schema
 
@@ -56,6 +59,7 @@ class ContextManager(Handler):
         self.section = {**WINDOW_DEFAULTS["context_manager"], **(services.settings.get("context_manager") or {})}
         self.windows = ContextWindows(services.sql, self.section) if services.sql is not None else None
         self._started_at = time.time()
+        self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
 
     # ------------------------------------------------------------------ domain
     def _windows(self) -> ContextWindows:
@@ -125,18 +129,8 @@ class ContextManager(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "message": "Invalid request format"}
-        action_name = request.get("action")
-        if action_name in ("ping", "health", "health_check"):
-            return self._health(self.legacy_health_ports[0])
-        method = LEGACY_ACTIONS.get(action_name) if isinstance(action_name, str) else None
-        if method is None:
-            return {"status": "error", "message": f"Unknown action: {action_name}"}
-        try:
-            return method(self, request)
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        return dispatch_legacy(request, self.legacy_actions, error=error,
+                               health=lambda: self._health(self.legacy_health_ports[0]))
 
     def _legacy_args(self, request: dict, fields: Schema) -> dict:
         """Validate the legacy fields with the native schema; errors in the legacy words."""

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from types import MethodType
 from typing import Any, Callable
 
 from agents.memory_hub.experiences import ExperienceStore, iso, parse_time
+from agents.memory_hub.mos_legacy import error
 from agents.memory_hub.services import MemoryServices
-from bus.errors import BadRequest, HubError, Unavailable
+from bus.errors import BadRequest, Unavailable
 from bus.handler import CallContext, Handler, Route, action
+from bus.legacy import dispatch_legacy
 from schemas.memory_hub import experience_tracker as schema
 
 
@@ -47,6 +50,7 @@ class ExperienceTracker(Handler):
         self.services = services
         self.store = ExperienceStore(services.sql) if services.sql is not None else None
         self._started_at = time.time()
+        self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
 
     def _store(self) -> ExperienceStore:
         if self.store is None:
@@ -85,21 +89,9 @@ class ExperienceTracker(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "message": "Invalid request format"}
-        action_name = request.get("action")
-        if action_name in ("ping", "health", "health_check"):
-            return self._health(self.legacy_health_ports[0])
-        method = LEGACY_ACTIONS.get(action_name) if isinstance(action_name, str) else None
-        if method is None:
-            return {"status": "error", "message": f"Unknown action: {action_name}"}
-        try:
-            return method(self, request)
-        except BadRequest as err:
-            field = err.details.get("field")
-            return {"status": "error", "message": f"Invalid {field} parameter" if field else err.message}
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        return dispatch_legacy(request, self.legacy_actions, error=error,
+                               health=lambda: self._health(self.legacy_health_ports[0]),
+                               errors=((BadRequest, _legacy_bad_request),))
 
     def _legacy_track(self, req: dict) -> dict:
         if req.get("content") in (None, "", {}):
@@ -127,6 +119,12 @@ LEGACY_ACTIONS: dict[str, Callable[[ExperienceTracker, dict], dict]] = {
     "track_experience": ExperienceTracker._legacy_track,
     "get_experiences": ExperienceTracker._legacy_get,
 }
+
+
+def _legacy_bad_request(err: BadRequest) -> dict:
+    """A schema error names its field as "Invalid <field> parameter"; other bad requests keep their message."""
+    field = err.details.get("field")
+    return error(f"Invalid {field} parameter" if field else err.message)
 
 
 def _legacy_experience(exp: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from agents.memory_hub.mos_legacy import LegacyError, error, memory_format_error
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError
 from bus.handler import CallContext, Handler, Route, action
+from bus.legacy import dispatch_legacy
 from schemas.memory_hub import knowledge_base as schema
 
 
@@ -67,20 +68,9 @@ class KnowledgeBase(Handler):
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
         self.request_count = next(self._requests)
-        if not isinstance(request, dict):
-            return error("Invalid request format")
-        act = request.get("action")
-        if act in ("ping", "health"):
-            return self.legacy_health(port)
-        fn = self.legacy_actions.get(act) if isinstance(act, str) else None
-        if fn is None:
-            return error(f"Unknown action: {act}")
-        try:
-            return fn(request)
-        except LegacyError as exc:
-            return error(str(exc))
-        except HubError as exc:
-            return error(exc.message)
+        return dispatch_legacy(request, self.legacy_actions, error=error, health=lambda: self.legacy_health(port),
+                               health_actions=("ping", "health"),
+                               errors=((LegacyError, lambda exc: error(str(exc))),))
 
     def legacy_health(self, port: int) -> dict:
         return {"status": "HEALTHY", "service": self.name, "uptime_seconds": int(time.time() - self.started_at),

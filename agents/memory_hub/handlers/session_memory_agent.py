@@ -42,6 +42,7 @@ from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.sessions import DEFAULTS as SESSION_DEFAULTS, shared_sessions
 from bus.errors import HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from bus.legacy import dispatch_legacy
 from schemas.memory_hub import session_memory_agent as schema
 
 
@@ -108,20 +109,9 @@ class SessionMemoryAgent(Handler):
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
         self.request_count = next(self._requests)
-        if not isinstance(request, dict):
-            return error("Invalid request format")
-        act = request.get("action")
-        if act in ("ping", "health"):
-            return self.legacy_health(port)
-        fn = self.legacy_actions.get(act) if isinstance(act, str) else None
-        if fn is None:
-            return error(f"Unknown action: {act}")
-        try:
-            return fn(request)
-        except LegacyError as exc:
-            return error(str(exc))
-        except HubError as exc:
-            return error(exc.message)
+        return dispatch_legacy(request, self.legacy_actions, error=error, health=lambda: self.legacy_health(port),
+                               health_actions=("ping", "health"),
+                               errors=((LegacyError, lambda exc: error(str(exc))),))
 
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self.started_at, service=self.name,

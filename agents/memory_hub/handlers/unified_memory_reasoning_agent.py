@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import MethodType
 from typing import Any, Callable
 
 from agents.memory_hub.reasoning import DEFAULTS as REASONING_DEFAULTS
@@ -44,10 +45,12 @@ from agents.memory_hub.reasoning import ReasoningStore, require_twin
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from bus.legacy import dispatch_legacy
 from schemas.base import Schema
 from schemas.memory_hub import unified_memory_reasoning_agent as schema
 
 TOTALS_TTL_S = 5.0
+HEALTH_ACTIONS = ("ping", "health", "health_check")
 COUNTERS = ("request_count", "error_count", "health_check_count", "update_count", "get_count", "delete_count",
             "successful_updates", "failed_updates")
 
@@ -69,6 +72,7 @@ class UnifiedMemoryReasoningAgent(Handler):
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.last_request_time: float | None = None
         self._totals: tuple[float, dict[str, int]] = (0.0, {})
+        self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
 
     def _store(self) -> ReasoningStore:
         if self.reasoning is None:
@@ -152,23 +156,21 @@ class UnifiedMemoryReasoningAgent(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "reason": "Invalid request format"}
-        action_name = request.get("action")
-        if action_name in ("ping", "health", "health_check"):
-            self._count("health_check_count")
-            return self.legacy_health(port)
-        with self._lock:
-            self.counters["request_count"] += 1
-            self.last_request_time = time.time()
-        method = LEGACY_ACTIONS.get(action_name) if isinstance(action_name, str) else None
-        if method is None:
-            return {"status": "error", "reason": "Unknown action"}
-        try:
-            return method(self, request)
-        except HubError as err:
-            self._count("error_count")
-            return {"status": "error", "reason": err.message}
+        if isinstance(request, dict) and request.get("action") not in HEALTH_ACTIONS:
+            with self._lock:                         # every non-health request counts, unknown ones too
+                self.counters["request_count"] += 1
+                self.last_request_time = time.time()
+        return dispatch_legacy(request, self.legacy_actions, error=_legacy_error,
+                               health=lambda: self._counted_health(port), health_actions=HEALTH_ACTIONS,
+                               unknown=lambda _: "Unknown action", errors=((HubError, self._legacy_failure),))
+
+    def _counted_health(self, port: int) -> dict:
+        self._count("health_check_count")
+        return self.legacy_health(port)
+
+    def _legacy_failure(self, err: HubError) -> dict:
+        self._count("error_count")
+        return _legacy_error(err.message)
 
     def _legacy_update_twin(self, req: dict) -> dict:
         self._count("update_count")
@@ -256,6 +258,10 @@ LEGACY_ACTIONS: dict[str, Callable[[UnifiedMemoryReasoningAgent, dict], dict]] =
     "add_error_pattern": UnifiedMemoryReasoningAgent._legacy_add_error_pattern,
     "get_error_solution": UnifiedMemoryReasoningAgent._legacy_get_error_solution,
 }
+
+
+def _legacy_error(reason: str) -> dict:
+    return {"status": "error", "reason": reason}
 
 
 def _legacy_str(req: dict, name: str, default: str) -> str:
