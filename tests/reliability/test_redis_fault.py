@@ -8,7 +8,6 @@ recovers by itself (same pid), and every acknowledged write -- SQL and Redis -- 
 """
 from __future__ import annotations
 
-import threading
 
 import pytest
 
