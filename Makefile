@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast bench soak lint clean install-systemd
+.PHONY: install run test test-fast bench soak load lint clean install-systemd
 
 install: $(STAMP)
 
@@ -39,6 +39,9 @@ lint: install
 
 soak: install
 	$(PY) -m tests.soak
+
+load: install
+	$(PY) -m tests.load
 
 clean:
 	rm -rf var build *.egg-info .pytest_cache

@@ -19,6 +19,7 @@ import zmq
 
 from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaults, port_offset
 from bus.dispatch import AfterCall, Dispatcher, Policy
+from bus.errors import HubError
 from bus.events import EventPublisher
 from bus.handler import Handler
 from bus.hub_actions import HubActions
@@ -109,8 +110,8 @@ def main(spec: HubSpec, argv: list[str] | None = None) -> int:
     configure_logging(settings["logging"]["level"], settings["logging"]["json"])
     try:
         return Daemon(spec, settings, offset, env).run()
-    except (ConfigError, OSError, zmq.ZMQError) as exc:
-        log.error("startup_failed", hub=spec.name, error=str(exc))
+    except (ConfigError, OSError, zmq.ZMQError, HubError, RuntimeError) as exc:
+        log.error("startup_failed", hub=spec.name, error=str(exc), kind=type(exc).__name__)
         return 1
 
 

@@ -13,6 +13,7 @@ the ``hub/actions`` table.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field as dc_field
 from typing import Any
 
@@ -99,6 +100,8 @@ def check_value(name: str, value: Any, spec: Field) -> Any:
     if spec.choices is not None and value not in spec.choices:
         raise BadRequest(f"field '{name}' must be one of {list(spec.choices)}", details={"field": name})
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value) and (spec.min is not None or spec.max is not None):
+            raise BadRequest(f"field '{name}' must be a finite number", details={"field": name})
         if spec.min is not None and value < spec.min:
             raise BadRequest(f"field '{name}' must be >= {spec.min}", details={"field": name})
         if spec.max is not None and value > spec.max:

@@ -192,7 +192,7 @@ class AuthenticationAgent(Handler):
             return {"status": "error", "message": f"Internal server error: {type(request).__name__!r} object "
                                                   "has no attribute 'get'"}
         name = request.get("action", "")
-        adapter = self._legacy_actions().get(name)
+        adapter = self._legacy_actions().get(name) if isinstance(name, str) else None
         if adapter is None:
             return {"status": "error", "message": f"Unknown action: {name}"}
         try:

@@ -116,7 +116,7 @@ class MemoryClient(Handler):
         if act == "reset_circuit_breaker":
             self.breaker.reset()
             return {"status": "success", "message": "Circuit breaker reset successfully", "new_state": self.breaker.state}
-        if act in self.legacy.actions:
+        if isinstance(act, str) and act in self.legacy.actions:
             if not self.breaker.allow():
                 return {"status": "error", "message": "Circuit breaker is open due to previous failures. Try again later.",
                         "circuit_state": self.breaker.state}

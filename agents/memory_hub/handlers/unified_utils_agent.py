@@ -197,7 +197,7 @@ class UnifiedUtilsAgent(Handler):
         if not isinstance(request, dict):
             return {"status": "error", "error": f"'{type(request).__name__}' object has no attribute 'get'"}
         name = request.get("action", "")
-        adapter = self._legacy_actions().get(name)
+        adapter = self._legacy_actions().get(name) if isinstance(name, str) else None
         if adapter is None:
             return {"status": "error", "message": f"Unknown action: {name}"}
         try:

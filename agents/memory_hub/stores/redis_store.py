@@ -55,6 +55,7 @@ NAMESPACES: dict[str, str] = {          # namespace -> logical db
 # down, unreachable, stalled, or not speaking RESP (e.g. a proxy answering HTTP)
 UNAVAILABLE_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                       redis.exceptions.InvalidResponse, OSError)
+UNWRITABLE_REPLIES = ("MISCONF", "OOM", "READONLY", "MASTERDOWN", "NOREPLICAS")
 # Retried: failures to connect or a dropped connection. Not retried: read timeouts, because the command
 # may have run (a second INCR would count twice); a stalled Redis fails after one socket timeout.
 RETRIED_ERRORS = (redis.exceptions.ConnectionError,)
@@ -75,6 +76,12 @@ def redis_errors() -> Iterator[None]:
     except UNAVAILABLE_ERRORS as exc:
         log.warning("redis unavailable: %s", exc)
         raise RedisUnavailable() from exc
+    except redis.exceptions.ResponseError as exc:
+        # a server that cannot take writes (disk full, out of memory, a replica) is unavailable, not a bug
+        if str(exc).startswith(UNWRITABLE_REPLIES):
+            log.warning("redis refuses writes: %s", exc)
+            raise RedisUnavailable() from exc
+        raise
 
 
 def normalize_url(url: str) -> str:

@@ -187,7 +187,7 @@ def _typed_errors() -> Iterator[None]:
         if "locked" in text or "busy" in text:
             raise Busy("database is busy, retry later", retry_after_ms=100) from exc
         log.error("sql operational error: %s", exc)
-        raise Unavailable("database is not available") from exc
+        raise Unavailable(f"database is not available: {exc.orig}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise Unavailable("database is not available") from exc
