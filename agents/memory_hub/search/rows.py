@@ -11,7 +11,7 @@ import time
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy import Engine, bindparam, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from agents.memory_hub.search.filters import combine, live_clause
@@ -133,7 +133,7 @@ class MemoryRows:
         """min(rows matching ``clauses``, ``limit``), visiting at most ``limit`` rows (query planning only:
         expiry and missing embeddings are ignored, so the filter columns' indexes can answer alone)."""
         t = self.table
-        inner = select(t.c.memory_id).where(combine(list(clauses))).limit(limit).subquery()
+        inner = select(literal_column("1")).select_from(t).where(combine(list(clauses))).limit(limit).subquery()
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 

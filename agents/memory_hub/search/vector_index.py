@@ -121,8 +121,8 @@ class VectorIndex:
             total = self._index.ntotal
             fetch = min(total, 2 * k if self.tombstones else k)    # doubled below while tombstones crowd out hits
             while fetch > 0:
-                hits = self._raw_search(query, fetch)
-                if len(hits) >= k or fetch >= total:
+                hits, skipped = self._raw_search(query, fetch)
+                if len(hits) >= k or fetch >= total or not skipped:
                     return hits[:k]
                 fetch = min(total, fetch * 2)
         return []
@@ -251,13 +251,20 @@ class VectorIndex:
         everything = self._index.reconstruct_n(0, self._index.ntotal)
         return np.ascontiguousarray(everything[np.asarray(positions, dtype=np.int64)])
 
-    def _raw_search(self, query: np.ndarray, fetch: int) -> list[tuple[str, float]]:
+    def _raw_search(self, query: np.ndarray, fetch: int) -> tuple[list[tuple[str, float]], int]:
+        """Live hits, and how many tombstones were skipped (HNSW may return fewer than ``fetch``)."""
         scores, positions = self._index.search(query, fetch)
+        labels = self._labels
         hits = []
-        for score, p in zip(scores[0], positions[0]):
-            if p >= 0 and self._labels[p] is not None:
-                hits.append((self._labels[p], float(score)))
-        return hits
+        skipped = 0
+        for score, p in zip(scores[0].tolist(), positions[0].tolist()):
+            if p < 0:
+                break
+            if labels[p] is None:
+                skipped += 1
+            else:
+                hits.append((labels[p], score))
+        return hits, skipped
 
 
 def _apply_remove(labels: list, pos: dict, ids: Iterable[str]) -> int:
