@@ -1,9 +1,9 @@
 """Sentence embeddings (all-MiniLM-L6-v2, 384-d) computed on one dedicated worker thread.
 
 All ``encode`` calls go through the worker's queue, so torch only ever runs on that thread: queries
-(a few texts) run on one intra-op thread, bulk batches on ``threads`` (default min(4, cpus)). Jobs waiting in the queue are coalesced into one forward pass
-(many concurrent one-line queries cost about one batch). Vectors are float32 and L2-normalised, so
-inner product is cosine similarity.
+(a few texts) run on one intra-op thread, bulk batches on ``threads`` (default min(4, cpus)). Jobs
+waiting in the queue are coalesced into one forward pass (many concurrent one-line queries cost about
+one batch). Vectors are float32 and L2-normalised, so inner product is cosine similarity.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ Public API (all methods thread-safe; errors are ``bus.errors`` types):
   a relative ``snapshot_path``. ``start()`` loads the model, checks the FTS index and loads the FAISS
   snapshot or rebuilds from SQL (the first call of any method does it too); ``start_background()`` does it
   on a thread (calls meanwhile raise retryable ``Unavailable``); ``close()`` saves a snapshot;
-  ``health() -> (ok, detail)``.
+  ``health() -> (ok, detail)``; ``rebuild() -> int`` reloads the index from SQL.
 * ``index_memory(memory_id, text=None)`` / ``index_many(items)``: embed (``text`` defaults to the row's
   ``content``), store the embedding in the row, update FAISS. ``NotFound`` / skipped for missing rows.
 * ``remove(memory_id | [ids]) -> int``: drop from the vector index (call it when a row is deleted;
@@ -24,8 +24,8 @@ Filtered vector search (the plan, per query): with no filter, FAISS top-n and an
 matching rows (at most ``exact_filter_max + 1`` rows visited): a subset that small is searched
 *exactly* from its SQL embeddings (a few ms, recall 1, never short of hits however selective the filter);
 a bigger subset is at least ``exact_filter_max / N`` of the data, so over-fetching ``n * overfetch`` from
-FAISS and growing x4 finds n confirmed hits in one or two rounds (beyond ``overfetch_max`` it falls back
-to the exact subset search).
+FAISS and growing x4 finds n confirmed hits in one or two rounds (beyond ``OVERFETCH_MAX`` candidates it
+falls back to the exact subset search). Keyword search applies the filters inside the FTS5 statement.
 """
 from __future__ import annotations
 
