@@ -350,9 +350,12 @@ class ContextMonitor:
         if search is not None and self.tracker.encode is not None:
             try:
                 hits = search.search(text, k=limit, mode="vector")
-                return [{"memory_id": h["memory_id"], "content": str(h["memory"].get("content", ""))[:300],
-                         "score": round(float(h["score"]), 4)} for h in hits
-                        if float(h["score"]) >= self.tracker.threshold]
+                related = [{"memory_id": h["memory_id"], "content": str(h["memory"].get("content", ""))[:300],
+                            "score": round(float(h["score"]), 4)} for h in hits
+                           if float(h["score"]) >= self.tracker.threshold]
+                if related:
+                    return related
+                # nothing close among embedded rows: rows written by other processes may not be embedded yet
             except HubError as err:
                 log.warning("context_monitor_search_failed", error=err.message)
         return keyword_related(self.services.sql, text, limit, float(self.settings["min_suggestion_score"]))

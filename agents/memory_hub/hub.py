@@ -4,6 +4,7 @@ from __future__ import annotations
 from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
 from agents.memory_hub.services import open_services
+from agents.memory_hub.search import settings as search_settings
 from agents.memory_hub.stores import factory
 from agents.memory_hub.trust import make_call_feeder, make_trust_policy
 from agents.memory_hub.handlers.memory_client import MemoryClient
@@ -27,7 +28,7 @@ HANDLER_CLASSES = (
     UnifiedUtilsAgent, AuthenticationAgent, AgentTrustScorer,
 )
 
-DEFAULTS: dict = merge_defaults(factory.DEFAULTS,
+DEFAULTS: dict = merge_defaults(factory.DEFAULTS, search_settings.DEFAULTS,
                                 *(cls.DEFAULTS for cls in HANDLER_CLASSES))
 ENV_MAP: dict[str, tuple[str, ...]] = {}
 
@@ -44,6 +45,8 @@ def build(runtime: Runtime) -> Assembly:
     runtime.events.observers.append(monitor.observe)
     runtime.tokens.is_revoked = make_revocation_check(services)
     checks = {"sql": services.sql.health, "redis": services.redis.health}
+    if services.search is not None:
+        checks["search"] = services.search.health
     return Assembly(handlers=handlers, checks=checks, critical={"sql"}, policies=[make_trust_policy(services)],
                     after_call=[make_call_feeder(services)], close=[services.close])
 

@@ -56,10 +56,12 @@ def open_services(settings: dict, data_dir: Path, events: EventPublisher | NullP
 def open_search(services: MemoryServices) -> Any:
     section = services.settings.get("search") or {}
     if not section.get("enabled", False):
+        log.info("search_disabled", message="semantic search falls back to text search")
         return None
     from agents.memory_hub.search.engine import SearchEngine
-    engine = SearchEngine.open(services.sql, section, services.data_dir)
+    engine = SearchEngine(services.sql, settings=section, data_dir=services.data_dir)
     services.closers.append(engine.close)
+    engine.start_background()   # the model loads on a thread; rows written meanwhile are backfilled
     return engine
 
 

@@ -106,10 +106,18 @@ class HubProcess:
             try:
                 with HubClient(self.endpoint, timeout=0.5) as client:
                     client.call("hub", "ping")
-                return
+                    if self._search_ready(client):
+                        return
             except Exception:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.hub} did not answer ping within {self.startup_timeout}s:\n{self.log_tail()}")
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.hub} was not ready within {self.startup_timeout}s:\n{self.log_tail()}")
+
+    @staticmethod
+    def _search_ready(client: HubClient) -> bool:
+        """MemoryHub loads its embedding model in the background: tests start once it is loaded."""
+        checks = client.call("hub", "health", timeout=5.0)["checks"]
+        return checks.get("search", {"ok": True})["ok"]
 
     def stop(self, timeout: float = 20.0) -> int | None:
         if not self.proc or self.proc.poll() is not None:
