@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
         "max_results": 1000,              # cap of limit/k on listing and search actions
         "cache_ttl_s": 3600,              # Redis copy mem:{memory_id} (legacy setex 3600)
         "cache_retry_s": 5.0,             # after a Redis failure, skip Redis this long
+        # legacy semantic actions (semantic_search, search_facts, search_interactions, get_fact) keep a hit
+        # only when its words match (BM25) or its meaning is this close (cosine): nearest is not "relevant"
+        "semantic_min_similarity": 0.45,
     },
 }
 SORT_FIELDS = ("created_at", "updated_at", "importance", "last_accessed_at", "access_count")
@@ -305,14 +308,17 @@ class Memories:
     def semantic_search(self, query: str, k: int | None = 5, filters: Mapping[str, Any] | None = None,
                         ) -> tuple[list[dict[str, Any]], str]:
         """(results, how): the search engine's hybrid ranking (each result has ``score``) when the hub
-        runs one, else the legacy text-search fallback (how = "text")."""
+        runs one, keeping relevant hits only (matching words, or ``semantic_min_similarity``), else the
+        legacy text-search fallback (how = "text")."""
         k = self._limit(k)
         parse_filters(filters)
         if self.search is not None:
             try:
                 hits = self.search.search(query, k=min(k, int(self.search.settings["max_k"])), mode="hybrid",
                                           filters=filters)
-                return [{**memory_dict(h["memory"]), "score": h["score"]} for h in hits], "hybrid"
+                floor = float(self.settings["semantic_min_similarity"])
+                return [{**memory_dict(h["memory"]), "score": h["score"]} for h in hits
+                        if h["keyword_score"] is not None or (h["vector_score"] or 0.0) >= floor], "hybrid"
             except BadRequest:
                 raise
             except HubError as exc:

@@ -69,7 +69,9 @@ def test_every_legacy_action_as_memory_client_sends_it(hub):
                                         "parent_id": parent})
     assert found["status"] == "success" and found["count"] == 1 and found["results"][0]["memory_id"] == child
     semantic = send(hub, "semantic_search", {"query": "hiking", "k": 5, "filters": {"parent_id": parent}})
-    assert semantic["status"] == "success" and [r["memory_id"] for r in semantic["results"]] == [other]
+    # semantic: the hiking memory first; the mountain trip may follow (related meaning), nothing outside the filter
+    assert semantic["status"] == "success" and semantic["results"][0]["memory_id"] == other
+    assert {r["memory_id"] for r in semantic["results"]} <= {other, child}
     assert "message" in semantic
 
     assert send(hub, "update_memory", {"memory_id": child, "update_data": {"importance": 0.2}}) == \

@@ -125,7 +125,25 @@ def test_legacy_and_native_share_twins(hub, client):
     assert send(hub, {"action": "get_twin", "user_id": "cy"}) == {"status": "ok", "twin": {"x": 1}}
 
 
-def test_embedding_route_without_search(client):
+@pytest.fixture(scope="module")
+def no_search_client(tmp_path_factory):
+    with HubProcess("memory_hub", tmp_path_factory.mktemp("umra-nosearch"),
+                    config={"search": {"enabled": False}}) as running, running.client() as native:
+        yield native
+
+
+def test_embedding_route_with_search(client):
+    client.call("MemoryOrchestratorService", "add_memory",
+                {"content": "My house keys hang on the hook by the front door"})
+    client.call("MemoryOrchestratorService", "add_memory", {"content": "Quarterly tax forms are due in April"})
+    found = client.route("GET", "/embedding/where did I leave my keys", {"k": 2, "mode": "vector"})
+    assert found["results"][0]["memory"]["content"].startswith("My house keys")
+    packed = client.call("UnifiedMemoryReasoningAgent", "get_context", {"query": "keys", "token_budget": 50})
+    assert packed["memories"] and packed["tokens"] <= 50
+
+
+def test_embedding_route_without_search(no_search_client):
+    client = no_search_client
     with pytest.raises(Unavailable):
         client.route("GET", "/embedding/where are my keys", {"k": "3", "mode": "vector"})
     with pytest.raises(Unavailable):
