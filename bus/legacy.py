@@ -41,24 +41,41 @@ def encode_legacy(reply: Any) -> bytes:
 
 
 def legacy_error(message: str) -> dict:
+    """BaseAgent's error reply (``error`` key)."""
     return {"status": "error", "error": message}
+
+
+def message_error(message: str) -> dict:
+    """The error reply of most legacy agents (``message`` key)."""
+    return {"status": "error", "message": message}
+
+
+def no_attribute_get(request: Any) -> dict:
+    """What a legacy agent answered for a JSON request that was not an object (``request.get`` failed)."""
+    return message_error(f"'{type(request).__name__}' object has no attribute 'get'")
+
+
+def unknown_or_blank(name: Any) -> str:
+    """Agents that read ``request.get("action", "")``: a missing action reads as an empty name."""
+    return f"Unknown action: {'' if name is None else name}"
 
 
 def dispatch_legacy(request: Any, actions: Mapping[str, Callable[[dict], dict]], *,
                     error: Callable[[str], dict], health: Callable[[], dict] | None = None,
                     health_actions: tuple[str, ...] = ("ping", "health", "health_check"),
                     unknown: Callable[[Any], str] = lambda name: f"Unknown action: {name}",
-                    errors: Sequence[tuple[type[Exception], Callable[[Any], dict]]] = ()) -> dict:
+                    errors: Sequence[tuple[type[Exception], Callable[[Any], dict]]] = (),
+                    invalid: Callable[[Any], dict] | None = None) -> dict:
     """The common ``handle_legacy`` skeleton: validate, answer health, look the action up, call it.
 
-    A non-dict request -> ``error("Invalid request format")``; ``request["action"]`` in ``health_actions``
+    A non-dict request -> ``invalid(request)`` when given, else ``error("Invalid request format")``; ``request["action"]`` in ``health_actions``
     -> ``health()`` (when given); a name missing from ``actions`` (or not a string) -> ``error(unknown(name))``;
     else ``actions[name](request)``. An exception it raises is rendered by the first ``errors`` entry whose type
     matches (the renderer gets the exception), else a ``HubError`` becomes ``error(exc.message)``; anything else
     propagates (the bus answers it as BaseAgent did).
     """
     if not isinstance(request, dict):
-        return error("Invalid request format")
+        return invalid(request) if invalid is not None else error("Invalid request format")
     name = request.get("action")
     if health is not None and name in health_actions:
         return health()

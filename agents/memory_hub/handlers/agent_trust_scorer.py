@@ -29,8 +29,9 @@ from typing import Any, Callable
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.trust import DEFAULTS as TRUST_DEFAULTS
 from agents.memory_hub.trust import TrustStore, trust_components
-from bus.errors import BadRequest, HubError, Unavailable
+from bus.errors import BadRequest, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from bus.legacy import dispatch_legacy, message_error, no_attribute_get
 from schemas.memory_hub import agent_trust_scorer as schema
 
 MAX_HISTORY = 10000
@@ -93,16 +94,7 @@ class AgentTrustScorer(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "message": f"'{type(request).__name__}' object has no attribute 'get'"}
-        name = request.get("action")
-        adapter = self._legacy_actions().get(name) if isinstance(name, str) else None
-        if adapter is None:
-            return {"status": "error", "message": f"Unknown action: {name}"}
-        try:
-            return adapter(request)
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        return dispatch_legacy(request, self._legacy_actions(), error=message_error, invalid=no_attribute_get)
 
     def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
         return {"log_performance": self._legacy_log, "get_trust_score": self._legacy_score,

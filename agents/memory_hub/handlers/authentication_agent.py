@@ -34,6 +34,7 @@ from agents.memory_hub.auth import LoginLimiter, RevocationList, UserStore
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, Forbidden, HubError, NotFound, Unauthorized, Unavailable
 from bus.handler import CallContext, Handler, Principal, Route, action, base_legacy_health
+from bus.legacy import dispatch_legacy, message_error, unknown_or_blank
 from schemas.memory_hub import authentication_agent as schema
 
 _ATTR = "_auth_revocation_list"
@@ -188,17 +189,9 @@ class AuthenticationAgent(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "message": f"Internal server error: {type(request).__name__!r} object "
-                                                  "has no attribute 'get'"}
-        name = request.get("action", "")
-        adapter = self._legacy_actions().get(name) if isinstance(name, str) else None
-        if adapter is None:
-            return {"status": "error", "message": f"Unknown action: {name}"}
-        try:
-            return adapter(request)
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        return dispatch_legacy(
+            request, self._legacy_actions(), error=message_error, unknown=unknown_or_blank,
+            invalid=lambda r: message_error(f"Internal server error: {type(r).__name__!r} object has no attribute 'get'"))
 
     def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
         return {"register": self._legacy_register, "login": self._legacy_login, "logout": self._legacy_logout,

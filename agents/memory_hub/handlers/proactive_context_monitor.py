@@ -37,6 +37,7 @@ from agents.memory_hub.context_monitor import ContextMonitor
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError, TooLarge
 from bus.handler import CallContext, Handler, action, base_legacy_health
+from bus.legacy import dispatch_legacy, message_error, no_attribute_get, unknown_or_blank
 from bus.log import get_logger
 from schemas.memory_hub import proactive_context_monitor as schema
 
@@ -176,16 +177,8 @@ class ProactiveContextMonitor(Handler):
     def handle_legacy(self, request: Any, port: int) -> dict:
         with self._count_lock:
             self.request_count += 1
-        if not isinstance(request, dict):
-            return {"status": "error", "message": f"'{type(request).__name__}' object has no attribute 'get'"}
-        name = request.get("action", "")
-        adapter = self._legacy_actions().get(name) if isinstance(name, str) else None
-        if adapter is None:
-            return {"status": "error", "message": f"Unknown action: {name}"}
-        try:
-            return adapter(request)
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        return dispatch_legacy(request, self._legacy_actions(), error=message_error, unknown=unknown_or_blank,
+                               invalid=no_attribute_get)
 
     def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
         return {"add_context": self._legacy_add, "get_context_history": self._legacy_history,

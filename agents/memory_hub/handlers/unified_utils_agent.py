@@ -41,8 +41,9 @@ from agents.memory_hub.cleanup import DEFAULTS as UTILS_DEFAULTS
 from agents.memory_hub.cleanup import Match, SweepResult, Sweeper, everything, older_than, resolve_root
 from agents.memory_hub.services import MemoryServices
 from bus.config import ConfigError
-from bus.errors import BadRequest, HubError
+from bus.errors import BadRequest
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from bus.legacy import dispatch_legacy, message_error, unknown_or_blank
 from schemas.memory_hub import unified_utils_agent as schema
 
 WINDOWS_ONLY = "Windows Disk Cleanup is only available on Windows"
@@ -194,16 +195,10 @@ class UnifiedUtilsAgent(Handler):
     def handle_legacy(self, request: Any, port: int) -> dict:
         with self._count_lock:
             self.request_count += 1
-        if not isinstance(request, dict):
-            return {"status": "error", "error": f"'{type(request).__name__}' object has no attribute 'get'"}
-        name = request.get("action", "")
-        adapter = self._legacy_actions().get(name) if isinstance(name, str) else None
-        if adapter is None:
-            return {"status": "error", "message": f"Unknown action: {name}"}
-        try:
-            return adapter()
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        actions = {name: (lambda _request, run=run: run()) for name, run in self._legacy_actions().items()}
+        return dispatch_legacy(request, actions, error=message_error, unknown=unknown_or_blank,
+                               invalid=lambda r: {"status": "error",
+                                                  "error": f"'{type(r).__name__}' object has no attribute 'get'"})
 
     def _legacy_actions(self) -> dict[str, Callable[[], dict]]:
         def browser() -> dict:

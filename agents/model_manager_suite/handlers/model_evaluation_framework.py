@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 from bus.errors import BadRequest, HubError, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from bus.legacy import dispatch_legacy, message_error
 from agents.model_manager_suite.eval_runs import ab_item
 from agents.model_manager_suite.evaluation import EvaluationRecords
 from agents.model_manager_suite.evaluation_jobs import DEFAULTS as EVAL_DEFAULTS
@@ -134,16 +135,7 @@ class ModelEvaluationFramework(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "message": "Invalid request format"}
-        name = request.get("action")
-        adapter = self._legacy_actions().get(name) if isinstance(name, str) else None
-        if adapter is None:
-            return {"status": "error", "message": f"Unknown action: {name}"}
-        try:
-            return adapter(request)
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        return dispatch_legacy(request, self._legacy_actions(), error=message_error)
 
     def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
         return {

@@ -30,8 +30,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from bus.errors import HubError, Unavailable
+from bus.errors import Unavailable
 from bus.handler import CallContext, Handler, Route, action
+from bus.legacy import dispatch_legacy, message_error, no_attribute_get
 from agents.model_manager_suite.inference_api import to_bool
 from agents.model_manager_suite.predictor import DEFAULTS as PREDICTOR_DEFAULTS
 from agents.model_manager_suite.preloader import Preloader
@@ -92,16 +93,7 @@ class PredictiveLoader(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "message": f"'{type(request).__name__}' object has no attribute 'get'"}
-        name = request.get("action")
-        adapter = self._legacy_actions().get(name) if isinstance(name, str) else None
-        if adapter is None:
-            return {"status": "error", "message": f"Unknown action: {name}"}
-        try:
-            return adapter(request)
-        except HubError as err:
-            return {"status": "error", "message": err.message}
+        return dispatch_legacy(request, self._legacy_actions(), error=message_error, invalid=no_attribute_get)
 
     def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
         return {"record_usage": self._legacy_record, "predict_models": self._legacy_predict,
