@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "cache_retry_s": 5.0,             # after a Redis failure, skip Redis this long
         # legacy semantic actions (semantic_search, search_facts, search_interactions, get_fact) keep a hit
         # only when its words match (BM25) or its meaning is this close (cosine): nearest is not "relevant"
-        "semantic_min_similarity": 0.45,
+        "semantic_min_similarity": 0.25,  # MiniLM: unrelated texts score ~0.05-0.15, paraphrases 0.35+
     },
 }
 SORT_FIELDS = ("created_at", "updated_at", "importance", "last_accessed_at", "access_count")

@@ -46,7 +46,8 @@ def test_every_legacy_action(hub):
     assert send(hub, "get_context", session_id=session_id, limit=20) == \
         {"status": "success", "context": [{"role": r, "content": c} for r, c in turns]}
     found = send(hub, "search_interactions", query="tomato", session_id=session_id, limit=10)
-    assert found["status"] == "success" and [r["content"] for r in found["results"]] == ["pasta with tomato sauce"]
+    contents = [r["content"] for r in found["results"]]       # semantic: the food question may follow
+    assert found["status"] == "success" and contents[0] == "pasta with tomato sauce" and "great, thanks" not in contents
     assert send(hub, "health_check") == {"status": "success", "agent": "SessionMemoryAgent", "healthy": True}
     assert send(hub, "delete_session", session_id=session_id) == {"status": "success", "message": "Session deleted"}
     assert send(hub, "get_context", session_id=session_id) == {"status": "success", "context": []}
