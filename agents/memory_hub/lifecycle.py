@@ -27,6 +27,7 @@ from sqlalchemy import select
 from agents.memory_hub.memories import SECTION, Memories
 from agents.memory_hub.memory_records import stamp
 from agents.memory_hub.stores.sql_models import Memory, MemoryRelationship
+from bus.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -61,35 +62,20 @@ class Lifecycle:
         self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
         self.rates = {**DEFAULTS[SECTION]["decay_rates"], **dict(self.settings["decay_rates"])}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task = PeriodicTask("memory-lifecycle", float(self.settings["lifecycle_interval_s"]), self.run_once)
         self.last_run: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ background task
     def start(self) -> None:
-        if not self.settings["lifecycle_enabled"] or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="memory-lifecycle", daemon=True)
-        self._thread.start()
+        if self.settings["lifecycle_enabled"]:
+            self._task.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._task.stop()
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _loop(self) -> None:
-        interval = float(self.settings["lifecycle_interval_s"])
-        while not self._stop.wait(interval):
-            try:
-                self.run_once()
-            except Exception as exc:  # keep the task alive; the next pass retries
-                log.error("memory lifecycle pass failed: %r", exc, exc_info=True)
+        return self._task.alive
 
     # ------------------------------------------------------------------ one pass
     def run_once(self, now: float | None = None) -> dict[str, Any]:

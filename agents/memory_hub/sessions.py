@@ -15,7 +15,6 @@ interactions are its children: memories of type ``interaction``, tier short, imp
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import datetime
 from typing import Any, Mapping
@@ -26,6 +25,7 @@ from agents.memory_hub.memories import Memories
 from agents.memory_hub.memory_records import HotCache, check_content, check_json_object, check_name, stamp
 from agents.memory_hub.stores.sql_models import Memory, Session, new_session_id
 from bus.errors import BadRequest, Conflict, NotFound
+from bus.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ class Sessions:
         self.cache = HotCache(redis.session if redis is not None else None, self.timeout,
                               float(memories.settings["cache_retry_s"]))
         memories.delete_hooks.append(lambda ids: self.cache.drop(*ids))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task = PeriodicTask("session-expiry", float(self.settings["cleanup_interval_s"]), self._expire_all)
 
     # ------------------------------------------------------------------ sessions
     def create(self, user_id: str = "default", session_type: str = "conversation", metadata: dict | None = None,
@@ -228,30 +227,19 @@ class Sessions:
         return [e[0] for e in expired]
 
     def start(self) -> None:
-        if not self.settings["cleanup_enabled"] or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="session-expiry", daemon=True)
-        self._thread.start()
+        if self.settings["cleanup_enabled"]:
+            self._task.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._task.stop()
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._task.alive
 
-    def _loop(self) -> None:
-        interval = float(self.settings["cleanup_interval_s"])
-        while not self._stop.wait(interval):
-            try:
-                while len(self.expire_once()) >= 1000:
-                    pass
-            except Exception as exc:  # keep the task alive; the next round retries
-                log.error("session expiry failed: %r", exc, exc_info=True)
+    def _expire_all(self) -> None:
+        while len(self.expire_once()) >= 1000:   # a full batch: more may be waiting
+            pass
 
 
 def interaction_view(memory: dict[str, Any]) -> dict[str, Any]:

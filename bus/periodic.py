@@ -1,0 +1,45 @@
+"""A background task that runs a function every N seconds on a daemon thread until stopped.
+
+A failing run is logged and the next one retries: one bad pass never ends the task.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from bus.log import get_logger
+
+log = get_logger("bus.periodic")
+
+
+class PeriodicTask:
+    def __init__(self, name: str, interval_s: float, run: Callable[[], object]):
+        self.name = name
+        self.interval_s = float(interval_s)
+        self._run = run
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._run()
+            except Exception as exc:  # keep the task alive; the next pass retries
+                log.error("periodic_task_failed", task=self.name, error=repr(exc), exc_info=True)
