@@ -22,7 +22,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from bus.errors import BadRequest, Conflict, Unavailable
+from agents.model_manager_suite.store import db_guard
+from bus.errors import BadRequest, Conflict
 
 from .eval_models import ModelEvaluationScoreRow, PerformanceMetricRow
 
@@ -100,7 +101,7 @@ class EvaluationRecords:
         if metric_name:
             query = query.where(PerformanceMetricRow.metric_name == metric_name)
         query = query.order_by(PerformanceMetricRow.timestamp.desc()).limit(_limit(limit))
-        with _guard(), self._session.begin() as s:
+        with db_guard("evaluation database"), self._session.begin() as s:
             rows = list(s.scalars(query))
         return [_metric_reply(r) for r in rows]
 
@@ -120,13 +121,13 @@ class EvaluationRecords:
         if model_name:
             query = query.where(ModelEvaluationScoreRow.model_name == model_name)
         query = query.order_by(ModelEvaluationScoreRow.evaluation_timestamp.desc()).limit(_limit(limit))
-        with _guard(), self._session.begin() as s:
+        with db_guard("evaluation database"), self._session.begin() as s:
             rows = list(s.scalars(query))
         return [_evaluation_reply(r) for r in rows]
 
     def stats(self) -> dict[str, int]:
         """The legacy ``get_stats`` counters, counted in SQL (they survive restarts)."""
-        with _guard(), self._session.begin() as s:
+        with db_guard("evaluation database"), self._session.begin() as s:
             logs = s.scalar(select(func.count()).select_from(PerformanceMetricRow)) or 0
             updates = s.scalar(select(func.count()).select_from(ModelEvaluationScoreRow)) or 0
             models = s.scalar(select(func.count(distinct(ModelEvaluationScoreRow.model_name)))) or 0
@@ -142,7 +143,7 @@ class EvaluationRecords:
 
     def _insert(self, row: Any) -> None:
         try:
-            with _guard(), self._session.begin() as s:
+            with db_guard("evaluation database"), self._session.begin() as s:
                 s.add(row)
         except IntegrityError as exc:      # a client-chosen id that exists: the legacy sqlite3 message
             raise Conflict(str(exc.orig)) from None
@@ -180,16 +181,3 @@ def _iso(stored: str) -> str:
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
-
-def _guard() -> "_Guard":
-    return _Guard()
-
-
-class _Guard:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, _tb: Any) -> bool:
-        if isinstance(exc, OperationalError):
-            raise Unavailable(f"evaluation database unavailable: {exc.orig}") from exc
-        return False

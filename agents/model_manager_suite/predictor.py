@@ -26,10 +26,10 @@ from typing import Any, Iterable
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from bus.errors import Unavailable
+from agents.model_manager_suite.store import db_guard
 
 from .eval_models import ModelUsageRow, UsageModelRow
 
@@ -78,17 +78,17 @@ class UsageLog:
 
     def record(self, model_id: str, ts: float, source: str = "request", was_loaded: bool | None = None) -> None:
         try:
-            with _guard(), self._session.begin() as s:
+            with db_guard("model database"), self._session.begin() as s:
                 s.add(ModelUsageRow(model_id=model_id, ts=ts, source=source, was_loaded=was_loaded))
                 if s.scalar(select(UsageModelRow.seq).where(UsageModelRow.model_id == model_id)) is None:
                     s.add(UsageModelRow(model_id=model_id, first_used=ts))
         except IntegrityError:   # a concurrent first use of the same model won the unique constraint
-            with _guard(), self._session.begin() as s:
+            with db_guard("model database"), self._session.begin() as s:
                 s.add(ModelUsageRow(model_id=model_id, ts=ts, source=source, was_loaded=was_loaded))
 
     def counts_since(self, since: float) -> list[tuple[str, int]]:
         """(model_id, usages with ts > since), in first-recorded order (the legacy dict order)."""
-        with _guard(), self._session.begin() as s:
+        with db_guard("model database"), self._session.begin() as s:
             rows = s.execute(
                 select(ModelUsageRow.model_id, func.count(), func.min(UsageModelRow.seq))
                 .join(UsageModelRow, UsageModelRow.model_id == ModelUsageRow.model_id, isouter=True)
@@ -98,25 +98,25 @@ class UsageLog:
 
     def history(self, since: float, limit: int = 500_000) -> list[tuple[float, str]]:
         """(ts, model_id) oldest first, at most the newest ``limit`` rows."""
-        with _guard(), self._session.begin() as s:
+        with db_guard("model database"), self._session.begin() as s:
             rows = s.execute(select(ModelUsageRow.ts, ModelUsageRow.model_id).where(ModelUsageRow.ts >= since)
                              .order_by(ModelUsageRow.ts.desc(), ModelUsageRow.id.desc()).limit(limit)).all()
         return [(float(ts), mid) for ts, mid in reversed(rows)]
 
     def request_counts(self) -> dict[str, int]:
         """Requests by whether their model was already loaded: {requests, loaded, not_loaded}."""
-        with _guard(), self._session.begin() as s:
+        with db_guard("model database"), self._session.begin() as s:
             rows = s.execute(select(ModelUsageRow.was_loaded, func.count())
                              .where(ModelUsageRow.source == "request").group_by(ModelUsageRow.was_loaded)).all()
         by = {k: int(v) for k, v in rows}
         return {"requests": sum(by.values()), "loaded": by.get(True, 0), "not_loaded": by.get(False, 0)}
 
     def total(self) -> int:
-        with _guard(), self._session.begin() as s:
+        with db_guard("model database"), self._session.begin() as s:
             return int(s.scalar(select(func.count()).select_from(ModelUsageRow)) or 0)
 
     def prune(self, before: float) -> int:
-        with _guard(), self._session.begin() as s:
+        with db_guard("model database"), self._session.begin() as s:
             return int(s.execute(delete(ModelUsageRow).where(ModelUsageRow.ts < before)).rowcount or 0)
 
 
@@ -291,16 +291,3 @@ def plan_preloads(candidates: list[Candidate], residents: list[Resident], free_m
         steps.append(PreloadStep(cand.model_id, cand.score, victims))
     return steps
 
-
-def _guard() -> "_Guard":
-    return _Guard()
-
-
-class _Guard:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, _tb: Any) -> bool:
-        if isinstance(exc, OperationalError):
-            raise Unavailable(f"model database unavailable: {exc.orig}") from exc
-        return False

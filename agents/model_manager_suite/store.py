@@ -6,9 +6,10 @@ threads.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
@@ -147,20 +148,17 @@ class ModelStore:
 
     # -- helpers --------------------------------------------------------------------------------
     @staticmethod
-    def _guard() -> "_DbGuard":
-        return _DbGuard()
+    def _guard() -> contextlib.AbstractContextManager[None]:
+        return db_guard("model database")
 
 
-class _DbGuard:
-    """Turn database outages into the retryable ``unavailable`` error."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, _tb: Any) -> bool:
-        if isinstance(exc, OperationalError):
-            raise Unavailable(f"model database unavailable: {exc.orig}") from exc
-        return False
+@contextlib.contextmanager
+def db_guard(what: str) -> Iterator[None]:
+    """Turn database outages into the retryable ``unavailable`` error (shared by the suite's SQL users)."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise Unavailable(f"{what} unavailable: {exc.orig}") from exc
 
 
 def _row_dict(row: ModelRow) -> dict[str, Any]:
