@@ -22,12 +22,6 @@ def hub(tmp_path_factory):
         yield running
 
 
-@pytest.fixture(scope="module")
-def client(hub):
-    with hub.client() as native:
-        yield native
-
-
 def send(hub: HubProcess, request) -> dict:
     return hub.legacy_request(MAIN, request)
 

@@ -24,12 +24,6 @@ def hub(tmp_path_factory):
         yield running
 
 
-@pytest.fixture(scope="module")
-def client(hub):
-    with hub.client() as native:
-        yield native
-
-
 def send(hub, action: str, data: dict | None = None) -> dict:
     """What MemoryClient._send_request put on the wire: {"action": A, "data": {...}}."""
     return hub.legacy_request(MAIN, {"action": action, "data": data if data is not None else {}})

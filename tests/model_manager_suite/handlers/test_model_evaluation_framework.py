@@ -46,12 +46,6 @@ def hub(base: Path):
         yield process
 
 
-@pytest.fixture(scope="module")
-def client(hub):
-    with hub.client() as native:
-        yield native
-
-
 def wait_done(client, eval_id: str, timeout_s: float = 120.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

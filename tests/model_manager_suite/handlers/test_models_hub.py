@@ -49,12 +49,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory):
         yield process
 
 
-@pytest.fixture(scope="module")
-def client(hub):
-    with hub.client() as native:
-        yield native
-
-
 @pytest.fixture(autouse=True)
 def nothing_loaded(client):
     """Each test starts with no model loaded and no pins."""

@@ -41,12 +41,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def client(hub):
-    with hub.client() as native:
-        yield native
-
-
-@pytest.fixture(scope="module")
 def events(hub):
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
