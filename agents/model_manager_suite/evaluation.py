@@ -19,10 +19,10 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from agents.model_manager_suite.store import db_guard
+from agents.model_manager_suite.store import db_guard, engine_ping
 from bus.errors import BadRequest, Conflict
 
 from .eval_models import ModelEvaluationScoreRow, PerformanceMetricRow
@@ -134,12 +134,7 @@ class EvaluationRecords:
         return {"performance_logs": int(logs), "trust_score_updates": int(updates), "models_tracked": int(models)}
 
     def ping(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except OperationalError:
-            return False
+        return engine_ping(self.engine)
 
     def _insert(self, row: Any) -> None:
         try:

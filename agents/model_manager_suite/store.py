@@ -55,12 +55,7 @@ class ModelStore:
         return self._session.begin()  # type: ignore[return-value]
 
     def ping(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except OperationalError:
-            return False
+        return engine_ping(self.engine)
 
     # -- sha256 cache ---------------------------------------------------------------------------
     def cached_hash(self, path: str, size: int, mtime_ns: int) -> str | None:
@@ -150,6 +145,16 @@ class ModelStore:
     @staticmethod
     def _guard() -> contextlib.AbstractContextManager[None]:
         return db_guard("model database")
+
+
+def engine_ping(engine: Engine) -> bool:
+    """True when the database answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+    except OperationalError:
+        return False
 
 
 @contextlib.contextmanager
