@@ -63,7 +63,7 @@ def test_a_legacy_agent_missing_on_the_hub_fails_the_checklist(tmp_path):
     config = {"legacy": {"agents": {"CacheManager": {"enabled": False}}}}
     with HubProcess("memory_hub", tmp_path / "pc2", config=config) as hub:
         proc = subprocess.run([sys.executable, "-m", "bus.cli", "verify", "--host", "pc2", "--offset",
-                               str(hub.offset), "--timeout", "1"], cwd=REPO, capture_output=True, text=True,
+                               str(hub.offset), "--timeout", "4"], cwd=REPO, capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 1
         failed = [line for line in proc.stdout.splitlines() if line.startswith("FAIL")]
