@@ -19,6 +19,7 @@ import zmq
 
 from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaults, port_offset
 from bus.dispatch import AfterCall, Dispatcher, Policy
+from bus.error_reports import ErrorReports
 from bus.errors import HubError
 from bus.events import EventPublisher
 from bus.handler import Handler
@@ -27,6 +28,7 @@ from bus.http import HttpFrontend
 from bus.legacy import resolve_legacy_ports
 from bus.log import configure_logging, get_logger
 from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_from_handlers
+from bus.periodic import PeriodicTask
 from bus.metrics import HubMetrics
 from bus.sdnotify import SystemdNotifier
 from bus.security import SocketSecurity
@@ -130,6 +132,8 @@ class Daemon:
         self.assembly: Assembly | None = None
         self.server: HubServer | None = None
         self.neighbours: Neighbours | None = None
+        self.reports: ErrorReports | None = None
+        self.watch: PeriodicTask | None = None
 
     def port(self, name: str) -> int:
         return int(self.settings["hub"][name]) + self.offset
@@ -143,6 +147,10 @@ class Daemon:
         events.start()
         runtime = Runtime(self.settings, self.data_dir, events, self.metrics, tokens, self.offset, self.context,
                           self.env)
+        self.neighbours = Neighbours(self.settings["neighbours"], self.context, self.spec.title, offset=self.offset)
+        self.reports = ErrorReports(self.neighbours.report_error, self.neighbours.settings["error_bus"]["reports"],
+                                    self.spec.title)
+        events.observers.append(self.reports.on_event)     # `hub.error` events of the domain code
         self.assembly = self.spec.build(runtime)
         auth_required = bool(self.settings["auth"]["required"])
         if not auth_required:
@@ -187,18 +195,15 @@ class Daemon:
         hub = self.settings["hub"]
         agents = agents_from_handlers(self.assembly.handlers, self.spec.title, hub["native_port"], hub["http_port"],
                                       self.offset)
-        self.neighbours = Neighbours(self.settings["neighbours"], self.context, self.spec.title, agents,
-                                     offset=self.offset)
-        self.neighbours.start()
+        self.neighbours.start(agents)
         self.assembly.checks["neighbours"] = self.neighbours.health_check
         for failed in self.legacy_failed:
-            self.neighbours.report_error("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
-        self.server.dispatcher.after_call.append(self._report_internal_errors)
-
-    def _report_internal_errors(self, principal, agent: str, action: str, outcome: str) -> None:
-        if outcome == "internal" and self.neighbours is not None:
-            self.neighbours.report_error("internal", f"{agent}.{action} failed; see the hub log", agent=agent,
-                                         details={"action": action})
+            self.reports.report("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
+        self.server.dispatcher.after_call.append(self.reports.after_call)
+        self.server.legacy_failure_hooks.append(self.reports.on_legacy_failure)
+        if self.neighbours.errors is not None:
+            self.watch = self.reports.watch(self.assembly.checks)
+            self.watch.start()
 
     def _token_service(self) -> TokenService:
         auth = self.settings["auth"]
@@ -256,6 +261,8 @@ class Daemon:
                 close()
             except Exception as exc:
                 log.error("close_failed", error=repr(exc))
+        if self.watch is not None:
+            self.watch.stop()
         if self.neighbours is not None:
             self.neighbours.stop()
         events.stop()
