@@ -25,6 +25,7 @@ from bus.events import EventPublisher
 from bus.handler import Handler
 from bus.hub_actions import HubActions
 from bus.http import HttpFrontend
+from bus.idempotency import IdempotencyStore
 from bus.legacy import resolve_legacy_ports
 from bus.log import configure_logging, get_logger
 from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_from_handlers
@@ -61,6 +62,7 @@ class Assembly:
     policies: list[Policy] = field(default_factory=list)
     after_call: list[AfterCall] = field(default_factory=list)
     close: list[Callable[[], None]] = field(default_factory=list)
+    idempotency: IdempotencyStore | None = None      # where native idempotency keys are kept (the hub's SQL)
 
 
 @dataclass
@@ -159,7 +161,7 @@ class Daemon:
                                 "Use only on a trusted single host.")
         builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions())
         dispatcher = Dispatcher(self.assembly.handlers, self.metrics, tokens, auth_required, builtin,
-                                self.assembly.policies, self.assembly.after_call)
+                                self.assembly.policies, self.assembly.after_call, self.assembly.idempotency)
         limits = ServerLimits(hub["max_frame_bytes"], hub["default_deadline_ms"] / 1000, hub["drain_timeout_s"])
         self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
         security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],

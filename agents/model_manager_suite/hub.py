@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
+from bus.idempotency import open_idempotency
+from agents.model_manager_suite.sql_models import IDEMPOTENCY
 from agents.model_manager_suite import defaults as model_defaults
 from agents.model_manager_suite.metrics import ModelCollector
 from agents.model_manager_suite.services import ModelServices, open_services
@@ -26,11 +28,12 @@ def build(runtime: Runtime) -> Assembly:
         handlers = [cls(services) for cls in HANDLER_CLASSES]
         services.core.start()
         runtime.metrics.registry.register(ModelCollector(services.loader))
+        idempotency = open_idempotency(services.store.engine, IDEMPOTENCY.name, runtime.settings["hub"])
     except Exception:
         services.close()
         raise
     return Assembly(handlers=handlers, checks=_core_checks(services), critical={"model_database"},
-                    close=[services.close])
+                    close=[services.close], idempotency=idempotency)
 
 
 SPEC = HubSpec(

@@ -225,3 +225,32 @@ def test_memory_added_events_reach_a_subscriber(hub):
         pytest.fail("no memory.added event reached the subscriber")
     finally:
         sock.close()
+
+
+# ------------------------------------------------------------------------------------------- idempotent writes
+
+def test_add_memory_retried_with_an_idempotency_key_writes_once(hub, client):
+    args = {"content": "retried after a timeout", "memory_type": "idem-test", "idempotency_key": "mos-retry-1"}
+    first = client.call(AGENT, "add_memory", args)
+    again = client.request({"agent": AGENT, "action": "add_memory", "args": args})
+    assert again["ok"] and again["replayed"] is True and again["result"] == first
+    found = client.call(AGENT, "search_memory", {"query": "retried after a timeout", "memory_type": "idem-test"})
+    assert [m["memory_id"] for m in found["results"]] == [first["memory_id"]]
+
+
+def test_http_route_body_carries_the_idempotency_key(hub):
+    import json as json_module
+    import urllib.request
+
+    def post() -> dict:
+        body = json_module.dumps({"text": "only once, please", "idempotency_key": "http-retry-1"}).encode()
+        request = urllib.request.Request(f"{hub.http_url}/context/idem-http", data=body, method="POST",
+                                         headers={"Authorization": f"Bearer {hub.token()}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return json_module.loads(resp.read())
+
+    assert post() == post()
+    with hub.client() as native:
+        items = native.route("GET", "/context/idem-http")["items"]
+    assert [item["text"] for item in items] == ["only once, please"]
