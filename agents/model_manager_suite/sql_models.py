@@ -99,7 +99,7 @@ IDEMPOTENCY = idempotency_table("model_suite_idempotency", Base.metadata)
 metadata = Base.metadata
 
 # other modules declaring tables on ``Base`` (revision 0002+)
-TABLE_MODULES = ("agents.model_manager_suite.eval_models",)
+TABLE_MODULES = ("agents.model_manager_suite.eval_models", "agents.model_manager_suite.model_facts")
 
 
 def full_metadata() -> MetaData:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,12 @@ class Deployment:
                     "TRANSFORMERS_OFFLINE": "1", **extra})
         return env
 
+    def mainpc_env(self, **extra: str) -> dict[str, str]:
+        """MainPC's env file: MEMORY_HUB_TOKEN, minted on PC2 for the suite's model facts (scope MemoryClient)."""
+        token = TokenService(read_secret(secret_path(self.pc2_data))).mint(
+            "model-manager-suite", scopes=("MemoryClient",), ttl_s=86400)[0]
+        return self.env(MEMORY_HUB_TOKEN=token, **extra)
+
     def start_memory_hub(self) -> None:
         self.pc2_data.mkdir(parents=True, exist_ok=True)
         log = self.logs / "memory_hub.log"
@@ -69,7 +76,7 @@ class Deployment:
             "mainpc", [PY, "-m", "agents.model_manager_suite", "--config",
                        str(PROFILES / "mainpc/model_manager_suite.yaml"), "--data-dir", str(self.mainpc_data)],
             self.logs / "model_manager_suite.log",
-            env=self.env(HOME=str(self.mainpc_data), MODELS_DIR=str(self.models)), cwd=self.mainpc_data)
+            env=self.mainpc_env(HOME=str(self.mainpc_data), MODELS_DIR=str(self.models)), cwd=self.mainpc_data)
         wait_for_line(self.logs / "model_manager_suite.log", "hub_started", START_TIMEOUT, self.suite)
         self.forwarder = self.lan.spawn(
             "mainpc", [PY, "-m", "bus.cli", "forward", "--config", str(PROFILES / "mainpc/hub_forwarder.yaml")],
@@ -219,6 +226,28 @@ def test_error_bus_reports_cross_from_mainpc_to_pc2(deployment):
     assert report["details"]["model_id"] == "broken"
 
 
+def memory_value(dep: Deployment, key: str) -> Any:
+    reply = dep.native("pc2", "127.0.0.1", 7010, dep.pc2_data, "MemoryClient", "kv_get", {"key": key})
+    return reply.get("result", {}).get("value")
+
+
+def test_model_catalogue_is_in_memory_hub_and_hubctl_verify_passes_on_mainpc(deployment):
+    dep = deployment
+    entry = eventually(lambda: memory_value(dep, "models:catalogue:tiny-a"), bool, 60, "catalogue in MemoryHub")
+    assert entry["file"] == "tiny-a.gguf" and entry["sha256"] and entry["valid"] is True
+    assert memory_value(dep, "models:catalogue:broken")["valid"] is False
+    # the operator's checklist on MainPC, shipped profiles, with the env file's MEMORY_HUB_TOKEN
+    done = subprocess.run(["ip", "netns", "exec", dep.lan.ns("mainpc"), PY, "-m", "bus.cli", "verify", "--host",
+                           "mainpc", "--json"], capture_output=True, text=True, timeout=180,
+                          env=dep.mainpc_env(), cwd=REPO)
+    rows = json.loads(done.stdout)
+    failed = [row for row in rows if row["result"] == "FAIL"]
+    assert done.returncode == 0 and failed == [], failed
+    checks = {row["check"]: row["result"] for row in rows}
+    assert checks["model facts in MemoryHub"] == "PASS" and checks["MemoryHub AgentTrustScorer"] == "PASS"
+    assert checks["relay 5715 -> 192.168.100.17"] == "PASS"
+
+
 def test_link_cut_and_recovery_without_restarts(deployment):
     dep = deployment
     pids = (dep.memory_hub.pid, dep.suite.pid, dep.forwarder.pid)
@@ -226,7 +255,11 @@ def test_link_cut_and_recovery_without_restarts(deployment):
     try:
         cut = dep.legacy("mainpc", "127.0.0.1", 5715, {"action": "get_fact", "topic": "deploy-test"}, timeout_s=2)
         assert cut == {"timeout": True}                        # the cable is really out
-        time.sleep(3)
+        # MainPC keeps working; its model facts wait in the outbox
+        loaded = dep.native("mainpc", "127.0.0.1", 7011, dep.mainpc_data, "GGUFModelManager", "load_model",
+                            {"model_id": "tiny-a"})
+        assert loaded["result"]["model_id"] == "tiny-a", loaded
+        time.sleep(2)
     finally:
         dep.lan.link("pc2", up=True)
     back = eventually(lambda: dep.legacy("mainpc", "127.0.0.1", 5715, {"action": "get_fact", "topic": "deploy-test"},
@@ -234,6 +267,9 @@ def test_link_cut_and_recovery_without_restarts(deployment):
                       lambda r: r.get("reply", {}).get("status") == "success", 60, "forwarded port after the cut")
     assert back["reply"]["fact"]["content"] == "the hubs run on two hosts"
     assert dep.native("mainpc", PC2, 7010, dep.pc2_data, "hub", "ping")["result"]["pong"] is True
+    state = eventually(lambda: memory_value(dep, "models:state:tiny-a"), lambda s: bool(s and s["loaded"]), 90,
+                       "the load made during the cut, in MemoryHub")
+    assert state["event"] == "model.loaded"
     assert (dep.memory_hub.pid, dep.suite.pid, dep.forwarder.pid) == pids
     assert all(p.poll() is None for p in (dep.memory_hub, dep.suite, dep.forwarder))
 
