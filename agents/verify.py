@@ -298,7 +298,8 @@ class Checklist:
             return
         missing = [i for i in ids if f"{section['prefix']}catalogue:{i}" not in keys]
         detail = outbox.get("detail") or {}
-        self.add(models.title, "model facts in MemoryHub", listed is not None and not missing and outbox.get("ok", False),
+        ok = listed is not None and not missing and outbox.get("ok", False)
+        self.add(models.title, "model facts in MemoryHub", ok,
                  f"{len(ids) - len(missing)}/{len(ids)} models in the catalogue; outbox pending "
                  f"{detail.get('pending')}, refused {detail.get('dead')}" + (f"; missing {missing}" if missing else ""))
 

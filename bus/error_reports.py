@@ -70,7 +70,7 @@ class ErrorReports:
     def __init__(self, send: Send, settings: Mapping[str, Any], hub_name: str,
                  clock: Callable[[], float] = time.monotonic):
         self.send = send
-        self.settings = {**DEFAULTS, **dict(settings or {})}
+        self.settings = settings          # complete: neighbours.error_bus.reports (DEFAULTS below)
         self.hub_name = hub_name
         self.limit = RateLimit(self.settings["per_type"], self.settings["window_s"], clock)
         self.suppressed_total = 0

@@ -14,7 +14,7 @@ import zmq
 
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
 from agents.memory_hub.stores.redis_store import RedisStore
-from bus.error_reports import ErrorReports, RateLimit
+from bus.error_reports import DEFAULTS as REPORT_DEFAULTS, ErrorReports, RateLimit
 from bus.neighbours import Neighbours
 from tests.ops.conftest import fast_backoff
 from tests.support.hubproc import HubProcess
@@ -100,7 +100,7 @@ def test_suppressed_count_rides_on_the_next_report_after_the_window(zmq_context)
     sub, endpoint = bound_sub(zmq_context)
     neighbours = Neighbours({"error_bus": {"enabled": True, "endpoints": [endpoint]},
                              "registration": {"enabled": False}, "backoff": fast_backoff()}, zmq_context, "MemoryHub")
-    reports = ErrorReports(neighbours.report_error, {"per_type": 2, "window_s": 0.5}, "MemoryHub")
+    reports = ErrorReports(neighbours.report_error, {**REPORT_DEFAULTS, "per_type": 2, "window_s": 0.5}, "MemoryHub")
     neighbours.start()
     try:
         sent = [reports.report("bad_request", f"bad {i}", "WARNING") for i in range(7)]
@@ -121,7 +121,7 @@ def test_redis_outage_and_reconnect_are_reported_once_each(tmp_path, zmq_context
     sub, endpoint = bound_sub(zmq_context)
     neighbours = Neighbours({"error_bus": {"enabled": True, "endpoints": [endpoint]},
                              "registration": {"enabled": False}, "backoff": fast_backoff()}, zmq_context, "MemoryHub")
-    reports = ErrorReports(neighbours.report_error, {}, "MemoryHub")
+    reports = ErrorReports(neighbours.report_error, REPORT_DEFAULTS, "MemoryHub")
     checks = {"redis": store.health, "search": lambda: (False, "not watched")}
     neighbours.start()
     try:
