@@ -16,7 +16,10 @@ For each hub (ports and legacy switches read from its profile, ``config/<host>/<
 * error reporting: a call with a forged token gets a typed error reply and ``hub_errors_total`` counts it;
 * metrics: ``GET /metrics`` serves the hub's Prometheus metrics;
 * inter-service (mainpc, dev): from this host MemoryHub answers a native ping and a legacy AgentTrustScorer
-  call; on mainpc each port relayed by ``hubctl forward`` reaches MemoryHub.
+  call; on mainpc each port relayed by ``hubctl forward`` reaches MemoryHub;
+* model facts (mainpc, dev; when ``model_facts.memory_hub_endpoint`` is set): every model GGUFModelManager
+  lists has its ``models:catalogue:<id>`` in MemoryHub (read with the suite's MemoryHub token) and the suite's
+  outbox holds no refused fact.
 
 Prints a PASS/FAIL/SKIP table; the exit code is 1 when any row is FAIL. Nothing here writes data.
 """
@@ -273,6 +276,33 @@ class Checklist:
         self.legacy_row(origin, "MemoryHub AgentTrustScorer", memory.legacy_host, 7122 + memory.offset,
                         request, judge)
 
+    def check_model_facts(self, models: Target) -> None:
+        section = models.settings.get("model_facts") or {}
+        if not section.get("memory_hub_endpoint"):
+            self.add(models.title, "model facts in MemoryHub", None, "model_facts.memory_hub_endpoint not set")
+            return
+        from agents.model_manager_suite.model_facts import FactsSender
+
+        token = FactsSender.token_from(section)
+        listed = self.legacy(models.legacy_host, 5575 + models.offset, {"action": "list_models"})
+        ids = sorted(m["model_id"] for m in (listed or {}).get("models", []) if isinstance(m, dict))
+        try:
+            with HubClient(section["memory_hub_endpoint"], token=token, timeout=self.timeout,
+                           context=self.context) as client:
+                keys = set(client.call("MemoryClient", "kv_list",
+                                       {"prefix": f"{section['prefix']}catalogue:", "limit": 100000})["keys"])
+                with HubClient(models.native, timeout=self.timeout, context=self.context) as suite:
+                    outbox = suite.call("hub", "health")["checks"].get("model_facts", {})
+        except HubError as exc:
+            self.add(models.title, "model facts in MemoryHub", False, f"{exc.code}: {exc.message}")
+            return
+        missing = [i for i in ids if f"{section['prefix']}catalogue:{i}" not in keys]
+        detail = outbox.get("detail") or {}
+        ok = listed is not None and not missing and outbox.get("ok", False)
+        self.add(models.title, "model facts in MemoryHub", ok,
+                 f"{len(ids) - len(missing)}/{len(ids)} models in the catalogue; outbox pending "
+                 f"{detail.get('pending')}, refused {detail.get('dead')}" + (f"; missing {missing}" if missing else ""))
+
     def check_forwarder(self, forwarder: dict, offset: int) -> None:
         host = _connectable(forwarder["bind_host"], "127.0.0.1")
         for port in forwarder["ports"]:
@@ -331,14 +361,18 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> Checklist:
     config_dir = Path(args.config_dir)
     checklist = Checklist(timeout=args.timeout)
     configs = {"memory": args.memory_config, "models": args.models_config}
+    models_target = None
     for key in HOSTS[args.host]:
         target = load_target(key, "127.0.0.1", offset, configs[key] or profile(config_dir, args.host, key), env)
         checklist.verify_hub(target)
+        models_target = target if key == "models" else models_target
     if args.host == "dev":
         memory = load_target("memory", args.memory_host or "127.0.0.1",
                              offset if args.memory_offset is None else args.memory_offset,
                              configs["memory"] or profile(config_dir, "dev", "memory"), env)
         checklist.check_inter_service(memory, "ModelManagerSuite host")
+    if "models" in HOSTS[args.host]:
+        checklist.check_model_facts(models_target)
     if args.host == "mainpc":
         forwarder = forwarder_settings(args.forwarder_config or str(config_dir / "mainpc" / "hub_forwarder.yaml"),
                                        env)

@@ -34,6 +34,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "default_deadline_ms": 60000,
         "drain_timeout_s": 10.0,
         "watchdog": True,
+        "idempotency_window_s": 86400.0,   # a repeated idempotency_key answers its first result this long
+        "idempotency_running_s": 600.0,    # a key still `running` after this is taken over (its hub died)
     },
     "legacy": {
         "enabled": True,

@@ -19,14 +19,17 @@ import zmq
 
 from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaults, port_offset
 from bus.dispatch import AfterCall, Dispatcher, Policy
+from bus.error_reports import ErrorReports
 from bus.errors import HubError
 from bus.events import EventPublisher
 from bus.handler import Handler
 from bus.hub_actions import HubActions
 from bus.http import HttpFrontend
+from bus.idempotency import IdempotencyStore
 from bus.legacy import resolve_legacy_ports
 from bus.log import configure_logging, get_logger
 from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_from_handlers
+from bus.periodic import PeriodicTask
 from bus.metrics import HubMetrics
 from bus.sdnotify import SystemdNotifier
 from bus.security import SocketSecurity
@@ -59,6 +62,7 @@ class Assembly:
     policies: list[Policy] = field(default_factory=list)
     after_call: list[AfterCall] = field(default_factory=list)
     close: list[Callable[[], None]] = field(default_factory=list)
+    idempotency: IdempotencyStore | None = None      # where native idempotency keys are kept (the hub's SQL)
 
 
 @dataclass
@@ -130,6 +134,8 @@ class Daemon:
         self.assembly: Assembly | None = None
         self.server: HubServer | None = None
         self.neighbours: Neighbours | None = None
+        self.reports: ErrorReports | None = None
+        self.watch: PeriodicTask | None = None
 
     def port(self, name: str) -> int:
         return int(self.settings["hub"][name]) + self.offset
@@ -143,6 +149,10 @@ class Daemon:
         events.start()
         runtime = Runtime(self.settings, self.data_dir, events, self.metrics, tokens, self.offset, self.context,
                           self.env)
+        self.neighbours = Neighbours(self.settings["neighbours"], self.context, self.spec.title, offset=self.offset)
+        self.reports = ErrorReports(self.neighbours.report_error, self.neighbours.settings["error_bus"]["reports"],
+                                    self.spec.title)
+        events.observers.append(self.reports.on_event)     # `hub.error` events of the domain code
         self.assembly = self.spec.build(runtime)
         auth_required = bool(self.settings["auth"]["required"])
         if not auth_required:
@@ -151,7 +161,7 @@ class Daemon:
                                 "Use only on a trusted single host.")
         builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions())
         dispatcher = Dispatcher(self.assembly.handlers, self.metrics, tokens, auth_required, builtin,
-                                self.assembly.policies, self.assembly.after_call)
+                                self.assembly.policies, self.assembly.after_call, self.assembly.idempotency)
         limits = ServerLimits(hub["max_frame_bytes"], hub["default_deadline_ms"] / 1000, hub["drain_timeout_s"])
         self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
         security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],
@@ -187,18 +197,15 @@ class Daemon:
         hub = self.settings["hub"]
         agents = agents_from_handlers(self.assembly.handlers, self.spec.title, hub["native_port"], hub["http_port"],
                                       self.offset)
-        self.neighbours = Neighbours(self.settings["neighbours"], self.context, self.spec.title, agents,
-                                     offset=self.offset)
-        self.neighbours.start()
+        self.neighbours.start(agents)
         self.assembly.checks["neighbours"] = self.neighbours.health_check
         for failed in self.legacy_failed:
-            self.neighbours.report_error("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
-        self.server.dispatcher.after_call.append(self._report_internal_errors)
-
-    def _report_internal_errors(self, principal, agent: str, action: str, outcome: str) -> None:
-        if outcome == "internal" and self.neighbours is not None:
-            self.neighbours.report_error("internal", f"{agent}.{action} failed; see the hub log", agent=agent,
-                                         details={"action": action})
+            self.reports.report("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
+        self.server.dispatcher.after_call.append(self.reports.after_call)
+        self.server.legacy_failure_hooks.append(self.reports.on_legacy_failure)
+        if self.neighbours.errors is not None:
+            self.watch = self.reports.watch(self.assembly.checks)
+            self.watch.start()
 
     def _token_service(self) -> TokenService:
         auth = self.settings["auth"]
@@ -256,6 +263,8 @@ class Daemon:
                 close()
             except Exception as exc:
                 log.error("close_failed", error=repr(exc))
+        if self.watch is not None:
+            self.watch.stop()
         if self.neighbours is not None:
             self.neighbours.stop()
         events.stop()

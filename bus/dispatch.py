@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote
 
-from bus.errors import BadRequest, Forbidden, HubError, Internal, Unauthorized, UnknownAction
+from bus.errors import BadRequest, Conflict, Forbidden, HubError, Internal, Unauthorized, Unavailable, UnknownAction
 from bus.handler import ActionSpec, CallContext, Handler, Principal
+from bus.idempotency import MAX_KEY_LENGTH, IdempotencyStore, fingerprint
 from bus.log import get_logger
 from bus.metrics import HubMetrics
 from bus.tokens import TokenService
@@ -35,13 +36,15 @@ class Call:
     fn: Callable[[dict, CallContext], Any]
     args: dict
     ctx: CallContext
+    idempotency_key: str | None = None     # args.idempotency_key: run once, repeats answer the first result
 
 
 class Dispatcher:
     def __init__(self, handlers: Iterable[Handler], metrics: HubMetrics, tokens: TokenService | None,
                  auth_required: bool, builtin: Handler, policies: Iterable[Policy] = (),
-                 after_call: Iterable[AfterCall] = ()):
+                 after_call: Iterable[AfterCall] = (), idempotency: IdempotencyStore | None = None):
         self.metrics = metrics
+        self.idempotency = idempotency
         self.tokens = tokens
         self.auth_required = auth_required
         self.policies = list(policies)
@@ -76,11 +79,27 @@ class Dispatcher:
                 raise UnknownAction(f"no agent '{agent}'")
             raise UnknownAction(f"agent '{agent}' has no action '{action_name}'")
         spec, fn = entry
+        args, idempotency_key = self._idempotency_key(args, spec)
         principal = self.authenticate(req.token, agent, action_name, spec)
         deadline = time.monotonic() + req.deadline_ms / 1000 if req.deadline_ms else None
         ctx = CallContext(agent=agent, action=action_name, request_id=req.id, principal=principal,
                           deadline=deadline, transport=transport, peer=peer)
-        return Call(spec=spec, fn=fn, args=spec.schema.validate(args), ctx=ctx)
+        return Call(spec=spec, fn=fn, args=spec.schema.validate(args), ctx=ctx, idempotency_key=idempotency_key)
+
+    def _idempotency_key(self, args: Any, spec: ActionSpec) -> tuple[Any, str | None]:
+        """``args`` without ``idempotency_key``, and the key (validated here, once, for every action)."""
+        if not isinstance(args, dict) or "idempotency_key" not in args:
+            return args, None
+        args = dict(args)
+        key = args.pop("idempotency_key")
+        if key is None:
+            return args, None
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+            raise BadRequest(f"idempotency_key must be a string of 1 to {MAX_KEY_LENGTH} characters",
+                             details={"field": "idempotency_key"})
+        if self.idempotency is None or spec.stream or spec.inline:     # inline actions are reads on the loop
+            raise BadRequest("idempotency_key is not supported on this action", details={"field": "idempotency_key"})
+        return args, key
 
     def authenticate(self, token: str | None, agent: str, action_name: str, spec: ActionSpec) -> Principal:
         if spec.public:  # a stale token must not lock a client out of `login` or `verify`
@@ -125,7 +144,48 @@ class Dispatcher:
 
     # -- execution ----------------------------------------------------------------------------------
     def execute(self, call: Call) -> dict:
-        """Run the action; return the reply map (never raises)."""
+        """Run the action (once per idempotency key); return the reply map (never raises)."""
+        if call.idempotency_key is not None and self.idempotency is not None:
+            return self._execute_once(call, self.idempotency)
+        return self._execute(call)
+
+    def _execute_once(self, call: Call, store: IdempotencyStore) -> dict:
+        subject = call.ctx.principal.subject if call.ctx.principal else ANONYMOUS.subject
+        key, print_ = call.idempotency_key, fingerprint(call.ctx.agent, call.ctx.action, call.args)
+        try:
+            begun = self._claim(store, subject, key, print_, call.ctx)
+        except HubError as err:
+            return error_reply(call.ctx.request_id, err)
+        except Exception as exc:
+            log.error("idempotency_store_failed", error=repr(exc))
+            return error_reply(call.ctx.request_id, Unavailable("idempotency store unavailable; retry later"))
+        if begun.state == "done":
+            return ok_reply(call.ctx.request_id, begun.result, replayed=True)
+        reply = self._execute(call)
+        try:
+            if reply["ok"]:
+                store.finish(subject, key, reply["result"])
+            else:
+                store.abandon(subject, key)
+        except Exception as exc:   # the call ran and is answered; only a later repeat may run it again
+            log.error("idempotency_record_failed", key=key, error=repr(exc))
+        return reply
+
+    @staticmethod
+    def _claim(store: IdempotencyStore, subject: str, key: str, print_: str, ctx: CallContext):
+        """``Begin`` new or done; waits while an earlier call with the key runs (up to the deadline)."""
+        until = time.monotonic() + (ctx.remaining() if ctx.deadline is not None else 30.0)
+        while True:
+            begun = store.begin(subject, key, print_)
+            if begun.state == "mismatch":
+                raise Conflict("idempotency_key was used for a different request", details={"field": "idempotency_key"})
+            if begun.state != "running":
+                return begun
+            if time.monotonic() >= until:
+                raise Unavailable("a request with this idempotency_key is still running; retry later")
+            time.sleep(0.05)
+
+    def _execute(self, call: Call) -> dict:
         try:
             reply = ok_reply(call.ctx.request_id, call.fn(call.args, call.ctx))
         except HubError as err:

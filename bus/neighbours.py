@@ -40,6 +40,7 @@ from typing import Any, Iterable
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from bus import error_reports
 from bus.log import get_logger
 
 log = get_logger("bus.neighbours")
@@ -50,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
             "enabled": True,
             "endpoints": ["tcp://127.0.0.1:7150", "tcp://127.0.0.1:9002"],
             "backlog": 1000,                  # reports kept per endpoint until a collector subscribes
+            "reports": dict(error_reports.DEFAULTS),   # rate limit per error type, watched checks
         },
         "registration": {
             "enabled": True,
@@ -61,7 +63,9 @@ DEFAULTS: dict[str, Any] = {
             "timeout_s": 5.0,
         },
         "backoff": {"initial_s": 1.0, "factor": 2.0, "max_s": 300.0, "max_attempts": 0},
-        "apply_port_offset": False,           # add PORT_OFFSET to the neighbours' ports
+        # PORT_OFFSET shifts the neighbours' ports too (7120, 7000, 7150, 9002), as the legacy configs
+        # shifted every port of a host; false for neighbours that run unshifted
+        "apply_port_offset": True,
     }
 }
 
@@ -371,7 +375,7 @@ class Neighbours:
         self.context = context
         self.hub_name = hub_name
         self.agents = list(agents)
-        shift = offset if self.settings["apply_port_offset"] else 0
+        shift = self.shift = offset if self.settings["apply_port_offset"] else 0
         bus = self.settings["error_bus"]
         self.errors: ErrorBusPublisher | None = None
         if bus["enabled"] and bus["endpoints"]:
@@ -389,7 +393,11 @@ class Neighbours:
                           self.settings["backoff"], self._stop)
                 for target, key in TARGETS if reg.get(key) and agents]
 
-    def start(self) -> None:
+    def start(self, agents: Iterable[AgentInfo] | None = None) -> None:
+        """Start the ErrorBus publisher and the registrations (of ``agents`` when given here)."""
+        if agents is not None:
+            self.agents = list(agents)
+            self.registrars = self._registrars(self.shift)
         if self.errors:
             self.errors.start()
         for registrar in self.registrars:

@@ -69,6 +69,8 @@ class HubServer:
         self._keys = itertools.count(1)
         self._stopping = False
         self.sockets: Sockets | None = None
+        # (agent, legacy port, exception) after a legacy handler raised; must not block
+        self.legacy_failure_hooks: list[Callable[[str, int, BaseException], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def attach(self, sockets: Sockets) -> None:
@@ -267,6 +269,8 @@ class HubServer:
             except Exception as exc:  # legacy BaseAgent answered str(e) for any exception
                 log.error("legacy_handler_failed", agent=agent, port=binding.port, error=repr(exc))
                 reply, outcome = legacy_error(str(exc)), "internal"
+                for hook in self.legacy_failure_hooks:
+                    hook(agent, binding.port, exc)
             return [key_bytes, encode_legacy(reply), outcome.encode(), b""]
 
         self._enqueue(key, pending, job)

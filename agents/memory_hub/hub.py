@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
+from bus.idempotency import open_idempotency
+from agents.memory_hub.stores.sql_models import IDEMPOTENCY
 from agents.memory_hub.services import open_services
 from agents.memory_hub.search import settings as search_settings
 from agents.memory_hub.stores import factory
@@ -38,6 +40,7 @@ def build(runtime: Runtime) -> Assembly:
                              runtime.metrics.registry)
     try:
         handlers = [cls(services) for cls in HANDLER_CLASSES]
+        idempotency = open_idempotency(services.sql.engine, IDEMPOTENCY.name, runtime.settings["hub"])
     except Exception:
         services.close()
         raise
@@ -48,7 +51,7 @@ def build(runtime: Runtime) -> Assembly:
     if services.search is not None:
         checks["search"] = services.search.health
     return Assembly(handlers=handlers, checks=checks, critical={"sql"}, policies=[make_trust_policy(services)],
-                    after_call=[make_call_feeder(services)], close=[services.close])
+                    after_call=[make_call_feeder(services)], close=[services.close], idempotency=idempotency)
 
 
 SPEC = HubSpec(

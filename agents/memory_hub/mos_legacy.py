@@ -5,7 +5,7 @@ MemoryClient's port 5713 (the requests MemoryClient used to forward to 7140). Re
 
   add_memory{MemoryEntry fields; tier "short", importance 1.0 by default}  -> {status:"success", memory_id}
   get_memory{memory_id}                         -> {status, memory}          (access_count + 1)
-  get_children{parent_id, limit?, sort_field?, sort_order?}  -> {status, children}
+  get_children{parent_id, limit?, sort_field?, sort_order?}  -> {status, children, results (the same list)}
   add_relationship{source_id, target_id, relationship_type, strength=1.0}    -> {status}
   get_related{memory_id, relationship_type?}    -> {status, related_memories:[{relationship, memory}]}
   search_memory{query, memory_type?, parent_id?, limit=10}   -> {status, results, count}
@@ -135,7 +135,8 @@ class LegacyMemoryApi:
         children = self.memories.children(parent_id, _int(data, "limit", None),
                                           _str(data, "sort_field") or "created_at",
                                           _str(data, "sort_order") or "asc")
-        return {"status": "success", "children": children}
+        # GoalManager and MainPC's ContextManager read `results`; legacy MOS sent only `children`: both
+        return {"status": "success", "children": children, "results": children}
 
     def add_relationship(self, data: dict) -> dict:
         names = ("source_id", "target_id", "relationship_type")

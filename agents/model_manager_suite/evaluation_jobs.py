@@ -197,6 +197,11 @@ class EvalJobs:
                                                   "model_id": row.model_id, "model_b_id": row.model_b_id,
                                                   "version": fields.get("model_version", row.model_version),
                                                   "error": error, "summary": (results or {}).get("summary")})
+            if status == "failed":          # to the ErrorBus via the hub's `hub.error` observer
+                self.events.publish("hub.error", {"error_type": "evaluation_failed", "severity": "ERROR",
+                                                  "agent": "ModelEvaluationFramework",
+                                                  "message": f"evaluation {row.id} of {row.model_id}: {error}"[:500],
+                                                  "details": {"eval_id": row.id, "model_id": row.model_id}})
 
     def _feed_trust(self, row: EvalJobRow, results: dict[str, Any]) -> dict[str, Any]:
         return feed_trust(self.records, row, results, self.cfg)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from bus.config import merge_defaults
 from bus.daemon import Assembly, HubSpec, Runtime
+from bus.idempotency import open_idempotency
+from agents.model_manager_suite.sql_models import IDEMPOTENCY
 from agents.model_manager_suite import defaults as model_defaults
 from agents.model_manager_suite.metrics import ModelCollector
+from agents.model_manager_suite import model_facts
 from agents.model_manager_suite.services import ModelServices, open_services
 from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager
 from agents.model_manager_suite.handlers.model_manager_agent import ModelManagerAgent
@@ -15,8 +18,9 @@ VERSION = "0.1.0"
 
 HANDLER_CLASSES = (GGUFModelManager, ModelManagerAgent, PredictiveLoader, ModelEvaluationFramework)
 
-DEFAULTS: dict = merge_defaults(model_defaults.DEFAULTS, *(cls.DEFAULTS for cls in HANDLER_CLASSES))
-ENV_MAP: dict[str, tuple[str, ...]] = {"MODELS_DIR": ("models", "dirs")}
+DEFAULTS: dict = merge_defaults(model_defaults.DEFAULTS, model_facts.DEFAULTS,
+                                *(cls.DEFAULTS for cls in HANDLER_CLASSES))
+ENV_MAP: dict[str, tuple[str, ...]] = {"MODELS_DIR": ("models", "dirs"), "MEMORY_HUB_TOKEN": ("model_facts", "token")}
 
 
 def build(runtime: Runtime) -> Assembly:
@@ -26,11 +30,18 @@ def build(runtime: Runtime) -> Assembly:
         handlers = [cls(services) for cls in HANDLER_CLASSES]
         services.core.start()
         runtime.metrics.registry.register(ModelCollector(services.loader))
+        idempotency = open_idempotency(services.store.engine, IDEMPOTENCY.name, runtime.settings["hub"])
+        facts = model_facts.start_model_facts(runtime.settings, services.store.engine, services.registry,
+                                              runtime.events)
     except Exception:
         services.close()
         raise
-    return Assembly(handlers=handlers, checks=_core_checks(services), critical={"model_database"},
-                    close=[services.close])
+    checks, close = _core_checks(services), [services.close]
+    if facts is not None:
+        checks["model_facts"] = facts.health
+        close.append(facts.stop)       # closes run in reverse: the sender stops before the database
+    return Assembly(handlers=handlers, checks=checks, critical={"model_database"}, close=close,
+                    idempotency=idempotency)
 
 
 SPEC = HubSpec(

@@ -130,7 +130,11 @@ class ModelLoader:
             self.registry.set_pinned(model_id, pin)
         if priority is not None:
             self.registry.set_priority(model_id, priority)
-        record = self._valid_record(model_id)
+        try:
+            record = self._valid_record(model_id)
+        except Exception as exc:
+            self._report_load_failure(model_id, exc, reason)
+            raise
         device, n_ctx_eff, threads, layers = self._params(record, n_ctx)
         with self.device_lock(device).hold("load", model=model_id, version=record.version):
             with self._lock:
@@ -138,8 +142,12 @@ class ModelLoader:
                 if current is not None:
                     current.last_used = self.clock()
                     return self._info(current)
-            entry = self._start(record, device, n_ctx_eff, threads, layers, protect=set(), evict=evict,
-                                reason=reason)
+            try:
+                entry = self._start(record, device, n_ctx_eff, threads, layers, protect=set(), evict=evict,
+                                    reason=reason)
+            except Exception as exc:
+                self._report_load_failure(model_id, exc, reason)
+                raise
             with self._lock:
                 self._models[model_id] = entry
             self._publish_state(device)
@@ -378,6 +386,13 @@ class ModelLoader:
                       for e in self._models.values() if e.device == device}
             aliases = dict(self.aliases)
         self.device_lock(device).publish(models, aliases)
+
+    def _report_load_failure(self, model_id: str, exc: Exception, reason: str) -> None:
+        """A ``hub.error`` event, which the hub sends to the ErrorBus (a refused preload is only a warning)."""
+        self._emit("hub.error", {"error_type": "model_load_failed", "agent": "ModelManagerAgent",
+                                 "severity": "WARNING" if reason == "preload" else "ERROR",
+                                 "message": f"{model_id}: {exc}"[:500],
+                                 "details": {"model_id": model_id, "reason": reason}})
 
     def _emit(self, topic: str, fields: dict[str, Any]) -> None:
         if self.publisher is not None:

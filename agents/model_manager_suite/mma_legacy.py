@@ -11,6 +11,11 @@ Dispatch of a request on 5570 (a JSON object):
 * anything else: the STT model request ``{model_id, request_id, context{quantization_level}}`` ->
   ``MODEL_READY`` or ``ERROR_LOADING_MODEL`` with error_code.
 * a request that makes the loop fail (not an object, ...): ``{"status": "ERROR", "error_message", "timestamp"}``.
+
+In ``loaded_models`` of ``status`` and GET_LOADED_MODELS_STATUS, ``device`` is the machine label
+(``model_manager_agent.machine_label``, "MainPC"), as legacy MMA reported the LOAD_MODEL ``device`` it was given;
+VramOptimizerAgent keeps only the models whose device is its machine name. The real device ("cpu",
+"cuda:0", "external" for an approved STT model) is under ``compute_device``.
 """
 from __future__ import annotations
 
@@ -54,8 +59,15 @@ class ResponseCache:
 
 
 class MMALegacy:
-    def __init__(self, router: ModelRouter, health: Callable[[], dict], timeout_s: float, cache: ResponseCache):
+    def __init__(self, router: ModelRouter, health: Callable[[], dict], timeout_s: float, cache: ResponseCache,
+                 machine_label: str):
         self.router, self.health, self.timeout_s, self.cache = router, health, timeout_s, cache
+        self.machine_label = machine_label
+
+    def _labelled(self, loaded: dict[str, dict]) -> dict[str, dict]:
+        """Legacy ``loaded_models``: ``device`` = the machine label, the real device as ``compute_device``."""
+        return {model_id: {**entry, "device": self.machine_label, "compute_device": entry["device"]}
+                for model_id, entry in loaded.items()}
 
     def handle(self, request: Any) -> dict:
         try:
@@ -131,7 +143,8 @@ class MMALegacy:
             summary = self.router.status()
         except HubError as err:
             return {"status": "error", "message": f"Failed to get status: {err.message}"}
-        return {"status": "ok", "loaded_models": summary["loaded_models"], "total_models": summary["total_models"],
+        return {"status": "ok", "loaded_models": self._labelled(summary["loaded_models"]),
+                "total_models": summary["total_models"],
                 "total_vram_used_mb": summary["total_vram_used_mb"], "total_vram_mb": summary["total_vram_mb"],
                 "routing_policy": summary["routing_policy"], "health": "ok", "timestamp": time.time()}
 
@@ -193,7 +206,7 @@ class MMALegacy:
     def _loaded_status(self, request: dict) -> dict:
         summary = self.router.status()
         return {"status": "SUCCESS", "message": f"{summary['total_models']} model(s) loaded",
-                "loaded_models": summary["loaded_models"], "total_models": summary["total_models"],
+                "loaded_models": self._labelled(summary["loaded_models"]), "total_models": summary["total_models"],
                 "total_vram_used_mb": summary["total_vram_used_mb"], "total_vram_mb": summary["total_vram_mb"]}
 
     def _select_model(self, request: dict) -> dict:

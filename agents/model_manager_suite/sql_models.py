@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bus.idempotency import idempotency_table
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -91,10 +93,13 @@ class ModelStatsRow(Base):
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
 
 
+# native idempotency keys (bus/idempotency.py; revision 0003_idempotency_keys)
+IDEMPOTENCY = idempotency_table("model_suite_idempotency", Base.metadata)
+
 metadata = Base.metadata
 
 # other modules declaring tables on ``Base`` (revision 0002+)
-TABLE_MODULES = ("agents.model_manager_suite.eval_models",)
+TABLE_MODULES = ("agents.model_manager_suite.eval_models", "agents.model_manager_suite.model_facts")
 
 
 def full_metadata() -> MetaData:

@@ -52,6 +52,8 @@ class EchoAgent(Handler):
             return {"status": "error", "message": "request must be an object"}
         if request.get("action") == "echo":
             return {"status": "success", "text": request.get("text")}
+        if request.get("action") == "fail":
+            raise RuntimeError("legacy handler bug")
         if request.get("action") == "sleep":
             time.sleep(float(request.get("seconds", 0)))
             return {"status": "success"}

@@ -65,6 +65,9 @@ def test_invalid_model_is_refused(make_suite, models_dir: Path) -> None:
     suite = make_suite()
     with pytest.raises(Conflict, match="not loadable: not a GGUF file"):
         suite.loader.load("junk")
+    [(topic, report)] = suite.events.events          # sent on to the ErrorBus by the hub
+    assert topic == "hub.error" and report["error_type"] == "model_load_failed"
+    assert report["severity"] == "ERROR" and report["details"]["model_id"] == "junk"
 
 
 def test_budget_refusal_names_needed_and_free(make_suite, models_dir: Path) -> None:
@@ -74,7 +77,7 @@ def test_budget_refusal_names_needed_and_free(make_suite, models_dir: Path) -> N
     assert isinstance(info.value, Conflict)
     assert "needs 100 MB" in info.value.message and "only 50 MB" in info.value.message
     assert info.value.details["needed_mb"] > info.value.details["free_mb"]
-    assert suite.loader.loaded() == [] and suite.topics() == []
+    assert suite.loader.loaded() == [] and suite.topics() == ["hub.error"]     # the failed load, nothing else
 
 
 def test_lru_eviction(make_suite, three_models: Path) -> None:

@@ -51,9 +51,21 @@ def test_host_profiles_load_with_the_hubs_defaults(hub):
     assert loaded["neighbours"]["registration"]["location"] in ("PC2", "MainPC")
 
 
+PC2, MAINPC, LOOPBACK = "192.168.100.17", "192.168.100.16", "127.0.0.1"
+
+
+@pytest.mark.parametrize("hub,own_address", [("memory_hub", PC2), ("model_manager_suite", MAINPC)])
+def test_host_profiles_ship_the_two_pc_allow_list_and_their_own_registration_address(hub, own_address):
+    settings = profile_settings(hub)
+    assert sorted(settings["legacy"]["allow"]) == sorted([LOOPBACK, PC2, MAINPC])
+    assert settings["neighbours"]["registration"]["host"] == own_address
+    forwarder_settings = load_settings(forwarder.DEFAULTS, CONFIG / "mainpc" / "hub_forwarder.yaml", env={})
+    assert sorted(forwarder_settings["forwarder"]["allow"]) == sorted([LOOPBACK, PC2, MAINPC])
+
+
 def test_pc2_profile_documents_the_allow_list_and_mainpc_talks_to_pc2():
     text = PROFILES["memory_hub"].read_text()
-    assert re.search(r"^\s*#\s*allow:", text, re.M) and "192.168.100.16" in text
+    assert re.search(r"^\s*allow:", text, re.M) and "192.168.100.16" in text
     mainpc = profile_settings("model_manager_suite")
     assert mainpc["hub"]["http_port"] == 7111
     assert mainpc["model_evaluation"]["trust_scorer_endpoint"] == "tcp://192.168.100.17:7122"

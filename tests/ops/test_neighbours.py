@@ -168,3 +168,29 @@ def _wait(predicate, timeout: float = 10.0) -> None:
         if time.monotonic() > until:
             raise AssertionError("condition not reached")
         time.sleep(0.02)
+
+
+def test_port_offset_shifts_error_bus_and_registration_endpoints(zmq_context):
+    offset = 1000
+    sub = zmq_context.socket(zmq.SUB)
+    sub.setsockopt_string(zmq.SUBSCRIBE, "ERROR:")
+    sub_port = sub.bind_to_random_port("tcp://127.0.0.1", min_port=20000, max_port=40000)
+    rep = zmq_context.socket(zmq.REP)
+    rep_port = rep.bind_to_random_port("tcp://127.0.0.1", min_port=20000, max_port=40000)
+    # configured as the production ports are written; the hub's PORT_OFFSET moves them
+    config = settings([f"tcp://127.0.0.1:{sub_port - offset}"], sdt=f"tcp://127.0.0.1:{rep_port - offset}",
+                      agents=False)
+    neighbours = Neighbours(config, zmq_context, "MemoryHub", offset=offset)
+    neighbours.start([HUB])
+    try:
+        neighbours.report_error("model_load_failed", "x")
+        report = error_message(sub)
+        request = receive_json(rep, 10)
+        rep.send_json({"status": "success"})
+        _wait(lambda: not neighbours.registrars[0].pending)
+    finally:
+        neighbours.stop()
+        sub.close(linger=0)
+        rep.close(linger=0)
+    assert report["error_type"] == "model_load_failed" and request["agent_name"] == "MemoryHub"
+    assert set(neighbours.status()["error_bus"]) == {f"tcp://127.0.0.1:{sub_port}"}

@@ -5,6 +5,7 @@ import argparse
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ import yaml
 from agents.verify import PROBES, add_arguments, run
 from bus.forwarder import DEFAULTS, Forwarder
 from tests.support.hubproc import REPO, HubProcess, free_offset
+from tests.support.tiny_gguf import write_tiny_gguf
 
 
 def verify_args(*argv: str) -> argparse.Namespace:
@@ -82,8 +84,17 @@ def test_mainpc_checklist_covers_the_forwarder_and_memory_hub_on_pc2(tmp_path):
     forwarder_config = tmp_path / "hub_forwarder.yaml"
     forwarder_config.write_text(yaml.safe_dump({"forwarder": {"remote_host": "127.0.0.1",
                                                               "remote_port_offset": pc2, "ports": [5713, 5715]}}))
-    with HubProcess("memory_hub", tmp_path / "pc2", offset=pc2), \
-            HubProcess("model_manager_suite", tmp_path / "mainpc", offset=mainpc) as models:
+    write_tiny_gguf(tmp_path / "models" / "tiny-a.gguf", seed=1, name="tiny a")
+    with HubProcess("memory_hub", tmp_path / "pc2", offset=pc2) as memory, \
+            HubProcess("model_manager_suite", tmp_path / "mainpc", offset=mainpc,
+                       config={"model_facts": {"memory_hub_endpoint": memory.endpoint}},
+                       env={"MODELS_DIR": str(tmp_path / "models"),
+                            "MEMORY_HUB_TOKEN": memory.token(("MemoryClient",))}) as models:
+        with models.client() as client:          # the catalogue is sent in the background: let it arrive
+            until = time.monotonic() + 60
+            while client.call("hub", "health")["checks"]["model_facts"]["detail"]["pending"]:
+                assert time.monotonic() < until, "model facts never reached MemoryHub"
+                time.sleep(0.2)
         forwarder = Forwarder({**DEFAULTS["forwarder"], "remote_port_offset": pc2, "ports": [5713, 5715]},
                               offset=mainpc)
         forwarder.bind()
@@ -92,7 +103,8 @@ def test_mainpc_checklist_covers_the_forwarder_and_memory_hub_on_pc2(tmp_path):
         try:
             checklist = run(verify_args("--host", "mainpc", "--offset", str(mainpc), "--models-config",
                                         str(models.data_dir / "model_manager_suite.test.yaml"),
-                                        "--forwarder-config", str(forwarder_config)), {})
+                                        "--forwarder-config", str(forwarder_config)),
+                            {"MEMORY_HUB_TOKEN": models.extra_env["MEMORY_HUB_TOKEN"]})   # the unit's env file
         finally:
             forwarder.request_stop()
             thread.join(5)
@@ -103,6 +115,8 @@ def test_mainpc_checklist_covers_the_forwarder_and_memory_hub_on_pc2(tmp_path):
     assert [r.check for r in checklist.rows if r.hub == "forwarder"] == ["relay 5713 -> 127.0.0.1",
                                                                         "relay 5715 -> 127.0.0.1"]
     assert [r.result for r in checklist.rows if r.hub == "ModelManagerSuite host"] == ["PASS", "PASS"]
+    [facts] = [r for r in checklist.rows if r.check == "model facts in MemoryHub"]
+    assert facts.result == "PASS" and facts.detail.startswith("1/1 models"), facts
 
 
 def test_a_hub_that_is_not_running_fails_fast():

@@ -3,9 +3,11 @@
 Legacy port 7140 (JSON ``{"action": A, "data": {...}}``): every action of the legacy table, replies exactly as
 legacy (``status`` "success"/"error", errors under ``message``; see ``agents/memory_hub/mos_legacy.py`` for
 the full list), plus ``create_session`` (MemoryClient sent it; legacy MOS never had it). Unknown ->
-``{"status":"error","message":"Unknown action: A"}``. ``ping``/``health``/``health_check`` and any message on
-the health ports -> BaseAgent health + ``{status:"ok"|"degraded", db_connected, redis_connected,
-error_bus_ready}`` (degraded when SQL or Redis is down or there is no event publisher).
+``{"status":"error","message":"Unknown action: A"}``. ``ping``/``health`` and any message on the health ports
+-> BaseAgent health + ``{status:"ok"|"degraded", db_connected, redis_connected, error_bus_ready}`` (degraded
+when SQL or Redis is down or there is no event publisher). ``health_check`` on 7140 -> the same reply with
+``status`` "success" instead of "ok" (SystemHealthManager sends ``{"action":"health_check","data":{}}`` there and
+requires "success"; "degraded" stays "degraded"), ``health`` keeping "ok"|"degraded".
 
 Native (agent "MemoryOrchestratorService"), args validated by ``schemas/memory_hub/memory_orchestrator_service``:
   add_memory{content, memory_type?, memory_tier?, importance?=0.5, metadata?, tags?, parent_id?, memory_id?,
@@ -107,6 +109,8 @@ class MemoryOrchestratorService(Handler):
         if not isinstance(request, dict):
             return error("Invalid request format")
         act = request.get("action")
+        if act == "health_check":
+            return self.main_port_health_check(port)
         if act in HEALTH_ACTIONS:
             return self.legacy_health(port)
         reply = self.legacy.handle(act, request.get("data", {}))
@@ -117,6 +121,12 @@ class MemoryOrchestratorService(Handler):
         bus_ready = isinstance(self.services.events, EventPublisher)
         return base_legacy_health(self.name, self.started_at, status="ok" if db and redis and bus_ready else "degraded",
                                   db_connected=db, redis_connected=redis, error_bus_ready=bus_ready)
+
+    def main_port_health_check(self, port: int) -> dict:
+        """SystemHealthManager's probe: the health reply with "success" for a healthy MOS (README, repairs)."""
+        reply = self.legacy_health(port)
+        return {**reply, "status": "success" if reply["status"] == "ok" else reply["status"],
+                "health": reply["status"]}
 
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
         last = self.lifecycle.last_run

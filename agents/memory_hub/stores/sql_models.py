@@ -29,6 +29,8 @@ from sqlalchemy import (JSON, Boolean, CheckConstraint, Float, ForeignKey, Index
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
+from bus.idempotency import idempotency_table
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -348,5 +350,8 @@ class RevokedToken(Base):
     expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
     revoked_at: Mapped[float] = mapped_column(Float, nullable=False, default=now)
 
+
+# native idempotency keys (bus/idempotency.py; revision 0004_idempotency_keys)
+IDEMPOTENCY = idempotency_table("memory_hub_idempotency", Base.metadata)
 
 TABLES = tuple(sorted(Base.metadata.tables))

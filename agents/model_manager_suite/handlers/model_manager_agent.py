@@ -53,6 +53,7 @@ class ModelManagerAgent(Handler):
         "legacy_timeout_s": 55.0,         # generation time limit of a legacy request (hub deadline is 60 s)
         "cache_ttl_s": 3600.0,            # PROCESS cache_response / get_cached_response
         "max_cache_entries": 1000,
+        "machine_label": "MainPC",        # `device` of legacy loaded_models (VramOptimizerAgent filters on it)
         **STT_DEFAULTS,
     }}
 
@@ -61,7 +62,8 @@ class ModelManagerAgent(Handler):
         section = dict((services.settings or {}).get("model_manager_agent") or {})
         self.router = ModelRouter(lambda: model_api(self.services), section)
         cache = ResponseCache(float(section.get("cache_ttl_s", 3600.0)), int(section.get("max_cache_entries", 1000)))
-        self.legacy = MMALegacy(self.router, self._health_reply, float(section.get("legacy_timeout_s", 55.0)), cache)
+        self.legacy = MMALegacy(self.router, self._health_reply, float(section.get("legacy_timeout_s", 55.0)), cache,
+                                str(section.get("machine_label", "MainPC")))
         self._started_at = time.time()
 
     @property

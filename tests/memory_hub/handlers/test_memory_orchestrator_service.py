@@ -197,7 +197,7 @@ def test_get_children_sorted_and_limited(mos):
     assert [c["memory_id"] for c in children] == kids
     reply = legacy(mos, "get_children", parent_id=parent, limit=2, sort_field="importance", sort_order="desc")
     assert [c["memory_id"] for c in reply["children"]] == [kids[3], kids[2]]
-    assert legacy(mos, "get_children", parent_id="nobody") == {"status": "success", "children": []}
+    assert legacy(mos, "get_children", parent_id="nobody") == {"status": "success", "children": [], "results": []}
 
 
 def test_relationships_legacy_shape_and_reweighting(mos):
@@ -413,7 +413,7 @@ def test_native_actions_round_trip(mos):
 
 
 def test_health_replies(mos):
-    health = legacy(mos, "health_check")
+    health = legacy(mos, "health")
     assert health == mos.legacy_health(7140) | {"timestamp": health["timestamp"], "uptime": health["uptime"],
                                                 "active_threads": health["active_threads"]}
     assert health["db_connected"] and health["redis_connected"]
@@ -421,6 +421,8 @@ def test_health_replies(mos):
     for key in ("ready", "initialized", "message", "timestamp", "uptime", "active_threads"):
         assert key in health
     assert mos.handle_legacy({"action": "ping"}, 7140)["message"] == "MemoryOrchestratorService is healthy"
+    probe = legacy(mos, "health_check")       # SystemHealthManager's probe: "success" only when healthy
+    assert probe["status"] == "degraded" and probe["health"] == "degraded" and probe["db_connected"]
 
 
 def test_shared_domain_instance(services):

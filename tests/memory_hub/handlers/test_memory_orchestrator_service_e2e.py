@@ -94,6 +94,24 @@ def test_every_legacy_action_as_memory_client_sends_it(hub):
         {"status": "error", "message": f"Memory with ID {child} not found."}
 
 
+def test_goal_manager_reads_children_from_results(hub):
+    """GoalManager / MainPC ContextManager read `results` of get_children; legacy MOS sent `children` only."""
+    parent = add_memory(hub, "goal: learn Tagalog")
+    tasks = [add_memory(hub, f"task {n}", parent_id=parent) for n in range(3)]
+    reply = send(hub, "get_children", {"parent_id": parent, "limit": 100, "sort_field": "created_at",
+                                       "sort_order": "asc"})
+    assert reply["status"] == "success" and set(reply) == {"status", "children", "results"}
+    assert [m["memory_id"] for m in reply["results"]] == tasks and reply["results"] == reply["children"]
+
+
+def test_system_health_manager_probe_answers_success(hub):
+    """SystemHealthManager sends {"action":"health_check","data":{}} to 7140 and requires status "success"."""
+    reply = send(hub, "health_check", {})
+    assert reply["status"] == "success" and reply["health"] == "ok"
+    assert reply["db_connected"] and reply["redis_connected"] and reply["error_bus_ready"]
+    assert hub.legacy_request(MAIN, {"action": "ping"})["status"] == "ok"      # BaseAgent's ping keeps "ok"
+
+
 def test_health_on_the_main_and_health_ports(hub):
     for port in (7141, 8140):
         for request in ({"action": "health_check"}, "not even json-object", {}):
@@ -207,3 +225,32 @@ def test_memory_added_events_reach_a_subscriber(hub):
         pytest.fail("no memory.added event reached the subscriber")
     finally:
         sock.close()
+
+
+# ------------------------------------------------------------------------------------------- idempotent writes
+
+def test_add_memory_retried_with_an_idempotency_key_writes_once(hub, client):
+    args = {"content": "retried after a timeout", "memory_type": "idem-test", "idempotency_key": "mos-retry-1"}
+    first = client.call(AGENT, "add_memory", args)
+    again = client.request({"agent": AGENT, "action": "add_memory", "args": args})
+    assert again["ok"] and again["replayed"] is True and again["result"] == first
+    found = client.call(AGENT, "search_memory", {"query": "retried after a timeout", "memory_type": "idem-test"})
+    assert [m["memory_id"] for m in found["results"]] == [first["memory_id"]]
+
+
+def test_http_route_body_carries_the_idempotency_key(hub):
+    import json as json_module
+    import urllib.request
+
+    def post() -> dict:
+        body = json_module.dumps({"text": "only once, please", "idempotency_key": "http-retry-1"}).encode()
+        request = urllib.request.Request(f"{hub.http_url}/context/idem-http", data=body, method="POST",
+                                         headers={"Authorization": f"Bearer {hub.token()}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return json_module.loads(resp.read())
+
+    assert post() == post()
+    with hub.client() as native:
+        items = native.route("GET", "/context/idem-http")["items"]
+    assert [item["text"] for item in items] == ["only once, please"]

@@ -20,7 +20,7 @@ EXPECTED_TABLES = {
     "memories", "memory_relationships", "context_groups", "memory_group_mappings", "sessions", "knowledge_base",
     "kv_entries", "contexts", "context_items", "experiences", "interactions", "session_summaries",
     "digital_twins", "error_patterns", "users", "trust_scores", "performance_logs", "proactive_context_history",
-    "revoked_tokens",
+    "revoked_tokens", "memory_hub_idempotency",
 }
 
 
@@ -70,7 +70,7 @@ def test_models_and_migrations_agree(tmp_path: Path) -> None:
     assert diffs == []
 
 
-LATER_TABLES = ("revoked_tokens",)   # created by revisions after 0001
+LATER_TABLES = ("revoked_tokens", "memory_hub_idempotency")   # created by revisions after 0001
 
 
 def _table_of(obj) -> str | None:

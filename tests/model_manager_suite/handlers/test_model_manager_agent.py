@@ -95,7 +95,8 @@ def test_status_action(mma):
     reply = legacy(mma, {"action": "status"})
     assert reply["status"] == "ok" and reply["health"] == "ok"
     assert set(reply["loaded_models"]) == {"tiny-a"} and reply["total_models"] == 1
-    assert reply["loaded_models"]["tiny-a"]["device"] == "cpu"
+    assert reply["loaded_models"]["tiny-a"]["device"] == "MainPC"             # the machine label, as legacy
+    assert reply["loaded_models"]["tiny-a"]["compute_device"] == "cpu"
     assert reply["total_vram_used_mb"] > 64 and reply["total_vram_mb"] == 100.0
     assert reply["routing_policy"] == {"fast": "tiny-a", "quality": "tiny-b"}
 
@@ -195,7 +196,7 @@ def test_stt_model_ready_for_configured_and_gguf_models(mma):
                                     "models/whisper-small", "vram_allocated_mb": 20.0, "quantization_level": "int8",
                                     "priority": 2}
     status = legacy(mma, {"action": "status"})
-    assert status["loaded_models"]["whisper-small"]["device"] == "external"
+    assert status["loaded_models"]["whisper-small"]["compute_device"] == "external"
     gguf = legacy(mma, {"model_id": "tiny-a", "request_id": "q2"})
     assert gguf["status"] == "MODEL_READY" and gguf["access_info"]["quantization_level"] == "none"
     assert gguf["access_info"]["priority"] == 5 and gguf["access_info"]["vram_allocated_mb"] > 64

@@ -141,6 +141,18 @@ def test_mma_legacy_commands_and_process(hub):
     assert hub.legacy_request(MMA, {"command": "NOPE"}) == {"status": "ERROR", "message": "Unknown command: NOPE"}
 
 
+def test_vram_optimizer_finds_its_machines_models_to_unload(hub):
+    """VramOptimizerAgent keeps the models whose loaded_models[id]["device"] is its machine name ("MainPC")."""
+    assert hub.legacy_request(MMA, {"command": "LOAD_MODEL", "model_name": "tiny-a", "device": "MainPC"})[
+        "status"] == "SUCCESS"
+    status = hub.legacy_request(MMA, {"command": "GET_LOADED_MODELS_STATUS"})
+    mine = [mid for mid, info in status["loaded_models"].items() if info.get("device") == "MainPC"]
+    assert mine == ["tiny-a"] and status["loaded_models"]["tiny-a"]["compute_device"] == "cpu"
+    for model_id in mine:                  # what it does under VRAM pressure
+        assert hub.legacy_request(MMA, {"command": "UNLOAD_MODEL", "model_name": model_id})["status"] == "SUCCESS"
+    assert hub.legacy_request(MMA, {"command": "GET_LOADED_MODELS_STATUS"})["loaded_models"] == {}
+
+
 def test_mma_legacy_stt_requests_and_loop_errors(hub):
     ready = hub.legacy_request(MMA, {"model_id": "whisper-small", "request_id": "s1",
                                      "context": {"quantization_level": "int8"}})
