@@ -23,11 +23,12 @@ from bus.errors import HubError
 from bus.events import EventPublisher
 from bus.handler import Handler
 from bus.hub_actions import HubActions
-from bus.http import HttpFrontend
+from bus.http import DEFAULTS as HTTP_DEFAULTS, HttpFrontend, HttpLimits
 from bus.legacy import resolve_legacy_ports
 from bus.log import configure_logging, get_logger
 from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_from_handlers
 from bus.metrics import HubMetrics
+from bus.openapi import openapi_document
 from bus.sdnotify import SystemdNotifier
 from bus.security import SocketSecurity
 from bus.server import HubServer, ServerLimits, Sockets
@@ -82,7 +83,7 @@ def parse_args(spec: HubSpec, argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]) -> dict:
-    defaults = merge_defaults(COMMON_DEFAULTS, NEIGHBOUR_DEFAULTS, spec.defaults)
+    defaults = merge_defaults(COMMON_DEFAULTS, HTTP_DEFAULTS, NEIGHBOUR_DEFAULTS, spec.defaults)
     defaults["hub"].update(spec.ports)
     defaults["storage"]["data_dir"] = f"./var/{spec.name}"
     settings = load_settings(defaults, args.config, env=env, env_map=spec.env_map)
@@ -159,8 +160,10 @@ class Daemon:
         sockets = self._bind(security)
         self.server.attach(sockets)
         self._start_neighbours()
-        http = HttpFrontend(hub["host"], self.port("http_port"), dispatcher, self.metrics, self.health,
-                            hub["max_frame_bytes"])
+        http = HttpFrontend(hub["host"], self.port("http_port"), self.context, self.server.http_endpoint,
+                            self.metrics, self.health,
+                            lambda: openapi_document(self.spec.title, self.spec.version, dispatcher),
+                            HttpLimits.from_settings(self.settings["http"], limits.default_deadline_s))
         http.start()
         for handler in self.assembly.handlers:
             handler.start()

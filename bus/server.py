@@ -1,6 +1,8 @@
 """The hub's ZeroMQ loop: native ROUTER, legacy ROUTERs, worker results; deadlines; graceful drain.
 
-One thread (the caller of ``serve_forever``) owns every ROUTER socket. Blocking handler calls run on the
+One thread (the caller of ``serve_forever``) owns every ROUTER socket, including the inproc ROUTER the HTTP
+frontend forwards REST calls to (``http_endpoint``): HTTP is served by the same dispatcher, pool, queue limit,
+deadlines and metrics as the native port. Blocking handler calls run on the
 ``WorkerPool``; their replies come back over an inproc PULL. Every request that has a routing identity
 gets exactly one reply (plus stream chunks when asked): the handler's, or ``busy``, or ``timeout`` when
 its deadline passes first, or a ``bad_request``/``too_large`` for frames that cannot be served.
@@ -64,6 +66,10 @@ class HubServer:
         self._results = context.socket(zmq.PULL)
         self._results.bind(self._result_endpoint)
         self.pool = WorkerPool(context, self._result_endpoint, pool_threads, queue_limit)
+        self.http_endpoint = f"inproc://http-{uuid.uuid4().hex}"
+        self._http = context.socket(zmq.ROUTER)
+        self._http.setsockopt(zmq.LINGER, 0)
+        self._http.bind(self.http_endpoint)
         self._pending: dict[int, Pending] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._keys = itertools.count(1)
@@ -87,6 +93,7 @@ class HubServer:
         poller = zmq.Poller()
         poller.register(self._results, zmq.POLLIN)
         poller.register(self.sockets.native, zmq.POLLIN)
+        poller.register(self._http, zmq.POLLIN)
         for sock in self.sockets.legacy:
             poller.register(sock, zmq.POLLIN)
         while not self._stopping:
@@ -111,6 +118,7 @@ class HubServer:
             for sock in self.sockets.legacy:
                 sock.close(linger=500)
         self._results.close(linger=0)
+        self._http.close(linger=0)
 
     # -- loop ------------------------------------------------------------------------------------------
     def _poll_once(self, poller: zmq.Poller, accept: bool) -> None:
@@ -144,7 +152,9 @@ class HubServer:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if binding is None:
+            if sock is self._http:
+                self._on_http(sock, [part.bytes for part in parts])
+            elif binding is None:
                 self._on_native(sock, [part.bytes for part in parts], _peer_address(parts[-1]))
             elif binding.health:
                 self._on_legacy_health(sock, binding, frames)
@@ -183,7 +193,13 @@ class HubServer:
             self._record(pending, "timeout")
 
     # -- native ----------------------------------------------------------------------------------------
-    def _on_native(self, sock: zmq.Socket, frames: list[bytes], peer: str | None = None) -> None:
+    def _on_http(self, sock: zmq.Socket, frames: list[bytes]) -> None:
+        """``[identity, client address, payload]`` from the HTTP frontend: served exactly as a native request."""
+        if len(frames) == 3:
+            self._on_native(sock, [frames[0], frames[2]], frames[1].decode("utf-8", "replace") or None, "http")
+
+    def _on_native(self, sock: zmq.Socket, frames: list[bytes], peer: str | None = None,
+                   transport: str = "native") -> None:
         if len(frames) < 2:
             self._reply_error(sock, frames[:1], None, MSGPACK, BadRequest("empty message: no payload frame"))
             return
@@ -199,7 +215,7 @@ class HubServer:
             self._reply_error(sock, envelope, exc.request_id, exc.encoding, exc.error)
             return
         try:
-            call = self.dispatcher.resolve(req, "native", peer=peer)
+            call = self.dispatcher.resolve(req, transport, peer=peer)
         except HubError as err:
             known = req.agent in self.dispatcher.handlers and err.code != "unknown_action"
             self._reply_error(sock, envelope, req.id, req.encoding, err, agent=req.agent if known else None,

@@ -16,6 +16,8 @@ from bus.errors import BadRequest, HubError
 
 PROTOCOL_VERSION = 1
 JSON, MSGPACK = "json", "msgpack"
+MAX_NESTING = 64                          # containers inside args/body; deeper input is `bad_request`
+MAX_DEADLINE_MS = 24 * 3600 * 1000        # a deadline beyond a day is a client bug, not a wish
 
 
 @dataclass
@@ -91,9 +93,12 @@ def parse_request(payload: bytes) -> Request:
         raise fail("field 'args' must be a map")
     req.args = args or {}
     req.body = data.get("body")
+    if nesting_exceeds(req.args, MAX_NESTING) or nesting_exceeds(req.body, MAX_NESTING):
+        raise fail(f"args or body nested deeper than {MAX_NESTING} levels")
     deadline = data.get("deadline_ms")
-    if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool) or deadline <= 0):
-        raise fail("field 'deadline_ms' must be a positive integer")
+    if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool)
+                                 or not 0 < deadline <= MAX_DEADLINE_MS):
+        raise fail(f"field 'deadline_ms' must be an integer between 1 and {MAX_DEADLINE_MS}")
     req.deadline_ms = deadline
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
@@ -110,6 +115,20 @@ def parse_request(payload: bytes) -> Request:
     if unknown:
         raise fail(f"unknown envelope field '{sorted(map(str, unknown))[0]}'")
     return req
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """True when maps/lists nest more than ``limit`` levels (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def ok_reply(request_id: Any, result: Any, **extra: Any) -> dict:
