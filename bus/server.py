@@ -146,20 +146,18 @@ class HubServer:
         binding = self.sockets.legacy.get(sock)
         for _ in range(RECV_BATCH):
             try:
-                if binding is None:
-                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                else:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            frames = [part.bytes for part in parts]
             if sock is self._http:
-                self._on_http(sock, [part.bytes for part in parts])
+                self._on_http(sock, frames)
             elif binding is None:
-                self._on_native(sock, [part.bytes for part in parts], _peer_address(parts[-1]))
+                self._on_native(sock, frames, _peer_address(parts[-1]))
             elif binding.health:
                 self._on_legacy_health(sock, binding, frames)
             else:
-                self._on_legacy(sock, binding, frames)
+                self._on_legacy(sock, binding, frames, _peer_address(parts[-1]))
 
     def _take_results(self) -> None:
         for _ in range(RECV_BATCH * 4):
@@ -259,7 +257,8 @@ class HubServer:
         return job
 
     # -- legacy ----------------------------------------------------------------------------------------
-    def _on_legacy(self, sock: zmq.Socket, binding: LegacyBinding, frames: list[bytes]) -> None:
+    def _on_legacy(self, sock: zmq.Socket, binding: LegacyBinding, frames: list[bytes],
+                   peer: str | None = None) -> None:
         envelope, payload = frames[:-1], frames[-1]
         agent = binding.handler.name
         self.metrics.legacy.labels(agent, str(binding.port), "main").inc()
@@ -278,7 +277,7 @@ class HubServer:
 
         def job(emitter: Emitter) -> list[bytes] | None:
             try:
-                reply = handler.handle_legacy(request, binding.port)
+                reply = handler.handle_legacy_from(request, binding.port, peer)
                 outcome = "ok"
             except Exception as exc:  # legacy BaseAgent answered str(e) for any exception
                 log.error("legacy_handler_failed", agent=agent, port=binding.port, error=repr(exc))

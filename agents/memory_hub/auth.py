@@ -12,7 +12,12 @@
   dedicated client without retries (short timeouts); when Redis cannot answer it asks SQL instead (and a
   short breaker keeps the router thread from waiting on a dead Redis for every request). Only when SQL
   fails as well does the check fail closed (``Unavailable``), unless ``revocation_fail_open`` is set.
-* Login attempts: a sliding window per user id and per peer address, in memory (per hub process).
+* Login attempts: a sliding window per user id and per peer address, in memory (per hub process); the same
+  per peer for registrations (legacy ``register`` needs no token). Both ports share these limits.
+* Input policy (both ports): user ids up to 128 characters, passwords from ``password_min_len`` to 1024
+  bytes; a login never says whether the user or the password was wrong. At most
+  ``max_concurrent_password_checks`` scrypt computations run at once; more are refused (busy) instead of
+  queued, so password work cannot take every worker thread from the rest of the hub.
 """
 from __future__ import annotations
 
@@ -23,14 +28,15 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import delete, select
 
-from bus.errors import Busy, Conflict, NotFound, Unauthorized, Unavailable
+from bus.errors import BadRequest, Busy, Conflict, Unauthorized, Unavailable
 from bus.log import get_logger
 from agents.memory_hub.stores.sql_models import RevokedToken
 
@@ -46,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
         "login_window_s": 60.0,        # sliding window of the login rate limiter
         "login_max_per_user": 10,      # attempts per user id per window
         "login_max_per_peer": 30,      # attempts per peer address per window (when the transport knows it)
+        "register_max_per_peer": 10,   # registrations per peer address per login_window_s
+        "password_min_len": 8,         # new passwords (register); existing users still log in
+        "max_concurrent_password_checks": 2,  # scrypt computations at once; more -> busy
         "revocation_fail_open": False,  # Redis AND SQL down: False = refuse tokens (unavailable), True = memory only
         "revocation_breaker_s": 2.0,   # after a Redis failure, answer from the breaker for this long
         "revocation_timeout_s": 0.2,   # socket timeouts of the dedicated revocation client
@@ -56,6 +65,8 @@ HASH_SCHEME = "scrypt"
 SALT_BYTES = 16
 KEY_BYTES = 32
 MAX_PASSWORD_BYTES = 1024
+MAX_USER_ID_CHARS = 128
+BAD_CREDENTIALS = "Invalid user_id or password"
 _DUMMY_SALT = b"\x00" * SALT_BYTES
 
 
@@ -121,7 +132,7 @@ class UserStore:
             session.add(User(user_id=user_id, password_hash=password_hash, scopes=list(scopes)))
 
     def authenticate(self, user_id: str, password: str) -> list[str]:
-        """The user's scopes, or ``NotFound("User not found")`` / ``Unauthorized("Invalid password")``."""
+        """The user's scopes, or ``Unauthorized(BAD_CREDENTIALS)`` whichever part was wrong."""
         from agents.memory_hub.stores.sql_models import User
 
         with self.sql.session() as session:
@@ -130,9 +141,9 @@ class UserStore:
             scopes = list(user.scopes or []) if user is not None else []
         if stored is None:
             burn_password_check(password, self.n, self.r, self.p)
-            raise NotFound("User not found")
+            raise Unauthorized(BAD_CREDENTIALS)
         if not verify_password(password, stored):
-            raise Unauthorized("Invalid password")
+            raise Unauthorized(BAD_CREDENTIALS)
         self._after_login(user_id, password, stored)
         return scopes
 
@@ -312,15 +323,50 @@ class SlidingWindowLimiter:
             return None
 
 
+def check_credentials_shape(user_id: Any, password: Any, min_password_len: int = 1) -> None:
+    """Types and lengths, before any hashing (the same limits as the native schemas)."""
+    if not user_id or not password or not isinstance(user_id, str) or not isinstance(password, str):
+        raise BadRequest("Missing user_id or password")
+    if len(user_id) > MAX_USER_ID_CHARS:
+        raise BadRequest(f"user_id is too long (max {MAX_USER_ID_CHARS})")
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+        raise BadRequest(f"password is too long (max {MAX_PASSWORD_BYTES} bytes)")
+    if len(password) < min_password_len:
+        raise BadRequest(f"password is too short (min {min_password_len} characters)")
+
+
+class PasswordGate:
+    """At most ``limit`` scrypt computations at once; one more is refused with ``Busy``, never queued."""
+
+    def __init__(self, limit: int):
+        self._slots = threading.BoundedSemaphore(max(1, int(limit)))
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._slots.acquire(blocking=False):
+            raise Busy(LoginLimiter.MESSAGE, retry_after_ms=200)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
 class LoginLimiter:
-    """Per-user and per-peer login windows; ``check`` raises ``Busy`` with ``retry_after_ms``."""
+    """Per-user and per-peer login windows and per-peer registrations; ``Busy`` with ``retry_after_ms``."""
 
     MESSAGE = "Too many login attempts, retry later"
+    REGISTER_MESSAGE = "Too many registrations, retry later"
 
     def __init__(self, settings: dict[str, Any]):
         window = float(settings["login_window_s"])
         self.per_user = SlidingWindowLimiter(int(settings["login_max_per_user"]), window)
         self.per_peer = SlidingWindowLimiter(int(settings["login_max_per_peer"]), window)
+        self.registrations = SlidingWindowLimiter(int(settings["register_max_per_peer"]), window)
+
+    def check_register(self, peer: str | None) -> None:
+        wait = self.registrations.hit(peer) if peer else None
+        if wait is not None:
+            raise Busy(self.REGISTER_MESSAGE, retry_after_ms=int(wait * 1000) + 1)
 
     def check(self, user_id: str, peer: str | None) -> None:
         waits = [self.per_user.hit(user_id)]

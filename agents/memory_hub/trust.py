@@ -6,6 +6,13 @@ Formula (legacy, kept exactly): after each logged interaction
 
 where ``response_time`` is the latest interaction's only (no average). Unknown ids score 0.5.
 
+Legacy writes (``log_performance`` on 7122/5626 carries no token) are limited (issue 18): each one moves the
+stored score at most ``trust.legacy_max_step`` from its previous value (towards the formula's result), and
+each peer address may write ``trust.legacy_writes_per_peer`` times per ``trust.legacy_window_s``. So an
+unauthenticated client can no longer set a subject's score to 0.0 or 1.0 in one message: from 0.5 it takes
+at least 5 writes with the default step, and a flood is refused. ``legacy_max_step: 1.0`` gives the exact
+legacy formula. Native writes need a token with the AgentTrustScorer scope and use the formula unbounded.
+
 Native trust policy (``make_trust_policy``): settings ``trust.min_score`` maps ``"Agent.action"`` (or
 ``"Agent.*"``) to the minimum score the caller's ``sub`` must have; below it the call is ``forbidden``.
 Scores are read through a small cache (``trust.cache_s``) because the policy runs for every
@@ -43,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
         "feed_calls": False,      # log every authenticated native call as an interaction of its caller
         "feed_queue": 10000,      # pending fed interactions before the oldest is dropped
         "cache_s": 5.0,           # how long the policy trusts a score it read
+        "legacy_max_step": 0.1,   # a legacy log_performance moves a score at most this much (1.0 = legacy formula)
+        "legacy_writes_per_peer": 60,  # legacy log_performance per peer address per legacy_window_s
+        "legacy_window_s": 60.0,
     },
 }
 
@@ -61,8 +71,9 @@ class TrustStore:
         self.sql = sql
 
     def log_performance(self, model_id: str, success: bool, response_time: float = 0.0,
-                        error_message: str | None = None) -> float:
-        """Record one interaction and return the new score (one write transaction)."""
+                        error_message: str | None = None, max_step: float = 1.0) -> float:
+        """Record one interaction and return the new score (one write transaction); the score moves at most
+        ``max_step`` from its previous value."""
         from agents.memory_hub.stores.sql_models import PerformanceLog, TrustScore
 
         now = time.time()
@@ -74,7 +85,9 @@ class TrustStore:
                 session.add(row)
             row.total_interactions = (row.total_interactions or 0) + 1
             row.successful_interactions = (row.successful_interactions or 0) + (1 if success else 0)
-            row.trust_score = legacy_trust_score(row.successful_interactions, row.total_interactions, response_time)
+            previous = DEFAULT_SCORE if row.trust_score is None else float(row.trust_score)
+            target = legacy_trust_score(row.successful_interactions, row.total_interactions, response_time)
+            row.trust_score = previous + max(-max_step, min(max_step, target - previous))
             row.last_updated = now
             session.add(PerformanceLog(model_id=model_id, success=bool(success), response_time=float(response_time),
                                        error_message=error_message or None, timestamp=now))
