@@ -30,8 +30,10 @@ from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_fr
 from bus.metrics import HubMetrics
 from bus.openapi import openapi_document
 from bus.sdnotify import SystemdNotifier
+from bus.revocations import FILE_NAME as REVOCATIONS_FILE, RevocationFeed, Revocations
 from bus.security import SocketSecurity
 from bus.server import HubServer, ServerLimits, Sockets
+from bus.handler import Principal
 from bus.tokens import TokenService, load_or_create_secret, secret_path
 
 log = get_logger("bus.daemon")
@@ -60,6 +62,7 @@ class Assembly:
     policies: list[Policy] = field(default_factory=list)
     after_call: list[AfterCall] = field(default_factory=list)
     close: list[Callable[[], None]] = field(default_factory=list)
+    revoke: Callable[[Principal], None] | None = None   # hub.logout; default: the bus's in-process list
 
 
 @dataclass
@@ -139,6 +142,12 @@ class Daemon:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         hub = self.settings["hub"]
         tokens = self._token_service()
+        revocations = Revocations(self.data_dir / REVOCATIONS_FILE, leeway_s=float(self.settings["auth"]["leeway_s"]))
+        tokens.is_revoked = revocations.is_revoked      # a hub with its own list (MemoryHub) replaces it in build
+        feed = RevocationFeed(self.context, self.settings["auth"]["revocation_feeds"], revocations,
+                              on_revoked=tokens.forget,
+                              curve_server_key=self.settings["auth"]["revocation_feed_server_key"])
+        feed.start()
         events = EventPublisher(self.context, f"tcp://{hub['host']}:{self.port('events_port')}", self.spec.title,
                                 on_publish=lambda topic: self.metrics.events.labels(topic).inc())
         events.start()
@@ -150,7 +159,8 @@ class Daemon:
             log.warning("AUTH_DISABLED", hub=self.spec.name,
                         message="auth.required is false: every native/HTTP caller is trusted. "
                                 "Use only on a trusted single host.")
-        builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions())
+        builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions(),
+                             tokens, self.assembly.revoke or _bus_revoke(revocations, tokens))
         dispatcher = Dispatcher(self.assembly.handlers, self.metrics, tokens, auth_required, builtin,
                                 self.assembly.policies, self.assembly.after_call)
         limits = ServerLimits(hub["max_frame_bytes"], hub["default_deadline_ms"] / 1000, hub["drain_timeout_s"])
@@ -181,6 +191,7 @@ class Daemon:
             self.server.serve_forever()
         finally:
             notifier.notify("STOPPING=1")
+            feed.stop()
             self._shutdown(http, events, security, notifier)
         log.info("hub_stopped", hub=self.spec.name)
         return 0
@@ -209,7 +220,8 @@ class Daemon:
         if not secret:
             secret = load_or_create_secret(secret_path(self.data_dir, auth["secret_file"]))
         return TokenService(secret, algorithm=auth["algorithm"], issuer=auth["issuer"], ttl_s=auth["token_ttl_s"],
-                            leeway_s=auth["leeway_s"])
+                            leeway_s=auth["leeway_s"], audience=auth["audience"] or self.spec.name,
+                            mint_audiences=auth["mint_audiences"], max_lifetime_s=auth["max_token_lifetime_s"])
 
     def _bind(self, security: SocketSecurity) -> Sockets:
         hub, legacy = self.settings["hub"], self.settings["legacy"]
@@ -283,6 +295,14 @@ class Daemon:
         status = "ok" if not failing else ("down" if critical & set(failing) else "degraded")
         return {"status": status, "hub": self.spec.title, "version": self.spec.version,
                 "uptime_s": round(time.time() - self.started_at, 3), "checks": checks}
+
+
+def _bus_revoke(revocations: Revocations, tokens: TokenService) -> Callable[[Principal], None]:
+    def revoke(principal: Principal) -> None:
+        revocations.add(principal.token_id or "", principal.expires_at or time.time() + tokens.ttl_s)
+        tokens.forget(principal.token_id or "")
+
+    return revoke
 
 
 def _run_check(check: Check) -> dict:

@@ -25,7 +25,7 @@ log = get_logger("bus.events")
 TOPICS = (
     "context.added", "context.changed", "context.suggestion", "session.created", "session.expired",
     "memory.added", "model.loaded", "model.unloaded", "model.preloaded", "model.evicted", "eval.finished",
-    "hub.error",
+    "hub.error", "auth.revoked",
 )
 
 

@@ -47,8 +47,9 @@ def build(runtime: Runtime) -> Assembly:
     checks = {"sql": services.sql.health, "redis": services.redis.health}
     if services.search is not None:
         checks["search"] = services.search.health
+    auth_agent = next(h for h in handlers if isinstance(h, AuthenticationAgent))
     return Assembly(handlers=handlers, checks=checks, critical={"sql"}, policies=[make_trust_policy(services)],
-                    after_call=[make_call_feeder(services)], close=[services.close])
+                    after_call=[make_call_feeder(services)], close=[services.close], revoke=auth_agent.revoke)
 
 
 SPEC = HubSpec(

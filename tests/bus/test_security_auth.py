@@ -48,7 +48,7 @@ def b64(data: dict | bytes) -> str:
 def claims(**extra) -> dict:
     now = int(time.time())
     base = {"sub": "mallory", "iat": now, "nbf": now, "exp": now + 600, "jti": os.urandom(8).hex(),
-            "scope": ["*"], "iss": "voice-hubs"}
+            "scope": ["*"], "iss": "voice-hubs", "aud": ["memory_hub"]}
     base.update(extra)
     return base
 

@@ -51,7 +51,8 @@ def revocation_list(services: MemoryServices) -> RevocationList:
     revocations = getattr(services, _ATTR, None)
     if revocations is None:
         leeway = getattr(services.tokens, "leeway_s", 5) if services.tokens is not None else 5
-        revocations = RevocationList(services.redis, _section(services), leeway_s=leeway, sql=services.sql)
+        revocations = RevocationList(services.redis, _section(services), leeway_s=leeway, sql=services.sql,
+                                     publish=services.events.publish)
         setattr(services, _ATTR, revocations)
         services.closers.append(revocations.close)
     return revocations
