@@ -21,6 +21,7 @@ from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaul
 from bus.dispatch import AfterCall, Dispatcher, Policy
 from bus.errors import HubError
 from bus.events import EventPublisher
+from bus.filemodes import PRIVATE_UMASK, secure_data_dir
 from bus.handler import Handler
 from bus.hub_actions import HubActions
 from bus.http import DEFAULTS as HTTP_DEFAULTS, HttpFrontend, HttpLimits
@@ -98,6 +99,7 @@ def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]
 
 
 def main(spec: HubSpec, argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)   # every file the hub (or its embedded redis-server) creates is private
     env = dict(os.environ)
     args = parse_args(spec, argv)
     try:
@@ -139,7 +141,7 @@ class Daemon:
         return int(self.settings["hub"][name]) + self.offset
 
     def run(self) -> int:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(self.data_dir)
         hub = self.settings["hub"]
         tokens = self._token_service()
         revocations = Revocations(self.data_dir / REVOCATIONS_FILE, leeway_s=float(self.settings["auth"]["leeway_s"]))
