@@ -20,7 +20,7 @@ import zmq
 from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaults, port_offset
 from bus.dispatch import AfterCall, Dispatcher, Policy
 from bus.errors import HubError
-from bus.events import EventPublisher
+from bus.events import DEFAULTS as EVENT_DEFAULTS, EventPublisher
 from bus.filemodes import PRIVATE_UMASK, secure_data_dir
 from bus.handler import Handler
 from bus.hub_actions import HubActions
@@ -87,7 +87,7 @@ def parse_args(spec: HubSpec, argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]) -> dict:
-    defaults = merge_defaults(COMMON_DEFAULTS, HTTP_DEFAULTS, NEIGHBOUR_DEFAULTS, spec.defaults)
+    defaults = merge_defaults(COMMON_DEFAULTS, HTTP_DEFAULTS, EVENT_DEFAULTS, NEIGHBOUR_DEFAULTS, spec.defaults)
     defaults["hub"].update(spec.ports)
     defaults["storage"]["data_dir"] = f"./var/{spec.name}"
     settings = load_settings(defaults, args.config, env=env, env_map=spec.env_map)
@@ -150,8 +150,14 @@ class Daemon:
                               on_revoked=tokens.forget,
                               curve_server_key=self.settings["auth"]["revocation_feed_server_key"])
         feed.start()
+        security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],
+                                  self.metrics)
+        event_settings = self.settings["events"]
         events = EventPublisher(self.context, f"tcp://{hub['host']}:{self.port('events_port')}", self.spec.title,
-                                on_publish=lambda topic: self.metrics.events.labels(topic).inc())
+                                on_publish=lambda topic: self.metrics.events.labels(topic).inc(),
+                                private_fields=() if event_settings["include_content"]
+                                else event_settings["content_fields"],
+                                secure=security.secure_events if event_settings["curve"] else None)
         events.start()
         runtime = Runtime(self.settings, self.data_dir, events, self.metrics, tokens, self.offset, self.context,
                           self.env)
@@ -167,8 +173,6 @@ class Daemon:
                                 self.assembly.policies, self.assembly.after_call)
         limits = ServerLimits(hub["max_frame_bytes"], hub["default_deadline_ms"] / 1000, hub["drain_timeout_s"])
         self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
-        security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],
-                                  self.metrics)
         sockets = self._bind(security)
         self.server.attach(sockets)
         self._start_neighbours()
