@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import msgpack
@@ -93,7 +94,8 @@ def parse_request(payload: bytes) -> Request:
         raise fail("field 'args' must be a map")
     req.args = args or {}
     req.body = data.get("body")
-    if nesting_exceeds(req.args, MAX_NESTING) or nesting_exceeds(req.body, MAX_NESTING):
+    if _container_bytes(payload, encoding) > MAX_NESTING and (
+            nesting_exceeds(req.args, MAX_NESTING) or nesting_exceeds(req.body, MAX_NESTING)):
         raise fail(f"args or body nested deeper than {MAX_NESTING} levels")
     deadline = data.get("deadline_ms")
     if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool)
@@ -117,6 +119,17 @@ def parse_request(payload: bytes) -> Request:
     return req
 
 
+_CONTAINER_TYPES = (dict, list)
+_MSGPACK_CONTAINERS = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+
+
+def _container_bytes(payload: bytes, encoding: str) -> int:
+    """An upper bound on the number of maps/lists in a frame (every one starts with such a byte), counted in C:
+    the walk of ``nesting_exceeds`` only runs for the rare frame that could be too deep."""
+    markers = b"[{" if encoding == JSON else _MSGPACK_CONTAINERS
+    return len(payload) - len(payload.translate(None, markers))
+
+
 def nesting_exceeds(value: Any, limit: int) -> bool:
     """True when maps/lists nest more than ``limit`` levels (checked without recursion)."""
     stack = [(value, 1)]
@@ -127,7 +140,8 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
             continue
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        if any(map(isinstance, children, repeat(_CONTAINER_TYPES))):   # C-speed scan of long scalar lists
+            stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINER_TYPES))
     return False
 
 
