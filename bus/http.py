@@ -295,20 +295,26 @@ class GuardedH11Protocol(H11Protocol):
     connection and never finishes its headers would hold it for ever)."""
 
     head_timeout_s = 10.0
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
-        if self.transport.is_closing():
-            return
-        cycle = self.cycle
-        self.loop.call_later(self.head_timeout_s, self._head_deadline, cycle)
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        if not self.transport.is_closing():
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_deadline, self.cycle)
 
     def _head_deadline(self, cycle_when_armed: Any) -> None:
         if self.cycle is cycle_when_armed and not self.transport.is_closing():

@@ -85,6 +85,15 @@ def test_logout_on_the_suite(pair):
         ping_actions(suite, token)
 
 
+def test_hub_logout_on_memory_hub_uses_its_revocation_list(pair):
+    memory, suite = pair
+    token = login(memory, "leaver")
+    with memory.client(token=token) as client:
+        assert client.call("hub", "logout", {})["revoked"]
+    with memory.client(token=None) as anonymous:
+        assert anonymous.call("AuthenticationAgent", "verify", {"token": token})["valid"] is False
+
+
 def test_memory_hub_logout_is_refused_on_the_suite_within_a_second(pair):
     memory, suite = pair
     token = login(memory, "roamer")
