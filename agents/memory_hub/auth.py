@@ -11,7 +11,8 @@
   (the live set is republished every ``revocation_republish_s`` for subscribers that were away).
   ``is_revoked`` runs on the router thread and so answers from memory only: every revocation this process
   made, loaded at start, or found by a background refresh of SQL every ``revocation_poll_s`` (another process
-  sharing the database). When that refresh has failed for ``revocation_stale_s`` the check fails closed
+  sharing the database; Redis when SQL cannot answer). When both have failed for ``revocation_stale_s`` the
+  check fails closed
   (``Unavailable``), unless ``revocation_fail_open`` is set; a slow or stopped Redis never delays a request.
 * Login attempts: a sliding window per user id and per peer address, in memory (per hub process); the same
   per peer for registrations (legacy ``register`` needs no token). Both ports share these limits.
@@ -231,11 +232,17 @@ class RevocationList:
         return False
 
     def refresh(self) -> None:
-        """Background: new revocations from SQL (or, without SQL, from Redis); republish the live set."""
-        try:
-            found = self._new_from_sql() if self.sql is not None else self._all_from_redis()
-        except Exception as exc:
-            log.warning("revocation_refresh_failed", error=repr(exc))
+        """Background: new revocations from SQL (from Redis when SQL cannot answer); republish the live set."""
+        found = None
+        for source in (self._new_from_sql if self.sql is not None else None, self._all_from_redis):
+            if source is None:
+                continue
+            try:
+                found = source()
+                break
+            except Exception as exc:   # SQL down: Redis holds a copy of every revocation
+                log.warning("revocation_refresh_failed", source=source.__name__, error=repr(exc))
+        if found is None:
             return
         with self._lock:
             self._known.update(found)
@@ -268,7 +275,7 @@ class RevocationList:
 
     def _all_from_redis(self) -> dict[str, float]:
         if self.redis_store is None:
-            return {}
+            raise Unavailable("no Redis configured")
         now = time.time()
         keys = self.redis_store.auth.scan(self.KEY + "*")
         return {str(key).rsplit(self.KEY, 1)[-1]: now + 86400.0 for key in keys}

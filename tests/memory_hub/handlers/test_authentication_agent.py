@@ -351,3 +351,21 @@ def test_password_work_beyond_the_gate_is_busy_not_queued(agent):
         pass
     with pytest.raises(Exception, match="too short"):
         agent.register("weak", "1234567")
+
+
+def test_revocation_list_stays_fresh_from_redis_when_sql_fails(tmp_path, redis_store):
+    class BrokenSql:
+        def session(self):
+            raise Unavailable("database is not available")
+
+    timing = {"revocation_fail_open": False, "revocation_poll_s": 0.05, "revocation_stale_s": 0.3,
+              "revocation_republish_s": 30.0}
+    writer = RevocationList(redis_store, timing)
+    writer.revoke("via-redis", 4102444800.0)
+    reader = RevocationList(redis_store, timing)
+    reader.sql = BrokenSql()                          # SQL goes away after start
+    assert wait_until(lambda: reader.is_revoked("via-redis"), timeout=3.0)
+    time.sleep(0.5)                                   # longer than stale_s: Redis kept it fresh
+    assert reader.is_revoked("someone-else") is False
+    writer.close()
+    reader.close()
