@@ -12,8 +12,8 @@
   ``is_revoked`` runs on the router thread and so answers from memory only: every revocation this process
   made, loaded at start, or found by a background refresh of SQL every ``revocation_poll_s`` (another process
   sharing the database; Redis when SQL cannot answer). When both have failed for ``revocation_stale_s`` the
-  check fails closed
-  (``Unavailable``), unless ``revocation_fail_open`` is set; a slow or stopped Redis never delays a request.
+  check fails closed (``Unavailable``), unless ``revocation_fail_open`` is set; a slow or stopped Redis never
+  delays a request.
 * Login attempts: a sliding window per user id and per peer address, in memory (per hub process); the same
   per peer for registrations (legacy ``register`` needs no token). Both ports share these limits.
 * Input policy (both ports): user ids up to 128 characters, passwords from ``password_min_len`` to 1024
