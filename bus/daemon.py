@@ -22,7 +22,7 @@ from bus.dispatch import AfterCall, Dispatcher, Policy
 from bus.errors import HubError
 from bus.events import DEFAULTS as EVENT_DEFAULTS, EventPublisher
 from bus.filemodes import PRIVATE_UMASK, secure_data_dir
-from bus.handler import Handler
+from bus.handler import Handler, Principal
 from bus.hub_actions import HubActions
 from bus.http import DEFAULTS as HTTP_DEFAULTS, HttpFrontend, HttpLimits
 from bus.legacy import resolve_legacy_ports
@@ -30,11 +30,10 @@ from bus.log import configure_logging, get_logger
 from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_from_handlers
 from bus.metrics import HubMetrics
 from bus.openapi import openapi_document
-from bus.sdnotify import SystemdNotifier
 from bus.revocations import FILE_NAME as REVOCATIONS_FILE, RevocationFeed, Revocations
+from bus.sdnotify import SystemdNotifier
 from bus.security import SocketSecurity
 from bus.server import HubServer, ServerLimits, Sockets
-from bus.handler import Principal
 from bus.tokens import TokenService, load_or_create_secret, secret_path
 
 log = get_logger("bus.daemon")
@@ -143,9 +142,8 @@ class Daemon:
     def run(self) -> int:
         secure_data_dir(self.data_dir)
         hub = self.settings["hub"]
-        tokens = self._token_service()
         revocations = Revocations(self.data_dir / REVOCATIONS_FILE, leeway_s=float(self.settings["auth"]["leeway_s"]))
-        tokens.is_revoked = revocations.is_revoked      # a hub with its own list (MemoryHub) replaces it in build
+        tokens = self._token_service(revocations)       # a hub with its own list (MemoryHub) replaces it in build
         feed = RevocationFeed(self.context, self.settings["auth"]["revocation_feeds"], revocations,
                               on_revoked=tokens.forget,
                               curve_server_key=self.settings["auth"]["revocation_feed_server_key"])
@@ -220,13 +218,14 @@ class Daemon:
             self.neighbours.report_error("internal", f"{agent}.{action} failed; see the hub log", agent=agent,
                                          details={"action": action})
 
-    def _token_service(self) -> TokenService:
+    def _token_service(self, revocations: Revocations) -> TokenService:
         auth = self.settings["auth"]
         secret = auth["secret"]
         if not secret:
             secret = load_or_create_secret(secret_path(self.data_dir, auth["secret_file"]))
         return TokenService(secret, algorithm=auth["algorithm"], issuer=auth["issuer"], ttl_s=auth["token_ttl_s"],
-                            leeway_s=auth["leeway_s"], audience=auth["audience"] or self.spec.name,
+                            leeway_s=auth["leeway_s"], is_revoked=revocations.is_revoked,
+                            audience=auth["audience"] or self.spec.name,
                             mint_audiences=auth["mint_audiences"], max_lifetime_s=auth["max_token_lifetime_s"])
 
     def _bind(self, security: SocketSecurity) -> Sockets:
