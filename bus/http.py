@@ -336,8 +336,12 @@ class HttpFrontend:
             timeout_keep_alive=max(1, int(round(limits.idle_timeout_s))),
             h11_max_incomplete_event_size=limits.max_header_bytes, timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(self.config)
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets; without it a keep-alive reply
+        # (head and body written separately) waits ~40 ms for the client's delayed ACK (Nagle)
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                                   socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._host, self._port = host, port
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
