@@ -51,6 +51,11 @@ COMMON_DEFAULTS: dict[str, Any] = {
         "issuer": "voice-hubs",
         "token_ttl_s": 86400,
         "leeway_s": 5,
+        "audience": "",               # this hub's `aud` (default: the hub's name); tokens must name it or all-hubs
+        "mint_audiences": [],         # `aud` of tokens this hub mints (default: its own audience only)
+        "max_token_lifetime_s": 604800,  # tokens living longer (exp - iat) are refused; minted ones are capped
+        "revocation_feeds": [],       # events endpoints of hubs whose `auth.revoked` events this hub obeys
+        "revocation_feed_server_key": None,  # z85 public key when those events ports require CURVE
     },
     "curve": {
         "enabled": False,

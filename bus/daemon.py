@@ -21,16 +21,19 @@ from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaul
 from bus.dispatch import AfterCall, Dispatcher, Policy
 from bus.error_reports import ErrorReports
 from bus.errors import HubError
-from bus.events import EventPublisher
-from bus.handler import Handler
+from bus.events import DEFAULTS as EVENT_DEFAULTS, EventPublisher
+from bus.filemodes import PRIVATE_UMASK, secure_data_dir
+from bus.handler import Handler, Principal
 from bus.hub_actions import HubActions
-from bus.http import HttpFrontend
+from bus.http import DEFAULTS as HTTP_DEFAULTS, HttpFrontend, HttpLimits
 from bus.idempotency import IdempotencyStore
 from bus.legacy import resolve_legacy_ports
 from bus.log import configure_logging, get_logger
 from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_from_handlers
 from bus.periodic import PeriodicTask
 from bus.metrics import HubMetrics
+from bus.openapi import openapi_document
+from bus.revocations import FILE_NAME as REVOCATIONS_FILE, RevocationFeed, Revocations
 from bus.sdnotify import SystemdNotifier
 from bus.security import SocketSecurity
 from bus.server import HubServer, ServerLimits, Sockets
@@ -63,6 +66,7 @@ class Assembly:
     after_call: list[AfterCall] = field(default_factory=list)
     close: list[Callable[[], None]] = field(default_factory=list)
     idempotency: IdempotencyStore | None = None      # where native idempotency keys are kept (the hub's SQL)
+    revoke: Callable[[Principal], None] | None = None   # hub.logout; default: the bus's in-process list
 
 
 @dataclass
@@ -86,7 +90,7 @@ def parse_args(spec: HubSpec, argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]) -> dict:
-    defaults = merge_defaults(COMMON_DEFAULTS, NEIGHBOUR_DEFAULTS, spec.defaults)
+    defaults = merge_defaults(COMMON_DEFAULTS, HTTP_DEFAULTS, EVENT_DEFAULTS, NEIGHBOUR_DEFAULTS, spec.defaults)
     defaults["hub"].update(spec.ports)
     defaults["storage"]["data_dir"] = f"./var/{spec.name}"
     settings = load_settings(defaults, args.config, env=env, env_map=spec.env_map)
@@ -98,6 +102,7 @@ def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]
 
 
 def main(spec: HubSpec, argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)   # every file the hub (or its embedded redis-server) creates is private
     env = dict(os.environ)
     args = parse_args(spec, argv)
     try:
@@ -141,11 +146,22 @@ class Daemon:
         return int(self.settings["hub"][name]) + self.offset
 
     def run(self) -> int:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(self.data_dir)
         hub = self.settings["hub"]
-        tokens = self._token_service()
+        revocations = Revocations(self.data_dir / REVOCATIONS_FILE, leeway_s=float(self.settings["auth"]["leeway_s"]))
+        tokens = self._token_service(revocations)       # a hub with its own list (MemoryHub) replaces it in build
+        feed = RevocationFeed(self.context, self.settings["auth"]["revocation_feeds"], revocations,
+                              on_revoked=tokens.forget,
+                              curve_server_key=self.settings["auth"]["revocation_feed_server_key"])
+        feed.start()
+        security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],
+                                  self.metrics)
+        event_settings = self.settings["events"]
         events = EventPublisher(self.context, f"tcp://{hub['host']}:{self.port('events_port')}", self.spec.title,
-                                on_publish=lambda topic: self.metrics.events.labels(topic).inc())
+                                on_publish=lambda topic: self.metrics.events.labels(topic).inc(),
+                                private_fields=() if event_settings["include_content"]
+                                else event_settings["content_fields"],
+                                secure=security.secure_events if event_settings["curve"] else None)
         events.start()
         runtime = Runtime(self.settings, self.data_dir, events, self.metrics, tokens, self.offset, self.context,
                           self.env)
@@ -159,18 +175,19 @@ class Daemon:
             log.warning("AUTH_DISABLED", hub=self.spec.name,
                         message="auth.required is false: every native/HTTP caller is trusted. "
                                 "Use only on a trusted single host.")
-        builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions())
+        builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions(),
+                             tokens, self.assembly.revoke or _bus_revoke(revocations, tokens))
         dispatcher = Dispatcher(self.assembly.handlers, self.metrics, tokens, auth_required, builtin,
                                 self.assembly.policies, self.assembly.after_call, self.assembly.idempotency)
         limits = ServerLimits(hub["max_frame_bytes"], hub["default_deadline_ms"] / 1000, hub["drain_timeout_s"])
         self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
-        security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],
-                                  self.metrics)
         sockets = self._bind(security)
         self.server.attach(sockets)
         self._start_neighbours()
-        http = HttpFrontend(hub["host"], self.port("http_port"), dispatcher, self.metrics, self.health,
-                            hub["max_frame_bytes"])
+        http = HttpFrontend(hub["host"], self.port("http_port"), self.context, self.server.http_endpoint,
+                            self.metrics, self.health,
+                            lambda: openapi_document(self.spec.title, self.spec.version, dispatcher),
+                            HttpLimits.from_settings(self.settings["http"], limits.default_deadline_s))
         http.start()
         for handler in self.assembly.handlers:
             handler.start()
@@ -188,6 +205,7 @@ class Daemon:
             self.server.serve_forever()
         finally:
             notifier.notify("STOPPING=1")
+            feed.stop()
             self._shutdown(http, events, security, notifier)
         log.info("hub_stopped", hub=self.spec.name)
         return 0
@@ -207,13 +225,15 @@ class Daemon:
             self.watch = self.reports.watch(self.assembly.checks)
             self.watch.start()
 
-    def _token_service(self) -> TokenService:
+    def _token_service(self, revocations: Revocations) -> TokenService:
         auth = self.settings["auth"]
         secret = auth["secret"]
         if not secret:
             secret = load_or_create_secret(secret_path(self.data_dir, auth["secret_file"]))
         return TokenService(secret, algorithm=auth["algorithm"], issuer=auth["issuer"], ttl_s=auth["token_ttl_s"],
-                            leeway_s=auth["leeway_s"])
+                            leeway_s=auth["leeway_s"], is_revoked=revocations.is_revoked,
+                            audience=auth["audience"] or self.spec.name,
+                            mint_audiences=auth["mint_audiences"], max_lifetime_s=auth["max_token_lifetime_s"])
 
     def _bind(self, security: SocketSecurity) -> Sockets:
         hub, legacy = self.settings["hub"], self.settings["legacy"]
@@ -289,6 +309,14 @@ class Daemon:
         status = "ok" if not failing else ("down" if critical & set(failing) else "degraded")
         return {"status": status, "hub": self.spec.title, "version": self.spec.version,
                 "uptime_s": round(time.time() - self.started_at, 3), "checks": checks}
+
+
+def _bus_revoke(revocations: Revocations, tokens: TokenService) -> Callable[[Principal], None]:
+    def revoke(principal: Principal) -> None:
+        revocations.add(principal.token_id or "", principal.expires_at or time.time() + tokens.ttl_s)
+        tokens.forget(principal.token_id or "")
+
+    return revoke
 
 
 def _run_check(check: Check) -> dict:

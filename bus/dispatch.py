@@ -9,7 +9,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from bus.errors import BadRequest, Conflict, Forbidden, HubError, Internal, Unauthorized, Unavailable, UnknownAction
 from bus.handler import ActionSpec, CallContext, Handler, Principal
@@ -76,8 +76,8 @@ class Dispatcher:
         entry = self._actions.get((agent, action_name))
         if entry is None:
             if agent not in self.handlers:
-                raise UnknownAction(f"no agent '{agent}'")
-            raise UnknownAction(f"agent '{agent}' has no action '{action_name}'")
+                raise UnknownAction(f"no agent {_shown(agent)}")
+            raise UnknownAction(f"agent '{agent}' has no action {_shown(action_name)}")
         spec, fn = entry
         args, idempotency_key = self._idempotency_key(args, spec)
         principal = self.authenticate(req.token, agent, action_name, spec)
@@ -118,7 +118,9 @@ class Dispatcher:
         return principal
 
     def _match_route(self, method: str, path: str, query: dict | None, body: Any) -> tuple[str, str, dict]:
-        path = path.split("?", 1)[0]
+        path, _, query_string = path.partition("?")
+        if query is None and query_string:
+            query = dict(parse_qsl(query_string))
         if len(path) > 4096:
             raise BadRequest("path too long")
         path_matched = False
@@ -139,8 +141,8 @@ class Dispatcher:
                 args.setdefault("body", body)
             return agent, action_name, args
         if path_matched:
-            raise UnknownAction(f"method {method} not allowed on {path}")
-        raise UnknownAction(f"no route {method} {path}")
+            raise UnknownAction(f"method {_shown(method)} not allowed on {_shown(path)}")
+        raise UnknownAction(f"no route {_shown(method)} {_shown(path)}")
 
     # -- execution ----------------------------------------------------------------------------------
     def execute(self, call: Call) -> dict:
@@ -205,6 +207,10 @@ class Dispatcher:
             except Exception as exc:
                 log.error("after_call_hook_failed", error=repr(exc))
 
+    def route_table(self) -> list[tuple[str, str, str, str, ActionSpec]]:
+        """``(method, path template, agent, action, spec)`` for every REST route (the OpenAPI document)."""
+        return [(m, raw, a, n, self._actions[(a, n)][0]) for m, _, a, n, raw in self._routes]
+
     def describe_actions(self) -> dict:
         table: dict[str, dict] = {}
         for (agent, action_name), (spec, _) in sorted(self._actions.items()):
@@ -212,3 +218,8 @@ class Dispatcher:
                                                          "stream": spec.stream, "public": spec.public}
         routes = [{"method": m, "path": raw, "agent": a, "action": n} for m, _, a, n, raw in self._routes]
         return {"actions": table, "routes": routes}
+
+
+def _shown(name: str, limit: int = 64) -> str:
+    """A client-supplied name as echoed in an error: quoted, and cut so a huge one is not sent back."""
+    return repr(name if len(name) <= limit else name[:limit] + "...")

@@ -7,13 +7,19 @@ frames: the topic (utf-8) and a msgpack map with ``ts``, ``source`` and the fiel
 its socket on a dedicated thread (ZeroMQ sockets are not thread-safe), fed by a bounded queue; when
 subscribers are slow and the queue is full, the oldest events are dropped and counted, never blocking
 a handler.
+
+What goes on the wire is private by default (issue 18): fields named in ``events.content_fields`` (text,
+memory content, metadata...) are removed from every event before it is sent (nested maps and lists too) and
+the event is marked ``redacted: true``; subscribers get ids, topics and counts. ``events.include_content:
+true`` sends them. In-process observers always see the full event. ``events.curve: true`` makes the PUB
+socket a CURVE server with the hub's ``curve`` keys (and allowed client keys), like the native port.
 """
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import msgpack
 import zmq
@@ -22,10 +28,19 @@ from bus.log import get_logger
 
 log = get_logger("bus.events")
 
+DEFAULTS: dict[str, Any] = {
+    "events": {
+        "include_content": False,     # send content fields to subscribers (trusted hosts only)
+        "content_fields": ["text", "content", "metadata", "value", "query", "summary", "context", "topic",
+                           "previous_topic"],
+        "curve": False,               # CURVE on the events port (needs curve.server_* keys)
+    },
+}
+
 TOPICS = (
     "context.added", "context.changed", "context.suggestion", "session.created", "session.expired",
     "memory.added", "model.loaded", "model.unloaded", "model.preloaded", "model.evicted", "eval.finished",
-    "hub.error",
+    "hub.error", "auth.revoked",
 )
 
 
@@ -33,8 +48,11 @@ class EventPublisher:
     """Thread-safe publisher. ``NullPublisher`` has the same interface for tests of pure logic."""
 
     def __init__(self, context: zmq.Context, endpoint: str, source: str, queue_size: int = 10000,
-                 on_publish: Callable[[str], None] | None = None):
+                 on_publish: Callable[[str], None] | None = None, private_fields: Iterable[str] = (),
+                 secure: Callable[[zmq.Socket], None] | None = None):
         self._source = source
+        self._private = frozenset(private_fields)
+        self._secure = secure
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._context = context
         self._endpoint = endpoint
@@ -54,7 +72,7 @@ class EventPublisher:
 
     def publish(self, topic: str, fields: dict[str, Any] | None = None) -> None:
         payload = {"ts": time.time(), "source": self._source}
-        payload.update(fields or {})
+        payload.update(without_fields(fields or {}, self._private) if self._private else (fields or {}))
         try:
             self._queue.put_nowait((topic, payload))
         except queue.Full:
@@ -76,8 +94,10 @@ class EventPublisher:
         sock.setsockopt(zmq.LINGER, 500)
         sock.setsockopt(zmq.SNDHWM, 10000)
         try:
+            if self._secure is not None:
+                self._secure(sock)
             sock.bind(self._endpoint)
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, ValueError) as exc:
             self._bind_error = exc
             self._ready.set()
             sock.close()
@@ -112,3 +132,29 @@ def notify_observers(observers: list[Callable[[str, dict], None]], topic: str, f
             observer(topic, dict(fields or {}))
         except Exception as exc:  # an observer's bug must not break the publisher's callers
             log.error("event_observer_failed", topic=topic, error=repr(exc))
+
+
+def without_fields(fields: dict, private: frozenset[str], depth: int = 0) -> dict:
+    """``fields`` without the private names (in nested maps and lists too); ``redacted: True`` if any went."""
+    removed = False
+
+    def strip(value: Any, level: int) -> Any:
+        nonlocal removed
+        if level > 8:
+            return None
+        if isinstance(value, dict):
+            kept = {}
+            for key, item in value.items():
+                if key in private:
+                    removed = True
+                    continue
+                kept[key] = strip(item, level + 1)
+            return kept
+        if isinstance(value, (list, tuple)):
+            return [strip(item, level + 1) for item in value]
+        return value
+
+    out = strip(fields, depth)
+    if removed:
+        out["redacted"] = True
+    return out

@@ -17,6 +17,8 @@ this contract:
   legacy JSON reply (a dict). It must not raise for bad input: legacy errors are replies in the
   agent's own vocabulary. If it raises anyway, the bus answers as the legacy BaseAgent did:
   ``{"status": "error", "error": str(exc)}``.
+* ``handle_legacy_from(request, port, peer)``: what the bus calls; the default ignores the peer address and
+  calls ``handle_legacy``. Handlers that limit legacy clients per peer (auth, trust writes) override it.
 * ``legacy_health(port)``: the reply to *any* message on a legacy health port.
 * ``health_checks()``: ``{"check_name": (ok: bool, detail)}`` merged into the hub's ``/health``.
 * ``start()`` / ``stop()``: background tasks (called once by the hub, after / before the sockets).
@@ -117,6 +119,9 @@ class Handler:
         if action_name in ("ping", "health", "health_check"):
             return self.legacy_health(port)
         return {"status": "error", "error": f"Unknown action: {action_name}"}
+
+    def handle_legacy_from(self, request: Any, port: int, peer: str | None) -> dict:
+        return self.handle_legacy(request, port)
 
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self._started_at)

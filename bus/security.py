@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 
 import zmq
+from zmq.utils import z85
 
+from bus.config import ConfigError
 from bus.log import get_logger
 from bus.metrics import HubMetrics
 
@@ -35,12 +37,21 @@ class SocketSecurity:
         if self.legacy_allow:
             sock.zap_domain = LEGACY_DOMAIN
 
+    def secure_events(self, sock: zmq.Socket) -> None:
+        """CURVE on the PUB socket (``events.curve``): the same server keys and client allow-list."""
+        self._curve_server(sock)
+        if self._thread is None:
+            self._start()
+
     def secure_native(self, sock: zmq.Socket) -> None:
         if not self.curve.get("enabled"):
             return
+        self._curve_server(sock)
+
+    def _curve_server(self, sock: zmq.Socket) -> None:
         secret, public = self.curve.get("server_secret_key"), self.curve.get("server_public_key")
         if not secret or not public:
-            raise ValueError("curve.enabled needs curve.server_secret_key and curve.server_public_key "
+            raise ConfigError("CURVE (curve.enabled or events.curve) needs curve.server_secret_key and curve.server_public_key "
                              "(generate with: hubctl curve-keys)")
         sock.curve_server = True
         sock.curve_secretkey = secret.encode()
@@ -87,7 +98,7 @@ class SocketSecurity:
                 return False, "address not allowed"
             return True, "OK"
         if domain == NATIVE_DOMAIN and mechanism == b"CURVE":
-            key = zmq.utils.z85.encode(credentials[0]) if credentials else b""
+            key = z85.encode(credentials[0]) if credentials else b""
             if self.allowed_keys and key not in self.allowed_keys:
                 return False, "client key not allowed"
             return True, "OK"

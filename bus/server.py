@@ -1,6 +1,8 @@
 """The hub's ZeroMQ loop: native ROUTER, legacy ROUTERs, worker results; deadlines; graceful drain.
 
-One thread (the caller of ``serve_forever``) owns every ROUTER socket. Blocking handler calls run on the
+One thread (the caller of ``serve_forever``) owns every ROUTER socket, including the inproc ROUTER the HTTP
+frontend forwards REST calls to (``http_endpoint``): HTTP is served by the same dispatcher, pool, queue limit,
+deadlines and metrics as the native port. Blocking handler calls run on the
 ``WorkerPool``; their replies come back over an inproc PULL. Every request that has a routing identity
 gets exactly one reply (plus stream chunks when asked): the handler's, or ``busy``, or ``timeout`` when
 its deadline passes first, or a ``bad_request``/``too_large`` for frames that cannot be served.
@@ -64,6 +66,10 @@ class HubServer:
         self._results = context.socket(zmq.PULL)
         self._results.bind(self._result_endpoint)
         self.pool = WorkerPool(context, self._result_endpoint, pool_threads, queue_limit)
+        self.http_endpoint = f"inproc://http-{uuid.uuid4().hex}"
+        self._http = context.socket(zmq.ROUTER)
+        self._http.setsockopt(zmq.LINGER, 0)
+        self._http.bind(self.http_endpoint)
         self._pending: dict[int, Pending] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._keys = itertools.count(1)
@@ -89,6 +95,7 @@ class HubServer:
         poller = zmq.Poller()
         poller.register(self._results, zmq.POLLIN)
         poller.register(self.sockets.native, zmq.POLLIN)
+        poller.register(self._http, zmq.POLLIN)
         for sock in self.sockets.legacy:
             poller.register(sock, zmq.POLLIN)
         while not self._stopping:
@@ -113,6 +120,7 @@ class HubServer:
             for sock in self.sockets.legacy:
                 sock.close(linger=500)
         self._results.close(linger=0)
+        self._http.close(linger=0)
 
     # -- loop ------------------------------------------------------------------------------------------
     def _poll_once(self, poller: zmq.Poller, accept: bool) -> None:
@@ -140,18 +148,18 @@ class HubServer:
         binding = self.sockets.legacy.get(sock)
         for _ in range(RECV_BATCH):
             try:
-                if binding is None:
-                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                else:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if binding is None:
-                self._on_native(sock, [part.bytes for part in parts], _peer_address(parts[-1]))
+            frames = [part.bytes for part in parts]
+            if sock is self._http:
+                self._on_http(sock, frames)
+            elif binding is None:
+                self._on_native(sock, frames, _peer_address(parts[-1]))
             elif binding.health:
                 self._on_legacy_health(sock, binding, frames)
             else:
-                self._on_legacy(sock, binding, frames)
+                self._on_legacy(sock, binding, frames, _peer_address(parts[-1]))
 
     def _take_results(self) -> None:
         for _ in range(RECV_BATCH * 4):
@@ -185,7 +193,13 @@ class HubServer:
             self._record(pending, "timeout")
 
     # -- native ----------------------------------------------------------------------------------------
-    def _on_native(self, sock: zmq.Socket, frames: list[bytes], peer: str | None = None) -> None:
+    def _on_http(self, sock: zmq.Socket, frames: list[bytes]) -> None:
+        """``[identity, client address, payload]`` from the HTTP frontend: served exactly as a native request."""
+        if len(frames) == 3:
+            self._on_native(sock, [frames[0], frames[2]], frames[1].decode("utf-8", "replace") or None, "http")
+
+    def _on_native(self, sock: zmq.Socket, frames: list[bytes], peer: str | None = None,
+                   transport: str = "native") -> None:
         if len(frames) < 2:
             self._reply_error(sock, frames[:1], None, MSGPACK, BadRequest("empty message: no payload frame"))
             return
@@ -201,7 +215,7 @@ class HubServer:
             self._reply_error(sock, envelope, exc.request_id, exc.encoding, exc.error)
             return
         try:
-            call = self.dispatcher.resolve(req, "native", peer=peer)
+            call = self.dispatcher.resolve(req, transport, peer=peer)
         except HubError as err:
             known = req.agent in self.dispatcher.handlers and err.code != "unknown_action"
             self._reply_error(sock, envelope, req.id, req.encoding, err, agent=req.agent if known else None,
@@ -245,7 +259,8 @@ class HubServer:
         return job
 
     # -- legacy ----------------------------------------------------------------------------------------
-    def _on_legacy(self, sock: zmq.Socket, binding: LegacyBinding, frames: list[bytes]) -> None:
+    def _on_legacy(self, sock: zmq.Socket, binding: LegacyBinding, frames: list[bytes],
+                   peer: str | None = None) -> None:
         envelope, payload = frames[:-1], frames[-1]
         agent = binding.handler.name
         self.metrics.legacy.labels(agent, str(binding.port), "main").inc()
@@ -264,7 +279,7 @@ class HubServer:
 
         def job(emitter: Emitter) -> list[bytes] | None:
             try:
-                reply = handler.handle_legacy(request, binding.port)
+                reply = handler.handle_legacy_from(request, binding.port, peer)
                 outcome = "ok"
             except Exception as exc:  # legacy BaseAgent answered str(e) for any exception
                 log.error("legacy_handler_failed", agent=agent, port=binding.port, error=repr(exc))

@@ -1,10 +1,13 @@
 """JWT signing and verification shared by both hubs (DESIGN.md §6).
 
 HS256 by default with a secret from the environment or a 0600 file under the data dir (created on first
-start). Claims: ``sub``, ``iat``, ``exp``, ``jti``, ``scope`` (list of agent names or ``"*"``), ``iss``.
-``alg: none``, a wrong key, an expired or not-yet-valid token, a missing claim and a revoked ``jti``
-are refused with ``Unauthorized``. Revocation is a callable supplied by the hub (MemoryHub keeps revoked
-ids in Redis db3).
+start). Claims: ``sub``, ``iat``, ``exp``, ``jti``, ``scope`` (list of agent names or ``"*"``), ``iss``, ``aud``.
+``alg: none``, a wrong key, an expired or not-yet-valid token, a missing claim, a token for another hub
+(``aud``), one whose lifetime (``exp - iat``) exceeds ``max_lifetime_s`` and a revoked ``jti`` are refused
+with ``Unauthorized``. A hub accepts tokens whose ``aud`` names it or ``ALL_HUBS`` (what operator tokens minted
+from the secret file by hubctl carry). Revocation is a callable supplied by the hub; it must answer from
+memory (it runs on the router thread): MemoryHub's list is refreshed by a background poll, other hubs'
+by ``bus.revocations``.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from bus.errors import Unauthorized
 from bus.handler import Principal
 
 SECRET_FILE_NAME = "jwt.secret"
+ALL_HUBS = "all-hubs"     # the audience of operator tokens: accepted by every hub sharing the secret
 
 
 def secret_path(data_dir: str | os.PathLike, configured: str = "") -> Path:
@@ -59,7 +63,8 @@ class TokenService:
     def __init__(self, secret: bytes | str, *, algorithm: str = "HS256", issuer: str = "voice-hubs",
                  ttl_s: int = 86400, leeway_s: int = 5, public_key: bytes | str | None = None,
                  is_revoked: Callable[[str], bool] | None = None, cache_size: int = 4096,
-                 revocation_recheck_s: float = 1.0):
+                 revocation_recheck_s: float = 1.0, audience: str | None = None,
+                 mint_audiences: Iterable[str] = (), max_lifetime_s: int | None = None):
         if algorithm.lower() == "none":
             raise ValueError("algorithm 'none' is not allowed")
         self._signing_key = secret
@@ -69,6 +74,9 @@ class TokenService:
         self.ttl_s = ttl_s
         self.leeway_s = leeway_s
         self.is_revoked = is_revoked
+        self.audience = audience
+        self.mint_audiences = list(mint_audiences) or ([audience] if audience else [ALL_HUBS])
+        self.max_lifetime_s = max_lifetime_s
         # Verified tokens are cached (a signature check costs tens of microseconds on every request);
         # revocation is re-asked at most every `revocation_recheck_s`, and `forget` drops a token at once.
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
@@ -79,8 +87,11 @@ class TokenService:
     def mint(self, subject: str, scopes: Iterable[str] = ("*",), ttl_s: int | None = None,
              extra: dict | None = None) -> tuple[str, dict]:
         now = int(time.time())
-        claims = {"sub": subject, "iat": now, "nbf": now, "exp": now + int(ttl_s or self.ttl_s),
-                  "jti": uuid.uuid4().hex, "scope": list(scopes), "iss": self.issuer}
+        ttl = int(ttl_s or self.ttl_s)
+        if self.max_lifetime_s:
+            ttl = min(ttl, int(self.max_lifetime_s))
+        claims = {"sub": subject, "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
+                  "scope": list(scopes), "iss": self.issuer, "aud": list(self.mint_audiences)}
         claims.update(extra or {})
         return jwt.encode(claims, self._signing_key, algorithm=self.algorithm), claims
 
@@ -132,18 +143,34 @@ class TokenService:
         try:
             claims = jwt.decode(token, self._verify_key, algorithms=[self.algorithm], issuer=self.issuer,
                                 leeway=self.leeway_s,
-                                options={"require": ["sub", "iat", "exp", "jti"]})
+                                audience=[self.audience, ALL_HUBS] if self.audience else None,
+                                options={"require": ["sub", "iat", "exp", "jti"],
+                                         "verify_aud": self.audience is not None})
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("token expired") from exc
         except jwt.ImmatureSignatureError as exc:
             raise Unauthorized("token not yet valid") from exc
         except jwt.InvalidSignatureError as exc:
             raise Unauthorized("token signature invalid") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthorized(f"token is not for this hub ({self.audience})") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            message = "token has no audience (aud)" if exc.claim == "aud" else f"invalid token: {exc}"
+            raise Unauthorized(message) from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
+        lifetime = _number(claims["exp"]) - _number(claims["iat"])
+        if self.max_lifetime_s and lifetime > self.max_lifetime_s + self.leeway_s:
+            raise Unauthorized(f"token lifetime {lifetime:.0f}s exceeds the maximum {self.max_lifetime_s}s")
         if self.is_revoked is not None and self.is_revoked(claims["jti"]):
             raise Unauthorized("token revoked")
         scope = claims.get("scope", [])
         scopes = tuple(scope.split()) if isinstance(scope, str) else tuple(str(s) for s in scope)
         return Principal(subject=str(claims["sub"]), scopes=scopes, token_id=claims["jti"],
                          expires_at=float(claims["exp"]), claims=claims)
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Unauthorized("token claims iat/exp must be numbers")
+    return float(value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import msgpack
@@ -16,6 +17,8 @@ from bus.errors import BadRequest, HubError
 
 PROTOCOL_VERSION = 1
 JSON, MSGPACK = "json", "msgpack"
+MAX_NESTING = 64                          # containers inside args/body; deeper input is `bad_request`
+MAX_DEADLINE_MS = 24 * 3600 * 1000        # a deadline beyond a day is a client bug, not a wish
 
 
 @dataclass
@@ -91,9 +94,13 @@ def parse_request(payload: bytes) -> Request:
         raise fail("field 'args' must be a map")
     req.args = args or {}
     req.body = data.get("body")
+    if _container_bytes(payload, encoding) > MAX_NESTING and (
+            nesting_exceeds(req.args, MAX_NESTING) or nesting_exceeds(req.body, MAX_NESTING)):
+        raise fail(f"args or body nested deeper than {MAX_NESTING} levels")
     deadline = data.get("deadline_ms")
-    if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool) or deadline <= 0):
-        raise fail("field 'deadline_ms' must be a positive integer")
+    if deadline is not None and (not isinstance(deadline, int) or isinstance(deadline, bool)
+                                 or not 0 < deadline <= MAX_DEADLINE_MS):
+        raise fail(f"field 'deadline_ms' must be an integer between 1 and {MAX_DEADLINE_MS}")
     req.deadline_ms = deadline
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
@@ -110,6 +117,32 @@ def parse_request(payload: bytes) -> Request:
     if unknown:
         raise fail(f"unknown envelope field '{sorted(map(str, unknown))[0]}'")
     return req
+
+
+_CONTAINER_TYPES = (dict, list)
+_MSGPACK_CONTAINERS = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+
+
+def _container_bytes(payload: bytes, encoding: str) -> int:
+    """An upper bound on the number of maps/lists in a frame (every one starts with such a byte), counted in C:
+    the walk of ``nesting_exceeds`` only runs for the rare frame that could be too deep."""
+    markers = b"[{" if encoding == JSON else _MSGPACK_CONTAINERS
+    return len(payload) - len(payload.translate(None, markers))
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """True when maps/lists nest more than ``limit`` levels (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        if any(map(isinstance, children, repeat(_CONTAINER_TYPES))):   # C-speed scan of long scalar lists
+            stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINER_TYPES))
+    return False
 
 
 def ok_reply(request_id: Any, result: Any, **extra: Any) -> dict:

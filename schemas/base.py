@@ -86,6 +86,51 @@ class Schema:
             },
         }
 
+    def json_schema(self) -> dict[str, Any]:
+        """The request body as a JSON Schema object (for the HTTP port's OpenAPI document)."""
+        properties = {name: field_json_schema(spec) for name, spec in self.fields.items()}
+        out: dict[str, Any] = {"type": "object", "properties": properties,
+                               "additionalProperties": bool(self.extra)}
+        required = [name for name, spec in self.fields.items() if spec.required]
+        if required:
+            out["required"] = required
+        if self.doc:
+            out["description"] = self.doc
+        return out
+
+
+def field_json_schema(spec: Field) -> dict[str, Any]:
+    types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if ANY in types:
+        out: dict[str, Any] = {}
+    else:
+        names = [_JSON_TYPES[t] for t in types if t in _JSON_TYPES]
+        out = {"type": names[0]} if len(names) == 1 else {"anyOf": [{"type": n} for n in names]}
+    if spec.min is not None:
+        out["minimum"] = spec.min
+    if spec.max is not None:
+        out["maximum"] = spec.max
+    if spec.choices:
+        out["enum"] = list(spec.choices)
+    length = {str: ("minLength", "maxLength"), list: ("minItems", "maxItems"), dict: ("minProperties",
+                                                                                      "maxProperties")}
+    for kind, (low, high) in length.items():
+        if kind in types and len(types) == 1:
+            if spec.min_len is not None:
+                out[low] = spec.min_len
+            if spec.max_len is not None:
+                out[high] = spec.max_len
+    if spec.item is not None:
+        out["items"] = field_json_schema(spec.item)
+    if spec.nullable and not spec.required and out:
+        out = {"anyOf": [out, {"type": "null"}]}
+    if spec.doc:
+        out["description"] = spec.doc
+    return out
+
+
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", list: "array",
+               bytes: "string"}
 
 EMPTY = Schema()
 OPEN = Schema(extra=True)

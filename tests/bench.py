@@ -15,6 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = (
     ("tests.bench_bus", []),
+    ("tests.bench_http", []),
     ("tests.bench_kv", []),
     ("tests.bench_memory", []),
     ("tests.bench_search", []),

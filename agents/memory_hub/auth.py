@@ -7,12 +7,19 @@
 * Users live in SQL (``users``: user_id, password_hash, scopes, disabled, created_at, last_login_at).
 * Revocation (logout): the ``revoked_tokens`` SQL table is the truth (written first, so an acknowledged
   logout survives anything), ``auth:revoked:<jti>`` in Redis db3 (TTL until the token's ``exp`` plus the
-  verification leeway) is the hot copy, and every revocation this process made or loaded at start is
-  kept in memory until its ``exp``. ``is_revoked`` answers from memory, then one Redis ``EXISTS`` on a
-  dedicated client without retries (short timeouts); when Redis cannot answer it asks SQL instead (and a
-  short breaker keeps the router thread from waiting on a dead Redis for every request). Only when SQL
-  fails as well does the check fail closed (``Unavailable``), unless ``revocation_fail_open`` is set.
-* Login attempts: a sliding window per user id and per peer address, in memory (per hub process).
+  verification leeway) a copy, and an ``auth.revoked`` event ({jti, exp}: ids only) tells other hubs at once
+  (the live set is republished every ``revocation_republish_s`` for subscribers that were away).
+  ``is_revoked`` runs on the router thread and so answers from memory only: every revocation this process
+  made, loaded at start, or found by a background refresh of SQL every ``revocation_poll_s`` (another process
+  sharing the database; Redis when SQL cannot answer). When both have failed for ``revocation_stale_s`` the
+  check fails closed (``Unavailable``), unless ``revocation_fail_open`` is set; a slow or stopped Redis never
+  delays a request.
+* Login attempts: a sliding window per user id and per peer address, in memory (per hub process); the same
+  per peer for registrations (legacy ``register`` needs no token). Both ports share these limits.
+* Input policy (both ports): user ids up to 128 characters, passwords from ``password_min_len`` to 1024
+  bytes; a login never says whether the user or the password was wrong. At most
+  ``max_concurrent_password_checks`` scrypt computations run at once; more are refused (busy) instead of
+  queued, so password work cannot take every worker thread from the rest of the hub.
 """
 from __future__ import annotations
 
@@ -23,15 +30,15 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import delete, select
 
-from bus.errors import Busy, Conflict, NotFound, Unauthorized, Unavailable
+from bus.errors import BadRequest, Busy, Conflict, Unauthorized, Unavailable
 from bus.log import get_logger
+from bus.periodic import PeriodicTask
+from bus.revocations import REVOKED_TOPIC
 from agents.memory_hub.stores.sql_models import RevokedToken
 
 log = get_logger("memory_hub.auth")
@@ -46,9 +53,13 @@ DEFAULTS: dict[str, Any] = {
         "login_window_s": 60.0,        # sliding window of the login rate limiter
         "login_max_per_user": 10,      # attempts per user id per window
         "login_max_per_peer": 30,      # attempts per peer address per window (when the transport knows it)
-        "revocation_fail_open": False,  # Redis AND SQL down: False = refuse tokens (unavailable), True = memory only
-        "revocation_breaker_s": 2.0,   # after a Redis failure, answer from the breaker for this long
-        "revocation_timeout_s": 0.2,   # socket timeouts of the dedicated revocation client
+        "register_max_per_peer": 10,   # registrations per peer address per login_window_s
+        "password_min_len": 8,         # new passwords (register); existing users still log in
+        "max_concurrent_password_checks": 2,  # scrypt computations at once; more -> busy
+        "revocation_fail_open": False,  # refresh failing for revocation_stale_s: False = refuse tokens, True = memory
+        "revocation_poll_s": 0.5,      # background refresh of the in-memory list from SQL (Redis without SQL)
+        "revocation_stale_s": 10.0,    # refresh failing this long: the list counts as stale
+        "revocation_republish_s": 30.0,  # republish every live revocation on the events port (auth.revoked)
     },
 }
 
@@ -56,6 +67,8 @@ HASH_SCHEME = "scrypt"
 SALT_BYTES = 16
 KEY_BYTES = 32
 MAX_PASSWORD_BYTES = 1024
+MAX_USER_ID_CHARS = 128
+BAD_CREDENTIALS = "Invalid user_id or password"
 _DUMMY_SALT = b"\x00" * SALT_BYTES
 
 
@@ -121,7 +134,7 @@ class UserStore:
             session.add(User(user_id=user_id, password_hash=password_hash, scopes=list(scopes)))
 
     def authenticate(self, user_id: str, password: str) -> list[str]:
-        """The user's scopes, or ``NotFound("User not found")`` / ``Unauthorized("Invalid password")``."""
+        """The user's scopes, or ``Unauthorized(BAD_CREDENTIALS)`` whichever part was wrong."""
         from agents.memory_hub.stores.sql_models import User
 
         with self.sql.session() as session:
@@ -130,9 +143,9 @@ class UserStore:
             scopes = list(user.scopes or []) if user is not None else []
         if stored is None:
             burn_password_check(password, self.n, self.r, self.p)
-            raise NotFound("User not found")
+            raise Unauthorized(BAD_CREDENTIALS)
         if not verify_password(password, stored):
-            raise Unauthorized("Invalid password")
+            raise Unauthorized(BAD_CREDENTIALS)
         self._after_login(user_id, password, stored)
         return scopes
 
@@ -160,32 +173,41 @@ class UserStore:
 # --------------------------------------------------------------------------------------------- revocation
 
 class RevocationList:
-    """Revoked token ids: memory first, then Redis db3 (see the module docstring for failure modes)."""
+    """Revoked token ids, answered from memory; SQL is the truth, Redis db3 a copy (see the module docstring)."""
 
     KEY = "revoked:"
     SESSION_KEY = "session:"
 
-    def __init__(self, redis_store: Any, settings: dict[str, Any], leeway_s: float = 5.0, sql: Any = None):
+    def __init__(self, redis_store: Any, settings: dict[str, Any], leeway_s: float = 5.0, sql: Any = None,
+                 publish: Callable[[str, dict], None] | None = None):
         self.redis_store = redis_store
         self.sql = sql
+        self.publish = publish
         self.fail_open = bool(settings["revocation_fail_open"])
-        self.breaker_s = float(settings["revocation_breaker_s"])
+        self.stale_s = float(settings["revocation_stale_s"])
+        self.republish_s = float(settings["revocation_republish_s"])
         self.leeway_s = float(leeway_s)
         self._known: dict[str, float] = {}     # jti -> exp (epoch)
         self._lock = threading.Lock()
-        self._down_until = 0.0
-        self._fast = _fast_client(redis_store, float(settings["revocation_timeout_s"]))
+        self._fresh_at = time.monotonic()      # last time memory was known to hold every revocation
+        self._published_at = 0.0
+        self._watermark = 0.0                  # revoked_at of the newest SQL row seen
         self._load_from_sql()
+        self._poller = PeriodicTask("revocation-poll", float(settings["revocation_poll_s"]), self.refresh)
+        if redis_store is not None or sql is not None:
+            self._poller.start()
 
     def revoke(self, jti: str, exp: float, subject: str | None = None) -> None:
-        """Remember ``jti`` as revoked until ``exp``: SQL first (the truth), then memory, then Redis
-        (best effort: a Redis outage does not undo an acknowledged logout)."""
+        """Remember ``jti`` as revoked until ``exp``: SQL first (the truth), then memory, then the event for
+        other hubs, then Redis (best effort: a Redis outage does not undo an acknowledged logout)."""
         if self.sql is not None:
             with self.sql.transaction() as session:
                 session.merge(RevokedToken(jti=jti, subject=subject, expires_at=float(exp), revoked_at=time.time()))
         with self._lock:
             self._known[jti] = float(exp)
             self._prune(time.time())
+        if self.publish is not None:
+            self.publish(REVOKED_TOPIC, {"jti": jti, "exp": float(exp)})
         if self.redis_store is None:
             return
         ttl = max(1.0, float(exp) - time.time() + self.leeway_s)
@@ -197,43 +219,66 @@ class RevocationList:
                 raise
             log.warning("revocation_not_cached_in_redis", jti=jti)
 
+    def is_revoked(self, jti: str) -> bool:
+        """From memory only (this runs on the router thread). When the background refresh has failed for
+        ``revocation_stale_s`` the answer may be stale: ``Unavailable`` (fail closed) unless fail-open."""
+        with self._lock:
+            if jti in self._known:
+                return True
+            stale = time.monotonic() - self._fresh_at > self.stale_s
+        if stale and not self.fail_open:
+            raise Unavailable("token revocation list is stale (SQL and Redis unreachable); retry later",
+                              retry_after_ms=500)
+        return False
+
+    def refresh(self) -> None:
+        """Background: new revocations from SQL (from Redis when SQL cannot answer); republish the live set."""
+        found = None
+        for source in (self._new_from_sql if self.sql is not None else None, self._all_from_redis):
+            if source is None:
+                continue
+            try:
+                found = source()
+                break
+            except Exception as exc:   # SQL down: Redis holds a copy of every revocation
+                log.warning("revocation_refresh_failed", source=source.__name__, error=repr(exc))
+        if found is None:
+            return
+        with self._lock:
+            self._known.update(found)
+            self._prune(time.time())
+            self._fresh_at = time.monotonic()
+            live = [{"jti": jti, "exp": exp} for jti, exp in self._known.items()]
+        if self.publish is not None and live and time.monotonic() - self._published_at >= self.republish_s:
+            self._published_at = time.monotonic()
+            self.publish(REVOKED_TOPIC, {"revoked": live[-5000:]})
+
     def _load_from_sql(self) -> None:
         if self.sql is None:
             return
         now = time.time()
         with self.sql.transaction() as session:
-            rows = session.execute(select(RevokedToken.jti, RevokedToken.expires_at)
-                                   .where(RevokedToken.expires_at + self.leeway_s >= now)).all()
             session.execute(delete(RevokedToken).where(RevokedToken.expires_at + self.leeway_s < now - 86400))
+        found = self._new_from_sql()
         with self._lock:
-            self._known.update({jti: exp for jti, exp in rows})
+            self._known.update(found)
 
-    def _in_sql(self, jti: str) -> bool:
-        with self.sql.session() as session:
-            return session.get(RevokedToken, jti) is not None
-
-    def is_revoked(self, jti: str) -> bool:
-        """True when revoked; ``Unavailable`` when unknown here and Redis cannot answer (fail closed)."""
+    def _new_from_sql(self) -> dict[str, float]:
         now = time.time()
-        with self._lock:
-            if jti in self._known:
-                return True
-            down = now < self._down_until
-        if self._fast is None:
-            return False
-        if down:
-            return self._redis_down(jti)
-        try:
-            found = bool(self._fast.exists(self.auth_key(self.KEY + jti)))
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
-            log.warning("revocation_check_failed", error=str(exc), breaker_s=self.breaker_s)
-            with self._lock:
-                self._down_until = time.time() + self.breaker_s
-            return self._redis_down(jti)
-        if found:
-            with self._lock:
-                self._known[jti] = now + self.leeway_s + 86400.0
-        return found
+        with self.sql.session() as session:
+            rows = session.execute(select(RevokedToken.jti, RevokedToken.expires_at, RevokedToken.revoked_at)
+                                   .where(RevokedToken.revoked_at >= self._watermark - 5.0)
+                                   .where(RevokedToken.expires_at + self.leeway_s >= now)).all()
+        for _, _, revoked_at in rows:
+            self._watermark = max(self._watermark, float(revoked_at or 0.0))
+        return {jti: float(exp) for jti, exp, _ in rows}
+
+    def _all_from_redis(self) -> dict[str, float]:
+        if self.redis_store is None:
+            raise Unavailable("no Redis configured")
+        now = time.time()
+        keys = self.redis_store.auth.scan(self.KEY + "*")
+        return {str(key).rsplit(self.KEY, 1)[-1]: now + 86400.0 for key in keys}
 
     def remember_session(self, jti: str, subject: str, exp: float) -> None:
         """Active sessions (for the legacy health reply): ``auth:session:<jti>`` until ``exp``."""
@@ -248,38 +293,12 @@ class RevocationList:
         except Unavailable:
             return None
 
-    def auth_key(self, key: str) -> str:
-        return self.redis_store.auth.key(key)
-
     def close(self) -> None:
-        if self._fast is not None:
-            self._fast.connection_pool.disconnect()
-
-    def _redis_down(self, jti: str) -> bool:
-        if self.sql is not None:
-            try:
-                return self._in_sql(jti)
-            except Exception as exc:
-                log.warning("revocation_sql_check_failed", error=repr(exc))
-        if self.fail_open:
-            return False
-        raise Unavailable("token revocation list is unavailable (Redis and SQL down); retry later",
-                          retry_after_ms=500)
+        self._poller.stop(2.0)
 
     def _prune(self, now: float) -> None:
         for jti in [j for j, exp in self._known.items() if exp + self.leeway_s < now]:
             del self._known[jti]
-
-
-def _fast_client(redis_store: Any, timeout_s: float) -> redis.Redis | None:
-    """A db3 client with no retries and short timeouts (the check runs on the router thread)."""
-    if redis_store is None:
-        return None
-    from agents.memory_hub.stores.redis_store import LOGICAL_DBS
-
-    return redis.Redis.from_url(redis_store.url, db=LOGICAL_DBS["auth"], socket_timeout=timeout_s,
-                                socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0),
-                                health_check_interval=0)
 
 
 # --------------------------------------------------------------------------------------------- rate limit
@@ -312,15 +331,50 @@ class SlidingWindowLimiter:
             return None
 
 
+def check_credentials_shape(user_id: Any, password: Any, min_password_len: int = 1) -> None:
+    """Types and lengths, before any hashing (the same limits as the native schemas)."""
+    if not user_id or not password or not isinstance(user_id, str) or not isinstance(password, str):
+        raise BadRequest("Missing user_id or password")
+    if len(user_id) > MAX_USER_ID_CHARS:
+        raise BadRequest(f"user_id is too long (max {MAX_USER_ID_CHARS})")
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+        raise BadRequest(f"password is too long (max {MAX_PASSWORD_BYTES} bytes)")
+    if len(password) < min_password_len:
+        raise BadRequest(f"password is too short (min {min_password_len} characters)")
+
+
+class PasswordGate:
+    """At most ``limit`` scrypt computations at once; one more is refused with ``Busy``, never queued."""
+
+    def __init__(self, limit: int):
+        self._slots = threading.BoundedSemaphore(max(1, int(limit)))
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._slots.acquire(blocking=False):
+            raise Busy(LoginLimiter.MESSAGE, retry_after_ms=200)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
 class LoginLimiter:
-    """Per-user and per-peer login windows; ``check`` raises ``Busy`` with ``retry_after_ms``."""
+    """Per-user and per-peer login windows and per-peer registrations; ``Busy`` with ``retry_after_ms``."""
 
     MESSAGE = "Too many login attempts, retry later"
+    REGISTER_MESSAGE = "Too many registrations, retry later"
 
     def __init__(self, settings: dict[str, Any]):
         window = float(settings["login_window_s"])
         self.per_user = SlidingWindowLimiter(int(settings["login_max_per_user"]), window)
         self.per_peer = SlidingWindowLimiter(int(settings["login_max_per_peer"]), window)
+        self.registrations = SlidingWindowLimiter(int(settings["register_max_per_peer"]), window)
+
+    def check_register(self, peer: str | None) -> None:
+        wait = self.registrations.hit(peer) if peer else None
+        if wait is not None:
+            raise Busy(self.REGISTER_MESSAGE, retry_after_ms=int(wait * 1000) + 1)
 
     def check(self, user_id: str, peer: str | None) -> None:
         waits = [self.per_user.hit(user_id)]

@@ -50,8 +50,10 @@ def build(runtime: Runtime) -> Assembly:
     checks = {"sql": services.sql.health, "redis": services.redis.health}
     if services.search is not None:
         checks["search"] = services.search.health
+    auth_agent = next(h for h in handlers if isinstance(h, AuthenticationAgent))
     return Assembly(handlers=handlers, checks=checks, critical={"sql"}, policies=[make_trust_policy(services)],
-                    after_call=[make_call_feeder(services)], close=[services.close], idempotency=idempotency)
+                    after_call=[make_call_feeder(services)], close=[services.close], idempotency=idempotency,
+                    revoke=auth_agent.revoke)
 
 
 SPEC = HubSpec(

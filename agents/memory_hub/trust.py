@@ -6,10 +6,19 @@ Formula (legacy, kept exactly): after each logged interaction
 
 where ``response_time`` is the latest interaction's only (no average). Unknown ids score 0.5.
 
+Legacy writes (``log_performance`` on 7122/5626 carries no token) are limited (issue 18): each one moves the
+stored score at most ``trust.legacy_max_step`` from its previous value (towards the formula's result), and
+each peer address may write ``trust.legacy_writes_per_peer`` times per ``trust.legacy_window_s``. So an
+unauthenticated client can no longer set a subject's score to 0.0 or 1.0 in one message: from 0.5 it takes
+at least 5 writes with the default step, and a flood is refused. ``legacy_max_step: 1.0`` gives the exact
+legacy formula. Native writes need a token with the AgentTrustScorer scope and use the formula unbounded.
+
 Native trust policy (``make_trust_policy``): settings ``trust.min_score`` maps ``"Agent.action"`` (or
 ``"Agent.*"``) to the minimum score the caller's ``sub`` must have; below it the call is ``forbidden``.
-Scores are read through a small cache (``trust.cache_s``) because the policy runs for every
-authenticated call on the router thread.
+The policy runs for every authenticated call on the router thread, so it never reads SQL there: when gates
+are configured every score is held in memory, loaded at start, reloaded by a background task every
+``trust.cache_s`` and updated at once by writes made in this process (``invalidate`` re-reads one subject,
+on the writer's thread). A subject without a row scores 0.5, as in SQL.
 
 Call feeding (``make_call_feeder``): when ``trust.feed_calls`` is true, every authenticated native call
 is logged as an interaction of its caller's ``sub`` (success unless the outcome is the caller's fault:
@@ -29,6 +38,7 @@ from sqlalchemy import select
 from bus.errors import BadRequest, Forbidden, HubError
 from bus.handler import Principal
 from bus.log import get_logger
+from bus.periodic import PeriodicTask
 
 log = get_logger("memory_hub.trust")
 
@@ -42,7 +52,10 @@ DEFAULTS: dict[str, Any] = {
         "exempt_subjects": [],    # subjects never gated (e.g. the operator's admin token subject)
         "feed_calls": False,      # log every authenticated native call as an interaction of its caller
         "feed_queue": 10000,      # pending fed interactions before the oldest is dropped
-        "cache_s": 5.0,           # how long the policy trusts a score it read
+        "cache_s": 5.0,           # how often the policy's in-memory scores are reloaded from SQL
+        "legacy_max_step": 0.1,   # a legacy log_performance moves a score at most this much (1.0 = legacy formula)
+        "legacy_writes_per_peer": 60,  # legacy log_performance per peer address per legacy_window_s
+        "legacy_window_s": 60.0,
     },
 }
 
@@ -61,8 +74,9 @@ class TrustStore:
         self.sql = sql
 
     def log_performance(self, model_id: str, success: bool, response_time: float = 0.0,
-                        error_message: str | None = None) -> float:
-        """Record one interaction and return the new score (one write transaction)."""
+                        error_message: str | None = None, max_step: float = 1.0) -> float:
+        """Record one interaction and return the new score (one write transaction); the score moves at most
+        ``max_step`` from its previous value."""
         from agents.memory_hub.stores.sql_models import PerformanceLog, TrustScore
 
         now = time.time()
@@ -74,7 +88,9 @@ class TrustStore:
                 session.add(row)
             row.total_interactions = (row.total_interactions or 0) + 1
             row.successful_interactions = (row.successful_interactions or 0) + (1 if success else 0)
-            row.trust_score = legacy_trust_score(row.successful_interactions, row.total_interactions, response_time)
+            previous = DEFAULT_SCORE if row.trust_score is None else float(row.trust_score)
+            target = legacy_trust_score(row.successful_interactions, row.total_interactions, response_time)
+            row.trust_score = previous + max(-max_step, min(max_step, target - previous))
             row.last_updated = now
             session.add(PerformanceLog(model_id=model_id, success=bool(success), response_time=float(response_time),
                                        error_message=error_message or None, timestamp=now))
@@ -86,6 +102,13 @@ class TrustStore:
         with self.sql.session() as session:
             row = session.get(TrustScore, model_id)
             return float(row.trust_score) if row is not None else DEFAULT_SCORE
+
+    def all_scores(self) -> dict[str, float]:
+        from agents.memory_hub.stores.sql_models import TrustScore
+
+        with self.sql.session() as session:
+            return {model_id: float(score) for model_id, score in
+                    session.execute(select(TrustScore.model_id, TrustScore.trust_score)).all()}
 
     def get_record(self, model_id: str) -> dict[str, Any] | None:
         from agents.memory_hub.stores.sql_models import TrustScore
@@ -123,16 +146,19 @@ def trust_settings(settings: dict[str, Any]) -> dict[str, Any]:
 class TrustPolicy:
     """``policy(principal, agent, action)``: raises ``Forbidden`` when the caller's score is too low."""
 
-    def __init__(self, store: TrustStore | None, settings: dict[str, Any],
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, store: TrustStore | None, settings: dict[str, Any]):
         section = trust_settings(settings)
         self.store = store
         self.min_score = {str(k): float(v) for k, v in section["min_score"].items()}
         self.exempt = set(section["exempt_subjects"])
         self.cache_s = float(section["cache_s"])
-        self.clock = clock
-        self._cache: dict[str, tuple[float, float]] = {}
+        self._scores: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._refresher: PeriodicTask | None = None
+        if store is not None and self.min_score:
+            self.refresh()
+            self._refresher = PeriodicTask("trust-scores", self.cache_s, self.refresh)
+            self._refresher.start()
 
     def required(self, agent: str, action: str) -> float | None:
         return self.min_score.get(f"{agent}.{action}", self.min_score.get(f"{agent}.*"))
@@ -147,21 +173,27 @@ class TrustPolicy:
                             f"required for {agent}.{action}")
 
     def score(self, subject: str) -> float:
-        now = self.clock()
         with self._lock:
-            cached = self._cache.get(subject)
-        if cached is not None and now - cached[1] < self.cache_s:
-            return cached[0]
-        score = self.store.get_trust_score(subject) if self.store is not None else DEFAULT_SCORE
-        with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[subject] = (score, now)
-        return score
+            return self._scores.get(subject, DEFAULT_SCORE)
+
+    def refresh(self) -> None:
+        """Reload every score (background task; also once at start)."""
+        if self.store is not None:
+            scores = self.store.all_scores()
+            with self._lock:
+                self._scores = scores
 
     def invalidate(self, subject: str) -> None:
+        """Re-read one subject after a write (runs on the writer's thread, never the router's)."""
+        if self.store is None or not self.min_score:
+            return
+        score = self.store.get_trust_score(subject)
         with self._lock:
-            self._cache.pop(subject, None)
+            self._scores[subject] = score
+
+    def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.stop(2.0)
 
 
 class CallFeeder:
@@ -246,6 +278,7 @@ def trust_components(services: Any) -> tuple[TrustStore | None, TrustPolicy, Cal
         policy = TrustPolicy(store, services.settings)
         feeder = CallFeeder(store, services.settings, on_scored=policy.invalidate)
         services.closers.append(feeder.stop)
+        services.closers.append(policy.stop)
         components = (store, policy, feeder)
         setattr(services, _ATTR, components)
     return components

@@ -1,6 +1,7 @@
 """Model registry: what GGUF models exist, their identity, header facts and validity.
 
-Sources: every ``*.gguf`` under the configured ``models.dirs`` (recursive) and the legacy
+Sources: every ``*.gguf`` under the configured ``models.dirs`` (recursive; a symlink whose target lies outside
+its model dir is skipped) and the legacy
 ``model_configs`` entries (which name a file and carry serving parameters). Per model: id (configured id,
 else the sanitized file stem; a clash gets ``-<sha8>``), version (first 12 hex digits of the sha256),
 path, size, mtime, sha256 (streamed; cached in SQL by (path, size, mtime_ns) so a rescan does not
@@ -207,10 +208,16 @@ class ModelRegistry:
 
     # -- internals ------------------------------------------------------------------------------
     def _scan_files(self) -> list[Path]:
+        """``*.gguf`` under the model dirs whose real path stays inside that dir: a symlink (file or
+        directory) pointing elsewhere is not followed, so a link to /etc/passwd is never read."""
         found: set[Path] = set()
         for base in self.dirs:
-            if base.is_dir():
-                found.update(p for p in base.rglob("*.gguf") if p.is_file())
+            if not base.is_dir():
+                continue
+            root = base.resolve()
+            for path in base.rglob("*.gguf"):
+                if path.is_file() and _inside(path, root):
+                    found.add(path)
         return sorted(found)
 
     def _current_signature(self) -> tuple:
@@ -305,6 +312,17 @@ class ModelRegistry:
         self.store.remember_hash(str(path), st.st_size, st.st_mtime_ns, sha)
         result.hashed += 1
         return sha
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    if real == root or root in real.parents:
+        return True
+    log.warning("model file %s resolves outside its model dir (%s); not scanned", path, root)
+    return False
 
 
 def _key(path: Path) -> str:

@@ -211,3 +211,30 @@ def test_hub_actions_table_and_version(echo_hub):
     assert table["actions"]["EchoAgent"]["echo"]["schema"]["fields"]["word"]["required"] is True
     assert {"method": "GET", "path": "/echo/{word}", "agent": "EchoAgent", "action": "echo"} in table["routes"]
     assert version["hub"] == "EchoHub" and version["protocol"] == 1
+
+
+# ------------------------------------------------------------------------------------------- issue 18, point 8
+
+def test_unknown_agent_name_is_not_echoed_at_length(echo_hub):
+    reply = msgpack.unpackb(raw_req(echo_hub.endpoint, msgpack.packb(
+        {"agent": "A" * 1_000_000, "action": "x", "token": echo_hub.token()})))
+    assert reply["error"]["code"] == "unknown_action" and len(reply["error"]["message"]) < 200
+    reply = msgpack.unpackb(raw_req(echo_hub.endpoint, msgpack.packb(
+        {"agent": "EchoAgent", "action": "B" * 1_000_000, "token": echo_hub.token()})))
+    assert reply["error"]["code"] == "unknown_action" and len(reply["error"]["message"]) < 200
+
+
+@pytest.mark.parametrize("depth", [100, 1000, 100_000])
+def test_deeply_nested_args_are_bad_request_not_internal(echo_hub, depth):
+    payload = (b'{"agent":"EchoAgent","action":"echo","token":"' + echo_hub.token().encode() +
+               b'","args":{"word":"w","extra":' + b"[" * depth + b"]" * depth + b"}}")
+    reply = json.loads(raw_req(echo_hub.endpoint, payload))
+    assert reply["ok"] is False and reply["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("deadline", [2 ** 63, 10 ** 12, 0, -5])
+def test_absurd_deadlines_are_bad_request(echo_hub, deadline):
+    reply = msgpack.unpackb(raw_req(echo_hub.endpoint, msgpack.packb(
+        {"agent": "EchoAgent", "action": "echo", "args": {"word": "w"}, "deadline_ms": deadline,
+         "token": echo_hub.token()})))
+    assert reply["error"]["code"] == "bad_request" and "deadline_ms" in reply["error"]["message"]

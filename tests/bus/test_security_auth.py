@@ -19,7 +19,8 @@ from bus.errors import Busy, Forbidden, HubError, Unauthorized
 from bus.tokens import TokenService, read_secret, secret_path
 from tests.support.hubproc import HubProcess
 
-CONFIG = {"hub": {"workers": 4}, "auth_agent": {"login_max_per_user": 4}}
+CONFIG = {"hub": {"workers": 4}, "auth_agent": {"login_max_per_user": 4},
+          "trust": {"legacy_max_step": 1.0}}   # the exact legacy formula (the bounded step: test_legacy_limits_hub)
 PROBE = ("AgentTrustScorer", "get_trust_score", {"model_id": "probe"})   # any non-public action
 
 
@@ -47,7 +48,7 @@ def b64(data: dict | bytes) -> str:
 def claims(**extra) -> dict:
     now = int(time.time())
     base = {"sub": "mallory", "iat": now, "nbf": now, "exp": now + 600, "jti": os.urandom(8).hex(),
-            "scope": ["*"], "iss": "voice-hubs"}
+            "scope": ["*"], "iss": "voice-hubs", "aud": ["memory_hub"]}
     base.update(extra)
     return base
 
@@ -68,13 +69,13 @@ def http_post(hub, path: str, body: dict, token: str | None = None) -> tuple[int
 # ------------------------------------------------------------------------------------------- legacy auth
 
 def test_legacy_auth_flow(hub):
-    assert hub.legacy_request(7116, {"action": "register", "user_id": "legacy-user", "password": "pw"}) == {
+    assert hub.legacy_request(7116, {"action": "register", "user_id": "legacy-user", "password": "pw-secret"}) == {
         "status": "success", "message": "User registered successfully"}
-    assert hub.legacy_request(7116, {"action": "register", "user_id": "legacy-user", "password": "pw"}) == {
+    assert hub.legacy_request(7116, {"action": "register", "user_id": "legacy-user", "password": "pw-secret"}) == {
         "status": "error", "message": "User already exists"}
     assert hub.legacy_request(7116, {"action": "login", "user_id": "legacy-user", "password": "bad"}) == {
-        "status": "error", "message": "Invalid password"}
-    login = hub.legacy_request(7116, {"action": "login", "user_id": "legacy-user", "password": "pw"})
+        "status": "error", "message": "Invalid user_id or password"}
+    login = hub.legacy_request(7116, {"action": "login", "user_id": "legacy-user", "password": "pw-secret"})
     assert login["status"] == "success" and login["message"] == "Login successful"
     token = login["session"]["token"]
     assert hub.legacy_request(7116, {"action": "validate_token", "token": token}) == {"status": "success",
@@ -131,9 +132,9 @@ def test_expired_and_claimless_tokens_are_refused(hub, secret):
 
 def test_token_is_refused_after_logout(hub):
     with hub.client() as admin:
-        admin.call("AuthenticationAgent", "register", {"user_id": "leaver", "password": "pw", "scopes": ["*"]})
+        admin.call("AuthenticationAgent", "register", {"user_id": "leaver", "password": "pw-secret", "scopes": ["*"]})
     with hub.client(token=None) as anonymous:
-        token = anonymous.call("AuthenticationAgent", "login", {"user_id": "leaver", "password": "pw"})["token"]
+        token = anonymous.call("AuthenticationAgent", "login", {"user_id": "leaver", "password": "pw-secret"})["token"]
     assert call_with(hub, token)["trust_score"] == 0.5
     with hub.client(token=token) as client:
         client.call("AuthenticationAgent", "logout", {})
@@ -147,8 +148,8 @@ def test_token_is_refused_after_logout(hub):
 
 
 def test_legacy_logout_revokes_on_the_native_port_too(hub):
-    hub.legacy_request(7116, {"action": "register", "user_id": "both", "password": "pw"})
-    token = hub.legacy_request(7116, {"action": "login", "user_id": "both", "password": "pw"})["session"]["token"]
+    hub.legacy_request(7116, {"action": "register", "user_id": "both", "password": "pw-secret"})
+    token = hub.legacy_request(7116, {"action": "login", "user_id": "both", "password": "pw-secret"})["session"]["token"]
     with hub.client(token=None) as anonymous:
         assert anonymous.call("AuthenticationAgent", "verify", {"token": token})["valid"] is True
     hub.legacy_request(7116, {"action": "logout", "token": token})
@@ -164,21 +165,21 @@ def test_no_token_is_unauthorized_but_login_is_public(hub):
     with hub.client(token=None) as anonymous:
         assert anonymous.call("hub", "ping") is not None
         with pytest.raises(Unauthorized, match="invalid user_id or password"):
-            anonymous.call("AuthenticationAgent", "login", {"user_id": "ghost", "password": "x"})
+            anonymous.call("AuthenticationAgent", "login", {"user_id": "ghost", "password": "x-secret"})
 
 
 def test_scoped_token_is_forbidden_elsewhere(hub):
     with hub.client() as admin:
-        admin.call("AuthenticationAgent", "register", {"user_id": "cache-only", "password": "pw",
+        admin.call("AuthenticationAgent", "register", {"user_id": "cache-only", "password": "pw-secret",
                                                        "scopes": ["CacheManager"]})
         mos_actions = sorted(admin.call("hub", "actions")["actions"].get("MemoryOrchestratorService", {}))
-    status, body = http_post(hub, "/auth/login", {"user_id": "cache-only", "password": "pw"})
+    status, body = http_post(hub, "/auth/login", {"user_id": "cache-only", "password": "pw-secret"})
     assert status == 200 and body["scopes"] == ["CacheManager"]
     token = body["token"]
     with pytest.raises(Forbidden):
         call_with(hub, token)                                               # AgentTrustScorer
     with pytest.raises(Forbidden):
-        call_with(hub, token, "AuthenticationAgent", "register", {"user_id": "x", "password": "y"})
+        call_with(hub, token, "AuthenticationAgent", "register", {"user_id": "x", "password": "y-secret"})
     assert mos_actions, "MemoryOrchestratorService has no native actions in this hub"
     with pytest.raises(Forbidden):
         call_with(hub, token, "MemoryOrchestratorService", mos_actions[0], {})
@@ -191,28 +192,28 @@ def test_scoped_token_is_forbidden_elsewhere(hub):
 
 def test_scope_escalation_through_register_is_refused(hub):
     with hub.client() as admin:
-        admin.call("AuthenticationAgent", "register", {"user_id": "registrar", "password": "pw",
+        admin.call("AuthenticationAgent", "register", {"user_id": "registrar", "password": "pw-secret",
                                                        "scopes": ["AuthenticationAgent"]})
     with hub.client(token=None) as anonymous:
-        token = anonymous.call("AuthenticationAgent", "login", {"user_id": "registrar", "password": "pw"})["token"]
+        token = anonymous.call("AuthenticationAgent", "login", {"user_id": "registrar", "password": "pw-secret"})["token"]
     with pytest.raises(Forbidden):
-        call_with(hub, token, "AuthenticationAgent", "register", {"user_id": "root2", "password": "pw",
+        call_with(hub, token, "AuthenticationAgent", "register", {"user_id": "root2", "password": "pw-secret",
                                                                   "scopes": ["*"]})
 
 
 # ------------------------------------------------------------------------------------------- login rate limit
 
 def test_login_rate_limit(hub):
-    hub.legacy_request(7116, {"action": "register", "user_id": "target", "password": "right"})
+    hub.legacy_request(7116, {"action": "register", "user_id": "target", "password": "right-secret"})
     for _ in range(4):
         assert hub.legacy_request(7116, {"action": "login", "user_id": "target", "password": "guess"})[
-            "message"] == "Invalid password"
-    assert hub.legacy_request(7116, {"action": "login", "user_id": "target", "password": "right"}) == {
+            "message"] == "Invalid user_id or password"
+    assert hub.legacy_request(7116, {"action": "login", "user_id": "target", "password": "right-secret"}) == {
         "status": "error", "message": "Too many login attempts, retry later"}
     with hub.client(token=None) as anonymous, pytest.raises(Busy) as err:
-        anonymous.call("AuthenticationAgent", "login", {"user_id": "target", "password": "right"})
+        anonymous.call("AuthenticationAgent", "login", {"user_id": "target", "password": "right-secret"})
     assert err.value.retry_after_ms and err.value.retry_after_ms > 0
-    status, body = http_post(hub, "/auth/login", {"user_id": "target", "password": "right"})
+    status, body = http_post(hub, "/auth/login", {"user_id": "target", "password": "right-secret"})
     assert status == 429 and body["error"]["code"] == "busy"
 
 

@@ -71,3 +71,32 @@ def test_cached_token_still_expires():
     time.sleep(2.1)
     with pytest.raises(Unauthorized, match="expired"):
         service.verify(token)
+
+
+def test_audience_and_maximum_lifetime():
+    memory = TokenService(SECRET, audience="memory_hub", mint_audiences=["memory_hub", "model_manager_suite"],
+                          max_lifetime_s=3600)
+    suite = TokenService(SECRET, audience="model_manager_suite")
+    other = TokenService(SECRET, audience="elsewhere")
+    token, claims = memory.mint("alice", ttl_s=10 * 86400)
+    assert claims["exp"] - claims["iat"] == 3600                   # minting is capped too
+    assert suite.verify(token).subject == "alice"
+    with pytest.raises(Unauthorized, match="not for this hub"):
+        other.verify(token)
+    operator = TokenService(SECRET).mint("ops")[0]                 # hubctl: aud all-hubs
+    assert other.verify(operator).subject == "ops"
+    long_lived = TokenService(SECRET).mint("ops", ttl_s=7200)[0]
+    with pytest.raises(Unauthorized, match="lifetime"):
+        memory.verify(long_lived)
+
+
+def test_bus_revocations_persist_0600_and_expire(tmp_path):
+    from bus.revocations import Revocations
+
+    path = tmp_path / "revoked_tokens.jsonl"
+    revocations = Revocations(path)
+    assert revocations.add("j1", time.time() + 600) and not revocations.add("j1", time.time() + 600)
+    assert not revocations.add("old", time.time() - 3600)         # already expired: nothing to remember
+    assert path.stat().st_mode & 0o777 == 0o600
+    reloaded = Revocations(path)
+    assert reloaded.is_revoked("j1") and not reloaded.is_revoked("old")

@@ -169,3 +169,18 @@ def test_poll_thread_picks_up_new_file(tmp_path: Path, store: ModelStore) -> Non
         assert reg.get("new").valid
     finally:
         reg.stop()
+
+
+def test_symlinks_pointing_outside_the_models_dir_are_not_followed(tmp_path: Path, store: ModelStore) -> None:
+    """Issue 18 point 8: passwd.gguf -> /etc/passwd leaked the file's first bytes through the header reader."""
+    models = tmp_path / "models"
+    write_tiny_gguf(models / "real.gguf", seed=1)
+    outside = tmp_path / "outside"
+    write_tiny_gguf(outside / "stray.gguf", seed=2)
+    (models / "passwd.gguf").symlink_to("/etc/passwd")
+    (models / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (models / "alias.gguf").symlink_to(models / "real.gguf")          # inside: still a model
+    reg = registry(store, [models])
+    result = reg.rescan()
+    assert sorted(result.added) == ["alias", "real"]
+    assert all("passwd" not in r.path and "stray" not in r.path for r in reg.list(include_invalid=True))

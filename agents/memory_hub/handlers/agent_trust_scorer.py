@@ -10,6 +10,9 @@ Legacy port (JSON, flat fields; replies exactly as the legacy agent):
   errors -> {status:"error", message}: a missing field ("Missing required field: 'model_id'"), a mistyped one,
             "Unknown action: X".
   Score = 0.7·successful/total + 0.3·max(0, 1 − response_time/5.0) with the latest response_time (agents/memory_hub/trust.py).
+  Limits (legacy writes carry no token): a legacy log_performance moves the stored score at most
+  trust.legacy_max_step (0.1) towards the formula's value, and a peer may write trust.legacy_writes_per_peer (60)
+  times per trust.legacy_window_s (60 s); beyond: {status:"error", message:"Too many trust updates, retry later"}.
 Legacy health ports: the same health reply for any message.
 
 Native (agent "AgentTrustScorer"):
@@ -26,10 +29,11 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
+from agents.memory_hub.auth import SlidingWindowLimiter
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.trust import DEFAULTS as TRUST_DEFAULTS
-from agents.memory_hub.trust import TrustStore, trust_components
-from bus.errors import BadRequest, Unavailable
+from agents.memory_hub.trust import TrustStore, trust_components, trust_settings
+from bus.errors import BadRequest, Busy, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import dispatch_legacy, message_error, no_attribute_get
 from schemas.memory_hub import agent_trust_scorer as schema
@@ -47,12 +51,16 @@ class AgentTrustScorer(Handler):
     def __init__(self, services: MemoryServices):
         self.services = services
         self.store, self.policy, self.feeder = trust_components(services)
+        section = trust_settings(services.settings)
+        self.legacy_max_step = float(section["legacy_max_step"])
+        self.legacy_writes = SlidingWindowLimiter(int(section["legacy_writes_per_peer"]),
+                                                  float(section["legacy_window_s"]))
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ domain
     def log_performance(self, model_id: str, success: bool, response_time: float = 0.0,
-                        error_message: str | None = None) -> float:
-        score = self._store().log_performance(model_id, success, response_time, error_message)
+                        error_message: str | None = None, max_step: float = 1.0) -> float:
+        score = self._store().log_performance(model_id, success, response_time, error_message, max_step)
         self.policy.invalidate(model_id)
         return score
 
@@ -94,13 +102,18 @@ class AgentTrustScorer(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        return dispatch_legacy(request, self._legacy_actions(), error=message_error, invalid=no_attribute_get)
+        return self.handle_legacy_from(request, port, None)
 
-    def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
-        return {"log_performance": self._legacy_log, "get_trust_score": self._legacy_score,
+    def handle_legacy_from(self, request: Any, port: int, peer: str | None) -> dict:
+        return dispatch_legacy(request, self._legacy_actions(peer), error=message_error, invalid=no_attribute_get)
+
+    def _legacy_actions(self, peer: str | None) -> dict[str, Callable[[dict], dict]]:
+        return {"log_performance": lambda r: self._legacy_log(r, peer), "get_trust_score": self._legacy_score,
                 "get_performance_history": self._legacy_history, "health_check": lambda _r: self.legacy_health(0)}
 
-    def _legacy_log(self, request: dict) -> dict:
+    def _legacy_log(self, request: dict, peer: str | None) -> dict:
+        if self.legacy_writes.hit(peer or "unknown") is not None:
+            raise Busy("Too many trust updates, retry later")
         model_id = _model_id(request)
         if "success" not in request:
             raise BadRequest("Missing required field: 'success'")
@@ -109,7 +122,7 @@ class AgentTrustScorer(Handler):
             raise BadRequest(f"response_time must be a number, got {type(response_time).__name__}")
         error_message = request.get("error_message")
         score = self.log_performance(model_id, bool(request["success"]), float(response_time),
-                                     str(error_message) if error_message else None)
+                                     str(error_message)[:1000] if error_message else None, self.legacy_max_step)
         return {"status": "success", "new_trust_score": score}
 
     def _legacy_score(self, request: dict) -> dict:

@@ -9,8 +9,13 @@ Legacy port (JSON, flat fields; replies exactly as the legacy agent):
   health_check                 -> base health + {status:"ok", agent_type:"authentication", active_sessions,
                                   registered_users, cleanup_thread_alive, uptime_seconds}
   errors                       -> {status:"error", message}: "Missing user_id or password", "User already exists",
-                                  "User not found", "Invalid password", "Missing token", "Invalid token",
-                                  "Too many login attempts, retry later", "Unknown action: X"
+                                  "Invalid user_id or password" (legacy said "User not found" or "Invalid
+                                  password", which told which users exist), "user_id is too long (max 128)",
+                                  "password is too long/short", "Missing token", "Invalid token",
+                                  "Too many login attempts, retry later", "Too many registrations, retry later",
+                                  "Unknown action: X"
+  Limits (the same as native, see agents/memory_hub/auth.py): lengths, password policy, per-peer windows for
+  register and login, a cap on concurrent scrypt work.
 Legacy health port: the same health reply for any message.
 
 Native (agent "AuthenticationAgent"):
@@ -30,9 +35,10 @@ from datetime import datetime
 from typing import Any, Callable
 
 from agents.memory_hub.auth import DEFAULTS as AUTH_DEFAULTS
-from agents.memory_hub.auth import LoginLimiter, RevocationList, UserStore
+from agents.memory_hub.auth import (LoginLimiter, PasswordGate, RevocationList, UserStore,
+                                    check_credentials_shape)
 from agents.memory_hub.services import MemoryServices
-from bus.errors import BadRequest, Forbidden, HubError, NotFound, Unauthorized, Unavailable
+from bus.errors import BadRequest, Forbidden, HubError, Unauthorized, Unavailable
 from bus.handler import CallContext, Handler, Principal, Route, action, base_legacy_health
 from bus.legacy import dispatch_legacy, message_error, unknown_or_blank
 from schemas.memory_hub import authentication_agent as schema
@@ -45,7 +51,8 @@ def revocation_list(services: MemoryServices) -> RevocationList:
     revocations = getattr(services, _ATTR, None)
     if revocations is None:
         leeway = getattr(services.tokens, "leeway_s", 5) if services.tokens is not None else 5
-        revocations = RevocationList(services.redis, _section(services), leeway_s=leeway, sql=services.sql)
+        revocations = RevocationList(services.redis, _section(services), leeway_s=leeway, sql=services.sql,
+                                     publish=services.events.publish)
         setattr(services, _ATTR, revocations)
         services.closers.append(revocations.close)
     return revocations
@@ -79,22 +86,25 @@ class AuthenticationAgent(Handler):
         if services.tokens is not None and getattr(services.tokens, "is_revoked", None) is None:
             services.tokens.is_revoked = self.revocations.is_revoked     # hub.py may install it first
         self.limiter = LoginLimiter(self.settings)
+        self.password_gate = PasswordGate(self.settings["max_concurrent_password_checks"])
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ domain
-    def register(self, user_id: Any, password: Any, scopes: list[str] | None = None) -> list[str]:
-        if not user_id or not password or not isinstance(user_id, str) or not isinstance(password, str):
-            raise BadRequest("Missing user_id or password")
+    def register(self, user_id: Any, password: Any, scopes: list[str] | None = None,
+                 peer: str | None = None) -> list[str]:
+        check_credentials_shape(user_id, password, int(self.settings["password_min_len"]))
+        self.limiter.check_register(peer)
         granted = list(self.settings["default_scopes"]) if scopes is None else list(scopes)
-        self._user_store().create(user_id, password, granted)
+        with self.password_gate.slot():
+            self._user_store().create(user_id, password, granted)
         return granted
 
     def login(self, user_id: Any, password: Any, peer: str | None = None,
               ttl_s: int | None = None) -> tuple[str, dict]:
-        if not user_id or not password or not isinstance(user_id, str) or not isinstance(password, str):
-            raise BadRequest("Missing user_id or password")
+        check_credentials_shape(user_id, password)
         self.limiter.check(user_id, peer)
-        scopes = self._user_store().authenticate(user_id, password)
+        with self.password_gate.slot():
+            scopes = self._user_store().authenticate(user_id, password)
         ttl = min(int(ttl_s or self.settings["session_ttl_s"]), int(self.settings["session_ttl_s"]))
         token, claims = self._tokens().mint(user_id, scopes=scopes, ttl_s=ttl)
         try:
@@ -152,7 +162,7 @@ class AuthenticationAgent(Handler):
             beyond = sorted(set(scopes) - set(ctx.principal.scopes))
             if beyond:
                 raise Forbidden(f"cannot grant scopes the caller does not hold: {beyond}")
-        granted = self.register(args["user_id"], args["password"], scopes)
+        granted = self.register(args["user_id"], args["password"], scopes)   # a token holder: not per-peer limited
         return {"user_id": args["user_id"], "scopes": granted}
 
     @action(schema.LOGIN, name="login", public=True)
@@ -160,7 +170,7 @@ class AuthenticationAgent(Handler):
         """Public: exchange user_id/password for a JWT (rate-limited per user and per peer)."""
         try:
             token, claims = self.login(args["user_id"], args["password"], ctx.peer, args["ttl_s"])
-        except (NotFound, Unauthorized) as exc:
+        except Unauthorized as exc:
             raise Unauthorized("invalid user_id or password") from exc
         return {"token": token, "token_type": "Bearer", "sub": claims["sub"], "scopes": claims["scope"],
                 "expires_at": claims["exp"], "expires_at_iso": _iso(claims["exp"])}
@@ -189,20 +199,24 @@ class AuthenticationAgent(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
+        return self.handle_legacy_from(request, port, None)
+
+    def handle_legacy_from(self, request: Any, port: int, peer: str | None) -> dict:
         return dispatch_legacy(
-            request, self._legacy_actions(), error=message_error, unknown=unknown_or_blank,
+            request, self._legacy_actions(peer), error=message_error, unknown=unknown_or_blank,
             invalid=lambda r: message_error(f"Internal server error: {type(r).__name__!r} object has no attribute 'get'"))
 
-    def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
-        return {"register": self._legacy_register, "login": self._legacy_login, "logout": self._legacy_logout,
-                "validate_token": self._legacy_validate, "health_check": lambda _r: self.legacy_health(0)}
+    def _legacy_actions(self, peer: str | None) -> dict[str, Callable[[dict], dict]]:
+        return {"register": lambda r: self._legacy_register(r, peer), "login": lambda r: self._legacy_login(r, peer),
+                "logout": self._legacy_logout, "validate_token": self._legacy_validate,
+                "health_check": lambda _r: self.legacy_health(0)}
 
-    def _legacy_register(self, request: dict) -> dict:
-        self.register(request.get("user_id"), request.get("password"))
+    def _legacy_register(self, request: dict, peer: str | None) -> dict:
+        self.register(request.get("user_id"), request.get("password"), peer=peer)
         return {"status": "success", "message": "User registered successfully"}
 
-    def _legacy_login(self, request: dict) -> dict:
-        token, claims = self.login(request.get("user_id"), request.get("password"))
+    def _legacy_login(self, request: dict, peer: str | None) -> dict:
+        token, claims = self.login(request.get("user_id"), request.get("password"), peer)
         return {"status": "success", "message": "Login successful",
                 "session": {"token": token, "expires_at": _iso(claims["exp"])}}
 

@@ -21,7 +21,7 @@ def make_services(tmp_path, sql_store, trust: dict | None = None) -> MemoryServi
 
 @pytest.fixture
 def scorer(tmp_path, sql_store):
-    services = make_services(tmp_path, sql_store)
+    services = make_services(tmp_path, sql_store, {"legacy_max_step": 1.0})   # the exact legacy formula
     yield AgentTrustScorer(services)
     services.close()
 

@@ -11,7 +11,7 @@ import pytest
 from bus.errors import BadRequest, Forbidden
 from tests.support.hubproc import HubProcess
 
-CONFIG = {"trust": {"min_score": {"CacheManager.*": 0.6}}}
+CONFIG = {"trust": {"min_score": {"CacheManager.*": 0.6}, "legacy_max_step": 1.0}}   # the exact legacy formula
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ installs, the login rate limiter, and every legacy action with its legacy reply.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import pytest
@@ -66,10 +67,10 @@ def test_user_row_never_holds_the_password_or_its_sha256(agent, sql_store):
 
     from agents.memory_hub.stores.sql_models import User
 
-    assert legacy(agent, {"action": "register", "user_id": "ana", "password": "pw-ana"})["status"] == "success"
+    assert legacy(agent, {"action": "register", "user_id": "ana", "password": "pw-ana-secret"})["status"] == "success"
     with sql_store.session() as session:
         stored = session.get(User, "ana").password_hash
-    assert "pw-ana" not in stored and hashlib.sha256(b"pw-ana").hexdigest() not in stored
+    assert "pw-ana-secret" not in stored and hashlib.sha256(b"pw-ana-secret").hexdigest() not in stored
     assert stored.startswith("scrypt$")
 
 
@@ -77,20 +78,20 @@ def test_login_rehashes_when_parameters_change(tmp_path, sql_store, redis_store)
     from agents.memory_hub.stores.sql_models import User
 
     weak = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, scrypt_n=1024))
-    weak.register("bo", "pw")
+    weak.register("bo", "pw-secret")
     strong = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store))
-    strong.login("bo", "pw")
+    strong.login("bo", "pw-secret")
     with sql_store.session() as session:
         assert hash_parameters(session.get(User, "bo").password_hash) == (16384, 8, 1)
-    strong.login("bo", "pw")
+    strong.login("bo", "pw-secret")
 
 
 # ------------------------------------------------------------------------------------------- legacy
 
 def test_legacy_register_login_validate_logout_flow(agent):
-    assert legacy(agent, {"action": "register", "user_id": "u1", "password": "p1"}) == {
+    assert legacy(agent, {"action": "register", "user_id": "u1", "password": "p1-secret"}) == {
         "status": "success", "message": "User registered successfully"}
-    reply = legacy(agent, {"action": "login", "user_id": "u1", "password": "p1"})
+    reply = legacy(agent, {"action": "login", "user_id": "u1", "password": "p1-secret"})
     assert reply["status"] == "success" and reply["message"] == "Login successful"
     session = reply["session"]
     assert set(session) == {"token", "expires_at"}
@@ -106,11 +107,11 @@ def test_legacy_register_login_validate_logout_flow(agent):
 
 @pytest.mark.parametrize("request_, message", [
     ({"action": "register", "user_id": "x"}, "Missing user_id or password"),
-    ({"action": "register", "password": "x"}, "Missing user_id or password"),
-    ({"action": "register", "user_id": "", "password": "x"}, "Missing user_id or password"),
-    ({"action": "register", "user_id": ["x"], "password": "x"}, "Missing user_id or password"),
+    ({"action": "register", "password": "x-secret"}, "Missing user_id or password"),
+    ({"action": "register", "user_id": "", "password": "x-secret"}, "Missing user_id or password"),
+    ({"action": "register", "user_id": ["x"], "password": "x-secret"}, "Missing user_id or password"),
     ({"action": "login", "user_id": "x"}, "Missing user_id or password"),
-    ({"action": "login", "user_id": "ghost", "password": "x"}, "User not found"),
+    ({"action": "login", "user_id": "ghost", "password": "x-secret"}, "Invalid user_id or password"),
     ({"action": "logout"}, "Missing token"),
     ({"action": "logout", "token": "not-a-token"}, "Invalid token"),
     ({"action": "validate_token"}, "Missing token"),
@@ -124,11 +125,11 @@ def test_legacy_errors(agent, request_, message):
 
 
 def test_legacy_duplicate_user_and_wrong_password(agent):
-    legacy(agent, {"action": "register", "user_id": "dup", "password": "a"})
-    assert legacy(agent, {"action": "register", "user_id": "dup", "password": "b"}) == {
+    legacy(agent, {"action": "register", "user_id": "dup", "password": "a-secret"})
+    assert legacy(agent, {"action": "register", "user_id": "dup", "password": "b-secret"}) == {
         "status": "error", "message": "User already exists"}
-    assert legacy(agent, {"action": "login", "user_id": "dup", "password": "b"}) == {
-        "status": "error", "message": "Invalid password"}
+    assert legacy(agent, {"action": "login", "user_id": "dup", "password": "b-secret"}) == {
+        "status": "error", "message": "Invalid user_id or password"}
 
 
 def test_legacy_validate_garbage_token_is_false(agent, services):
@@ -143,8 +144,8 @@ def test_legacy_non_object_request(agent):
 
 
 def test_legacy_health_reply(agent):
-    legacy(agent, {"action": "register", "user_id": "h", "password": "p"})
-    legacy(agent, {"action": "login", "user_id": "h", "password": "p"})
+    legacy(agent, {"action": "register", "user_id": "h", "password": "p-secret"})
+    legacy(agent, {"action": "login", "user_id": "h", "password": "p-secret"})
     reply = legacy(agent, {"action": "health_check"})
     assert reply["status"] == "ok" and reply["agent_type"] == "authentication"
     assert reply["registered_users"] == 1 and reply["active_sessions"] == 1
@@ -154,16 +155,16 @@ def test_legacy_health_reply(agent):
 
 
 def test_users_survive_a_new_agent(tmp_path, sql_store, redis_store, agent):
-    legacy(agent, {"action": "register", "user_id": "keep", "password": "pw"})
+    legacy(agent, {"action": "register", "user_id": "keep", "password": "pw-secret"})
     again = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store))
-    assert legacy(again, {"action": "login", "user_id": "keep", "password": "pw"})["status"] == "success"
+    assert legacy(again, {"action": "login", "user_id": "keep", "password": "pw-secret"})["status"] == "success"
 
 
 # ------------------------------------------------------------------------------------------- native
 
 def test_native_login_carries_user_scopes_and_verify(agent, services):
-    agent.register_user({"user_id": "svc", "password": "pw", "scopes": ["CacheManager"]}, ctx("register"))
-    reply = agent.login_action({"user_id": "svc", "password": "pw", "ttl_s": None}, ctx("login"))
+    agent.register_user({"user_id": "svc", "password": "pw-secret", "scopes": ["CacheManager"]}, ctx("register"))
+    reply = agent.login_action({"user_id": "svc", "password": "pw-secret", "ttl_s": None}, ctx("login"))
     assert reply["token_type"] == "Bearer" and reply["scopes"] == ["CacheManager"] and reply["sub"] == "svc"
     principal = services.tokens.verify(reply["token"])
     assert principal.scopes == ("CacheManager",) and principal.subject == "svc"
@@ -172,19 +173,19 @@ def test_native_login_carries_user_scopes_and_verify(agent, services):
 
 
 def test_native_login_does_not_say_which_part_was_wrong(agent):
-    agent.register("real", "pw")
-    for user_id, password in (("real", "nope"), ("ghost", "pw")):
+    agent.register("real", "pw-secret")
+    for user_id, password in (("real", "nope"), ("ghost", "pw-secret")):
         with pytest.raises(Unauthorized) as err:
             agent.login_action({"user_id": user_id, "password": password, "ttl_s": None}, ctx("login"))
         assert err.value.message == "invalid user_id or password"
 
 
 def test_native_login_ttl_is_capped(agent, services):
-    agent.register("ttl", "pw")
-    reply = agent.login_action({"user_id": "ttl", "password": "pw", "ttl_s": 60}, ctx("login"))
+    agent.register("ttl", "pw-secret")
+    reply = agent.login_action({"user_id": "ttl", "password": "pw-secret", "ttl_s": 60}, ctx("login"))
     claims = services.tokens.verify(reply["token"]).claims
     assert claims["exp"] - claims["iat"] == 60
-    long = agent.login_action({"user_id": "ttl", "password": "pw", "ttl_s": 30 * 86400}, ctx("login"))
+    long = agent.login_action({"user_id": "ttl", "password": "pw-secret", "ttl_s": 30 * 86400}, ctx("login"))
     claims = services.tokens.verify(long["token"]).claims
     assert claims["exp"] - claims["iat"] == 86400
 
@@ -192,16 +193,16 @@ def test_native_login_ttl_is_capped(agent, services):
 def test_native_register_cannot_grant_more_than_caller_holds(agent):
     narrow = Principal("op", scopes=("AuthenticationAgent",))
     with pytest.raises(Forbidden):
-        agent.register_user({"user_id": "evil", "password": "pw", "scopes": ["*"]}, ctx("register", narrow))
-    assert agent.register_user({"user_id": "ok", "password": "pw", "scopes": ["AuthenticationAgent"]},
+        agent.register_user({"user_id": "evil", "password": "pw-secret", "scopes": ["*"]}, ctx("register", narrow))
+    assert agent.register_user({"user_id": "ok", "password": "pw-secret", "scopes": ["AuthenticationAgent"]},
                                ctx("register", narrow)) == {"user_id": "ok", "scopes": ["AuthenticationAgent"]}
-    assert agent.register_user({"user_id": "dflt", "password": "pw", "scopes": None},
+    assert agent.register_user({"user_id": "dflt", "password": "pw-secret", "scopes": None},
                                ctx("register", narrow)) == {"user_id": "dflt", "scopes": []}
 
 
 def test_native_logout_own_token_and_verify_reason(agent, services):
-    agent.register("me", "pw")
-    token = agent.login_action({"user_id": "me", "password": "pw", "ttl_s": None}, ctx("login"))["token"]
+    agent.register("me", "pw-secret")
+    token = agent.login_action({"user_id": "me", "password": "pw-secret", "ttl_s": None}, ctx("login"))["token"]
     principal = services.tokens.verify(token)
     reply = agent.logout_action({"token": None}, ctx("logout", principal))
     assert reply["revoked"] == principal.token_id
@@ -213,8 +214,8 @@ def test_native_logout_own_token_and_verify_reason(agent, services):
 # ------------------------------------------------------------------------------------------- revocation
 
 def test_revocation_is_in_redis_db3_with_ttl_until_exp(agent, services, redis_store):
-    agent.register("r", "pw")
-    token, claims = agent.login("r", "pw")
+    agent.register("r", "pw-secret")
+    token, claims = agent.login("r", "pw-secret")
     agent.logout(token)
     assert redis_store.auth.exists(f"revoked:{claims['jti']}")
     ttl = redis_store.auth.ttl(f"revoked:{claims['jti']}")
@@ -222,57 +223,81 @@ def test_revocation_is_in_redis_db3_with_ttl_until_exp(agent, services, redis_st
     assert redis_store.client("auth").exists(f"auth:revoked:{claims['jti']}")
 
 
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
 def test_revocation_seen_by_another_process_view(tmp_path, agent, sql_store, redis_store):
-    """A second services instance (another hub sharing Redis) sees the revocation through Redis."""
-    agent.register("shared", "pw")
-    token, claims = agent.login("shared", "pw")
+    """A second services instance (another process sharing the database) sees the revocation after its
+    background refresh; the check itself never leaves memory."""
+    agent.register("shared", "pw-secret")
+    token, claims = agent.login("shared", "pw-secret")
     other = make_services(tmp_path, sql_store, redis_store)
     check = make_revocation_check(other)
     assert check(claims["jti"]) is False
     agent.logout(token)
-    assert check(claims["jti"]) is True
+    assert wait_until(lambda: check(claims["jti"]) is True, timeout=3.0)
     other.close()
 
 
-def test_revocation_check_falls_back_to_sql_when_redis_is_down(tmp_path, sql_store, redis_controller):
+def test_revocation_is_published_as_an_event_with_ids_only(agent, services):
+    agent.register("pub", "pw-secret")
+    token, claims = agent.login("pub", "pw-secret")
+    agent.logout(token)
+    assert ("auth.revoked", {"jti": claims["jti"], "exp": float(claims["exp"])}) in services.events.events
+
+
+def test_revocation_check_does_no_io_when_redis_is_down(tmp_path, sql_store, redis_controller):
     from agents.memory_hub.stores.redis_store import RedisStore
 
     store = RedisStore(redis_controller.url)
     services = make_services(tmp_path, sql_store, store)
     agent = AuthenticationAgent(services)
-    agent.register("down", "pw")
-    token, claims = agent.login("down", "pw")
-    revoked_token, revoked = agent.login("down", "pw")
+    agent.register("down", "pw-secret")
+    token, claims = agent.login("down", "pw-secret")
+    revoked_token, revoked = agent.login("down", "pw-secret")
     agent.logout(revoked_token)
     redis_controller.kill()
     check = make_revocation_check(services)
     assert check(revoked["jti"]) is True                       # known in memory
-    assert check(claims["jti"]) is False                      # Redis down: answered from SQL
-    assert check(claims["jti"]) is False                      # breaker open: straight to SQL
+    assert check(claims["jti"]) is False                      # SQL is reachable: the list stays fresh
     fresh = RevocationList(None, DEFAULTS["auth_agent"], sql=sql_store)  # a restarted hub reloads revocations from SQL
     assert fresh.is_revoked(revoked["jti"]) is True
+    fresh.close()
     redis_controller.restart()
     services.close()
     store.close()
 
 
-def test_revocation_fails_closed_without_redis_and_sql_unless_fail_open(tmp_path, redis_controller):
+def test_revocation_fails_closed_when_stale_unless_fail_open(tmp_path, redis_controller):
     from agents.memory_hub.stores.redis_store import RedisStore
 
     store = RedisStore(redis_controller.url)
-    closed = RevocationList(store, {"revocation_fail_open": False, "revocation_breaker_s": 2.0,
-                                    "revocation_timeout_s": 0.2})
-    revocations = RevocationList(store, {"revocation_fail_open": True, "revocation_breaker_s": 2.0,
-                                         "revocation_timeout_s": 0.2})
+    timing = {"revocation_poll_s": 0.05, "revocation_stale_s": 0.3, "revocation_republish_s": 30.0}
+    closed = RevocationList(store, {"revocation_fail_open": False, **timing})
+    revocations = RevocationList(store, {"revocation_fail_open": True, **timing})
     revocations.revoke("gone", 4102444800.0)
-    redis_controller.kill()
+    assert closed.is_revoked("other") is False
+    redis_controller.kill()                                     # no SQL here: Redis was the only source
     assert revocations.is_revoked("gone") is True
-    assert revocations.is_revoked("other") is False
-    with pytest.raises(Unavailable):
-        closed.is_revoked("other")
+    assert wait_until(lambda: _raises_unavailable(closed, "other"), timeout=5.0)
+    assert revocations.is_revoked("other") is False             # fail-open: memory only
     revocations.close()
     closed.close()
     store.close()
+
+
+def _raises_unavailable(revocations: RevocationList, jti: str) -> bool:
+    try:
+        revocations.is_revoked(jti)
+    except Unavailable:
+        return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------- rate limit
@@ -290,25 +315,57 @@ def test_sliding_window_limiter_counts_and_forgets():
 
 def test_login_is_rate_limited_per_user(tmp_path, sql_store, redis_store):
     agent = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, login_max_per_user=3))
-    agent.register("victim", "right")
+    agent.register("victim", "right-secret")
     for _ in range(3):
         assert legacy(agent, {"action": "login", "user_id": "victim", "password": "wrong"})["message"] == \
-            "Invalid password"
-    assert legacy(agent, {"action": "login", "user_id": "victim", "password": "right"}) == {
+            "Invalid user_id or password"
+    assert legacy(agent, {"action": "login", "user_id": "victim", "password": "right-secret"}) == {
         "status": "error", "message": "Too many login attempts, retry later"}
     with pytest.raises(Busy) as err:
-        agent.login_action({"user_id": "victim", "password": "right", "ttl_s": None}, ctx("login"))
+        agent.login_action({"user_id": "victim", "password": "right-secret", "ttl_s": None}, ctx("login"))
     assert err.value.retry_after_ms > 0
-    assert legacy(agent, {"action": "login", "user_id": "someone-else", "password": "x"})["message"] == \
-        "User not found"
+    assert legacy(agent, {"action": "login", "user_id": "someone-else", "password": "x-secret"})["message"] == \
+        "Invalid user_id or password"
 
 
 def test_login_is_rate_limited_per_peer(tmp_path, sql_store, redis_store):
     agent = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, login_max_per_peer=2))
     for name in ("a", "b"):
         with pytest.raises(Unauthorized):
-            agent.login_action({"user_id": name, "password": "x", "ttl_s": None}, ctx("login", peer="10.0.0.5"))
+            agent.login_action({"user_id": name, "password": "x-secret", "ttl_s": None}, ctx("login", peer="10.0.0.5"))
     with pytest.raises(Busy):
-        agent.login_action({"user_id": "c", "password": "x", "ttl_s": None}, ctx("login", peer="10.0.0.5"))
+        agent.login_action({"user_id": "c", "password": "x-secret", "ttl_s": None}, ctx("login", peer="10.0.0.5"))
     with pytest.raises(Unauthorized):
-        agent.login_action({"user_id": "c", "password": "x", "ttl_s": None}, ctx("login", peer="10.0.0.6"))
+        agent.login_action({"user_id": "c", "password": "x-secret", "ttl_s": None}, ctx("login", peer="10.0.0.6"))
+
+
+def test_password_work_beyond_the_gate_is_busy_not_queued(agent):
+    from agents.memory_hub.auth import PasswordGate
+
+    gate = PasswordGate(1)
+    with gate.slot():
+        with pytest.raises(Busy):
+            with gate.slot():
+                pass
+    with gate.slot():                                  # released again
+        pass
+    with pytest.raises(Exception, match="too short"):
+        agent.register("weak", "1234567")
+
+
+def test_revocation_list_stays_fresh_from_redis_when_sql_fails(tmp_path, redis_store):
+    class BrokenSql:
+        def session(self):
+            raise Unavailable("database is not available")
+
+    timing = {"revocation_fail_open": False, "revocation_poll_s": 0.05, "revocation_stale_s": 0.3,
+              "revocation_republish_s": 30.0}
+    writer = RevocationList(redis_store, timing)
+    writer.revoke("via-redis", 4102444800.0)
+    reader = RevocationList(redis_store, timing)
+    reader.sql = BrokenSql()                          # SQL goes away after start
+    assert wait_until(lambda: reader.is_revoked("via-redis"), timeout=3.0)
+    time.sleep(0.5)                                   # longer than stale_s: Redis kept it fresh
+    assert reader.is_revoked("someone-else") is False
+    writer.close()
+    reader.close()

@@ -131,8 +131,9 @@ def test_context_added_event_is_published(hub, client):
         topic, payload = received[0].decode(), msgpack.unpackb(received[1], raw=False)
         assert topic == "context.added"
         assert payload["context_id"] == "default" and payload["speaker"] == "probe"
-        assert payload["text"].startswith("event probe") and payload["source"] == "MemoryHub"
-        assert {"ts", "item_id", "importance", "timestamp", "metadata"} <= set(payload)
+        assert payload["source"] == "MemoryHub" and {"ts", "item_id", "importance", "timestamp"} <= set(payload)
+        # ids only on the wire by default (events.include_content): no text, no metadata
+        assert "text" not in payload and "metadata" not in payload and payload["redacted"] is True
     finally:
         sub.close()
         send(hub, {"action": "clear_context"})
