@@ -8,8 +8,8 @@
                                                         (migrations/legacy/cli.py)
 
 ENDPOINT is ``memory`` (the default) or ``models`` (the local hub, shifted by PORT_OFFSET), ``host:port`` or
-``tcp://host:port``. Building the parser imports argument definitions only: a hub's stack is imported by
-the command that needs it (verify, migrate), so ``hubctl ping`` stays light.
+``tcp://host:port``. Building the parser imports argument definitions only: a hub's stack and the relay are
+imported by the command that runs them (verify, migrate, forward), so ``hubctl ping`` stays light.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import argparse
 import sys
 
 from agents import verify
-from agents.hubs import FORWARDER_DEFAULTS, HUBS
-from bus import cli, forwarder
+from agents.hubs import HUBS, forwarder_defaults
+from bus import cli
 from migrations.legacy import cli as migrate_cli
 
 
@@ -27,14 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.description = "Operate MemoryHub and ModelManagerSuite"
     verify.add_arguments(add("verify", verify.run_from_args,
                              "check the post-install checklist live (exit 1 on any FAIL)"))
-    forwarder.add_arguments(add("forward", cmd_forward, "relay MainPC-local legacy memory ports to MemoryHub on PC2"))
+    cli.forward_arguments(add("forward", cmd_forward, "relay MainPC-local legacy memory ports to MemoryHub on PC2"))
     migrate_cli.add_arguments(add("migrate", migrate_cli.run_from_args,
                                   "import legacy agent data into the hubs (idempotent)"))
     return parser
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
-    return forwarder.run_from_args(args, FORWARDER_DEFAULTS)
+    from bus import forwarder
+
+    return forwarder.run_from_args(args, forwarder_defaults())
 
 
 def main(argv: list[str] | None = None) -> int:

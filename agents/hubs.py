@@ -3,14 +3,14 @@
 * ``HUBS``: the names ``hubctl`` accepts for an endpoint, with each hub's native and events ports (before
   PORT_OFFSET) and default data dir. Each hub's ``SPEC`` and ``bus/daemon.settings_for`` are the source;
   ``tests/ops/test_hubctl.py`` keeps these equal to them.
-* ``FORWARDER_DEFAULTS``: ``hubctl forward`` on MainPC relays the legacy ports of MemoryHub's three MainPC
-  memory agents to MemoryHub on PC2 (the profile ``config/mainpc/hub_forwarder.yaml`` sets the addresses).
+* ``forwarder_defaults()``: ``hubctl forward`` on MainPC relays the legacy ports of MemoryHub's three MainPC
+  memory agents (``MAINPC_MEMORY_PORTS``) to MemoryHub on PC2 (the profile
+  ``config/mainpc/hub_forwarder.yaml`` sets the addresses).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from bus import forwarder
 from bus.client import NamedHub
 
 HUBS: dict[str, NamedHub] = {
@@ -24,7 +24,9 @@ MAINPC_MEMORY_PORTS: tuple[int, ...] = (
     5715, 6715,          # KnowledgeBase, its health port
 )
 
-FORWARDER_DEFAULTS: dict[str, Any] = {
-    **forwarder.DEFAULTS,
-    "forwarder": {**forwarder.DEFAULTS["forwarder"], "ports": list(MAINPC_MEMORY_PORTS)},
-}
+
+def forwarder_defaults() -> dict[str, Any]:
+    """The relay's settings tree with MemoryHub's MainPC ports (bus.forwarder is imported here, when used)."""
+    from bus import forwarder
+
+    return {**forwarder.DEFAULTS, "forwarder": {**forwarder.DEFAULTS["forwarder"], "ports": list(MAINPC_MEMORY_PORTS)}}

@@ -31,8 +31,7 @@ from typing import Any, Callable, Mapping
 import msgpack
 import zmq
 
-from bus.client import HubClient, NamedHub, resolve_endpoint
-from bus.config import port_offset
+from bus.client import HubClient, NamedHub, local_endpoint, resolve_endpoint
 from bus.errors import HubError
 from bus.tokens import TokenService, read_secret, secret_path
 
@@ -110,12 +109,21 @@ def build_parser(hubs: Mapping[str, NamedHub]) -> tuple[argparse.ArgumentParser,
     return parser, add
 
 
-def _client(args: argparse.Namespace, endpoint: str) -> HubClient:
+def forward_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of a ``forward`` command (``bus.forwarder.run_from_args``, imported only when it runs)."""
+    p.add_argument("--config", default=None, help="YAML with a `forwarder:` section")
+    p.add_argument("--remote-host", default=None, help="the remote hub's host (default from config)")
+    p.add_argument("--remote-offset", type=int, default=None, help="PORT_OFFSET of the remote hub's host")
+    p.add_argument("--bind-host", default=None, help="local bind address")
+    p.add_argument("--ports", default=None, help="comma-separated local legacy ports")
+
+
+def _client(args: argparse.Namespace, endpoint: str | None) -> HubClient:
     return HubClient(resolve_endpoint(endpoint, args.hubs), token=_token(args, endpoint), timeout=args.timeout,
                      encoding="json" if args.json else "msgpack", curve_server_key=args.curve_server_key)
 
 
-def _token(args: argparse.Namespace, endpoint: str) -> str | None:
+def _token(args: argparse.Namespace, endpoint: str | None) -> str | None:
     if args.token:
         return args.token
     if os.environ.get("HUB_TOKEN"):
@@ -192,7 +200,7 @@ def cmd_actions(args: argparse.Namespace) -> int:
 
 def cmd_events(args: argparse.Namespace) -> int:
     if args.endpoint in args.hubs:
-        endpoint = f"tcp://127.0.0.1:{args.hubs[args.endpoint].events_port + port_offset(os.environ)}"
+        endpoint = local_endpoint(args.hubs[args.endpoint].events_port, os.environ)
     else:
         endpoint = resolve_endpoint(args.endpoint, args.hubs)
     sock = zmq.Context.instance().socket(zmq.SUB)

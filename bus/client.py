@@ -13,7 +13,6 @@ from typing import Any, Iterator, Mapping
 
 import zmq
 
-from bus.config import port_offset
 from bus.errors import HubError, Timeout, error_from_wire
 from bus.wire import MSGPACK, decode, encode
 
@@ -36,15 +35,20 @@ def resolve_endpoint(name: str | None, hubs: Mapping[str, NamedHub] | None = Non
     hubs = hubs or {}
     if not name:
         raise ValueError(f"an endpoint is needed: {_endpoint_forms(hubs)}")
-    env = os.environ if env is None else env
     if name in hubs:
-        return f"tcp://127.0.0.1:{hubs[name].native_port + port_offset(env)}"
+        return local_endpoint(hubs[name].native_port, os.environ if env is None else env)
     if "://" in name:
         return name
     host, _, port = name.rpartition(":")
     if not port.isdigit():
         raise ValueError(f"cannot read endpoint {name!r}: use {_endpoint_forms(hubs)}")
     return f"tcp://{host or '127.0.0.1'}:{port}"
+
+
+def local_endpoint(port: int, env: Mapping[str, str]) -> str:
+    """``port`` on 127.0.0.1 shifted by PORT_OFFSET (read here: importing bus.config, and yaml, would slow
+    every hubctl command)."""
+    return f"tcp://127.0.0.1:{port + int(env.get('PORT_OFFSET', '0') or 0)}"
 
 
 def _endpoint_forms(hubs: Mapping[str, NamedHub]) -> str:

@@ -15,7 +15,7 @@ Settings (section ``forwarder``; YAML via ``--config``, env ``HUB_FORWARD_REMOTE
 ``ports`` (local ports, shifted by this host's PORT_OFFSET), ``remote_ports`` (``{"local": remote}`` where
 the remote port differs), ``allow`` (peer allow-list, as ``legacy.allow``), ``max_frame_bytes``.
 The bus knows no hub's ports: ``DEFAULTS`` relays none, and the hub-aware ``hubctl forward``
-(``agents/hubs.py``) passes defaults with its port list to ``run_from_args``.
+(``agents/hubctl.py``) passes defaults with its port list (``agents/hubs.py``) to ``run_from_args``.
 A port that cannot be bound is logged and skipped (a legacy agent still running there), like the hubs do.
 """
 from __future__ import annotations
@@ -159,16 +159,9 @@ class Forwarder:
                 "failed": list(self.failed)}
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="YAML with a `forwarder:` section")
-    p.add_argument("--remote-host", default=None, help="the remote hub's host (default from config)")
-    p.add_argument("--remote-offset", type=int, default=None, help="PORT_OFFSET of the remote hub's host")
-    p.add_argument("--bind-host", default=None, help="local bind address")
-    p.add_argument("--ports", default=None, help="comma-separated local legacy ports")
-
-
 def run_from_args(args: argparse.Namespace, defaults: Mapping[str, Any]) -> int:
-    """Settings from ``defaults`` (the caller's port list), ``--config``, the environment and the flags."""
+    """``hubctl forward`` (arguments: ``bus.cli.forward_arguments``): settings from ``defaults`` (the caller's
+    port list), ``--config``, the environment and the flags; then ``run``."""
     overrides: dict[str, Any] = {}
     for key, value in (("remote_host", args.remote_host), ("remote_port_offset", args.remote_offset),
                        ("bind_host", args.bind_host)):

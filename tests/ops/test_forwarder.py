@@ -13,7 +13,7 @@ import pytest
 import yaml
 import zmq
 
-from agents.hubs import FORWARDER_DEFAULTS
+from agents.hubs import forwarder_defaults
 from bus.forwarder import Forwarder
 from tests.support.hubproc import REPO, HubProcess, free_offset
 
@@ -48,7 +48,7 @@ def legacy_request(port: int, request: object, timeout: float = 20.0) -> dict:
 
 @pytest.fixture
 def relay(memory_hub):
-    settings = {**FORWARDER_DEFAULTS["forwarder"], "remote_port_offset": memory_hub.offset}
+    settings = {**forwarder_defaults()["forwarder"], "remote_port_offset": memory_hub.offset}
     forwarder = Forwarder(settings, offset=other_offset(memory_hub))
     forwarder.bind()
     thread = threading.Thread(target=forwarder.serve_forever, kwargs={"poll_ms": 50}, daemon=True)
@@ -104,7 +104,7 @@ def test_a_port_in_use_is_skipped_not_fatal(memory_hub):
     offset = other_offset(memory_hub)
     blocker = zmq.Context.instance().socket(zmq.REP)
     blocker.bind(f"tcp://127.0.0.1:{5713 + offset}")
-    forwarder = Forwarder({**FORWARDER_DEFAULTS["forwarder"], "ports": [5713, 5715],
+    forwarder = Forwarder({**forwarder_defaults()["forwarder"], "ports": [5713, 5715],
                            "remote_port_offset": memory_hub.offset}, offset=offset)
     try:
         relays = forwarder.bind()

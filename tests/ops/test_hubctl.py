@@ -13,14 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agents.hubs import FORWARDER_DEFAULTS, HUBS
+from agents.hubs import HUBS, forwarder_defaults
 from bus.client import NamedHub, resolve_endpoint
 from tests.support.hubproc import REPO, HubProcess
 
 BUS = REPO / "bus"
 FORBIDDEN = ("agents", "migrations")
 HUB_STACKS = ("agents.memory_hub", "agents.model_manager_suite", "sqlalchemy", "alembic", "torch", "faiss",
-              "llama_cpp", "sentence_transformers", "redis")
+              "llama_cpp", "sentence_transformers", "redis", "bus.forwarder", "bus.daemon")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -89,7 +89,7 @@ def test_forwarded_ports_are_ports_memory_hub_binds():
     from agents.memory_hub.hub import HANDLER_CLASSES
 
     served = {p for cls in HANDLER_CLASSES for p in (*cls.legacy_ports, *cls.legacy_health_ports)}
-    ports = set(FORWARDER_DEFAULTS["forwarder"]["ports"])
+    ports = set(forwarder_defaults()["forwarder"]["ports"])
     assert {5713, 5574, 5715} <= ports <= served
 
 
