@@ -350,10 +350,11 @@ def profile(config_dir: Path, host: str, key: str) -> str | None:
 def forwarder_settings(path: str | None, env: dict[str, str]) -> dict | None:
     if not path or not Path(path).is_file():
         return None
+    from agents.hubs import forwarder_defaults
     from bus import forwarder
     from bus.config import load_settings
 
-    return load_settings(forwarder.DEFAULTS, path, env=env, env_map=forwarder.ENV_MAP)["forwarder"]
+    return load_settings(forwarder_defaults(), path, env=env, env_map=forwarder.ENV_MAP)["forwarder"]
 
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> Checklist:

@@ -1,4 +1,4 @@
-"""hubctl: operate the hubs from a shell.
+"""hubctl's generic commands: operate any hub from a shell.
 
     hubctl ping [ENDPOINT] [--timeout S]
     hubctl call [ENDPOINT] AGENT ACTION [JSON-ARGS]
@@ -8,13 +8,15 @@
     hubctl events [ENDPOINT] [TOPIC]
     hubctl token [--data-dir DIR] [--sub NAME] [--scope AGENT ...] [--ttl S]
     hubctl curve-keys
-    hubctl verify [--host pc2|mainpc|dev] [--memory-host H] [--offset N] ...   (agents/verify.py)
-    hubctl forward [--config PATH] [--remote-host H] [--remote-offset N] [--ports 5713,5574]
-    hubctl migrate SOURCE PATH [--data-dir DIR | --database-url URL | --redis-url URL] [--dry-run]
 
-ENDPOINT: ``memory`` (default) or ``models`` (local hub, shifted by PORT_OFFSET), ``host:port`` or
-``tcp://host:port``. Commands that need a token take ``--token``, else ``$HUB_TOKEN``, else mint an admin
-token from the local hub's secret file (``--data-dir``).
+The bus knows no hub: ``build_parser(hubs)`` takes the hubs a command may name (``NamedHub``: ports and
+data dir). The ``hubctl`` console script is ``agents/hubctl.py``, which names ``memory`` and ``models`` and
+adds the hub-aware commands (verify, forward, migrate); ``python -m bus.cli`` serves the generic commands
+with explicit endpoints only.
+
+ENDPOINT: a named hub (on 127.0.0.1, shifted by PORT_OFFSET; the first one is the default), ``host:port``
+or ``tcp://host:port``. Commands that need a token take ``--token``, else ``$HUB_TOKEN``, else mint an
+admin token from the named hub's secret file (or ``--data-dir``).
 """
 from __future__ import annotations
 
@@ -24,20 +26,29 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import msgpack
 import zmq
 
-from bus.client import HUB_DATA_DIRS, HUB_PORTS, HubClient, resolve_endpoint
+from bus.client import HubClient, NamedHub, local_endpoint, resolve_endpoint
 from bus.errors import HubError
 from bus.tokens import TokenService, read_secret, secret_path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+Command = Callable[[argparse.Namespace], int]
+AddCommand = Callable[[str, Command, str], argparse.ArgumentParser]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """``python -m bus.cli``: the generic commands, endpoints given as host:port or tcp://..."""
+    parser, _ = build_parser({})
+    return run(parser, argv)
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse, run the command, map errors to exit codes (1: the hub said no, 2: usage)."""
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except HubError as err:
@@ -50,18 +61,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hubctl", description="Operate MemoryHub and ModelManagerSuite")
+def build_parser(hubs: Mapping[str, NamedHub]) -> tuple[argparse.ArgumentParser, AddCommand]:
+    """The generic commands, knowing ``hubs`` by name; returns ``add(name, func, help)`` for more commands."""
+    parser = argparse.ArgumentParser(prog="hubctl", description="Operate the hubs")
+    parser.set_defaults(hubs=dict(hubs))
     sub = parser.add_subparsers(dest="command", required=True)
+    default_hub = next(iter(hubs), None)
 
-    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
         return p
 
+    endpoint_help = " | ".join([*hubs, "host:port", "tcp://..."])
+
     def common(p: argparse.ArgumentParser, endpoint: bool = True) -> None:
         if endpoint:
-            p.add_argument("endpoint", nargs="?", default="memory", help="memory | models | host:port | tcp://...")
+            p.add_argument("endpoint", nargs="?", default=default_hub, help=endpoint_help)
         p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply")
         p.add_argument("--token", default=None, help="JWT (default $HUB_TOKEN, else minted from --data-dir)")
         p.add_argument("--data-dir", default=None, help="hub data dir holding jwt.secret")
@@ -79,47 +95,40 @@ def _parser() -> argparse.ArgumentParser:
     common(add("health", cmd_health, "print the hub's health checks"))
     common(add("actions", cmd_actions, "print the action table"))
     p = add("events", cmd_events, "subscribe to hub events and print them")
-    p.add_argument("endpoint", nargs="?", default="memory")
+    p.add_argument("endpoint", nargs="?", default=default_hub, help=endpoint_help)
     p.add_argument("topic", nargs="?", default="", help="topic prefix, e.g. context.")
     p.add_argument("--count", type=int, default=0, help="stop after N events (0 = forever)")
     p.add_argument("--timeout", type=float, default=0, help="stop after S seconds without events (0 = never)")
     p = add("token", cmd_token, "mint an admin JWT from the hub's secret file")
-    p.add_argument("--data-dir", default=HUB_DATA_DIRS["memory"])
+    p.add_argument("--data-dir", default=hubs[default_hub].data_dir if default_hub else None)
     p.add_argument("--secret-file", default="")
     p.add_argument("--sub", default="admin")
     p.add_argument("--scope", action="append", default=None, help="agent name (repeatable); default *")
     p.add_argument("--ttl", type=int, default=3600)
     add("curve-keys", cmd_curve_keys, "generate a CURVE key pair (z85) for config")
-    _ops_commands(add)
-    return parser
+    return parser, add
 
 
-def _ops_commands(add) -> None:
-    """verify, forward, migrate: their arguments live next to their code."""
-    from agents.verify import add_arguments as verify_arguments
-    from migrations.legacy.cli import add_arguments as migrate_arguments
-
-    verify_arguments(add("verify", cmd_verify, "check the post-install checklist live (exit 1 on any FAIL)"))
-    p = add("forward", cmd_forward, "relay MainPC-local legacy memory ports to MemoryHub on PC2")
-    p.add_argument("--config", default=None, help="YAML with a `forwarder:` section (config/mainpc/hub_forwarder.yaml)")
-    p.add_argument("--remote-host", default=None, help="MemoryHub host (default from config)")
-    p.add_argument("--remote-offset", type=int, default=None, help="PORT_OFFSET of the MemoryHub host")
+def forward_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of a ``forward`` command (``bus.forwarder.run_from_args``, imported only when it runs)."""
+    p.add_argument("--config", default=None, help="YAML with a `forwarder:` section")
+    p.add_argument("--remote-host", default=None, help="the remote hub's host (default from config)")
+    p.add_argument("--remote-offset", type=int, default=None, help="PORT_OFFSET of the remote hub's host")
     p.add_argument("--bind-host", default=None, help="local bind address")
     p.add_argument("--ports", default=None, help="comma-separated local legacy ports")
-    migrate_arguments(add("migrate", cmd_migrate, "import legacy agent data into the hubs (idempotent)"))
 
 
-def _client(args: argparse.Namespace, endpoint: str) -> HubClient:
-    return HubClient(resolve_endpoint(endpoint), token=_token(args, endpoint), timeout=args.timeout,
+def _client(args: argparse.Namespace, endpoint: str | None) -> HubClient:
+    return HubClient(resolve_endpoint(endpoint, args.hubs), token=_token(args, endpoint), timeout=args.timeout,
                      encoding="json" if args.json else "msgpack", curve_server_key=args.curve_server_key)
 
 
-def _token(args: argparse.Namespace, endpoint: str) -> str | None:
+def _token(args: argparse.Namespace, endpoint: str | None) -> str | None:
     if args.token:
         return args.token
     if os.environ.get("HUB_TOKEN"):
         return os.environ["HUB_TOKEN"]
-    data_dir = args.data_dir or HUB_DATA_DIRS.get(endpoint)
+    data_dir = args.data_dir or (args.hubs[endpoint].data_dir if endpoint in args.hubs else None)
     if not data_dir:
         return None
     path = secret_path(data_dir)
@@ -140,14 +149,14 @@ def cmd_ping(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _split_target(target: list[str], minimum: int) -> tuple[str, list[str]]:
-    if len(target) > minimum and (target[0] in HUB_PORTS or ":" in target[0]):
+def _split_target(target: list[str], minimum: int, hubs: Mapping[str, NamedHub]) -> tuple[str | None, list[str]]:
+    if len(target) > minimum and (target[0] in hubs or ":" in target[0]):
         return target[0], target[1:]
-    return "memory", target
+    return next(iter(hubs), None), target
 
 
 def cmd_call(args: argparse.Namespace) -> int:
-    endpoint, rest = _split_target(args.target, 2)
+    endpoint, rest = _split_target(args.target, 2, args.hubs)
     if len(rest) < 2:
         raise ValueError("usage: hubctl call [ENDPOINT] AGENT ACTION [JSON-ARGS]")
     call_args = _json_arg(rest[2]) if len(rest) > 2 else {}
@@ -157,7 +166,7 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    endpoint, rest = _split_target(args.target, 2)
+    endpoint, rest = _split_target(args.target, 2, args.hubs)
     if len(rest) < 2:
         raise ValueError("usage: hubctl route [ENDPOINT] METHOD PATH [JSON-BODY]")
     body = _json_arg(rest[2]) if len(rest) > 2 else None
@@ -190,10 +199,10 @@ def cmd_actions(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    endpoint = resolve_endpoint(args.endpoint)
-    if args.endpoint in HUB_PORTS:  # events port = native + 300
-        offset = int(os.environ.get("PORT_OFFSET", "0") or 0)
-        endpoint = f"tcp://127.0.0.1:{HUB_PORTS[args.endpoint] + 300 + offset}"
+    if args.endpoint in args.hubs:
+        endpoint = local_endpoint(args.hubs[args.endpoint].events_port, os.environ)
+    else:
+        endpoint = resolve_endpoint(args.endpoint, args.hubs)
     sock = zmq.Context.instance().socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
@@ -213,6 +222,8 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    if not (args.secret_file or args.data_dir):
+        raise ValueError("give --data-dir (the hub's data directory) or --secret-file")
     path = Path(args.secret_file) if args.secret_file else secret_path(args.data_dir)
     token, claims = TokenService(read_secret(path)).mint(args.sub, scopes=args.scope or ["*"], ttl_s=args.ttl)
     print(f"# sub={claims['sub']} scope={','.join(claims['scope'])} expires={time.ctime(claims['exp'])}",
@@ -225,36 +236,6 @@ def cmd_curve_keys(args: argparse.Namespace) -> int:
     public, secret = zmq.curve_keypair()
     print(f"public_key: {public.decode()}\nsecret_key: {secret.decode()}")
     return EXIT_OK
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from agents.verify import run_from_args
-
-    return run_from_args(args)
-
-
-def cmd_forward(args: argparse.Namespace) -> int:
-    from bus import forwarder
-    from bus.config import load_settings, port_offset
-    from bus.log import configure_logging
-
-    overrides: dict[str, Any] = {}
-    for key, value in (("remote_host", args.remote_host), ("remote_port_offset", args.remote_offset),
-                       ("bind_host", args.bind_host)):
-        if value is not None:
-            overrides[key] = value
-    if args.ports:
-        overrides["ports"] = [int(p) for p in args.ports.split(",") if p.strip()]
-    settings = load_settings(forwarder.DEFAULTS, args.config, env=os.environ, env_map=forwarder.ENV_MAP,
-                             overrides={"forwarder": overrides} if overrides else None)
-    configure_logging(settings["logging"]["level"], settings["logging"]["json"])
-    return forwarder.run(settings, port_offset(os.environ), os.environ)
-
-
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from migrations.legacy.cli import run_from_args
-
-    return run_from_args(args)
 
 
 def _json_arg(text: str) -> Any:

@@ -8,31 +8,51 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
 
 import zmq
 
 from bus.errors import HubError, Timeout, error_from_wire
 from bus.wire import MSGPACK, decode, encode
 
-HUB_PORTS = {"memory": 7010, "models": 7011}
-HUB_HTTP_PORTS = {"memory": 7110, "models": 7111}
-HUB_DATA_DIRS = {"memory": "./var/memory_hub", "models": "./var/model_manager_suite"}
+
+@dataclass(frozen=True)
+class NamedHub:
+    """A hub on this host that a client may name instead of giving an endpoint (ports before PORT_OFFSET).
+
+    The bus knows no hub: the hub-aware layer (``agents/hubs.py``) hands these to ``resolve_endpoint`` and hubctl.
+    """
+
+    native_port: int
+    events_port: int
+    data_dir: str          # holds the hub's jwt.secret (hubctl mints tokens from it)
 
 
-def resolve_endpoint(name: str | None, env: dict[str, str] | None = None, default: str = "memory") -> str:
-    """`memory` / `models` (shifted by PORT_OFFSET), `host:port`, `:port`, or a full `tcp://` endpoint."""
-    env = dict(os.environ) if env is None else env
-    name = name or default
-    offset = int(env.get("PORT_OFFSET", "0") or 0)
-    if name in HUB_PORTS:
-        return f"tcp://127.0.0.1:{HUB_PORTS[name] + offset}"
+def resolve_endpoint(name: str | None, hubs: Mapping[str, NamedHub] | None = None,
+                     env: Mapping[str, str] | None = None) -> str:
+    """A hub named in ``hubs`` (on 127.0.0.1, shifted by PORT_OFFSET), `host:port`, `:port`, or `tcp://...`."""
+    hubs = hubs or {}
+    if not name:
+        raise ValueError(f"an endpoint is needed: {_endpoint_forms(hubs)}")
+    if name in hubs:
+        return local_endpoint(hubs[name].native_port, os.environ if env is None else env)
     if "://" in name:
         return name
     host, _, port = name.rpartition(":")
     if not port.isdigit():
-        raise ValueError(f"cannot read endpoint {name!r}: use memory, models, host:port or tcp://host:port")
+        raise ValueError(f"cannot read endpoint {name!r}: use {_endpoint_forms(hubs)}")
     return f"tcp://{host or '127.0.0.1'}:{port}"
+
+
+def local_endpoint(port: int, env: Mapping[str, str]) -> str:
+    """``port`` on 127.0.0.1 shifted by PORT_OFFSET (read here: importing bus.config, and yaml, would slow
+    every hubctl command)."""
+    return f"tcp://127.0.0.1:{port + int(env.get('PORT_OFFSET', '0') or 0)}"
+
+
+def _endpoint_forms(hubs: Mapping[str, NamedHub]) -> str:
+    return ", ".join([*hubs, "host:port", "tcp://host:port"])
 
 
 class HubClient:
@@ -137,4 +157,4 @@ def _result(reply: dict) -> Any:
     raise error_from_wire(reply.get("error") or {"code": "internal", "message": "malformed reply"})
 
 
-__all__ = ["HubClient", "HubError", "resolve_endpoint"]
+__all__ = ["HubClient", "HubError", "NamedHub", "resolve_endpoint"]

@@ -1,8 +1,8 @@
 """Event publishing on the hub's PUB socket (DESIGN.md §3.4).
 
 Handlers get an ``EventPublisher`` and call ``publish(topic, fields)`` from any thread. In-process
-``observers`` (e.g. MemoryHub's ProactiveContextMonitor) see every event too; they must be cheap, and one
-that raises is logged and skipped. Messages are two
+``observers`` (e.g. a hub's context monitor; topics are the hubs' own) see every event too; they must be
+cheap, and one that raises is logged and skipped. Messages are two
 frames: the topic (utf-8) and a msgpack map with ``ts``, ``source`` and the fields. The publisher owns
 its socket on a dedicated thread (ZeroMQ sockets are not thread-safe), fed by a bounded queue; when
 subscribers are slow and the queue is full, the oldest events are dropped and counted, never blocking
@@ -36,12 +36,6 @@ DEFAULTS: dict[str, Any] = {
         "curve": False,               # CURVE on the events port (needs curve.server_* keys)
     },
 }
-
-TOPICS = (
-    "context.added", "context.changed", "context.suggestion", "session.created", "session.expired",
-    "memory.added", "model.loaded", "model.unloaded", "model.preloaded", "model.evicted", "eval.finished",
-    "hub.error", "auth.revoked",
-)
 
 
 class EventPublisher:

@@ -1,31 +1,35 @@
-"""`hubctl forward`: relay MainPC-local legacy ports to MemoryHub on PC2.
+"""Relay this host's legacy REQ/REP ports to the same legacy ports of a hub on another host.
 
-The three MainPC memory agents (MemoryClient 5713, SessionMemoryAgent 5574, KnowledgeBase 5715, with
-their health ports) are served by MemoryHub on PC2. Their MainPC clients connect to ``localhost``; this
-relay binds those ports on MainPC and passes every request to the same legacy port of MemoryHub:
+Legacy clients connect to ``localhost``; when the agent they talk to now lives in a hub elsewhere, this
+relay binds those ports here and passes every request to the same legacy port of that hub:
 
-    REQ client ──> ROUTER :5713+PORT_OFFSET (MainPC)  ==frames==>  DEALER ──> MemoryHub :5713+remote offset
+    REQ client ──> ROUTER :port+PORT_OFFSET (here)  ==frames==>  DEALER ──> hub :port+remote offset
 
-The front ROUTER prefixes the client's routing identity; the DEALER sends the frames unchanged, MemoryHub's
+The front ROUTER prefixes the client's routing identity; the DEALER sends the frames unchanged, the hub's
 legacy ROUTER prefixes the DEALER's identity and replies with the whole envelope, so the reply comes back
 to the DEALER as ``[client identity, b"", reply]`` and the ROUTER routes it to the client: REQ/REP
-envelopes are preserved end to end, and many clients share one connection to PC2.
+envelopes are preserved end to end, and many clients share one connection to the remote host.
 
 Settings (section ``forwarder``; YAML via ``--config``, env ``HUB_FORWARD_REMOTE_HOST``,
-``HUB_FORWARD_REMOTE_OFFSET``): ``remote_host``, ``remote_port_offset`` (PC2's PORT_OFFSET), ``bind_host``,
+``HUB_FORWARD_REMOTE_OFFSET``): ``remote_host``, ``remote_port_offset`` (the remote PORT_OFFSET), ``bind_host``,
 ``ports`` (local ports, shifted by this host's PORT_OFFSET), ``remote_ports`` (``{"local": remote}`` where
 the remote port differs), ``allow`` (peer allow-list, as ``legacy.allow``), ``max_frame_bytes``.
+The bus knows no hub's ports: ``DEFAULTS`` relays none, and the hub-aware ``hubctl forward``
+(``agents/hubctl.py``) passes defaults with its port list (``agents/hubs.py``) to ``run_from_args``.
 A port that cannot be bound is logged and skipped (a legacy agent still running there), like the hubs do.
 """
 from __future__ import annotations
 
+import argparse
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import zmq
 
-from bus.log import get_logger
+from bus.config import load_settings, port_offset
+from bus.log import configure_logging, get_logger
 from bus.metrics import HubMetrics
 from bus.security import SocketSecurity
 
@@ -33,10 +37,10 @@ log = get_logger("bus.forwarder")
 
 DEFAULTS: dict[str, Any] = {
     "forwarder": {
-        "remote_host": "127.0.0.1",          # MemoryHub's host (PC2); the MainPC profile sets its address
-        "remote_port_offset": 0,             # PORT_OFFSET of the MemoryHub host
-        "bind_host": "127.0.0.1",            # the legacy agents bound *; the MainPC profile sets 0.0.0.0
-        "ports": [5713, 6713, 5574, 6574, 6583, 5715, 6715],
+        "remote_host": "127.0.0.1",          # the remote hub's host
+        "remote_port_offset": 0,             # PORT_OFFSET of the remote hub's host
+        "bind_host": "127.0.0.1",            # the legacy agents bound *; a host profile sets 0.0.0.0
+        "ports": [],                         # local legacy ports to relay (the hub-aware layer's defaults)
         "remote_ports": {},                  # {"<local port>": <remote port>} where they differ
         "allow": [],                         # peer addresses allowed on the local ports (empty: any)
         "max_frame_bytes": 16 * 1024 * 1024,
@@ -153,6 +157,22 @@ class Forwarder:
         return {"relays": {r.local_port: {"remote": r.remote_endpoint, "requests": r.requests,
                                           "replies": r.replies} for r in self.relays},
                 "failed": list(self.failed)}
+
+
+def run_from_args(args: argparse.Namespace, defaults: Mapping[str, Any]) -> int:
+    """``hubctl forward`` (arguments: ``bus.cli.forward_arguments``): settings from ``defaults`` (the caller's
+    port list), ``--config``, the environment and the flags; then ``run``."""
+    overrides: dict[str, Any] = {}
+    for key, value in (("remote_host", args.remote_host), ("remote_port_offset", args.remote_offset),
+                       ("bind_host", args.bind_host)):
+        if value is not None:
+            overrides[key] = value
+    if args.ports:
+        overrides["ports"] = [int(p) for p in args.ports.split(",") if p.strip()]
+    settings = load_settings(defaults, args.config, env=os.environ, env_map=ENV_MAP,
+                             overrides={"forwarder": overrides} if overrides else None)
+    configure_logging(settings["logging"]["level"], settings["logging"]["json"])
+    return run(settings, port_offset(os.environ), os.environ)
 
 
 def run(settings: Mapping[str, Any], offset: int, env: Mapping[str, str]) -> int:

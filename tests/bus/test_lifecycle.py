@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -133,8 +132,8 @@ def test_systemd_ready_notification(tmp_path):
 
 
 def test_hubctl_ping_token_and_failure(echo_hub):
-    env = {**os.environ, "PORT_OFFSET": str(echo_hub.offset)}
-    ok = subprocess.run([sys.executable, "-m", "bus.cli", "ping", "memory"], cwd=REPO, env=env,
+    """The bus's generic commands alone (no hub names: tests/ops/test_hubctl.py covers `hubctl ping memory`)."""
+    ok = subprocess.run([sys.executable, "-m", "bus.cli", "ping", echo_hub.endpoint], cwd=REPO,
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "pong" in ok.stdout
     token = subprocess.run([sys.executable, "-m", "bus.cli", "token", "--data-dir", str(echo_hub.data_dir)],
@@ -143,8 +142,8 @@ def test_hubctl_ping_token_and_failure(echo_hub):
     minted = token.stdout.strip().splitlines()[-1]
     with echo_hub.client(token=minted) as client:
         assert client.call("EchoAgent", "echo", {"word": "t"})["caller"] == "admin"
-    call = subprocess.run([sys.executable, "-m", "bus.cli", "call", "memory", "EchoAgent", "echo", '{"word": "z"}',
-                           "--token", minted], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    call = subprocess.run([sys.executable, "-m", "bus.cli", "call", echo_hub.endpoint, "EchoAgent", "echo",
+                           '{"word": "z"}', "--token", minted], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert call.returncode == 0 and json.loads(call.stdout)["word"] == "z"
     dead = subprocess.run([sys.executable, "-m", "bus.cli", "ping", "127.0.0.1:1", "--timeout", "0.5"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)

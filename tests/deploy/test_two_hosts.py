@@ -79,7 +79,8 @@ class Deployment:
             env=self.mainpc_env(HOME=str(self.mainpc_data), MODELS_DIR=str(self.models)), cwd=self.mainpc_data)
         wait_for_line(self.logs / "model_manager_suite.log", "hub_started", START_TIMEOUT, self.suite)
         self.forwarder = self.lan.spawn(
-            "mainpc", [PY, "-m", "bus.cli", "forward", "--config", str(PROFILES / "mainpc/hub_forwarder.yaml")],
+            "mainpc",
+            [PY, "-m", "agents.hubctl", "forward", "--config", str(PROFILES / "mainpc/hub_forwarder.yaml")],
             self.logs / "forwarder.log", env=self.env())
         wait_for_line(self.logs / "forwarder.log", "forwarder_bound", 60, self.forwarder)
 
@@ -237,8 +238,8 @@ def test_model_catalogue_is_in_memory_hub_and_hubctl_verify_passes_on_mainpc(dep
     assert entry["file"] == "tiny-a.gguf" and entry["sha256"] and entry["valid"] is True
     assert memory_value(dep, "models:catalogue:broken")["valid"] is False
     # the operator's checklist on MainPC, shipped profiles, with the env file's MEMORY_HUB_TOKEN
-    done = subprocess.run(["ip", "netns", "exec", dep.lan.ns("mainpc"), PY, "-m", "bus.cli", "verify", "--host",
-                           "mainpc", "--json"], capture_output=True, text=True, timeout=180,
+    done = subprocess.run(["ip", "netns", "exec", dep.lan.ns("mainpc"), PY, "-m", "agents.hubctl", "verify",
+                           "--host", "mainpc", "--json"], capture_output=True, text=True, timeout=180,
                           env=dep.mainpc_env(), cwd=REPO)
     rows = json.loads(done.stdout)
     failed = [row for row in rows if row["result"] == "FAIL"]

@@ -13,7 +13,8 @@ import pytest
 import yaml
 import zmq
 
-from bus.forwarder import DEFAULTS, Forwarder
+from agents.hubs import forwarder_defaults
+from bus.forwarder import Forwarder
 from tests.support.hubproc import REPO, HubProcess, free_offset
 
 PORTS = {5713: "MemoryClient", 6713: "MemoryClient", 5574: "SessionMemoryAgent", 6583: "SessionMemoryAgent",
@@ -47,7 +48,7 @@ def legacy_request(port: int, request: object, timeout: float = 20.0) -> dict:
 
 @pytest.fixture
 def relay(memory_hub):
-    settings = {**DEFAULTS["forwarder"], "remote_port_offset": memory_hub.offset}
+    settings = {**forwarder_defaults()["forwarder"], "remote_port_offset": memory_hub.offset}
     forwarder = Forwarder(settings, offset=other_offset(memory_hub))
     forwarder.bind()
     thread = threading.Thread(target=forwarder.serve_forever, kwargs={"poll_ms": 50}, daemon=True)
@@ -103,7 +104,7 @@ def test_a_port_in_use_is_skipped_not_fatal(memory_hub):
     offset = other_offset(memory_hub)
     blocker = zmq.Context.instance().socket(zmq.REP)
     blocker.bind(f"tcp://127.0.0.1:{5713 + offset}")
-    forwarder = Forwarder({**DEFAULTS["forwarder"], "ports": [5713, 5715],
+    forwarder = Forwarder({**forwarder_defaults()["forwarder"], "ports": [5713, 5715],
                            "remote_port_offset": memory_hub.offset}, offset=offset)
     try:
         relays = forwarder.bind()
@@ -121,8 +122,8 @@ def test_hubctl_forward_process_relays_and_stops_on_sigterm(memory_hub, tmp_path
                                                     "ports": [5574, 6583]},
                                       "logging": {"level": "info"}}))
     env = {"PORT_OFFSET": str(offset), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, "-m", "bus.cli", "forward", "--config", str(config)], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "agents.hubctl", "forward", "--config", str(config)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         reply = _retry(lambda: legacy_request(6583 + offset, {"action": "health_check"}, timeout=2))
         assert "SessionMemoryAgent" in json.dumps(reply)

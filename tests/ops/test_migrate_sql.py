@@ -161,7 +161,8 @@ def test_refuses_a_file_that_is_not_the_legacy_database(tmp_path):
 def test_hubctl_migrate_dry_run_json_then_real(tmp_path):
     legacy = fx.build_trust_db(tmp_path / "agent_trust_scores.db")
     data_dir = tmp_path / "memory_hub"
-    base = [sys.executable, "-m", "bus.cli", "migrate", "trust-scores", str(legacy), "--data-dir", str(data_dir)]
+    base = [sys.executable, "-m", "agents.hubctl", "migrate", "trust-scores", str(legacy),
+            "--data-dir", str(data_dir)]
     dry = subprocess.run(base + ["--dry-run", "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     report = json.loads(dry.stdout)

@@ -53,7 +53,7 @@ def test_dev_checklist_passes_on_both_hubs(dev_hubs):
 
 def test_hubctl_verify_prints_the_table_and_exits_zero(dev_hubs):
     memory, _ = dev_hubs
-    proc = subprocess.run([sys.executable, "-m", "bus.cli", "verify", "--host", "dev", "--offset",
+    proc = subprocess.run([sys.executable, "-m", "agents.hubctl", "verify", "--host", "dev", "--offset",
                            str(memory.offset)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
@@ -64,7 +64,7 @@ def test_hubctl_verify_prints_the_table_and_exits_zero(dev_hubs):
 def test_a_legacy_agent_missing_on_the_hub_fails_the_checklist(tmp_path):
     config = {"legacy": {"agents": {"CacheManager": {"enabled": False}}}}
     with HubProcess("memory_hub", tmp_path / "pc2", config=config) as hub:
-        proc = subprocess.run([sys.executable, "-m", "bus.cli", "verify", "--host", "pc2", "--offset",
+        proc = subprocess.run([sys.executable, "-m", "agents.hubctl", "verify", "--host", "pc2", "--offset",
                                str(hub.offset), "--timeout", "4"], cwd=REPO, capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 1

@@ -40,11 +40,10 @@ from typing import Any, Callable
 
 from agents.memory_hub.cache import DEFAULTS as CACHE_DEFAULTS
 from agents.memory_hub.cache import CacheStore, split_cache_key
-from agents.memory_hub.mos_legacy import error
 from agents.memory_hub.services import MemoryServices
 from bus.errors import HubError, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy
+from bus.legacy import dispatch_legacy, message_error
 from bus.log import get_logger
 from schemas.memory_hub import cache_manager as schema
 
@@ -159,7 +158,7 @@ class CacheManager(Handler):
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
         # "Unknown action: " names a missing action as "" (the legacy agent read it with default "")
-        return dispatch_legacy(request, self.legacy_actions, error=error,
+        return dispatch_legacy(request, self.legacy_actions, error=message_error,
                                health=lambda: self._fresh_legacy_health(port),
                                unknown=lambda _: f"Unknown action: {request.get('action', '')}",
                                errors=((Unavailable, lambda _: dict(REDIS_DOWN)),))

@@ -34,11 +34,10 @@ from typing import Any, Callable
 
 from agents.memory_hub.context_window import DEFAULTS as WINDOW_DEFAULTS
 from agents.memory_hub.context_window import ContextWindows
-from agents.memory_hub.mos_legacy import error
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, Unavailable
 from bus.handler import CallContext, Handler, Route, action
-from bus.legacy import dispatch_legacy
+from bus.legacy import dispatch_legacy, message_error
 from schemas.base import Schema
 from schemas.memory_hub import context_manager as schema
 
@@ -129,7 +128,7 @@ class ContextManager(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        return dispatch_legacy(request, self.legacy_actions, error=error,
+        return dispatch_legacy(request, self.legacy_actions, error=message_error,
                                health=lambda: self._health(self.legacy_health_ports[0]))
 
     def _legacy_args(self, request: dict, fields: Schema) -> dict:

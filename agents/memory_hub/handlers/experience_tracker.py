@@ -30,11 +30,10 @@ from types import MethodType
 from typing import Any, Callable
 
 from agents.memory_hub.experiences import ExperienceStore, iso, parse_time
-from agents.memory_hub.mos_legacy import error
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, Unavailable
 from bus.handler import CallContext, Handler, Route, action
-from bus.legacy import dispatch_legacy
+from bus.legacy import dispatch_legacy, message_error
 from schemas.memory_hub import experience_tracker as schema
 
 
@@ -89,7 +88,7 @@ class ExperienceTracker(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        return dispatch_legacy(request, self.legacy_actions, error=error,
+        return dispatch_legacy(request, self.legacy_actions, error=message_error,
                                health=lambda: self._health(self.legacy_health_ports[0]),
                                errors=((BadRequest, _legacy_bad_request),))
 
@@ -124,7 +123,7 @@ LEGACY_ACTIONS: dict[str, Callable[[ExperienceTracker, dict], dict]] = {
 def _legacy_bad_request(err: BadRequest) -> dict:
     """A schema error names its field as "Invalid <field> parameter"; other bad requests keep their message."""
     field = err.details.get("field")
-    return error(f"Invalid {field} parameter" if field else err.message)
+    return message_error(f"Invalid {field} parameter" if field else err.message)
 
 
 def _legacy_experience(exp: dict[str, Any]) -> dict[str, Any]:

@@ -34,11 +34,11 @@ from typing import Any, Callable
 
 from agents.memory_hub.knowledge import DEFAULTS as KNOWLEDGE_DEFAULTS, SECTION, Knowledge
 from agents.memory_hub.memories import Memories
-from agents.memory_hub.mos_legacy import LegacyError, error, memory_format_error
+from agents.memory_hub.memory_orchestrator_legacy import LegacyError, memory_format_error
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError
 from bus.handler import CallContext, Handler, Route, action
-from bus.legacy import dispatch_legacy
+from bus.legacy import dispatch_legacy, message_error
 from schemas.memory_hub import knowledge_base as schema
 
 
@@ -68,9 +68,10 @@ class KnowledgeBase(Handler):
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
         self.request_count = next(self._requests)
-        return dispatch_legacy(request, self.legacy_actions, error=error, health=lambda: self.legacy_health(port),
+        return dispatch_legacy(request, self.legacy_actions, error=message_error,
+                               health=lambda: self.legacy_health(port),
                                health_actions=("ping", "health"),
-                               errors=((LegacyError, lambda exc: error(str(exc))),))
+                               errors=((LegacyError, lambda exc: message_error(str(exc))),))
 
     def legacy_health(self, port: int) -> dict:
         return {"status": "HEALTHY", "service": self.name, "uptime_seconds": int(time.time() - self.started_at),

@@ -11,7 +11,7 @@ Legacy port 5713 (JSON):
                               failure_count, last_failure_time, failure_threshold, reset_timeout}}
   reset_circuit_breaker    -> {status:"success", message:"Circuit breaker reset successfully", new_state}
   {action, data} of every MemoryOrchestratorService action and create_session -> the MOS reply
-                              (see agents/memory_hub/mos_legacy.py); while the breaker is open (3 store
+                              (memory_orchestrator_legacy.py); while the breaker is open (3 store
                               failures in a row, 60 s reset) -> {status:"error", message:"Circuit breaker is
                               open due to previous failures. Try again later.", circuit_state}
   anything else            -> {status:"error", message:"This client does not accept remote commands"}
@@ -33,11 +33,12 @@ from typing import Any
 from agents.memory_hub.handlers.memory_orchestrator_service import StoreProbe
 from agents.memory_hub.kv import DEFAULTS as KV_DEFAULTS, SECTION, KeyValues
 from agents.memory_hub.memories import Memories
-from agents.memory_hub.mos_legacy import LegacyMemoryApi, error
+from agents.memory_hub.memory_orchestrator_legacy import LegacyMemoryApi
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.sessions import shared_sessions
 from bus.errors import BadRequest
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from bus.legacy import message_error
 from schemas.memory_hub import memory_client as schema
 
 
@@ -106,7 +107,7 @@ class MemoryClient(Handler):
     def handle_legacy(self, request: Any, port: int) -> dict:
         self.request_count = next(self._requests)
         if not isinstance(request, dict):
-            return error("Invalid request format")
+            return message_error("Invalid request format")
         act = request.get("action")
         if act in ("ping", "health"):
             return self.legacy_health(port)
@@ -121,7 +122,7 @@ class MemoryClient(Handler):
                 return {"status": "error", "message": "Circuit breaker is open due to previous failures. Try again later.",
                         "circuit_state": self.breaker.state}
             return self.legacy.handle(act, request.get("data", {}))
-        return error("This client does not accept remote commands")
+        return message_error("This client does not accept remote commands")
 
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self.started_at, service=self.name,

@@ -1,7 +1,7 @@
 """MemoryOrchestratorService: legacy-protocol.md §1.4 (7140; health 7141 in code, 8140 in YAML: both bound).
 
 Legacy port 7140 (JSON ``{"action": A, "data": {...}}``): every action of the legacy table, replies exactly as
-legacy (``status`` "success"/"error", errors under ``message``; see ``agents/memory_hub/mos_legacy.py`` for
+legacy (``status`` "success"/"error", errors under ``message``; see ``memory_orchestrator_legacy.py`` for
 the full list), plus ``create_session`` (MemoryClient sent it; legacy MOS never had it). Unknown ->
 ``{"status":"error","message":"Unknown action: A"}``. ``ping``/``health`` and any message on the health ports
 -> BaseAgent health + ``{status:"ok"|"degraded", db_connected, redis_connected, error_bus_ready}`` (degraded
@@ -41,12 +41,13 @@ from typing import Any
 
 from agents.memory_hub.lifecycle import DEFAULTS as LIFECYCLE_DEFAULTS, Lifecycle
 from agents.memory_hub.memories import DEFAULTS as MEMORY_DEFAULTS, Memories, settings_of
-from agents.memory_hub.mos_legacy import LegacyMemoryApi, error
+from agents.memory_hub.memory_orchestrator_legacy import LegacyMemoryApi
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.sessions import shared_sessions
 from bus.config import merge_defaults
 from bus.events import EventPublisher
 from bus.handler import CallContext, Handler, action, base_legacy_health
+from bus.legacy import message_error
 from schemas.memory_hub import memory_orchestrator_service as schema
 
 HEALTH_ACTIONS = ("ping", "health", "health_check")
@@ -107,14 +108,14 @@ class MemoryOrchestratorService(Handler):
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
         if not isinstance(request, dict):
-            return error("Invalid request format")
+            return message_error("Invalid request format")
         act = request.get("action")
         if act == "health_check":
             return self.main_port_health_check(port)
         if act in HEALTH_ACTIONS:
             return self.legacy_health(port)
         reply = self.legacy.handle(act, request.get("data", {}))
-        return reply if reply is not None else error(f"Unknown action: {act}")
+        return reply if reply is not None else message_error(f"Unknown action: {act}")
 
     def legacy_health(self, port: int) -> dict:
         db, redis = self.probe()

@@ -37,12 +37,12 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from agents.memory_hub.mos_legacy import LegacyError, error, memory_format_error
+from agents.memory_hub.memory_orchestrator_legacy import LegacyError, memory_format_error
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.sessions import DEFAULTS as SESSION_DEFAULTS, shared_sessions
 from bus.errors import HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy
+from bus.legacy import dispatch_legacy, message_error
 from schemas.memory_hub import session_memory_agent as schema
 
 
@@ -109,9 +109,10 @@ class SessionMemoryAgent(Handler):
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
         self.request_count = next(self._requests)
-        return dispatch_legacy(request, self.legacy_actions, error=error, health=lambda: self.legacy_health(port),
+        return dispatch_legacy(request, self.legacy_actions, error=message_error,
+                               health=lambda: self.legacy_health(port),
                                health_actions=("ping", "health"),
-                               errors=((LegacyError, lambda exc: error(str(exc))),))
+                               errors=((LegacyError, lambda exc: message_error(str(exc))),))
 
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self.started_at, service=self.name,

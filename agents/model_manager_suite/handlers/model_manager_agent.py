@@ -1,5 +1,5 @@
 """ModelManagerAgent: legacy-protocol.md §3.2 (5570; health 5571 in code, 6570 in YAML) plus its native
-actions. The legacy replies are built in ``agents/model_manager_suite/mma_legacy.py``; the domain (model
+actions. The legacy replies are built in ``agents/model_manager_suite/model_manager_legacy.py``; the domain (model
 preferences, status, selection, STT approvals) is ``agents/model_manager_suite/routing.py``.
 
 Legacy main port (JSON):
@@ -39,7 +39,7 @@ from typing import Any
 from bus.errors import HubError, NotFound
 from bus.handler import CallContext, Handler, action
 from agents.model_manager_suite.inference_api import ModelAPI, model_api
-from agents.model_manager_suite.mma_legacy import MMALegacy, ResponseCache
+from agents.model_manager_suite.model_manager_legacy import ModelManagerLegacy, ResponseCache
 from agents.model_manager_suite.routing import STT_DEFAULTS, ModelRouter
 from agents.model_manager_suite.services import ModelServices
 from schemas.model_manager_suite import model_manager_agent as schemas
@@ -62,8 +62,9 @@ class ModelManagerAgent(Handler):
         section = dict((services.settings or {}).get("model_manager_agent") or {})
         self.router = ModelRouter(lambda: model_api(self.services), section)
         cache = ResponseCache(float(section.get("cache_ttl_s", 3600.0)), int(section.get("max_cache_entries", 1000)))
-        self.legacy = MMALegacy(self.router, self._health_reply, float(section.get("legacy_timeout_s", 55.0)), cache,
-                                str(section.get("machine_label", "MainPC")))
+        self.legacy = ModelManagerLegacy(self.router, self._health_reply,
+                                         float(section.get("legacy_timeout_s", 55.0)), cache,
+                                         str(section.get("machine_label", "MainPC")))
         self._started_at = time.time()
 
     @property

@@ -11,7 +11,7 @@ import pytest
 from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
 from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
 from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
-from agents.memory_hub.mos_legacy import HYBRID
+from agents.memory_hub.memory_orchestrator_legacy import HYBRID
 from agents.memory_hub.search import Embedder, SearchEngine
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.sql import SqlStore

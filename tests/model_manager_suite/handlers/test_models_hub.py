@@ -108,7 +108,7 @@ def test_gguf_legacy_health_ports(hub):
 
 # -- ModelManagerAgent legacy port ----------------------------------------------------------------
 
-def test_mma_legacy_generate_status_and_conversation(hub):
+def test_model_manager_legacy_generate_status_and_conversation(hub):
     reply = hub.legacy_request(MMA, {"action": "generate", "model_pref": "quality", "prompt": "hello",
                                      "params": {"max_tokens": 4, "temperature": 0.2, "top_p": 0.9},
                                      "conversation_id": "m1"})
@@ -124,7 +124,7 @@ def test_mma_legacy_generate_status_and_conversation(hub):
     assert failed["status"] == "error" and "budget" in failed["message"]
 
 
-def test_mma_legacy_commands_and_process(hub):
+def test_model_manager_legacy_commands_and_process(hub):
     loaded = hub.legacy_request(MMA, {"command": "LOAD_MODEL", "model_name": "tiny-c", "device": "MainPC",
                                       "quantization_level": "FP16"})
     assert loaded["status"] == "SUCCESS" and loaded["message"] == "Model tiny-c loaded successfully"
@@ -153,7 +153,7 @@ def test_vram_optimizer_finds_its_machines_models_to_unload(hub):
     assert hub.legacy_request(MMA, {"command": "GET_LOADED_MODELS_STATUS"})["loaded_models"] == {}
 
 
-def test_mma_legacy_stt_requests_and_loop_errors(hub):
+def test_model_manager_legacy_stt_requests_and_loop_errors(hub):
     ready = hub.legacy_request(MMA, {"model_id": "whisper-small", "request_id": "s1",
                                      "context": {"quantization_level": "int8"}})
     assert ready["status"] == "MODEL_READY" and ready["access_info"]["quantization_level"] == "int8"
@@ -169,7 +169,7 @@ def test_mma_legacy_stt_requests_and_loop_errors(hub):
     hub.legacy_request(MMA, {"command": "UNLOAD_MODEL", "model_name": "whisper-small"})
 
 
-def test_mma_legacy_health(hub):
+def test_model_manager_legacy_health(hub):
     for port in (5571, 6570):
         reply = hub.legacy_request(port, None, raw=b"ping")
         assert reply["status"] == "ok" and reply["details"]["uptime_seconds"] > 0

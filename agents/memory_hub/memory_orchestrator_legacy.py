@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from agents.memory_hub.memories import Memories
 from bus.errors import HubError
+from bus.legacy import message_error
 
 TEXT_FALLBACK = "Semantic search not fully implemented, falling back to text search"
 HYBRID = "Semantic search results (vector + keyword ranking)"
@@ -35,10 +36,6 @@ HYBRID = "Semantic search results (vector + keyword ranking)"
 
 class LegacyError(Exception):
     """A legacy error reply message (bad input)."""
-
-
-def error(message: str) -> dict[str, Any]:
-    return {"status": "error", "message": message}
 
 
 def memory_format_error(exc: HubError) -> LegacyError | HubError:
@@ -103,15 +100,15 @@ class LegacyMemoryApi:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            return error("Invalid request format: data must be an object.")
+            return message_error("Invalid request format: data must be an object.")
         store_ok = True
         try:
             return fn(data)
         except LegacyError as exc:
-            return error(str(exc))
+            return message_error(str(exc))
         except HubError as exc:
             store_ok = not exc.retryable
-            return error(exc.message)
+            return message_error(exc.message)
         finally:
             if self.on_outcome is not None:
                 self.on_outcome(store_ok)
@@ -123,7 +120,7 @@ class LegacyMemoryApi:
         except HubError as exc:
             if exc.retryable:
                 raise
-            return error(f"Invalid memory format: {exc.message}")
+            return message_error(f"Invalid memory format: {exc.message}")
         return {"status": "success", "memory_id": memory_id}
 
     def get_memory(self, data: dict) -> dict:
@@ -226,7 +223,7 @@ class LegacyMemoryApi:
         except HubError as exc:
             if exc.retryable:
                 raise
-            return error(f"Batch operation failed: {exc.message}")
+            return message_error(f"Batch operation failed: {exc.message}")
         return {"status": "success", "message": f"Added {len(ids)} memories", "memory_ids": ids}
 
     def batch_get_memories(self, data: dict) -> dict:
@@ -240,7 +237,7 @@ class LegacyMemoryApi:
 
     def create_session_action(self, data: dict) -> dict:
         if self.create_session is None:
-            return error("Unknown action: create_session")
+            return message_error("Unknown action: create_session")
         metadata = data.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise LegacyError("metadata must be an object.")

@@ -58,7 +58,7 @@ class ResponseCache:
                 self._items.popitem(last=False)
 
 
-class MMALegacy:
+class ModelManagerLegacy:
     def __init__(self, router: ModelRouter, health: Callable[[], dict], timeout_s: float, cache: ResponseCache,
                  machine_label: str):
         self.router, self.health, self.timeout_s, self.cache = router, health, timeout_s, cache

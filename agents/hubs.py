@@ -1,0 +1,32 @@
+"""What the operator tools know of the two hubs without importing them (a hub's ``hub.py`` loads its stack).
+
+* ``HUBS``: the names ``hubctl`` accepts for an endpoint, with each hub's native and events ports (before
+  PORT_OFFSET) and default data dir. Each hub's ``SPEC`` and ``bus/daemon.settings_for`` are the source;
+  ``tests/ops/test_hubctl.py`` keeps these equal to them.
+* ``forwarder_defaults()``: ``hubctl forward`` on MainPC relays the legacy ports of MemoryHub's three MainPC
+  memory agents (``MAINPC_MEMORY_PORTS``) to MemoryHub on PC2 (the profile
+  ``config/mainpc/hub_forwarder.yaml`` sets the addresses).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bus.client import NamedHub
+
+HUBS: dict[str, NamedHub] = {
+    "memory": NamedHub(native_port=7010, events_port=7310, data_dir="./var/memory_hub"),
+    "models": NamedHub(native_port=7011, events_port=7311, data_dir="./var/model_manager_suite"),
+}
+
+MAINPC_MEMORY_PORTS: tuple[int, ...] = (
+    5713, 6713,          # MemoryClient, its health port
+    5574, 6574, 6583,    # SessionMemoryAgent, its health ports (YAML, code)
+    5715, 6715,          # KnowledgeBase, its health port
+)
+
+
+def forwarder_defaults() -> dict[str, Any]:
+    """The relay's settings tree with MemoryHub's MainPC ports (bus.forwarder is imported here, when used)."""
+    from bus import forwarder
+
+    return {**forwarder.DEFAULTS, "forwarder": {**forwarder.DEFAULTS["forwarder"], "ports": list(MAINPC_MEMORY_PORTS)}}
