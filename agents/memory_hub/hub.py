@@ -45,10 +45,12 @@ def build(runtime: Runtime) -> Assembly:
     runtime.events.observers.append(monitor.observe)
     runtime.tokens.is_revoked = make_revocation_check(services)
     checks = {"sql": services.sql.health, "redis": services.redis.health}
+    startup = []
     if services.search is not None:
         checks["search"] = services.search.health
+        startup.append(services.search.wait_ready)      # sd_notify READY=1 once search answers
     return Assembly(handlers=handlers, checks=checks, critical={"sql"}, policies=[make_trust_policy(services)],
-                    after_call=[make_call_feeder(services)], close=[services.close])
+                    after_call=[make_call_feeder(services)], close=[services.close], startup=startup)
 
 
 SPEC = HubSpec(

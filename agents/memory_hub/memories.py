@@ -306,22 +306,25 @@ class Memories:
         return [r for r in rows if row_matches(r, flt)]
 
     def semantic_search(self, query: str, k: int | None = 5, filters: Mapping[str, Any] | None = None,
-                        ) -> tuple[list[dict[str, Any]], str]:
+                        deadline: float | None = None, strict: bool = False) -> tuple[list[dict[str, Any]], str]:
         """(results, how): the search engine's hybrid ranking (each result has ``score``) when the hub
         runs one, keeping relevant hits only (matching words, or ``semantic_min_similarity``), else the
-        legacy text-search fallback (how = "text")."""
+        legacy text-search fallback (how = "text"). A loading engine is waited for until ``deadline``
+        (monotonic; default: the hub's); then ``strict`` callers get its ``Unavailable``, others the fallback."""
         k = self._limit(k)
         parse_filters(filters)
         if self.search is not None:
             try:
                 hits = self.search.search(query, k=min(k, int(self.search.settings["max_k"])), mode="hybrid",
-                                          filters=filters)
+                                          filters=filters, deadline=deadline)
                 floor = float(self.settings["semantic_min_similarity"])
                 return [{**memory_dict(h["memory"]), "score": h["score"]} for h in hits
                         if h["keyword_score"] is not None or (h["vector_score"] or 0.0) >= floor], "hybrid"
             except BadRequest:
                 raise
             except HubError as exc:
+                if strict:
+                    raise
                 log.warning("semantic search unavailable, text search instead: %s", exc)
         return self.text_search(query, k, filters), "text"
 

@@ -16,6 +16,8 @@ Native (agent "MemoryOrchestratorService"), args validated by ``schemas/memory_h
   get_related{memory_id, relationship_type?}                  -> {related_memories}
   search_memory{query, memory_type?, parent_id?, filters?, limit?}     -> {results, count}
   semantic_search{query, k?, filters?}                        -> {results, mode: "hybrid"|"text"}
+      ("text": the hub runs without search; while the model loads it waits until the request's deadline,
+      then `unavailable`, retryable with retry_after_ms)
   update_memory{memory_id, update_data}                       -> memory
   delete_memory{memory_id, cascade?}                          -> {deleted: [ids]}
   reinforce_memory{memory_id, reinforcement_factor?}          -> {memory_id, new_importance}
@@ -171,7 +173,8 @@ class MemoryOrchestratorService(Handler):
     @action(schema.SEMANTIC_SEARCH)
     def semantic_search(self, args: dict, ctx: CallContext) -> dict:
         """Semantic search (text search without a search engine)."""
-        results, how = self.memories.semantic_search(args["query"], args["k"], args["filters"])
+        results, how = self.memories.semantic_search(args["query"], args["k"], args["filters"], ctx.deadline,
+                                                     strict=True)
         return {"results": results, "mode": how}
 
     @action(schema.UPDATE_MEMORY)
