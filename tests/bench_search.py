@@ -11,8 +11,14 @@ SQLite file migrated by Alembic, with the real all-MiniLM-L6-v2 model:
 * restart time from the snapshot and from SQL (full rebuild).
 
 Goals (issue "fast at 100k memories"): p95 <= 20 ms at 100k including the query embedding, recall@10 >= 0.95,
-bulk insert >= 500/s. Options: ``--sizes 10000,100000``, ``--queries 300``, ``--batch 512``, ``--keep DIR``
-(``--reuse`` then skips the insert phase of a kept database).
+bulk insert >= 500/s. Options: ``--sizes 10000``, ``--queries 300``, ``--batch 512``, ``--keep DIR``
+(``--reuse`` then skips the insert phase of a kept database); ``--full`` adds 100k to both parts.
+
+Quality (tests/data/search_eval.json, tests/memory_hub/search/evalset.py): recall@1/@3/@10 and MRR of the
+154 paraphrased questions and the 26 exact-token lookups among ``--quality-sizes`` distractors (default
+10k), for vector-only, keyword-only, hybrid (the native UnifiedMemoryReasoningAgent path) and the legacy
+MOS ``semantic_search`` path (hybrid + relevance filter). Distractor embeddings are cached in
+var/search-eval (the first 100k run embeds them once).
 """
 from __future__ import annotations
 
@@ -31,9 +37,13 @@ import numpy as np  # noqa: E402
 
 from agents.memory_hub.search import Embedder, SearchEngine  # noqa: E402
 from agents.memory_hub.stores.sql import SqlStore  # noqa: E402
+from tests.data.make_distractors import lookup_queries  # noqa: E402
 from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences  # noqa: E402
+from tests.memory_hub.search.evalset import EvalCorpus, format_table  # noqa: E402
 
 QUERY_SEED = 424242
+REPO = Path(__file__).resolve().parents[1]
+EVAL_CACHE = REPO / "var" / "search-eval"
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -148,9 +158,34 @@ def report(results: list[dict[str, Any]]) -> None:
         print(f"restart: snapshot {r['restart_snapshot_s']:.2f} s, rebuild from SQL {r['restart_sql_s']:.2f} s")
 
 
+def bench_quality(n: int, embedder: Embedder) -> dict[str, Any]:
+    """Recall and MRR of the eval set among ``n`` distractors, every path, plus the hybrid query latency."""
+    base = Path(tempfile.mkdtemp(prefix=f"bench-quality-{n}-"))
+    try:
+        corpus = EvalCorpus.build(base, embedder, n, cache_dir=EVAL_CACHE)
+        try:
+            paraphrases = corpus.run()
+            lookups = corpus.run(lookup_queries())
+        finally:
+            corpus.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return {"n": n, "paraphrases": paraphrases, "lookups": lookups}
+
+
+def report_quality(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        print(f"\n-- search quality: 154 paraphrased questions among {r['n']} distractor memories")
+        print(format_table(r["paraphrases"]))
+        print(f"-- exact-token lookups (codes, names): 26 queries among {r['n']} distractors")
+        print(format_table(r["lookups"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated memory counts")
+    parser.add_argument("--sizes", default="10000", help="comma-separated memory counts (latency part)")
+    parser.add_argument("--quality-sizes", default="10000", help="comma-separated distractor counts (quality)")
+    parser.add_argument("--full", action="store_true", help="add 100000 to --sizes and --quality-sizes")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
@@ -160,11 +195,19 @@ def main() -> None:
     args = parser.parse_args()
     embedder = Embedder(threads=args.threads)
     embedder.start()
+    quality = [bench_quality(n, embedder) for n in _sizes(args.quality_sizes, args.full)]
+    report_quality(quality)
     results = []
-    for size in (int(s) for s in args.sizes.split(",") if s.strip()):
+    for size in _sizes(args.sizes, args.full):
         results.append(bench_size(size, args, embedder))
     embedder.close()
     report(results)
+    report_quality(quality)
+
+
+def _sizes(text: str, full: bool) -> list[int]:
+    sizes = [int(s) for s in text.split(",") if s.strip()]
+    return sizes + [100000] if full and 100000 not in sizes else sizes
 
 
 if __name__ == "__main__":

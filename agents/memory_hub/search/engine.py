@@ -17,7 +17,9 @@ Public API (all methods thread-safe; errors are ``bus.errors`` types):
 * ``remove(memory_id | [ids]) -> int``: drop from the vector index (call it when a row is deleted;
   results are confirmed against SQL anyway).
 * ``search(query, k=10, mode="hybrid", filters=None, deadline=None) -> [{memory_id, score, vector_score,
-  keyword_score, memory}]``, best first. ``score``: RRF (hybrid), cosine (vector) or BM25 (keyword).
+  keyword_score, vector_rank, memory}]``, best first. ``score``: cosine plus a keyword bonus for memories
+  holding most of the query's words (hybrid, ``ranking.fuse``), cosine (vector) or BM25 (keyword);
+  ``vector_rank``: the memory's rank among the vector hits (None when it is not among them).
 * ``find_near_duplicates(text, namespace=None, threshold=None, k=10, exclude=()) -> [{memory_id, score, memory}]``.
 * ``pack_context(query, token_budget, filters=None, k=None, mode="hybrid") -> {query, token_budget,
   tokens, memories: [... + tokens, content], duplicates_dropped, text}``.
@@ -162,10 +164,7 @@ class SearchEngine:
         qvec = pending.result() if pending is not None else None
         vec = self._vector_hits(qvec, where, depth) if qvec is not None else []
         if mode == "hybrid":
-            s = self.settings
-            ranked = ranking.fuse(vec, kw, rrf_k=s["rrf_k"], vector_weight=s["vector_weight"],
-                                  keyword_weight=s["keyword_weight"])
-            self._fill_vector_scores(ranked[:k], qvec)
+            ranked = self._fuse(query, qvec, vec, kw)
         else:
             ranked = ranking.single(vec or kw, "vector" if mode == "vector" else "keyword")
         return self._materialize(ranked[:k], where)
@@ -261,14 +260,18 @@ class SearchEngine:
             return keyword.search(conn, self.rows.table, query, where.scan, n, self.use_fts,
                                   self.settings["keyword_match_budget"])
 
-    def _fill_vector_scores(self, ranked: list[ranking.Ranked], qvec: np.ndarray | None) -> None:
-        lacking = [r.memory_id for r in ranked if r.vector_score is None]
-        if qvec is None or not lacking:
-            return
-        vectors = self.index.vectors(lacking)
-        for item in ranked:
-            if item.vector_score is None and item.memory_id in vectors:
-                item.vector_score = float(vectors[item.memory_id] @ qvec)
+    def _fuse(self, query: str, qvec: np.ndarray, vec: list[tuple[str, float]],
+              kw: list[tuple[str, float]]) -> list[ranking.Ranked]:
+        """Hybrid ranking (``ranking.fuse``): cosines of keyword-only hits from the index, word coverage of
+        the keyword hits from their content (only they can hold the query's words)."""
+        near = {m for m, _ in vec}
+        vectors = self.index.vectors([m for m, _ in kw if m not in near])
+        cosines = {m: float(v @ qvec) for m, v in vectors.items()}
+        terms = keyword.like_terms(query)
+        contents = self.rows.contents([m for m, _ in kw]) if kw else {}
+        covered = {m: ranking.coverage(terms, text) for m, text in contents.items()}
+        return ranking.fuse(vec, kw, cosines, covered, keyword_weight=self.settings["keyword_weight"],
+                            min_coverage=self.settings["keyword_min_coverage"])
 
     def _materialize(self, ranked: list[ranking.Ranked], where: Where) -> list[dict[str, Any]]:
         rows = self.rows.fetch_rows([r.memory_id for r in ranked], where.pinned)
@@ -277,7 +280,7 @@ class SearchEngine:
             row = rows.get(r.memory_id)
             if row is not None and row_matches(row, where.flt):
                 out.append({"memory_id": r.memory_id, "score": r.score, "vector_score": r.vector_score,
-                            "keyword_score": r.keyword_score, "memory": row})
+                            "keyword_score": r.keyword_score, "vector_rank": r.vector_rank, "memory": row})
         return out
 
     def _check_query(self, query: Any, name: str = "query") -> str:

@@ -28,9 +28,11 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "overfetch": 4,                  # initial FAISS over-fetch factor when filters or tombstones apply
     "candidates": 50,                # per-list depth fed to rank fusion (at least k)
     "keyword_match_budget": 3000,    # BM25 scores at most ~this many matching rows (common terms dropped); 0 = all
-    "rrf_k": 60,                     # reciprocal rank fusion constant
-    "vector_weight": 1.0,
-    "keyword_weight": 1.0,
+    # hybrid = cosine + keyword_weight * gate, gate rising 0 -> 1 as the share of the query's words (stop words
+    # left out) found in the memory goes from keyword_min_coverage to all: exact lookups (codes, names, titles)
+    # get lifted, a paraphrase sharing a word or two keeps its cosine order (tests/bench_search.py, eval set)
+    "keyword_weight": 0.1,
+    "keyword_min_coverage": 0.5,
     "duplicate_threshold": 0.9,      # cosine similarity at or above which two texts are near duplicates
     "default_k": 10,
     "max_k": 100,
