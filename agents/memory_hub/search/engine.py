@@ -79,7 +79,7 @@ class SearchEngine:
         self.engine = resolve_engine(sql)
         self.rows = MemoryRows(self.engine)
         self._own_embedder = embedder is None
-        self.embedder = embedder or Embedder.from_settings(self.settings)
+        self.embedder = embedder or Embedder.from_settings(self.settings, data_dir)
         self.index = VectorIndex.from_settings(self.settings)
         self.use_fts = False
         self.maintainer = Maintainer(self, _snapshot_dir(self.settings["snapshot_path"], data_dir),
@@ -108,7 +108,8 @@ class SearchEngine:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.maintainer.ready, {**self.index.stats(), "fts": self.use_fts,
-                                       "model_loaded": self.embedder.ready}
+                                       "model_loaded": self.embedder.ready,
+                                       "embed_backend": self.embedder.backend_in_use}
 
     def rebuild(self) -> int:
         """Reload every embedding from SQL into a fresh index; returns the vector count."""

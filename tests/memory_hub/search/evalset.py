@@ -49,7 +49,8 @@ def distractor_vectors(texts: list[str], embedder: Embedder, cache_dir: Path | N
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32)
     key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    path = cache_dir / f"distractors-{len(texts)}-{key}.npy" if cache_dir is not None else None
+    backend = embedder.backend_in_use or embedder.backend
+    path = cache_dir / f"distractors-{backend}-{len(texts)}-{key}.npy" if cache_dir is not None else None
     if path is not None and path.exists():
         return np.load(path)
     vectors = np.vstack([embedder.encode(texts[i:i + 2048]) for i in range(0, len(texts), 2048)])
