@@ -14,7 +14,9 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     # onnx: the same model on ONNX Runtime (exported once to onnx_path, checked against torch at load;
     # query embedding ~2x faster, see tests/bench_search.py); torch also when onnxruntime is missing
     "embed_backend": "onnx",
-    "onnx_path": "search/onnx",      # relative paths are under storage.data_dir; "" = torch only
+    # the export (90 MB, ~5 s) is shared by every hub of the user (keyed by the model files); relative
+    # paths are under storage.data_dir; "" = torch only
+    "onnx_path": "~/.cache/memory-hub/onnx",
     "encode_batch_size": 64,         # texts per forward pass on bulk writes
     "query_cache_size": 512,         # LRU of query-string embeddings (0 disables)
     # FAISS

@@ -83,7 +83,8 @@ def test_fresh_hub_answers_writes_and_queries_sent_while_the_model_loads(tmp_pat
         listener.settimeout(120)
         assert b"READY=1" in listener.recv(4096)
         with hub.client() as client:
-            assert client.call("hub", "health")["checks"]["search"]["ok"]
+            search = client.call("hub", "health")["checks"]["search"]
+        assert search["ok"] and search["detail"]["embed_backend"] == "onnx"   # the hub's default backend
         assert waiter.wait(180) == 0, waiter.stderr.read()
         assert "search" in waiter.stdout.read()
     finally:
