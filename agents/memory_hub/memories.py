@@ -21,7 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from agents.memory_hub.memory_records import HotCache, memory_dict, memory_values, stamp
 from agents.memory_hub.search.filters import parse_filters, row_matches, where_clauses
 from agents.memory_hub.stores.sql_models import (ContextGroup, Memory, MemoryGroupMapping, MemoryRelationship,
-                                                 Session, new_memory_id)
+                                                 Session, content_hash, new_memory_id)
 from bus.errors import BadRequest, Conflict, HubError, NotFound, TooLarge
 from bus.events import NullPublisher
 
@@ -96,6 +96,24 @@ class Memories:
             written = (row.memory_id, row.memory_type, row.namespace, row.content)
         self._after_write([written], "add")
         return written[0]
+
+    def add_unique(self, data: Any) -> tuple[dict[str, Any] | None, str]:
+        """``add`` unless a memory of the same namespace holds the same content (``content_hash``): then
+        ``(that memory, its id)`` and nothing is written; else ``(None, new id)``. Check and insert share
+        one write transaction."""
+        values = memory_values(data, self.limits)
+        namespace = values.get("namespace") or "default"
+        with self.sql.transaction() as s:
+            found = s.execute(select(Memory).where(
+                Memory.namespace == namespace, Memory.content_hash == content_hash(values["content"]),
+                Memory.content == values["content"]).order_by(Memory.created_at, Memory.memory_id).limit(1)
+            ).scalar_one_or_none()
+            if found is not None:
+                return memory_dict(found), found.memory_id
+            row = self.insert(s, values)
+            written = (row.memory_id, row.memory_type, row.namespace, row.content)
+        self._after_write([written], "add")
+        return None, written[0]
 
     def add_many(self, items: Any, *, defaults: Mapping[str, Any] | None = None) -> list[str]:
         """All of ``items`` in one transaction, or none (``BadRequest`` names ``memories[i].field``)."""

@@ -9,7 +9,10 @@ error_bus_ready}`` (degraded when SQL or Redis is down or there is no event publ
 
 Native (agent "MemoryOrchestratorService"), args validated by ``schemas/memory_hub/memory_orchestrator_service``:
   add_memory{content, memory_type?, memory_tier?, importance?=0.5, metadata?, tags?, parent_id?, memory_id?,
-             expires_at?, namespace?, session_id?}            -> {memory_id}   (conflict: id exists)
+             expires_at?, namespace?, session_id?, dedupe?=false} -> {memory_id}   (conflict: id exists)
+      dedupe: a memory of the same namespace with the same content (content_hash) is returned instead of
+      writing a new one: {memory_id, duplicate: true, memory}; else {memory_id, duplicate: false}.
+      The legacy add_memory on 7140 always writes a new row, as legacy did.
   get_memory{memory_id, touch?=true}                          -> memory        (not_found)
   get_children{parent_id, limit?, sort_field?, sort_order?}   -> {children}
   add_relationship{source_id, target_id, relationship_type, strength?} -> {source_id, target_id, relationship_type, strength}
@@ -135,8 +138,14 @@ class MemoryOrchestratorService(Handler):
     # ------------------------------------------------------------------ native
     @action(schema.ADD_MEMORY)
     def add_memory(self, args: dict, ctx: CallContext) -> dict:
-        """Store one memory; returns its id."""
-        return {"memory_id": self.memories.add(_present(args))}
+        """Store one memory; returns its id (with dedupe: the existing one of the same content, if any)."""
+        data = _present({k: v for k, v in args.items() if k != "dedupe"})
+        if not args["dedupe"]:
+            return {"memory_id": self.memories.add(data)}
+        existing, memory_id = self.memories.add_unique(data)
+        if existing is None:
+            return {"memory_id": memory_id, "duplicate": False}
+        return {"memory_id": memory_id, "duplicate": True, "memory": existing}
 
     @action(schema.GET_MEMORY)
     def get_memory(self, args: dict, ctx: CallContext) -> dict:
