@@ -141,7 +141,7 @@ class Maintainer:
             self._thread = None
         # other writes (importance, tiers, access counts) move max(updated_at) without touching a vector:
         # the snapshot is re-saved for them too, or the next start would find it stale and rebuild
-        if self.ready and (self._changes or self._saved != self.engine.rows.fingerprint()):
+        if self.ready and (self._changes or self._saved != self._fingerprint_or_none()):
             self.save_snapshot()
 
     def changed(self, count: int) -> None:
@@ -207,6 +207,13 @@ class Maintainer:
             return False
         self._saved = saved
         return True
+
+    def _fingerprint_or_none(self) -> dict[str, Any] | None:
+        try:
+            return self.engine.rows.fingerprint()
+        except Exception as exc:  # SQL gone at shutdown: keep the snapshot on disk as it is
+            log.warning("no SQL fingerprint at close (%r); snapshot left as it was", exc)
+            return self._saved
 
     def _reconcile(self) -> int:
         """Drop vectors whose rows no longer exist (deleted by code that did not call ``remove``)."""
