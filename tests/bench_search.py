@@ -178,7 +178,8 @@ def report_backends(r: dict[str, Any]) -> None:
     print("\n-- query embedding: torch vs ONNX Runtime (same all-MiniLM-L6-v2, same run)")
     for name in ("torch", "onnx"):
         s = r[name]["single"]
-        print(f"{name:<6} one query p50 {s['p50']:6.2f} ms  p95 {s['p95']:6.2f} ms   bulk {r[name]['bulk_per_s']:6.0f}/s")
+        print(f"{name:<6} one query p50 {s['p50']:6.2f} ms  p95 {s['p95']:6.2f} ms   "
+              f"bulk {r[name]['bulk_per_s']:6.0f}/s")
     print(f"ONNX vs torch: p50 x{r['torch']['single']['p50'] / r['onnx']['single']['p50']:.2f}, "
           f"bulk x{r['onnx']['bulk_per_s'] / r['torch']['bulk_per_s']:.2f}; "
           f"cosine min over the eval set's 308 texts {r['cosine_min']:.6f}")

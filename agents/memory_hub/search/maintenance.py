@@ -8,8 +8,8 @@ embedding (written while the model loaded, or before a crash) is embedded, and o
 ready: a write arriving during the start is not indexed by its writer (``accept_write`` says False and
 notes it) but by this catch-up, which repeats until no write slipped in since its last pass.
 Callers wait for readiness up to their deadline (``ensure_started``), then get a retryable
-``Unavailable``. A background thread (every ``maintenance_interval_s``) embeds rows written without an embedding,
-drops vectors whose rows were deleted by other code paths, compacts tombstones and saves a snapshot
+``Unavailable``. A background thread (every ``maintenance_interval_s``) embeds rows written without an
+embedding, drops vectors whose rows were deleted by other code paths, compacts tombstones and saves a snapshot
 every ``snapshot_every`` changes; ``close()`` saves a final one.
 """
 from __future__ import annotations

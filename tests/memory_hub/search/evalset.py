@@ -130,5 +130,6 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
         if name in results:
             lines.append(f"{name:<10}" + "".join(f"{results[name][m]:>11.3f}" for m in METRICS))
     if "legacy_drops" in results:
-        lines.append(f"legacy filter dropped {int(results['legacy_drops']['count'])} facts vector-only had in its top 3")
+        dropped = int(results["legacy_drops"]["count"])
+        lines.append(f"legacy filter dropped {dropped} facts vector-only had in its top 3")
     return "\n".join(lines)
