@@ -3,7 +3,7 @@
     hubctl ping [ENDPOINT] [--timeout S]
     hubctl call [ENDPOINT] AGENT ACTION [JSON-ARGS]
     hubctl route [ENDPOINT] METHOD PATH [JSON-BODY]
-    hubctl health [ENDPOINT]
+    hubctl health [ENDPOINT] [--wait S]     (exit 0 when "ok"; --wait: poll until ok, exit 1 when S pass)
     hubctl actions [ENDPOINT]
     hubctl events [ENDPOINT] [TOPIC]
     hubctl token [--data-dir DIR] [--sub NAME] [--scope AGENT ...] [--ttl S]
@@ -92,7 +92,10 @@ def build_parser(hubs: Mapping[str, NamedHub]) -> tuple[argparse.ArgumentParser,
     p = add("route", cmd_route, "call a seed route: [ENDPOINT] METHOD PATH [JSON-BODY]")
     common(p, endpoint=False)
     p.add_argument("target", nargs="+")
-    common(add("health", cmd_health, "print the hub's health checks"))
+    p = add("health", cmd_health, "print the hub's health checks (exit 0 when ok)")
+    common(p)
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="poll until the hub is ok (exit 0) or SECONDS pass (exit 1)")
     common(add("actions", cmd_actions, "print the action table"))
     p = add("events", cmd_events, "subscribe to hub events and print them")
     p.add_argument("endpoint", nargs="?", default=default_hub, help=endpoint_help)
@@ -176,12 +179,30 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    with _client(args, args.endpoint) as client:
-        report = client.call("hub", "health")
+    until = time.monotonic() + max(0.0, args.wait)
+    report = _health_report(args, until)
+    while (report is None or report["status"] != "ok") and time.monotonic() < until:
+        time.sleep(min(0.25, max(0.0, until - time.monotonic())))
+        report = _health_report(args, until)
+    if report is None:
+        print(f"hubctl: no health reply from {resolve_endpoint(args.endpoint, args.hubs)}", file=sys.stderr)
+        return EXIT_FAIL
     print(f"{report.get('hub')} {report.get('version')}: {report['status']}")
     for name, check in sorted(report.get("checks", {}).items()):
         print(f"  {'ok ' if check['ok'] else 'FAIL'}  {name}: {json.dumps(check.get('detail'), default=str)}")
     return EXIT_OK if report["status"] == "ok" else EXIT_FAIL
+
+
+def _health_report(args: argparse.Namespace, until: float) -> dict | None:
+    """The hub's health report; None while it does not answer (a hub still starting) and --wait is set."""
+    timeout = args.timeout if args.wait <= 0 else max(0.1, min(args.timeout, until - time.monotonic()))
+    try:
+        with _client(args, args.endpoint) as client:
+            return client.call("hub", "health", timeout=timeout)
+    except HubError:
+        if args.wait > 0:
+            return None
+        raise
 
 
 def cmd_actions(args: argparse.Namespace) -> int:

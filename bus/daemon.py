@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,8 @@ class Assembly:
     close: list[Callable[[], None]] = field(default_factory=list)
     idempotency: IdempotencyStore | None = None      # where native idempotency keys are kept (the hub's SQL)
     revoke: Callable[[Principal], None] | None = None   # hub.logout; default: the bus's in-process list
+    # blocking waits for background start-up work (True when it succeeded): READY=1 once all returned
+    startup: list[Callable[[], bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -199,7 +202,7 @@ class Daemon:
                  data_dir=str(self.data_dir), auth_required=auth_required)
         for note in self.legacy_notes:
             log.warning("legacy_port_note", note=note)
-        notifier.notify("READY=1\nSTATUS=serving")
+        self._notify_ready(notifier)
         notifier.start_watchdog(lambda: True)
         try:
             self.server.serve_forever()
@@ -209,6 +212,21 @@ class Daemon:
             self._shutdown(http, events, security, notifier)
         log.info("hub_stopped", hub=self.spec.name)
         return 0
+
+    def _notify_ready(self, notifier: SystemdNotifier) -> None:
+        """READY=1 once the assembly's start-up waits returned (the ports already answer meanwhile)."""
+        waits = list(self.assembly.startup)
+
+        def wait_and_notify() -> None:
+            ok = all([wait() for wait in waits])
+            status = "serving" if ok else "serving, start-up incomplete (see health)"
+            notifier.notify(f"READY=1\nSTATUS={status}")
+            log.info("hub_ready", hub=self.spec.name, startup_ok=ok)
+
+        if waits:
+            threading.Thread(target=wait_and_notify, name="sd-ready", daemon=True).start()
+        else:
+            notifier.notify("READY=1\nSTATUS=serving")
 
     def _start_neighbours(self) -> None:
         """ErrorBus reports and SystemDigitalTwin/CoreOrchestrator registration: optional, never fatal."""

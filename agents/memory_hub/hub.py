@@ -48,12 +48,14 @@ def build(runtime: Runtime) -> Assembly:
     runtime.events.observers.append(monitor.observe)
     runtime.tokens.is_revoked = make_revocation_check(services)
     checks = {"sql": services.sql.health, "redis": services.redis.health}
+    startup = []
     if services.search is not None:
         checks["search"] = services.search.health
+        startup.append(services.search.wait_ready)      # sd_notify READY=1 once search answers
     auth_agent = next(h for h in handlers if isinstance(h, AuthenticationAgent))
     return Assembly(handlers=handlers, checks=checks, critical={"sql"}, policies=[make_trust_policy(services)],
                     after_call=[make_call_feeder(services)], close=[services.close], idempotency=idempotency,
-                    revoke=auth_agent.revoke)
+                    revoke=auth_agent.revoke, startup=startup)
 
 
 SPEC = HubSpec(

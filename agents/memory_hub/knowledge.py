@@ -74,7 +74,7 @@ class Knowledge:
         found = self.find_by_topic(topic)
         if found is not None:
             return found
-        hits, _ = self.memories.semantic_search(topic, 1, {"memory_type": FACT})
+        hits, _ = self.memories.semantic_search(topic, 1, {"memory_type": FACT}, keep_nearest=0)  # relevant only
         if not hits:
             raise fact_not_found()
         return hits[0]

@@ -21,7 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from agents.memory_hub.memory_records import HotCache, memory_dict, memory_values, stamp
 from agents.memory_hub.search.filters import parse_filters, row_matches, where_clauses
 from agents.memory_hub.stores.sql_models import (ContextGroup, Memory, MemoryGroupMapping, MemoryRelationship,
-                                                 Session, new_memory_id)
+                                                 Session, content_hash, new_memory_id)
 from bus.errors import BadRequest, Conflict, HubError, NotFound, TooLarge
 from bus.events import NullPublisher
 
@@ -37,8 +37,10 @@ DEFAULTS: dict[str, Any] = {
         "cache_ttl_s": 3600,              # Redis copy mem:{memory_id} (legacy setex 3600)
         "cache_retry_s": 5.0,             # after a Redis failure, skip Redis this long
         # legacy semantic actions (semantic_search, search_facts, search_interactions, get_fact) keep a hit
-        # only when its words match (BM25) or its meaning is this close (cosine): nearest is not "relevant"
-        "semantic_min_similarity": 0.25,  # MiniLM: unrelated texts score ~0.05-0.15, paraphrases 0.35+
+        # when it is among the nearest by meaning (plain vector search's top N), its words match (BM25),
+        # or its cosine reaches the floor: paraphrases score 0.14-0.3 as often as unrelated memories do
+        "semantic_keep_nearest": 3,
+        "semantic_min_similarity": 0.25,
     },
 }
 SORT_FIELDS = ("created_at", "updated_at", "importance", "last_accessed_at", "access_count")
@@ -94,6 +96,24 @@ class Memories:
             written = (row.memory_id, row.memory_type, row.namespace, row.content)
         self._after_write([written], "add")
         return written[0]
+
+    def add_unique(self, data: Any) -> tuple[dict[str, Any] | None, str]:
+        """``add`` unless a memory of the same namespace holds the same content (``content_hash``): then
+        ``(that memory, its id)`` and nothing is written; else ``(None, new id)``. Check and insert share
+        one write transaction."""
+        values = memory_values(data, self.limits)
+        namespace = values.get("namespace") or "default"
+        with self.sql.transaction() as s:
+            found = s.execute(select(Memory).where(
+                Memory.namespace == namespace, Memory.content_hash == content_hash(values["content"]),
+                Memory.content == values["content"]).order_by(Memory.created_at, Memory.memory_id).limit(1)
+            ).scalar_one_or_none()
+            if found is not None:
+                return memory_dict(found), found.memory_id
+            row = self.insert(s, values)
+            written = (row.memory_id, row.memory_type, row.namespace, row.content)
+        self._after_write([written], "add")
+        return None, written[0]
 
     def add_many(self, items: Any, *, defaults: Mapping[str, Any] | None = None) -> list[str]:
         """All of ``items`` in one transaction, or none (``BadRequest`` names ``memories[i].field``)."""
@@ -306,22 +326,29 @@ class Memories:
         return [r for r in rows if row_matches(r, flt)]
 
     def semantic_search(self, query: str, k: int | None = 5, filters: Mapping[str, Any] | None = None,
+                        deadline: float | None = None, strict: bool = False, keep_nearest: int | None = None,
                         ) -> tuple[list[dict[str, Any]], str]:
         """(results, how): the search engine's hybrid ranking (each result has ``score``) when the hub
-        runs one, keeping relevant hits only (matching words, or ``semantic_min_similarity``), else the
-        legacy text-search fallback (how = "text")."""
+        runs one, keeping relevant hits only (among the ``keep_nearest`` nearest by meaning, default
+        ``semantic_keep_nearest``; matching words; or ``semantic_min_similarity``), else the legacy
+        text-search fallback (how = "text"). A loading engine is waited for until ``deadline``
+        (monotonic; default: the hub's); then ``strict`` callers get its ``Unavailable``, others the fallback."""
         k = self._limit(k)
         parse_filters(filters)
         if self.search is not None:
             try:
                 hits = self.search.search(query, k=min(k, int(self.search.settings["max_k"])), mode="hybrid",
-                                          filters=filters)
+                                          filters=filters, deadline=deadline)
                 floor = float(self.settings["semantic_min_similarity"])
+                nearest = int(self.settings["semantic_keep_nearest"] if keep_nearest is None else keep_nearest)
                 return [{**memory_dict(h["memory"]), "score": h["score"]} for h in hits
-                        if h["keyword_score"] is not None or (h["vector_score"] or 0.0) >= floor], "hybrid"
+                        if (h["vector_rank"] or nearest + 1) <= nearest or h["keyword_score"] is not None
+                        or (h["vector_score"] or 0.0) >= floor], "hybrid"
             except BadRequest:
                 raise
             except HubError as exc:
+                if strict:
+                    raise
                 log.warning("semantic search unavailable, text search instead: %s", exc)
         return self.text_search(query, k, filters), "text"
 

@@ -58,10 +58,13 @@ def open_search(services: MemoryServices) -> Any:
     if not section.get("enabled", False):
         log.info("search_disabled", message="semantic search falls back to text search")
         return None
-    from agents.memory_hub.search.engine import SearchEngine
-    engine = SearchEngine(services.sql, settings=section, data_dir=services.data_dir)
+    from agents.memory_hub.search.engine import READY_MARGIN_S, SearchEngine
+    # a call without its own deadline waits for the model as long as the hub's default deadline allows
+    default_wait_s = max(0.0, services.settings["hub"]["default_deadline_ms"] / 1000 - READY_MARGIN_S)
+    engine = SearchEngine(services.sql, settings=section, data_dir=services.data_dir,
+                          default_wait_s=default_wait_s)
     services.closers.append(engine.close)
-    engine.start_background()   # the model loads on a thread; rows written meanwhile are backfilled
+    engine.start_background()   # the model loads on a thread; rows written meanwhile are embedded before ready
     return engine
 
 

@@ -30,7 +30,11 @@ MEMORY_FIELDS = {
     "relationships": Field(dict, doc="free-form legacy relationships map"),
 }
 
-ADD_MEMORY = Schema(MEMORY_FIELDS, doc="Store one memory; returns its id.")
+ADD_MEMORY = Schema({**MEMORY_FIELDS,
+                     "dedupe": Field(bool, default=False,
+                                     doc="return the memory of this namespace with the same content, if any, "
+                                         "instead of a new one")},
+                    doc="Store one memory; returns its id.")
 GET_MEMORY = Schema({"memory_id": MEMORY_ID,
                      "touch": Field(bool, default=True, doc="count this read (access_count + 1)")},
                     doc="One memory (counts an access unless touch is false).")

@@ -60,7 +60,8 @@ def _port_free(port: int) -> bool:
 
 class HubProcess:
     def __init__(self, hub: str, data_dir: Path, *, offset: int | None = None, config: dict | None = None,
-                 env: dict[str, str] | None = None, startup_timeout: float = 90.0, module: str | None = None):
+                 env: dict[str, str] | None = None, startup_timeout: float = 90.0, module: str | None = None,
+                 wait_search: bool = True):
         self.hub = hub
         self.module = module or f"agents.{hub}"
         self.data_dir = Path(data_dir)
@@ -68,6 +69,7 @@ class HubProcess:
         self.config = config or {}
         self.extra_env = env or {}
         self.startup_timeout = startup_timeout
+        self.wait_search = wait_search        # False: start() returns as soon as the hub answers a ping
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir / f"{hub}.log"
         self._context = zmq.Context.instance()
@@ -106,7 +108,7 @@ class HubProcess:
             try:
                 with HubClient(self.endpoint, timeout=0.5) as client:
                     client.call("hub", "ping")
-                    if self._search_ready(client):
+                    if not self.wait_search or self._search_ready(client):
                         return
             except Exception:
                 pass

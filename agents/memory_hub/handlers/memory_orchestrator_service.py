@@ -11,13 +11,18 @@ requires "success"; "degraded" stays "degraded"), ``health`` keeping "ok"|"degra
 
 Native (agent "MemoryOrchestratorService"), args validated by ``schemas/memory_hub/memory_orchestrator_service``:
   add_memory{content, memory_type?, memory_tier?, importance?=0.5, metadata?, tags?, parent_id?, memory_id?,
-             expires_at?, namespace?, session_id?}            -> {memory_id}   (conflict: id exists)
+             expires_at?, namespace?, session_id?, dedupe?=false} -> {memory_id}   (conflict: id exists)
+      dedupe: a memory of the same namespace with the same content (content_hash) is returned instead of
+      writing a new one: {memory_id, duplicate: true, memory}; else {memory_id, duplicate: false}.
+      The legacy add_memory on 7140 always writes a new row, as legacy did.
   get_memory{memory_id, touch?=true}                          -> memory        (not_found)
   get_children{parent_id, limit?, sort_field?, sort_order?}   -> {children}
   add_relationship{source_id, target_id, relationship_type, strength?} -> {source_id, target_id, relationship_type, strength}
   get_related{memory_id, relationship_type?}                  -> {related_memories}
   search_memory{query, memory_type?, parent_id?, filters?, limit?}     -> {results, count}
   semantic_search{query, k?, filters?}                        -> {results, mode: "hybrid"|"text"}
+      ("text": the hub runs without search; while the model loads it waits until the request's deadline,
+      then `unavailable`, retryable with retry_after_ms)
   update_memory{memory_id, update_data}                       -> memory
   delete_memory{memory_id, cascade?}                          -> {deleted: [ids]}
   reinforce_memory{memory_id, reinforcement_factor?}          -> {memory_id, new_importance}
@@ -144,8 +149,14 @@ class MemoryOrchestratorService(Handler):
     # ------------------------------------------------------------------ native
     @action(schema.ADD_MEMORY)
     def add_memory(self, args: dict, ctx: CallContext) -> dict:
-        """Store one memory; returns its id."""
-        return {"memory_id": self.memories.add(_present(args))}
+        """Store one memory; returns its id (with dedupe: the existing one of the same content, if any)."""
+        data = _present({k: v for k, v in args.items() if k != "dedupe"})
+        if not args["dedupe"]:
+            return {"memory_id": self.memories.add(data)}
+        existing, memory_id = self.memories.add_unique(data)
+        if existing is None:
+            return {"memory_id": memory_id, "duplicate": False}
+        return {"memory_id": memory_id, "duplicate": True, "memory": existing}
 
     @action(schema.GET_MEMORY)
     def get_memory(self, args: dict, ctx: CallContext) -> dict:
@@ -182,7 +193,8 @@ class MemoryOrchestratorService(Handler):
     @action(schema.SEMANTIC_SEARCH)
     def semantic_search(self, args: dict, ctx: CallContext) -> dict:
         """Semantic search (text search without a search engine)."""
-        results, how = self.memories.semantic_search(args["query"], args["k"], args["filters"])
+        results, how = self.memories.semantic_search(args["query"], args["k"], args["filters"], ctx.deadline,
+                                                     strict=True)
         return {"results": results, "mode": how}
 
     @action(schema.UPDATE_MEMORY)

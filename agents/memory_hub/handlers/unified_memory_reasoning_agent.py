@@ -31,7 +31,8 @@ Native (agent "UnifiedMemoryReasoningAgent"):
       vector_score, keyword_score, memory}]}                route GET /embedding/{query} (k, mode from the query)
   get_context{query, token_budget?, k?, mode?, filters?} -> {query, token_budget, tokens, memories, duplicates_dropped,
       text}: top memories, near-duplicates dropped, packed into the budget.
-  Search actions: bad_request for a blank query; unavailable when the hub runs without search.
+  Search actions: bad_request for a blank query; unavailable when the hub runs without search, or when the
+  embedding model is still loading at the request's deadline (retryable, retry_after_ms; until then they wait).
 """
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ class UnifiedMemoryReasoningAgent(Handler):
     def semantic_search(self, args: dict, ctx: CallContext) -> dict:
         """Memories nearest the query (vector, keyword or hybrid)."""
         query, k = _query(args["query"]), _k(args["k"])
-        results = self._search().search(query, k, args["mode"], args["filters"])
+        results = self._search().search(query, k, args["mode"], args["filters"], ctx.deadline)
         return {"query": query, "mode": args["mode"], "results": results}
 
     @action(schema.GET_CONTEXT)
@@ -152,7 +153,7 @@ class UnifiedMemoryReasoningAgent(Handler):
         """Top memories for the query, deduplicated, packed into a token budget."""
         query = _query(args["query"])
         budget = args["token_budget"] or int(self.section["default_token_budget"])
-        return self._search().pack_context(query, budget, args["filters"], args["k"], args["mode"])
+        return self._search().pack_context(query, budget, args["filters"], args["k"], args["mode"], ctx.deadline)
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:

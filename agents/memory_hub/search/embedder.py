@@ -1,9 +1,13 @@
 """Sentence embeddings (all-MiniLM-L6-v2, 384-d) computed on one dedicated worker thread.
 
-All ``encode`` calls go through the worker's queue, so torch only ever runs on that thread: queries
+All ``encode`` calls go through the worker's queue, so the model only ever runs on that thread: queries
 (a few texts) run on one intra-op thread, bulk batches on ``threads`` (default min(4, cpus)). Jobs
 waiting in the queue are coalesced into one forward pass (many concurrent one-line queries cost about
 one batch). Vectors are float32 and L2-normalised, so inner product is cosine similarity.
+
+``backend="onnx"`` (the hub's default, ``search.embed_backend``) runs the same model on ONNX Runtime
+(onnx_backend.py: exported once into ``cache_dir``, checked against torch at load); when that cannot be
+done (no onnxruntime/onnx, no cache dir, a mismatch) the model runs on torch and ``backend_in_use`` says so.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import queue
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -41,8 +46,15 @@ class Embedder:
     """
 
     def __init__(self, model_path: str | None = None, *, threads: int = 0, batch_size: int = 64,
-                 cache_size: int = 512, max_batch_texts: int = 256):
+                 cache_size: int = 512, max_batch_texts: int = 256, backend: str = "torch",
+                 cache_dir: str | Path | None = None):
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"embedding backend must be torch or onnx, not {backend!r}")
         self.model_path = model_path or None
+        self.backend = backend
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.backend_in_use: str | None = None
+        self._onnx: Any = None
         self.threads = threads or min(4, os.cpu_count() or 1)
         self.batch_size = batch_size
         self.max_batch_texts = max_batch_texts
@@ -59,10 +71,13 @@ class Embedder:
         self._torch_threads = 0
 
     @classmethod
-    def from_settings(cls, section: dict[str, Any]) -> "Embedder":
-        return cls(section.get("model_path") or None, threads=section.get("torch_threads", 0),
-                   batch_size=section.get("encode_batch_size", 64),
-                   cache_size=section.get("query_cache_size", 512))
+    def from_settings(cls, section: dict[str, Any], data_dir: str | Path | None = None) -> "Embedder":
+        onnx_path = Path(section["onnx_path"]).expanduser() if section["onnx_path"] else None
+        if onnx_path is not None and not onnx_path.is_absolute():
+            onnx_path = Path(data_dir).expanduser() / onnx_path if data_dir is not None else None
+        return cls(section["model_path"] or None, threads=section["torch_threads"],
+                   batch_size=section["encode_batch_size"], cache_size=section["query_cache_size"],
+                   backend=section["embed_backend"], cache_dir=onnx_path)
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self, wait: bool = True) -> None:
@@ -173,8 +188,23 @@ class Embedder:
         dim = get_dim()
         if dim != DIM:
             raise ValueError(f"model {path} gives {dim}-d vectors, expected {DIM}")
-        log.info("embedding model loaded from %s (%d torch threads)", path, self.threads)
+        self._onnx = self._open_onnx(model, path)
+        self.backend_in_use = "onnx" if self._onnx is not None else "torch"
+        log.info("embedding model loaded from %s on %s (%d threads)", path, self.backend_in_use, self.threads)
         return model
+
+    def _open_onnx(self, model: Any, path: str) -> Any:
+        if self.backend != "onnx":
+            return None
+        if self.cache_dir is None:
+            log.warning("embedding backend onnx needs a cache directory (search.onnx_path); using torch")
+            return None
+        try:
+            from agents.memory_hub.search.onnx_backend import OnnxEncoder
+            return OnnxEncoder.open(model, path, self.cache_dir, self.threads, self.batch_size)
+        except Exception as exc:  # missing onnxruntime/onnx, export failure, mismatch: torch still works
+            log.warning("ONNX Runtime not used for embeddings (%r); using torch", exc)
+            return None
 
     def _coalesce(self, first: tuple) -> tuple[list[tuple], bool]:
         jobs, count = [first], len(first[0])
@@ -207,6 +237,8 @@ class Embedder:
             start += len(batch)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx.encode(texts, bulk=len(texts) > SMALL_JOB)
         import torch
 
         # One thread for a few short texts: as fast, and an OpenMP team of 2 stalls badly (p95 x10)

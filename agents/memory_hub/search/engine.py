@@ -2,19 +2,24 @@
 
 Public API (all methods thread-safe; errors are ``bus.errors`` types):
 
-* ``SearchEngine(sql, embedder=None, settings=None, *, data_dir=None)``: ``sql`` is an SQLAlchemy
-  ``Engine``, a store with an ``.engine``, or a URL (migrated to head by the caller); ``settings`` is the
-  ``search`` section (``DEFAULTS["search"]``; the whole settings dict is accepted too); ``data_dir`` anchors
-  a relative ``snapshot_path``. ``start()`` loads the model, checks the FTS index and loads the FAISS
-  snapshot or rebuilds from SQL (the first call of any method does it too); ``start_background()`` does it
-  on a thread (calls meanwhile raise retryable ``Unavailable``); ``close()`` saves a snapshot;
-  ``health() -> (ok, detail)``; ``rebuild() -> int`` reloads the index from SQL.
+* ``SearchEngine(sql, embedder=None, settings=None, *, data_dir=None, default_wait_s=30)``: ``sql`` is an
+  SQLAlchemy ``Engine``, a store with an ``.engine``, or a URL (migrated to head by the caller); ``settings``
+  is the ``search`` section (``DEFAULTS["search"]``; the whole settings dict is accepted too); ``data_dir``
+  anchors a relative ``snapshot_path``. ``start()`` loads the model, checks the FTS index, loads the FAISS
+  snapshot or rebuilds from SQL and embeds rows left without an embedding (the first call of any method
+  does it too); ``start_background()`` does it on a thread: reads meanwhile wait for it until their
+  ``deadline`` (a ``time.monotonic()`` value; default ``default_wait_s``), then raise retryable
+  ``Unavailable``; ``close()`` saves a snapshot; ``health() -> (ok, detail)``; ``rebuild() -> int``
+  reloads the index from SQL.
 * ``index_memory(memory_id, text=None)`` / ``index_many(items)``: embed (``text`` defaults to the row's
   ``content``), store the embedding in the row, update FAISS. ``NotFound`` / skipped for missing rows.
+  During a background start they return at once: the start embeds those rows before it reports ready.
 * ``remove(memory_id | [ids]) -> int``: drop from the vector index (call it when a row is deleted;
   results are confirmed against SQL anyway).
-* ``search(query, k=10, mode="hybrid", filters=None) -> [{memory_id, score, vector_score,
-  keyword_score, memory}]``, best first. ``score``: RRF (hybrid), cosine (vector) or BM25 (keyword).
+* ``search(query, k=10, mode="hybrid", filters=None, deadline=None) -> [{memory_id, score, vector_score,
+  keyword_score, vector_rank, memory}]``, best first. ``score``: cosine plus a keyword bonus for memories
+  holding most of the query's words (hybrid, ``ranking.fuse``), cosine (vector) or BM25 (keyword);
+  ``vector_rank``: the memory's rank among the vector hits (None when it is not among them).
 * ``find_near_duplicates(text, namespace=None, threshold=None, k=10, exclude=()) -> [{memory_id, score, memory}]``.
 * ``pack_context(query, token_budget, filters=None, k=None, mode="hybrid") -> {query, token_budget,
   tokens, memories: [... + tokens, content], duplicates_dropped, text}``.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -51,6 +57,7 @@ log = logging.getLogger(__name__)
 MODES = ("hybrid", "vector", "keyword")
 OVERFETCH_MAX = 4096
 MAX_TOKEN_BUDGET = 1_000_000
+READY_MARGIN_S = 0.25        # a call waiting for a loading engine gives up this long before its deadline
 
 
 @dataclass(frozen=True)
@@ -67,15 +74,16 @@ class SearchEngine:
     """See module docstring."""
 
     def __init__(self, sql: Any, embedder: Embedder | None = None, settings: Mapping[str, Any] | None = None,
-                 *, data_dir: str | Path | None = None):
+                 *, data_dir: str | Path | None = None, default_wait_s: float = 30.0):
         self.settings = _section(settings)
         self.engine = resolve_engine(sql)
         self.rows = MemoryRows(self.engine)
         self._own_embedder = embedder is None
-        self.embedder = embedder or Embedder.from_settings(self.settings)
+        self.embedder = embedder or Embedder.from_settings(self.settings, data_dir)
         self.index = VectorIndex.from_settings(self.settings)
         self.use_fts = False
-        self.maintainer = Maintainer(self, _snapshot_dir(self.settings["snapshot_path"], data_dir))
+        self.maintainer = Maintainer(self, _snapshot_dir(self.settings["snapshot_path"], data_dir),
+                                     default_wait_s)
         self.write_lock = threading.Lock()
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -84,7 +92,8 @@ class SearchEngine:
         return self.maintainer.start()
 
     def start_background(self) -> threading.Thread:
-        """``start()`` on a thread (for the hub); meanwhile calls raise retryable ``Unavailable``."""
+        """``start()`` on a thread (for the hub); meanwhile reads wait for it up to their deadline, writes
+        are acknowledged at once and indexed by the start's catch-up (before the engine is ready)."""
         return self.maintainer.start_background()
 
     def close(self) -> None:
@@ -93,9 +102,14 @@ class SearchEngine:
         if self._own_embedder:
             self.embedder.close()
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the engine is ready, or a background start ended without it, or ``timeout``."""
+        return self.maintainer.wait_ready(timeout)
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         return self.maintainer.ready, {**self.index.stats(), "fts": self.use_fts,
-                                       "model_loaded": self.embedder.ready}
+                                       "model_loaded": self.embedder.ready,
+                                       "embed_backend": self.embedder.backend_in_use}
 
     def rebuild(self) -> int:
         """Reload every embedding from SQL into a fresh index; returns the vector count."""
@@ -103,7 +117,7 @@ class SearchEngine:
 
     # writes ------------------------------------------------------------------------------------
     def index_memory(self, memory_id: str, text: str | None = None) -> None:
-        if not self.index_many([(memory_id, text)]):
+        if self.maintainer.accept_write() and not self.index_now([(memory_id, text)]):
             raise NotFound(f"no memory {memory_id}")
 
     def index_many(self, items: Mapping[str, str | None] | Iterable[tuple[str, str | None]],
@@ -113,8 +127,13 @@ class SearchEngine:
         ``items``: ``{memory_id: text | None}``, ``(memory_id, text | None)`` pairs, or row-like dicts with
         ``memory_id`` and optionally ``content``; a missing text means the row's stored ``content``.
         """
-        self.maintainer.ensure_started()
         pairs = list(items.items()) if isinstance(items, Mapping) else [_pair(p) for p in items]
+        if not self.maintainer.accept_write():
+            return []
+        return self.index_now(pairs, batch)
+
+    def index_now(self, pairs: list[tuple[str, str | None]], batch: int = 256) -> list[str]:
+        """``index_many`` without the readiness gate (the start-up catch-up and the backfill use it)."""
         chunks = [self._with_text(pairs[i:i + batch]) for i in range(0, len(pairs), batch)]
         done: list[str] = []
         pending = self.embedder.encode_async([t for _, t in chunks[0]]) if chunks else None
@@ -134,28 +153,26 @@ class SearchEngine:
 
     # reads -------------------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, mode: str = "hybrid",
-               filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+               filters: Mapping[str, Any] | None = None, deadline: float | None = None) -> list[dict[str, Any]]:
         query, k = self._check_query(query), self._check_k(k)
         if mode not in MODES:
             raise BadRequest(f"mode must be one of {', '.join(MODES)}", details={"field": "mode"})
         where = self._where(parse_filters(filters))
-        self.maintainer.ensure_started()
+        self.maintainer.ensure_started(_wait_until(deadline))
         depth = max(k, self.settings["candidates"]) if mode == "hybrid" else k
         pending = self.embedder.encode_query_async(query) if mode != "keyword" else None
         kw = self._keyword_hits(query, where, depth) if mode != "vector" else []   # while embedding runs
         qvec = pending.result() if pending is not None else None
         vec = self._vector_hits(qvec, where, depth) if qvec is not None else []
         if mode == "hybrid":
-            s = self.settings
-            ranked = ranking.fuse(vec, kw, rrf_k=s["rrf_k"], vector_weight=s["vector_weight"],
-                                  keyword_weight=s["keyword_weight"])
-            self._fill_vector_scores(ranked[:k], qvec)
+            ranked = self._fuse(query, qvec, vec, kw)
         else:
             ranked = ranking.single(vec or kw, "vector" if mode == "vector" else "keyword")
         return self._materialize(ranked[:k], where)
 
     def find_near_duplicates(self, text: str, namespace: str | None = None, threshold: float | None = None,
-                             k: int = 10, exclude: Iterable[str] = ()) -> list[dict[str, Any]]:
+                             k: int = 10, exclude: Iterable[str] = (), deadline: float | None = None,
+                             ) -> list[dict[str, Any]]:
         """Memories whose cosine similarity to ``text`` is at least ``threshold`` (default from settings),
         best first, ``exclude`` ids left out (e.g. the memory being checked)."""
         text, k = self._check_query(text, "text"), self._check_k(k)
@@ -163,7 +180,7 @@ class SearchEngine:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
             raise BadRequest("threshold must be a number in [-1, 1]", details={"field": "threshold"})
         where = self._where(parse_filters({"namespace": namespace} if namespace is not None else None))
-        self.maintainer.ensure_started()
+        self.maintainer.ensure_started(_wait_until(deadline))
         skip = set(exclude)
         hits = self._vector_hits(self.embedder.encode_query(text), where, k + len(skip))
         hits = [h for h in hits if h[1] >= threshold and h[0] not in skip][:k]
@@ -171,13 +188,13 @@ class SearchEngine:
         return [{"memory_id": m, "score": s, "memory": rows[m]} for m, s in hits if m in rows]
 
     def pack_context(self, query: str, token_budget: int, filters: Mapping[str, Any] | None = None,
-                     k: int | None = None, mode: str = "hybrid") -> dict[str, Any]:
+                     k: int | None = None, mode: str = "hybrid", deadline: float | None = None) -> dict[str, Any]:
         """Top memories for ``query``, near-duplicates dropped, greedily packed into ``token_budget``."""
         if isinstance(token_budget, bool) or not isinstance(token_budget, int) \
                 or not 1 <= token_budget <= MAX_TOKEN_BUDGET:
             raise BadRequest(f"token_budget must be an integer in 1..{MAX_TOKEN_BUDGET}",
                              details={"field": "token_budget"})
-        results = self.search(query, k or self.settings["max_k"], mode, filters)
+        results = self.search(query, k or self.settings["max_k"], mode, filters, deadline)
         vectors = self.index.vectors([r["memory_id"] for r in results])
         items, used, dropped = ranking.pack(results, vectors, token_budget=token_budget,
                                             tokens_per_word=self.settings["tokens_per_word"],
@@ -244,14 +261,18 @@ class SearchEngine:
             return keyword.search(conn, self.rows.table, query, where.scan, n, self.use_fts,
                                   self.settings["keyword_match_budget"])
 
-    def _fill_vector_scores(self, ranked: list[ranking.Ranked], qvec: np.ndarray | None) -> None:
-        lacking = [r.memory_id for r in ranked if r.vector_score is None]
-        if qvec is None or not lacking:
-            return
-        vectors = self.index.vectors(lacking)
-        for item in ranked:
-            if item.vector_score is None and item.memory_id in vectors:
-                item.vector_score = float(vectors[item.memory_id] @ qvec)
+    def _fuse(self, query: str, qvec: np.ndarray, vec: list[tuple[str, float]],
+              kw: list[tuple[str, float]]) -> list[ranking.Ranked]:
+        """Hybrid ranking (``ranking.fuse``): cosines of keyword-only hits from the index, word coverage of
+        the keyword hits from their content (only they can hold the query's words)."""
+        near = {m for m, _ in vec}
+        vectors = self.index.vectors([m for m, _ in kw if m not in near])
+        cosines = {m: float(v @ qvec) for m, v in vectors.items()}
+        terms = keyword.like_terms(query)
+        contents = self.rows.contents([m for m, _ in kw]) if kw else {}
+        covered = {m: ranking.coverage(terms, text) for m, text in contents.items()}
+        return ranking.fuse(vec, kw, cosines, covered, keyword_weight=self.settings["keyword_weight"],
+                            min_coverage=self.settings["keyword_min_coverage"])
 
     def _materialize(self, ranked: list[ranking.Ranked], where: Where) -> list[dict[str, Any]]:
         rows = self.rows.fetch_rows([r.memory_id for r in ranked], where.pinned)
@@ -260,7 +281,7 @@ class SearchEngine:
             row = rows.get(r.memory_id)
             if row is not None and row_matches(row, where.flt):
                 out.append({"memory_id": r.memory_id, "score": r.score, "vector_score": r.vector_score,
-                            "keyword_score": r.keyword_score, "memory": row})
+                            "keyword_score": r.keyword_score, "vector_rank": r.vector_rank, "memory": row})
         return out
 
     def _check_query(self, query: Any, name: str = "query") -> str:
@@ -280,6 +301,14 @@ class SearchEngine:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
             raise BadRequest(f"k must be an integer in 1..{max_k}", details={"field": "k"})
         return k
+
+
+def _wait_until(deadline: float | None) -> float | None:
+    """How long a call may wait for a loading engine: its deadline less a margin for the reply."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    return deadline - min(READY_MARGIN_S, 0.2 * max(0.0, left))
 
 
 def _pair(item: Any) -> tuple[str, str | None]:

@@ -186,11 +186,29 @@ def test_native_actions(client):
     ("update_memory", {"memory_id": "m", "update_data": []}, "update_data"),
     ("delete_memory", {"memory_id": "m", "cascade": "yes"}, "cascade"),
     ("add_memory", {"content": "x", "colour": "red"}, "colour"),
+    ("add_memory", {"content": "x", "dedupe": "yes"}, "dedupe"),
 ])
 def test_native_bad_request_names_the_field(client, action, args, field):
     with pytest.raises(BadRequest) as err:
         client.call(AGENT, action, args)
     assert err.value.details["field"] == field
+
+
+def test_native_add_with_dedupe_returns_the_existing_memory_legacy_adds_a_row(hub, client):
+    fact = "The boiler service code is 5512."
+    first = client.call(AGENT, "add_memory", {"content": fact, "namespace": "dedupe-test"})["memory_id"]
+    again = client.call(AGENT, "add_memory", {"content": fact, "namespace": "dedupe-test", "dedupe": True,
+                                              "importance": 0.9})
+    assert again["duplicate"] is True and again["memory_id"] == first
+    assert again["memory"]["content"] == fact and again["memory"]["importance"] == 0.5   # nothing rewritten
+    elsewhere = client.call(AGENT, "add_memory", {"content": fact, "namespace": "other-ns", "dedupe": True})
+    assert elsewhere["duplicate"] is False and elsewhere["memory_id"] != first
+    assert client.call(AGENT, "add_memory", {"content": fact + " ", "namespace": "dedupe-test",
+                                             "dedupe": True})["duplicate"] is False
+    plain = client.call(AGENT, "add_memory", {"content": fact, "namespace": "dedupe-test"})
+    assert plain == {"memory_id": plain["memory_id"]} and plain["memory_id"] != first
+    legacy_ids = {add_memory(hub, "Legacy writers always get a new row.") for _ in range(2)}
+    assert len(legacy_ids) == 2
 
 
 def test_native_json_encoding_and_unknown_action(hub):

@@ -5,17 +5,20 @@ updates re-indexed, deletes removed; semantic_search, search_interactions and se
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
 from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
 from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
-from agents.memory_hub.memory_orchestrator_legacy import HYBRID
+from agents.memory_hub.memory_orchestrator_legacy import HYBRID, TEXT_FALLBACK
 from agents.memory_hub.search import Embedder, SearchEngine
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.sql import SqlStore
+from bus.errors import Unavailable
 from bus.events import NullPublisher
+from bus.handler import CallContext
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -101,3 +104,28 @@ def test_session_and_knowledge_search_use_the_engine(services):
     assert {r["memory_type"] for r in facts} == {"knowledge_fact"}
     assert kb.handle_legacy({"action": "get_fact", "topic": "late-night food"}, 5715)["fact"]["content"] == \
         "Luigi's serves pizza until 11pm."
+
+
+def test_while_the_model_loads_native_is_unavailable_at_its_deadline_and_legacy_falls_back(tmp_path, embedder):
+    sql = SqlStore(data_dir=tmp_path / "db")
+    sql.migrate()
+    engine = SearchEngine(sql, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path / "data",
+                          default_wait_s=0.2)
+    engine.maintainer._start_lock.acquire()            # hold the start: the model is "loading"
+    try:
+        thread = engine.start_background()
+        mos = MemoryOrchestratorService(MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher(),
+                                                       sql=sql, search=engine))
+        mos_call(mos, "add_memory", content="The garage door code is 4471.")
+        reply = mos_call(mos, "semantic_search", query="How do I open where the car is parked?", k=3)
+        assert reply["message"] == TEXT_FALLBACK                   # legacy: the hub default deadline passed
+        ctx = CallContext("MemoryOrchestratorService", "semantic_search", deadline=time.monotonic() + 0.3)
+        with pytest.raises(Unavailable) as err:
+            mos.semantic_search({"query": "How do I open where the car is parked?", "k": 3, "filters": None}, ctx)
+        assert err.value.retryable and err.value.retry_after_ms > 0
+    finally:
+        engine.maintainer._start_lock.release()
+    thread.join(timeout=60)
+    assert top(mos, "How do I open where the car is parked?") == ["The garage door code is 4471."]
+    engine.close()
+    sql.close()

@@ -62,7 +62,7 @@ def test_semantic_search_finds_a_paraphrase(agent, mode):
     reply = search(agent, "what is the name of our pet", k=3, mode=mode)
     assert reply["mode"] == mode and reply["query"] == "what is the name of our pet"
     assert reply["results"][0]["memory_id"] == "dog"
-    assert set(reply["results"][0]) == {"memory_id", "score", "vector_score", "keyword_score", "memory"}
+    assert set(reply["results"][0]) == {"memory_id", "score", "vector_score", "keyword_score", "vector_rank", "memory"}
 
 
 def test_keyword_mode_and_k_as_text(agent):

@@ -8,6 +8,7 @@ import pytest
 
 from agents.memory_hub.search import Embedder
 from bus.errors import BadRequest, Unavailable
+from tests.data.make_distractors import eval_pairs
 from tests.memory_hub.search.corpus import sentences
 
 
@@ -44,3 +45,30 @@ def test_a_missing_model_is_unavailable(tmp_path):
     with pytest.raises(Unavailable):
         broken.encode(["x"])
     broken.close()
+
+
+def test_onnx_backend_matches_torch_on_the_eval_set_and_exports_once(tmp_path, embedder):
+    texts = [t for p in eval_pairs() for t in (p["fact"], p["question"])]
+    onnx = Embedder(threads=1, backend="onnx", cache_dir=tmp_path / "onnx")
+    onnx.start()
+    try:
+        assert onnx.backend_in_use == "onnx"
+        together = np.sum(onnx.encode(texts) * embedder.encode(texts), axis=1)
+        one_by_one = [float(onnx.encode_query(t) @ embedder.encode_query(t)) for t in texts[:20]]
+        assert together.min() >= 0.999 and min(one_by_one) >= 0.999
+    finally:
+        onnx.close()
+    exported = (tmp_path / "onnx" / "model.onnx").stat().st_mtime_ns
+    again = Embedder(threads=1, backend="onnx", cache_dir=tmp_path / "onnx")
+    again.start()
+    assert again.backend_in_use == "onnx" and (tmp_path / "onnx" / "model.onnx").stat().st_mtime_ns == exported
+    again.close()
+
+
+def test_onnx_backend_without_a_cache_dir_runs_on_torch():
+    fallback = Embedder(threads=1, backend="onnx")
+    fallback.start()
+    assert fallback.backend_in_use == "torch" and fallback.encode(["x"]).shape == (1, 384)
+    fallback.close()
+    with pytest.raises(ValueError):
+        Embedder(backend="tensorflow")

@@ -1,6 +1,7 @@
 """Background maintenance: embedding backfill, compaction, periodic snapshots, HNSW through the engine."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -38,8 +39,8 @@ def test_background_thread_backfills_and_snapshots(sql_store, make_engine):
 
 def test_tombstones_are_compacted(sql_store, make_engine):
     rows = [memory_row(t) for t in sentences(60, seed=13)]
-    insert_rows(sql_store.engine, rows)
     engine = make_engine(sql_store, compact_ratio=0.2)
+    insert_rows(sql_store.engine, rows)
     engine.index_many([(r["memory_id"], None) for r in rows])
     gone = [r["memory_id"] for r in rows[:20]]
     with sql_store.engine.begin() as conn:
@@ -65,19 +66,41 @@ def test_engine_in_hnsw_mode_agrees_with_exact_mode(sql_store, make_engine, embe
     assert same >= 28
 
 
-def test_background_start_refuses_calls_until_ready(sql_store, embedder, tmp_path):
+def test_background_start_refuses_calls_only_at_their_deadline(sql_store, embedder, tmp_path):
     insert_rows(sql_store.engine, [memory_row("The fuse box is behind the coats.", memory_id="fuse")])
     engine = SearchEngine(sql_store, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path)
     engine.maintainer._start_lock.acquire()          # hold the start so the "loading" window is observable
     try:
         thread = engine.start_background()
         with pytest.raises(Unavailable) as err:
-            engine.search("fuse")
-        assert err.value.retryable
+            engine.search("fuse", deadline=time.monotonic() + 0.3)
+        assert err.value.retryable and err.value.retry_after_ms
+        assert not engine.health()[0] and not engine.wait_ready(0.1)
     finally:
         engine.maintainer._start_lock.release()
     thread.join(timeout=60)
-    assert engine.health()[0]
-    engine.index_memory("fuse")
-    assert engine.search("electrical panel", k=1)[0]["memory_id"] == "fuse"
+    assert engine.health()[0] and engine.wait_ready(0)
+    engine.close()
+
+
+def test_calls_during_the_start_wait_and_writes_are_indexed_before_ready(sql_store, embedder, tmp_path):
+    engine = SearchEngine(sql_store, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path)
+    engine.maintainer._start_lock.acquire()
+    answers: list = []
+    try:
+        thread = engine.start_background()
+        insert_rows(sql_store.engine, [memory_row("The garage door code is 4471.", memory_id="garage")])
+        assert engine.index_many([("garage", None)]) == []        # acknowledged; the start embeds it
+        engine.index_memory("garage")                              # no NotFound while loading either
+        waiting = threading.Thread(target=lambda: answers.append(
+            engine.search("How do I open where the car is parked?", k=3, mode="vector")))
+        waiting.start()
+        time.sleep(0.3)
+        assert answers == []                                       # waits for the start, no error
+    finally:
+        engine.maintainer._start_lock.release()
+    thread.join(timeout=60)
+    waiting.join(timeout=60)
+    assert engine.maintainer.status["caught_up"] == 1 and "garage" in engine.index
+    assert [h["memory_id"] for h in answers[0]] == ["garage"]
     engine.close()

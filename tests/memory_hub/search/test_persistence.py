@@ -1,10 +1,11 @@
 """Restarts, snapshots and deletions: SQL stays the truth, the index never resurrects deleted rows."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from agents.memory_hub.search import SearchEngine
 from agents.memory_hub.stores.sql_models import Memory
@@ -49,6 +50,22 @@ def test_clean_restart_loads_the_snapshot_with_identical_answers(populated, embe
     assert second.maintainer.status["source"] == "snapshot"
     assert _answers(second) == before
     second.close()
+
+
+def test_clean_restart_uses_the_snapshot_after_writes_that_touch_no_vector(populated, embedder, tmp_path):
+    store, rows = populated
+    first = _engine(store, embedder, tmp_path)
+    first.index_many([(r["memory_id"], None) for r in rows])
+    first.close()
+    second = _engine(store, embedder, tmp_path)
+    assert second.maintainer.status["source"] == "snapshot"
+    with store.engine.begin() as conn:                 # what reinforce / lifecycle passes do: no new embedding
+        conn.execute(update(Memory).where(Memory.memory_id == "fact-dog").values(importance=0.9,
+                                                                                 updated_at=time.time() + 5))
+    second.close()
+    third = _engine(store, embedder, tmp_path)
+    assert third.maintainer.status["source"] == "snapshot"
+    third.close()
 
 
 def test_rebuild_from_sql_gives_identical_answers(populated, embedder, tmp_path):

@@ -28,7 +28,7 @@ def test_result_shape(engine):
     hits = engine.search("what's the name of our pet", k=5)
     assert len(hits) == 5
     first = hits[0]
-    assert set(first) == {"memory_id", "score", "vector_score", "keyword_score", "memory"}
+    assert set(first) == {"memory_id", "score", "vector_score", "keyword_score", "vector_rank", "memory"}
     assert first["memory"]["memory_id"] == first["memory_id"]
     assert "embedding" not in first["memory"]
     assert first["memory"]["content"] == FACTS["fact-dog"]
