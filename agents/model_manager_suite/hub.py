@@ -32,7 +32,7 @@ def build(runtime: Runtime) -> Assembly:
         runtime.metrics.registry.register(ModelCollector(services.loader))
         idempotency = open_idempotency(services.store.engine, IDEMPOTENCY.name, runtime.settings["hub"])
         facts = model_facts.start_model_facts(runtime.settings, services.store.engine, services.registry,
-                                              runtime.events)
+                                              runtime.events, model_facts.memory_hub_token_minter(runtime.tokens))
     except Exception:
         services.close()
         raise

@@ -40,7 +40,8 @@ log = get_logger("model_manager_suite.model_facts")
 DEFAULTS: dict[str, Any] = {"model_facts": {
     "memory_hub_endpoint": "",        # e.g. tcp://192.168.100.17:7010; empty: no facts are kept nor sent
     "token": None,                    # a MemoryHub JWT with scope MemoryClient (env MEMORY_HUB_TOKEN)
-    "token_file": "",                 # or a file holding that token
+    "token_file": "",                 # or a file holding that token; neither: a 1 h token minted with the
+                                      # suite's own secret (works when both hubs share HUB_JWT_SECRET)
     "prefix": "models:",
     "event_ttl_s": 30 * 86400.0,
     "batch": 100,                     # rows read per pass
@@ -156,9 +157,10 @@ class ModelFacts:
 class FactsSender:
     """Sends the outbox to MemoryHub in order; backs off while MemoryHub cannot take it."""
 
-    def __init__(self, outbox: FactsOutbox, settings: dict):
+    def __init__(self, outbox: FactsOutbox, settings: dict, mint: Callable[[], str] | None = None):
         self.outbox = outbox
         self.settings = settings
+        self.mint = mint          # a short-lived MemoryHub token from the shared HUB_JWT_SECRET, when no token is set
         self.endpoint = str(settings["memory_hub_endpoint"])
         self.sent = 0
         self.last_error: str | None = None
@@ -182,10 +184,11 @@ class FactsSender:
 
     def token(self) -> str | None:
         try:
-            return self.token_from(self.settings)
+            configured = self.token_from(self.settings)
         except OSError as exc:
             self.last_error = f"token_file: {exc}"
             return None
+        return configured if configured is not None or self.mint is None else self.mint()
 
     @staticmethod
     def token_from(section: dict) -> str | None:
@@ -263,7 +266,21 @@ def _plain(fields: dict) -> dict:
     return out
 
 
-def start_model_facts(settings: dict, engine: Engine, registry: Any, events: Any) -> FactsSender | None:
+def memory_hub_token_minter(tokens: Any) -> Callable[[], str]:
+    """Service tokens for MemoryHub signed with this hub's secret, renewed when less than 10 minutes remain."""
+    current: dict[str, Any] = {"token": None, "exp": 0.0}
+
+    def mint() -> str:
+        if current["token"] is None or current["exp"] - time.time() < 600:
+            token, claims = tokens.mint("model-manager-suite", scopes=["MemoryClient"], ttl_s=3600,
+                                        extra={"aud": ["memory_hub"]})
+            current.update(token=token, exp=float(claims["exp"]))
+        return current["token"]
+    return mint
+
+
+def start_model_facts(settings: dict, engine: Engine, registry: Any, events: Any,
+                      mint: Callable[[], str] | None = None) -> FactsSender | None:
     """Compose and start the facts path when ``model_facts.memory_hub_endpoint`` is set (after the first scan)."""
     section = settings["model_facts"]
     if not section["memory_hub_endpoint"]:
@@ -273,6 +290,6 @@ def start_model_facts(settings: dict, engine: Engine, registry: Any, events: Any
     registry.add_listener(facts.on_scan)
     events.observers.append(facts.observe)
     facts.snapshot()
-    sender = FactsSender(outbox, section)
+    sender = FactsSender(outbox, section, mint)
     sender.start()
     return sender

@@ -75,3 +75,25 @@ def test_facts_reach_memory_hub_and_survive_its_outage(tmp_path: Path):
             assert loaded == ["model.loaded", "model.unloaded"]          # in order, each once
     finally:
         memory.stop()
+
+
+def test_without_a_configured_token_the_suite_mints_one_from_the_shared_secret(tmp_path: Path):
+    models = tmp_path / "models"
+    write_tiny_gguf(models / "tiny-b.gguf", seed=2, name="tiny b")
+    shared = {"secret": "a-secret-both-hubs-share-0123456789abcdef"}
+    with HubProcess("memory_hub", tmp_path / "pc2", config={"auth": shared}) as memory:
+        config = {"auth": shared, "model_facts": {"memory_hub_endpoint": memory.endpoint, "backoff_initial_s": 0.2,
+                                  "backoff_max_s": 1.0, "timeout_s": 2.0},
+                  "models": {"ram_budget_mb": 400}, "predictive_loader": {"preload_enabled": False}}
+        with HubProcess("model_manager_suite", tmp_path / "mainpc", config=config,
+                        env={"MODELS_DIR": str(models)}) as suite:
+            def catalogue():
+                with memory.client() as reader:
+                    try:
+                        return reader.call("MemoryClient", "kv_get", {"key": "models:catalogue:tiny-b"})["value"]
+                    except Exception:
+                        return None
+
+            entry = wait_until(catalogue, what="catalogue entry sent with a minted token")
+            assert entry["file"] == "tiny-b.gguf"
+            assert facts_health(suite)["detail"]["pending"] == 0
