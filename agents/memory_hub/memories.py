@@ -38,8 +38,11 @@ DEFAULTS: dict[str, Any] = {
         "cache_retry_s": 5.0,             # after a Redis failure, skip Redis this long
         # legacy semantic actions (semantic_search, search_facts, search_interactions, get_fact) keep a hit
         # when it is among the nearest by meaning (plain vector search's top N), its words match (BM25),
-        # or its cosine reaches the floor: paraphrases score 0.14-0.3 as often as unrelated memories do
+        # or its cosine reaches the floor: paraphrases score 0.14-0.3 as often as unrelated memories do.
+        # A nearest hit is kept only within `semantic_nearest_ratio` of the best cosine, so a small store does
+        # not answer every query with its whole content (unrelated: 0.04-0.11 where the match scores 0.56-0.66)
         "semantic_keep_nearest": 3,
+        "semantic_nearest_ratio": 0.5,
         "semantic_min_similarity": 0.25,
     },
 }
@@ -339,11 +342,9 @@ class Memories:
             try:
                 hits = self.search.search(query, k=min(k, int(self.search.settings["max_k"])), mode="hybrid",
                                           filters=filters, deadline=deadline)
-                floor = float(self.settings["semantic_min_similarity"])
                 nearest = int(self.settings["semantic_keep_nearest"] if keep_nearest is None else keep_nearest)
-                return [{**memory_dict(h["memory"]), "score": h["score"]} for h in hits
-                        if (h["vector_rank"] or nearest + 1) <= nearest or h["keyword_score"] is not None
-                        or (h["vector_score"] or 0.0) >= floor], "hybrid"
+                return [{**memory_dict(h["memory"]), "score": h["score"]} for h in self._relevant(hits, nearest)
+                        ], "hybrid"
             except BadRequest:
                 raise
             except HubError as exc:
@@ -351,6 +352,18 @@ class Memories:
                     raise
                 log.warning("semantic search unavailable, text search instead: %s", exc)
         return self.text_search(query, k, filters), "text"
+
+    def _relevant(self, hits: list[dict[str, Any]], nearest: int) -> list[dict[str, Any]]:
+        """Hits that match words, reach the cosine floor, or are among the nearest and close to the best."""
+        floor = float(self.settings["semantic_min_similarity"])
+        best = max((h["vector_score"] or 0.0 for h in hits), default=0.0)
+        near_floor = best * float(self.settings["semantic_nearest_ratio"])
+
+        def relevant(hit: dict[str, Any]) -> bool:
+            cosine = hit["vector_score"] or 0.0
+            among_nearest = (hit["vector_rank"] or nearest + 1) <= nearest and cosine >= near_floor
+            return among_nearest or hit["keyword_score"] is not None or cosine >= floor
+        return [h for h in hits if relevant(h)]
 
     def _limit(self, limit: int | None) -> int:
         cap = int(self.settings["max_results"])
