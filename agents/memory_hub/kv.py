@@ -5,8 +5,9 @@
 * ``set(key, value, ttl=None)`` -> ``{key, expires_at, created}``: any msgpack-able value; ``ttl`` seconds.
 * ``delete(key)``; ``list(prefix, limit)`` -> live keys in key order.
 
-The Redis copy carries the row's ``updated_at``; it is used only while that version equals SQL's, so a
-copy that missed an update (Redis down during the write, another hub writing) is never served.
+Reads are served from the Redis copy without SQL when it is current (``hot_cache.HotCache``: writers
+invalidate after their commit, a namespace generation disowns copies that a failed invalidation or a Redis
+restart may have left behind); otherwise from SQL, and the copy is filled again.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import Any, Mapping
 import msgpack
 from sqlalchemy import delete, select
 
-from agents.memory_hub.memory_records import HotCache, stamp
+from agents.memory_hub.hot_cache import HotCache
+from agents.memory_hub.memory_records import stamp
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
 from bus.errors import BadRequest, NotFound, TooLarge
@@ -56,27 +58,22 @@ class KeyValues:
         self.sql = sql
         self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
         namespace = redis.ns("kv") if redis is not None else None
-        self.cache = HotCache(namespace, float(self.settings["cache_ttl_s"]), retry_s,
-                              encode=_pack, decode=_unpack, version_of=lambda item: item.get("u"))
+        self.cache = HotCache(namespace, float(self.settings["cache_ttl_s"]), retry_s, encode=_pack, decode=_unpack)
 
     def get(self, key: str) -> dict[str, Any]:
         key = check_key(key)
+        found = self.cache.lookup(key)
+        if found.hit and not self._expired(found.value["e"]):
+            return {"key": key, "value": found.value["v"], "expires_at": found.value["e"]}
         with self.sql.session() as s:
-            meta = s.execute(select(KVEntry.updated_at, KVEntry.expires_at).where(KVEntry.key == key)).first()
-        if meta is None or self._expired(meta.expires_at):
-            if meta is not None:
+            row = s.execute(select(KVEntry.value, KVEntry.expires_at).where(KVEntry.key == key)).first()
+        if row is None or self._expired(row.expires_at):
+            if row is not None:
                 self._purge(key)
             raise NotFound(f"no key {key}", details={"key": key})
-        cached = self.cache.get(key, meta.updated_at)
-        if cached is not None:
-            return {"key": key, "value": cached["v"], "expires_at": cached["e"]}
-        with self.sql.session() as s:
-            row = s.get(KVEntry, key)
-            if row is None:
-                raise NotFound(f"no key {key}", details={"key": key})
-            value, version, expires_at = _unpack(row.value), row.updated_at, row.expires_at
-        self._cache(key, {"u": version, "e": expires_at, "v": value})
-        return {"key": key, "value": value, "expires_at": expires_at}
+        value = _unpack(row.value)
+        self._fill(key, found, {"e": row.expires_at, "v": value})
+        return {"key": key, "value": value, "expires_at": row.expires_at}
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> dict[str, Any]:
         key = check_key(key)
@@ -102,7 +99,7 @@ class KeyValues:
                 s.add(KVEntry(key=key, value=packed, expires_at=expires_at, created_at=now, updated_at=now))
             else:
                 row.value, row.expires_at, row.updated_at = packed, expires_at, now
-        self._cache(key, {"u": now, "e": expires_at, "v": value})
+        self.cache.invalidate(key)
         return {"key": key, "expires_at": expires_at, "created": created}
 
     def delete(self, key: str) -> None:
@@ -112,7 +109,7 @@ class KeyValues:
             live = row is not None and not self._expired(row.expires_at)
             if row is not None:
                 s.delete(row)
-        self.cache.drop(key)
+        self.cache.invalidate(key)
         if not live:
             raise NotFound(f"no key {key}", details={"key": key})
 
@@ -128,17 +125,17 @@ class KeyValues:
         with self.sql.session() as s:
             return [k for k in s.execute(stmt).scalars() if k.startswith(prefix)]
 
-    def _cache(self, key: str, item: dict[str, Any]) -> None:
+    def _fill(self, key: str, found: Any, item: dict[str, Any]) -> None:
         ttl = float(self.settings["cache_ttl_s"])
         if item["e"] is not None:
             ttl = min(ttl, item["e"] - time.time())
         if ttl > 0:
-            self.cache.put(key, item, ttl)
+            self.cache.fill(key, found, item, ttl)
 
     def _purge(self, key: str) -> None:
         with self.sql.transaction() as s:
             s.execute(delete(KVEntry).where(KVEntry.key == key, KVEntry.expires_at <= time.time()))
-        self.cache.drop(key)
+        self.cache.invalidate(key)
 
     @staticmethod
     def _expired(expires_at: float | None) -> bool:
