@@ -10,7 +10,9 @@ this contract:
 * Native actions: methods decorated with ``@action(schema)``. The bus validates the request ``args``
   against the schema and calls ``method(args, ctx)`` on a worker thread (or inline when
   ``inline=True``, for actions that never block). The return value is the ``result``; raise a
-  ``bus.errors.HubError`` subclass for an error reply.
+  ``bus.errors.HubError`` subclass for an error reply. An action whose work finishes on a thread of its
+  own (a model's) returns a ``concurrent.futures.Future`` instead: its worker is released at once and the
+  bus replies when the future completes (its result, or its exception mapped like a raised one).
 * ``routes``: the seed REST table for this agent, ``Route("GET", "/kv/{key}", "kv_get")``. Path
   parameters, then the query string (HTTP), then the body are merged into the action's args.
 * ``handle_legacy(request, port)``: the legacy JSON object received on a legacy main port; returns the
