@@ -37,12 +37,15 @@ class ReplyChannel:
 
     def drain(self) -> list[Any]:
         """Every item put so far, in order (called by the router thread only)."""
-        with self._lock:
-            self._signalled = False
+        # Consume the wake-up bytes *before* clearing the flag: a producer that set the flag has sent (or
+        # will send) a byte, so "signalled" never outlives its byte and no item is left without a wake-up.
         try:
-            self._wake_r.recv(4096)
+            while self._wake_r.recv(4096):
+                pass
         except (BlockingIOError, OSError):
             pass
+        with self._lock:
+            self._signalled = False
         items = []
         pop = self._items.popleft
         while self._items:
