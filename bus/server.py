@@ -33,6 +33,7 @@ from bus.workers import Job, WorkerPool
 
 log = get_logger("bus.server")
 RECV_BATCH = 256
+GROUP_MAX = 64          # most calls of one batchable action served by one call of its batch function
 
 
 @dataclass
@@ -87,7 +88,7 @@ class HubServer:
         self.channel = ReplyChannel()
         self.pool = WorkerPool(self.channel, pool_threads, queue_limit)
         self.handoff = HandOff()
-        self._batch: list[tuple[int, Pending, Job]] = []
+        self._batch: list[tuple[int, Pending, Job, Call | None]] = []
         self._pending: dict[int, Pending] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._keys = itertools.count(1)
@@ -243,7 +244,8 @@ class HubServer:
                           call.ctx.deadline)
         streaming = stream and call.spec.stream
         job = self._native_job(key, call, encoding, streaming)
-        self._enqueue(key, pending, job, quick=not streaming and self.handoff.quick((call.ctx.agent, call.ctx.action)))
+        quick = not streaming and self.handoff.quick((call.ctx.agent, call.ctx.action))
+        self._enqueue(key, pending, job, quick, call)
 
     def _native_job(self, key: int, call: Call, encoding: str, stream: bool) -> Job:
         dispatcher, channel, handoff = self.dispatcher, self.channel, self.handoff
@@ -312,34 +314,66 @@ class HubServer:
         self._send(sock, frames[:-1] if len(frames) > 1 else frames, encode_legacy(reply))
 
     # -- shared ----------------------------------------------------------------------------------------
-    def _enqueue(self, key: int, pending: Pending, job: Job, quick: bool) -> None:
+    def _enqueue(self, key: int, pending: Pending, job: Job, quick: bool, call: Call | None = None) -> None:
         self._pending[key] = pending
         heapq.heappush(self._deadlines, (pending.deadline, key))
         if quick:
-            self._batch.append((key, pending, job))
+            self._batch.append((key, pending, job, call))
         else:
-            self._submit([(key, pending, job)])
+            self._submit([([(key, pending)], job)])
 
     def _flush_batch(self) -> None:
-        """Hand the quick requests of this pass to the pool: one batch per worker thread at most."""
+        """Hand the quick requests of this pass to the pool: one batch per worker thread at most. Calls of
+        an action with a ``batch_fn`` become one job (one call of that function)."""
         batch, self._batch = self._batch, []
         if not batch:
             return
-        size = -(-len(batch) // self.pool.size)
-        for start in range(0, len(batch), size):
-            self._submit(batch[start:start + size])
-
-    def _submit(self, entries: list[tuple[int, Pending, Job]]) -> None:
-        taken = self.pool.submit([job for _, _, job in entries])
-        for key, pending, _ in entries[taken:]:
-            del self._pending[key]
-            retry_ms = 20 + 5 * self.pool.pending // max(1, self.pool.size)
-            if pending.encoding == "legacy":
-                payload = encode_legacy(legacy_error("Hub busy, retry later"))
+        units: list[tuple[list[tuple[int, Pending]], Job]] = []
+        groups: dict[tuple[str, str], list[tuple[int, Pending, Call]]] = {}
+        for key, pending, job, call in batch:
+            if call is not None and call.batch_fn is not None:
+                groups.setdefault((call.ctx.agent, call.ctx.action), []).append((key, pending, call))
             else:
-                payload = encode(error_reply(pending.request_id, Busy(retry_after_ms=retry_ms)), pending.encoding)
-            self._send(pending.sock, pending.envelope, payload)
-            self._record(pending, "busy")
+                units.append(([(key, pending)], job))
+        for kind, members in groups.items():
+            for start in range(0, len(members), GROUP_MAX):
+                part = members[start:start + GROUP_MAX]
+                units.append(([(key, pending) for key, pending, _ in part], self._group_job(kind, part)))
+        size = -(-len(units) // self.pool.size)
+        for start in range(0, len(units), size):
+            self._submit(units[start:start + size])
+
+    def _group_job(self, kind: tuple[str, str], members: list[tuple[int, Pending, Call]]) -> Job:
+        dispatcher, handoff = self.dispatcher, self.handoff
+
+        def job() -> list[tuple] | None:
+            now = time.monotonic()
+            live = [m for m in members if m[2].ctx.deadline is None or now <= m[2].ctx.deadline]
+            if not live:
+                return None
+            started = time.perf_counter()
+            replies = dispatcher.execute_many([call for _, _, call in live])
+            handoff.observe(kind, (time.perf_counter() - started) / len(live))
+            return [(key, encode(reply, pending.encoding), _outcome(reply), False)
+                    for (key, pending, _), reply in zip(live, replies)]
+
+        return job
+
+    def _submit(self, units: list[tuple[list[tuple[int, Pending]], Job]]) -> None:
+        taken = self.pool.submit([job for _, job in units], [len(owners) for owners, _ in units])
+        for owners, _ in units[taken:]:
+            for key, pending in owners:
+                self._refuse(key, pending)
+
+    def _refuse(self, key: int, pending: Pending) -> None:
+        del self._pending[key]
+        retry_ms = 20 + 5 * self.pool.pending // max(1, self.pool.size)
+        if pending.encoding == "legacy":
+            payload = encode_legacy(legacy_error("Hub busy, retry later"))
+        else:
+            payload = encode(error_reply(pending.request_id, Busy(retry_after_ms=retry_ms)), pending.encoding)
+        self._send(pending.sock, pending.envelope, payload)
+        self._record(pending, "busy")
 
     def _reply_error(self, sock: zmq.Socket, envelope: list[bytes], request_id: Any, encoding: str,
                      err: HubError, agent: str | None = None, action: str | None = None) -> None:

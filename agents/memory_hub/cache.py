@@ -143,6 +143,19 @@ class CacheStore:
         raw, pttl = found
         return True, decode(raw), (pttl / 1000.0 if pttl is not None and pttl >= 0 else None)
 
+    def get_many(self, entries: list[tuple[str, str]]) -> list[tuple[bool, Any, float | None]]:
+        """``get`` of several ``(cache_type, key)`` in one round trip (a pipeline of the same script)."""
+        for cache_type, _ in entries:
+            check_type(cache_type)
+        pipe = self.ns.client.pipeline(transaction=False)
+        for cache_type, key in entries:
+            self._get(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)], client=pipe)
+        with redis_errors():
+            found = pipe.execute()
+        return [(False, None, None) if item is None else
+                (True, decode(item[0]), item[1] / 1000.0 if item[1] is not None and item[1] >= 0 else None)
+                for item in found]
+
     def invalidate(self, cache_type: str, key: str) -> bool:
         check_type(cache_type)
         with redis_errors():

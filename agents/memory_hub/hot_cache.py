@@ -111,16 +111,25 @@ class HotCache:
     # ------------------------------------------------------------------ reads
     def lookup(self, key: str) -> Lookup:
         """Look for a current copy of ``key``; ``fill`` with the result after reading SQL on a miss."""
+        return self.lookup_many([key])[0]
+
+    def lookup_many(self, keys: list[str]) -> list[Lookup]:
+        """``lookup`` of several keys in one round trip (one ``MGET``)."""
+        if not keys:
+            return []
         if not self.usable or (self.dirty and not self._settle()):
-            self.misses += 1
-            return MISS
+            self.misses += len(keys)
+            return [MISS] * len(keys)
         failures = self._failures
         started = time.monotonic()
-        found = self._call(self.ns.client.mget, self.gen_key, self.ns.key(key))
+        found = self._call(self.ns.client.mget, self.gen_key, *[self.ns.key(k) for k in keys])
         if found is None or failures != self._failures:
-            self.misses += 1              # Redis failed, or restarted while we read: trust nothing
-            return MISS
-        gen, raw = found[0] or b"", found[1] or b""
+            self.misses += len(keys)      # Redis failed, or restarted while we read: trust nothing
+            return [MISS] * len(keys)
+        gen = found[0] or b""
+        return [self._judge(gen, raw or b"", started) for raw in found[1:]]
+
+    def _judge(self, gen: bytes, raw: bytes, started: float) -> Lookup:
         if gen and raw[:1] == COPY and raw[1:1 + TOKEN_LEN] == gen:
             try:
                 value = self.decode(raw[1 + TOKEN_LEN:])

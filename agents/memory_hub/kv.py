@@ -1,7 +1,8 @@
 """MemoryClient's key/value store: durable in SQL (``kv_entries``, msgpack values), hot in Redis db0 (``kv:{key}``).
 
 * ``get(key)`` -> ``{key, value, expires_at}``; ``NotFound`` for a missing or expired key (an expired row
-  is deleted on the way).
+  is deleted on the way). ``get_many(keys)``: the same for several keys (one Redis round trip), an error
+  in place of each key that has none.
 * ``set(key, value, ttl=None)`` -> ``{key, expires_at, created}``: any msgpack-able value; ``ttl`` seconds.
 * ``delete(key)``; ``list(prefix, limit)`` -> live keys in key order.
 
@@ -17,11 +18,11 @@ from typing import Any, Mapping
 import msgpack
 from sqlalchemy import delete, select
 
-from agents.memory_hub.hot_cache import HotCache
+from agents.memory_hub.hot_cache import HotCache, Lookup
 from agents.memory_hub.memory_records import stamp
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
-from bus.errors import BadRequest, NotFound, TooLarge
+from bus.errors import BadRequest, HubError, NotFound, TooLarge
 
 SECTION = "memory_client"
 DEFAULTS: dict[str, Any] = {
@@ -62,7 +63,30 @@ class KeyValues:
 
     def get(self, key: str) -> dict[str, Any]:
         key = check_key(key)
-        found = self.cache.lookup(key)
+        return self._get(key, self.cache.lookup(key))
+
+    def get_many(self, keys: list[str]) -> list[dict[str, Any] | HubError]:
+        """``get`` of several keys, their Redis copies read in one round trip; an error per missing key."""
+        checked: list[str | HubError] = []
+        for key in keys:
+            try:
+                checked.append(check_key(key))
+            except HubError as err:
+                checked.append(err)
+        valid = [k for k in checked if isinstance(k, str)]
+        found = dict(zip(valid, self.cache.lookup_many(valid)))
+        out: list[dict[str, Any] | HubError] = []
+        for key in checked:
+            if isinstance(key, HubError):
+                out.append(key)
+                continue
+            try:
+                out.append(self._get(key, found[key]))
+            except HubError as err:
+                out.append(err)
+        return out
+
+    def _get(self, key: str, found: Lookup) -> dict[str, Any]:
         if found.hit and not self._expired(found.value["e"]):
             return {"key": key, "value": found.value["v"], "expires_at": found.value["e"]}
         with self.sql.session() as s:

@@ -39,7 +39,7 @@ from types import MethodType
 from typing import Any, Callable
 
 from agents.memory_hub.cache import DEFAULTS as CACHE_DEFAULTS
-from agents.memory_hub.cache import CacheStore, split_cache_key
+from agents.memory_hub.cache import CacheStore, check_type, split_cache_key
 from agents.memory_hub.mos_legacy import error
 from agents.memory_hub.services import MemoryServices
 from bus.errors import HubError, NotFound, Unavailable
@@ -103,10 +103,28 @@ class CacheManager(Handler):
         return self._run(lambda: self._store().flush(cache_type))
 
     # ------------------------------------------------------------------ native
-    @action(schema.GET)
+    @action(schema.GET, batch="get_many")
     def get(self, args: dict, ctx: CallContext) -> dict:
         """The cached value and seconds left; not_found on a miss."""
         return self._native_get(args["cache_type"], args["key"])
+
+    def get_many(self, calls: list[tuple[dict, CallContext]]) -> list[Any]:
+        """``get`` of several requests that arrived together (one Redis round trip)."""
+        out: list[Any] = []
+        for args, _ in calls:
+            try:
+                check_type(args["cache_type"])
+                out.append((args["cache_type"], args["key"]))
+            except HubError as err:
+                out.append(err)
+        wanted = [entry for entry in out if isinstance(entry, tuple)]
+        found = iter(self._run(lambda: self._store().get_many(wanted)) if wanted else ())
+        for i, entry in enumerate(out):
+            if isinstance(entry, tuple):
+                (t, k), (hit, value, ttl) = entry, next(found)
+                out[i] = {"cache_type": t, "key": k, "value": value, "ttl": ttl} if hit else \
+                    NotFound(f"no cache entry {t}:{k}")
+        return out
 
     @action(schema.PUT)
     def put(self, args: dict, ctx: CallContext) -> dict:

@@ -129,10 +129,14 @@ class MemoryClient(Handler):
                                   request_count=self.request_count, status="HEALTHY")
 
     # ------------------------------------------------------------------ native
-    @action(schema.KV_GET)
+    @action(schema.KV_GET, batch="kv_get_many")
     def kv_get(self, args: dict, ctx: CallContext) -> dict:
         """The value of a key."""
         return self.kv.get(args["key"])
+
+    def kv_get_many(self, calls: list[tuple[dict, CallContext]]) -> list[Any]:
+        """``kv_get`` of several requests that arrived together (one Redis round trip for their copies)."""
+        return self.kv.get_many([args["key"] for args, _ in calls])
 
     @action(schema.KV_SET)
     def kv_set(self, args: dict, ctx: CallContext) -> dict:

@@ -284,3 +284,15 @@ def test_store_without_redis_is_unavailable(tmp_path):
 def test_cache_store_refuses_bad_type_policies(redis_store):
     with pytest.raises(ValueError):
         CacheStore(redis_store, {"extra_types": {"x": {"ttl_s": 0}}})
+
+
+def test_get_many_serves_several_requests_in_one_round_trip_with_a_reply_each(agent):
+    agent.put({"cache_type": "nlu_results", "key": "a", "value": {"x": 1}, "ttl": None}, ctx("put"))
+    agent.put({"cache_type": "tool_responses", "key": "b", "value": "two", "ttl": None}, ctx("put"))
+    calls = [({"cache_type": t, "key": k}, ctx("get"))
+             for t, k in [("nlu_results", "a"), ("nlu_results", "missing"), ("_lru", "x"), ("tool_responses", "b")]]
+    a, missing, reserved, b = agent.get_many(calls)
+    assert a["value"] == {"x": 1} and 0 < a["ttl"] <= 300
+    assert isinstance(missing, NotFound) and isinstance(reserved, BadRequest)
+    single = agent.get(*calls[3])
+    assert b["value"] == single["value"] == "two" and abs(b["ttl"] - single["ttl"]) < 5
