@@ -158,6 +158,9 @@ class Daemon:
                                   self.metrics)
         sockets = self._bind(security)
         self.server.attach(sockets)
+        for handler in self.assembly.handlers:
+            for source in handler.watched():
+                self.server.watch(source)
         self._start_neighbours()
         http = HttpFrontend(hub["host"], self.port("http_port"), dispatcher, self.metrics, self.health,
                             hub["max_frame_bytes"])

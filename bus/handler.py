@@ -26,6 +26,10 @@ this contract:
 * ``legacy_health(port)``: the reply to *any* message on a legacy health port.
 * ``health_checks()``: ``{"check_name": (ok: bool, detail)}`` merged into the hub's ``/health``.
 * ``start()`` / ``stop()``: background tasks (called once by the hub, after / before the sockets).
+* ``watched()``: objects the router loop polls for the handler (non-blocking I/O without a thread hop):
+  each has ``fileno()`` (an int, or None while it has nothing to poll; it may change), ``ready()`` (called
+  on the router thread when that descriptor is readable) and ``tick()`` (called on every loop pass). They
+  must never block. An ``inline`` action may return a ``Future`` that such an object completes.
 
 Handlers get their dependencies (settings, stores, an ``EventPublisher``) through ``__init__`` from the
 hub's composition code; they never open sockets and never read the environment.
@@ -131,6 +135,9 @@ class Handler:
 
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
         return {}
+
+    def watched(self) -> list:
+        return []
 
     def start(self) -> None:
         pass

@@ -88,6 +88,8 @@ class HubServer:
         self.channel = ReplyChannel()
         self.pool = WorkerPool(self.channel, pool_threads, queue_limit)
         self.handoff = HandOff()
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._watched: list[list[Any]] = []          # [source, descriptor registered for it or None]
         self._batch: list[tuple[int, Pending, Job, Call | None]] = []
         self._pending: dict[int, Pending] = {}
         self._deadlines: list[tuple[float, int]] = []
@@ -98,6 +100,10 @@ class HubServer:
     # -- lifecycle -------------------------------------------------------------------------------------
     def attach(self, sockets: Sockets) -> None:
         self.sockets = sockets
+
+    def watch(self, source: Any) -> None:
+        """Poll ``source`` (see ``bus.handler``: ``fileno``/``ready``/``tick``) on the router loop."""
+        self._watched.append([source, None])
 
     def request_stop(self) -> None:
         self._stopping = True
@@ -140,19 +146,35 @@ class HubServer:
     # -- loop ------------------------------------------------------------------------------------------
     def _poll_once(self, poller: zmq.Poller, accept: bool) -> None:
         timeout_ms = self._next_timeout_ms()
+        self._tick_watched(poller)
         events = dict(poller.poll(timeout_ms))
+        for source, fd in self._watched:
+            if fd is not None and fd in events:
+                source.ready()
         wake = self.channel.fileno()     # a plain descriptor: the poller reports it by number
         if wake in events:
             self._take_results()
         if accept:
             for sock in events:
-                if sock == wake:
+                if isinstance(sock, int):
                     continue
                 self._take_requests(sock)
             self._flush_batch()
         self._expire_deadlines()
         self.metrics.in_flight.set(len(self._pending))
         self.metrics.queue_depth.set(self.pool.pending)
+
+    def _tick_watched(self, poller: zmq.Poller) -> None:
+        """Before each poll: let every watched source flush and expire, and (re)register its descriptor."""
+        for entry in self._watched:
+            entry[0].tick()
+            fd = entry[0].fileno()
+            if fd != entry[1]:
+                if entry[1] is not None:
+                    poller.unregister(entry[1])
+                if fd is not None:
+                    poller.register(fd, zmq.POLLIN)
+                entry[1] = fd
 
     def _next_timeout_ms(self) -> int:
         if not self._deadlines:
@@ -227,12 +249,25 @@ class HubServer:
                               action=req.action if known else None)
             return
         if call.spec.inline:
-            started = time.monotonic()
-            reply = self.dispatcher.execute(call)
-            self._send(sock, envelope, encode(reply, req.encoding))
-            self._observe(call.ctx.agent, call.ctx.action, _outcome(reply), started)
+            self._run_inline(sock, envelope, req.encoding, call)
             return
         self._submit_native(sock, envelope, req.encoding, call, req.stream)
+
+    def _run_inline(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call) -> None:
+        """On the router thread; an action that returns a future is answered through the channel."""
+        started = time.monotonic()
+        key = next(self._keys)
+        channel = self.channel
+        reply = self.dispatcher.execute(
+            call, on_done=lambda done: channel.put((key, encode(done, encoding), _outcome(done), False)))
+        if reply is None:
+            deadline = call.ctx.deadline or started + self.limits.default_deadline_s
+            self._pending[key] = Pending(sock, envelope, call.ctx.request_id, encoding, call.ctx.agent,
+                                         call.ctx.action, started, deadline)
+            heapq.heappush(self._deadlines, (deadline, key))
+            return
+        self._send(sock, envelope, encode(reply, encoding))
+        self._observe(call.ctx.agent, call.ctx.action, _outcome(reply), started)
 
     def _submit_native(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call,
                        stream: bool) -> None:
@@ -393,8 +428,12 @@ class HubServer:
         self._observe(pending.agent, pending.action, outcome, pending.started)
 
     def _observe(self, agent: str, action: str, outcome: str, started: float) -> None:
-        self.metrics.requests.labels(agent, action, outcome).inc()
-        self.metrics.latency.labels(agent, action).observe(time.monotonic() - started)
+        series = self._series.get((agent, action, outcome))
+        if series is None:   # labels() costs microseconds per call: look each series up once
+            series = self._series[(agent, action, outcome)] = (
+                self.metrics.requests.labels(agent, action, outcome), self.metrics.latency.labels(agent, action))
+        series[0].inc()
+        series[1].observe(time.monotonic() - started)
         if outcome != "ok":
             self.metrics.errors.labels(outcome).inc()
 

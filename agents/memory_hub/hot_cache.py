@@ -129,6 +129,25 @@ class HotCache:
         gen = found[0] or b""
         return [self._judge(gen, raw or b"", started) for raw in found[1:]]
 
+    def lookup_async(self, keys: list[str], reader: Any, done: Callable[[list[Lookup] | None], None]) -> bool:
+        """``lookup_many`` through a ``RedisReader`` (no blocking): ``done(lookups)`` is called when the reply
+        arrives, or ``done(None)`` when Redis failed meanwhile (then use the blocking path). False, at once:
+        not possible now (no connection, Redis skipped, or the cache is dirty: the bump needs the blocking path)."""
+        if not keys or not self.usable or self.dirty:
+            return False
+        failures = self._failures
+        started = time.monotonic()
+
+        def reply(found: Any) -> None:
+            # on a failure the blocking path takes over for this read; it backs off if Redis is really down
+            if isinstance(found, Exception) or not isinstance(found, list) or failures != self._failures:
+                done(None)
+                return
+            gen = found[0] or b""
+            done([self._judge(gen, raw or b"", started) for raw in found[1:]])
+
+        return reader.send(reply, b"MGET", self.gen_key, *[self.ns.key(k) for k in keys])
+
     def _judge(self, gen: bytes, raw: bytes, started: float) -> Lookup:
         if gen and raw[:1] == COPY and raw[1:1 + TOKEN_LEN] == gen:
             try:

@@ -1,8 +1,9 @@
 """MemoryClient's key/value store: durable in SQL (``kv_entries``, msgpack values), hot in Redis db0 (``kv:{key}``).
 
 * ``get(key)`` -> ``{key, value, expires_at}``; ``NotFound`` for a missing or expired key (an expired row
-  is deleted on the way). ``get_many(keys)``: the same for several keys (one Redis round trip), an error
-  in place of each key that has none.
+  is deleted on the way). ``get_async(key)``: a ``Future`` of ``get`` that never blocks the
+  caller: the Redis copy is read through the ``RedisReader`` (the hub's router loop drives it), and only a
+  miss (or a Redis failure) continues on a small thread pool of its own (SQL).
 * ``set(key, value, ttl=None)`` -> ``{key, expires_at, created}``: any msgpack-able value; ``ttl`` seconds.
 * ``delete(key)``; ``list(prefix, limit)`` -> live keys in key order.
 
@@ -13,16 +14,18 @@ restart may have left behind); otherwise from SQL, and the copy is filled again.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Mapping
 
 import msgpack
 from sqlalchemy import delete, select
 
 from agents.memory_hub.hot_cache import HotCache, Lookup
 from agents.memory_hub.memory_records import stamp
+from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
-from bus.errors import BadRequest, HubError, NotFound, TooLarge
+from bus.errors import BadRequest, NotFound, TooLarge
 
 SECTION = "memory_client"
 DEFAULTS: dict[str, Any] = {
@@ -31,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
         "max_ttl_s": 365 * 86400,
         "cache_ttl_s": 3600,               # Redis copy kv:{key} (never longer than the key's own ttl)
         "list_limit": 1000,                # most keys one kv_list returns
+        "sql_threads": 4,                  # threads of get_async for reads that need SQL
         "failure_threshold": 3,            # legacy circuit breaker of the MemoryClient port
         "reset_timeout_s": 60.0,
     },
@@ -60,35 +64,51 @@ class KeyValues:
         self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
         namespace = redis.ns("kv") if redis is not None else None
         self.cache = HotCache(namespace, float(self.settings["cache_ttl_s"]), retry_s, encode=_pack, decode=_unpack)
+        # a reply overdue this long fails the reads waiting on the reader (they continue on the blocking path)
+        overdue_s = max(2.0, 4 * float(redis.settings["socket_timeout_s"])) if redis is not None else 0.0
+        self.reader = RedisReader(namespace.client.connection_pool, overdue_s) if namespace is not None else None
+        self._sql_pool = ThreadPoolExecutor(int(self.settings["sql_threads"]), thread_name_prefix="kv-sql")
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        self._sql_pool.shutdown(wait=False)
+
+    def get_async(self, key: str) -> "Future[dict[str, Any]]":
+        """``get`` without blocking the caller (see the module docstring); errors arrive in the future."""
+        key = check_key(key)
+        future: Future = Future()
+
+        def on_lookup(found: list[Lookup] | None) -> None:
+            if found is not None and found[0].hit and not self._expired(found[0].value["e"]):
+                future.set_result(self._hit(key, found[0]))
+            else:
+                self._in_pool(future, lambda: self._get(key, found[0]) if found else self.get(key))
+
+        if self.reader is None or not self.cache.lookup_async([key], self.reader, on_lookup):
+            self._in_pool(future, lambda: self.get(key))
+        return future
+
+    def _in_pool(self, future: Future, fn: Callable[[], dict[str, Any]]) -> None:
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._sql_pool.submit(run)
 
     def get(self, key: str) -> dict[str, Any]:
         key = check_key(key)
         return self._get(key, self.cache.lookup(key))
 
-    def get_many(self, keys: list[str]) -> list[dict[str, Any] | HubError]:
-        """``get`` of several keys, their Redis copies read in one round trip; an error per missing key."""
-        checked: list[str | HubError] = []
-        for key in keys:
-            try:
-                checked.append(check_key(key))
-            except HubError as err:
-                checked.append(err)
-        valid = [k for k in checked if isinstance(k, str)]
-        found = dict(zip(valid, self.cache.lookup_many(valid)))
-        out: list[dict[str, Any] | HubError] = []
-        for key in checked:
-            if isinstance(key, HubError):
-                out.append(key)
-                continue
-            try:
-                out.append(self._get(key, found[key]))
-            except HubError as err:
-                out.append(err)
-        return out
+    @staticmethod
+    def _hit(key: str, found: Lookup) -> dict[str, Any]:
+        return {"key": key, "value": found.value["v"], "expires_at": found.value["e"]}
 
     def _get(self, key: str, found: Lookup) -> dict[str, Any]:
         if found.hit and not self._expired(found.value["e"]):
-            return {"key": key, "value": found.value["v"], "expires_at": found.value["e"]}
+            return self._hit(key, found)
         with self.sql.session() as s:
             row = s.execute(select(KVEntry.value, KVEntry.expires_at).where(KVEntry.key == key)).first()
         if row is None or self._expired(row.expires_at):

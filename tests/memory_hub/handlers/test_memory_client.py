@@ -14,6 +14,7 @@ from agents.memory_hub.stores.sql_models import KVEntry
 from bus.errors import BadRequest, NotFound, TooLarge
 from bus.events import NullPublisher
 from bus.handler import CallContext
+from tests.support.loop import settle
 from schemas.memory_hub import memory_client as schema
 
 
@@ -30,7 +31,7 @@ def mc(tmp_path, sql_store, redis_store) -> MemoryClient:
 
 def native(mc, action: str, **args):
     spec, fn = mc.action_table()[action]
-    return fn(spec.schema.validate(args), CallContext(agent=mc.name, action=action))
+    return settle(fn(spec.schema.validate(args), CallContext(agent=mc.name, action=action)), mc.watched())
 
 
 def legacy(mc, request) -> dict:
@@ -178,15 +179,3 @@ def test_breaker_half_opens_after_the_reset_timeout():
     breaker.allow()
     breaker.record(True)
     assert breaker.status()["state"] == "CLOSED" and breaker.failure_count == 0
-
-
-def test_kv_get_many_reads_copies_in_one_round_trip_with_a_reply_each(mc):
-    native(mc, "kv_set", key="a", value=1)
-    native(mc, "kv_set", key="b", value=[2])
-    assert native(mc, "kv_get", key="a")["value"] == 1                  # a has a Redis copy, b not yet
-    calls = [({"key": k}, CallContext(agent="MemoryClient", action="kv_get")) for k in ("a", "b", "nope", "")]
-    a, b, nope, empty = mc.kv_get_many(calls)
-    assert a == {"key": "a", "value": 1, "expires_at": None} and b == {"key": "b", "value": [2], "expires_at": None}
-    assert isinstance(nope, NotFound) and isinstance(empty, BadRequest)
-    hits = mc.kv.cache.hits
-    assert [r["value"] for r in mc.kv_get_many(calls[:2])] == [1, [2]] and mc.kv.cache.hits == hits + 2
