@@ -30,17 +30,12 @@ Policy = Callable[[Principal, str, str], None]
 AfterCall = Callable[[Principal | None, str, str, str], None]
 
 
-# [(args, ctx), ...] -> one result or exception per call
-BatchFn = Callable[[list[tuple[dict, CallContext]]], list[Any]]
-
-
 @dataclass
 class Call:
     spec: ActionSpec
     fn: Callable[[dict, CallContext], Any]
     args: dict
     ctx: CallContext
-    batch_fn: BatchFn | None = None
 
 
 class Dispatcher:
@@ -55,7 +50,6 @@ class Dispatcher:
         self.handlers: dict[str, Handler] = {}
         self._actions: dict[tuple[str, str], tuple[ActionSpec, Callable]] = {}
         self._routes: list[tuple[str, Any, str, str, str]] = []
-        self._batch_fns: dict[tuple[str, str], BatchFn] = {}
         for handler in [builtin, *handlers]:
             self.add_handler(handler)
 
@@ -65,8 +59,6 @@ class Dispatcher:
         self.handlers[handler.name] = handler
         for action_name, entry in handler.action_table().items():
             self._actions[(handler.name, action_name)] = entry
-            if entry[0].batch:
-                self._batch_fns[(handler.name, action_name)] = getattr(handler, entry[0].batch)
         for route in handler.routes:
             if (handler.name, route.action) not in self._actions:
                 raise ValueError(f"route {route.method} {route.path} names unknown action {route.action}")
@@ -89,8 +81,7 @@ class Dispatcher:
         deadline = time.monotonic() + req.deadline_ms / 1000 if req.deadline_ms else None
         ctx = CallContext(agent=agent, action=action_name, request_id=req.id, principal=principal,
                           deadline=deadline, transport=transport, peer=peer)
-        return Call(spec=spec, fn=fn, args=spec.schema.validate(args), ctx=ctx,
-                    batch_fn=self._batch_fns.get((agent, action_name)))
+        return Call(spec=spec, fn=fn, args=spec.schema.validate(args), ctx=ctx)
 
     def authenticate(self, token: str | None, agent: str, action_name: str, spec: ActionSpec) -> Principal:
         if spec.public:  # a stale token must not lock a client out of `login` or `verify`
@@ -150,19 +141,6 @@ class Dispatcher:
             return self._finish(call, self._settled(call, result, wait=True))
         result.add_done_callback(lambda future: on_done(self._finish(call, self._settled(call, future))))
         return None
-
-    def execute_many(self, calls: list[Call]) -> list[dict]:
-        """Run calls of one action that has a ``batch_fn`` together; one reply map per call, in order."""
-        try:
-            results = calls[0].batch_fn([(call.args, call.ctx) for call in calls])
-        except Exception as exc:
-            return [self._finish(call, self._error_reply(call, exc)) for call in calls]
-        replies = []
-        for call, result in zip(calls, results):
-            reply = (self._error_reply(call, result) if isinstance(result, Exception)
-                     else ok_reply(call.ctx.request_id, result))
-            replies.append(self._finish(call, reply))
-        return replies
 
     def _settled(self, call: Call, future: Future, wait: bool = False) -> dict:
         try:

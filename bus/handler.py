@@ -13,10 +13,6 @@ this contract:
   ``bus.errors.HubError`` subclass for an error reply. An action whose work finishes on a thread of its
   own (a model's) returns a ``concurrent.futures.Future`` instead: its worker is released at once and the
   bus replies when the future completes (its result, or its exception mapped like a raised one).
-* ``batch`` (``@action(schema, batch="method_name")``): the name of a method that serves several calls of
-  the action at once: ``method([(args, ctx), ...])`` returns one result, or one exception (a ``HubError``
-  for an error reply), per call, in order. The bus uses it for calls of that action that arrive together
-  (e.g. one Redis round trip for many reads); each call still gets its own reply.
 * ``routes``: the seed REST table for this agent, ``Route("GET", "/kv/{key}", "kv_get")``. Path
   parameters, then the query string (HTTP), then the body are merged into the action's args.
 * ``handle_legacy(request, port)``: the legacy JSON object received on a legacy main port; returns the
@@ -93,16 +89,14 @@ class ActionSpec:
     doc: str
     stream: bool = False
     public: bool = False   # callable without a token (hub ping/health only, normally)
-    batch: str | None = None   # name of the method serving several calls at once (see the module docstring)
 
 
 def action(schema: Schema = EMPTY, *, name: str | None = None, inline: bool = False, stream: bool = False,
-           public: bool = False, batch: str | None = None) -> Callable:
+           public: bool = False) -> Callable:
     """Mark a handler method as a native action with its request schema."""
 
     def mark(fn: Callable) -> Callable:
-        fn.__hub_action__ = ActionSpec(name or fn.__name__, schema, inline, (fn.__doc__ or "").strip(), stream, public,
-                                       batch)
+        fn.__hub_action__ = ActionSpec(name or fn.__name__, schema, inline, (fn.__doc__ or "").strip(), stream, public)
         return fn
 
     return mark

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -33,7 +34,6 @@ from bus.workers import Job, WorkerPool
 
 log = get_logger("bus.server")
 RECV_BATCH = 256
-GROUP_MAX = 64          # most calls of one batchable action served by one call of its batch function
 
 
 @dataclass
@@ -90,7 +90,8 @@ class HubServer:
         self.handoff = HandOff()
         self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._watched: list[list[Any]] = []          # [source, descriptor registered for it or None]
-        self._batch: list[tuple[int, Pending, Job, Call | None]] = []
+        self._loop_thread: int | None = None
+        self._batch: list[tuple[int, Pending, Job]] = []
         self._pending: dict[int, Pending] = {}
         self._deadlines: list[tuple[float, int]] = []
         self._keys = itertools.count(1)
@@ -114,6 +115,7 @@ class HubServer:
 
     def serve_forever(self, on_tick: Callable[[], None] | None = None) -> None:
         assert self.sockets is not None
+        self._loop_thread = threading.get_ident()
         self.pool.start()
         poller = zmq.Poller()
         poller.register(self.channel.fileno(), zmq.POLLIN)
@@ -254,20 +256,32 @@ class HubServer:
         self._submit_native(sock, envelope, req.encoding, call, req.stream)
 
     def _run_inline(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call) -> None:
-        """On the router thread; an action that returns a future is answered through the channel."""
+        """On the router thread. An action that returns a future is answered when it completes: at once if
+        that happens on this thread (e.g. by a watched source), else through the channel."""
         started = time.monotonic()
         key = next(self._keys)
-        channel = self.channel
-        reply = self.dispatcher.execute(
-            call, on_done=lambda done: channel.put((key, encode(done, encoding), _outcome(done), False)))
-        if reply is None:
-            deadline = call.ctx.deadline or started + self.limits.default_deadline_s
-            self._pending[key] = Pending(sock, envelope, call.ctx.request_id, encoding, call.ctx.agent,
-                                         call.ctx.action, started, deadline)
+        deadline = call.ctx.deadline or started + self.limits.default_deadline_s
+        pending = Pending(sock, envelope, call.ctx.request_id, encoding, call.ctx.agent, call.ctx.action,
+                          started, deadline)
+        self._pending[key] = pending
+        reply = self.dispatcher.execute(call, on_done=lambda done: self._inline_done(key, encoding, done))
+        if reply is not None:
+            del self._pending[key]
+            self._send(sock, envelope, encode(reply, encoding))
+            self._record(pending, _outcome(reply))
+        elif key in self._pending:
             heapq.heappush(self._deadlines, (deadline, key))
+
+    def _inline_done(self, key: int, encoding: str, reply: dict) -> None:
+        if threading.get_ident() != self._loop_thread:
+            self.channel.put((key, encode(reply, encoding), _outcome(reply), False))
             return
-        self._send(sock, envelope, encode(reply, encoding))
-        self._observe(call.ctx.agent, call.ctx.action, _outcome(reply), started)
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            self.metrics.late_replies.inc()
+            return
+        self._send(pending.sock, pending.envelope, encode(reply, encoding))
+        self._record(pending, _outcome(reply))
 
     def _submit_native(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call,
                        stream: bool) -> None:
@@ -280,7 +294,7 @@ class HubServer:
         streaming = stream and call.spec.stream
         job = self._native_job(key, call, encoding, streaming)
         quick = not streaming and self.handoff.quick((call.ctx.agent, call.ctx.action))
-        self._enqueue(key, pending, job, quick, call)
+        self._enqueue(key, pending, job, quick)
 
     def _native_job(self, key: int, call: Call, encoding: str, stream: bool) -> Job:
         dispatcher, channel, handoff = self.dispatcher, self.channel, self.handoff
@@ -349,56 +363,27 @@ class HubServer:
         self._send(sock, frames[:-1] if len(frames) > 1 else frames, encode_legacy(reply))
 
     # -- shared ----------------------------------------------------------------------------------------
-    def _enqueue(self, key: int, pending: Pending, job: Job, quick: bool, call: Call | None = None) -> None:
+    def _enqueue(self, key: int, pending: Pending, job: Job, quick: bool) -> None:
         self._pending[key] = pending
         heapq.heappush(self._deadlines, (pending.deadline, key))
         if quick:
-            self._batch.append((key, pending, job, call))
+            self._batch.append((key, pending, job))
         else:
-            self._submit([([(key, pending)], job)])
+            self._submit([(key, pending, job)])
 
     def _flush_batch(self) -> None:
-        """Hand the quick requests of this pass to the pool: one batch per worker thread at most. Calls of
-        an action with a ``batch_fn`` become one job (one call of that function)."""
+        """Hand the quick requests of this pass to the pool: one batch per worker thread at most."""
         batch, self._batch = self._batch, []
         if not batch:
             return
-        units: list[tuple[list[tuple[int, Pending]], Job]] = []
-        groups: dict[tuple[str, str], list[tuple[int, Pending, Call]]] = {}
-        for key, pending, job, call in batch:
-            if call is not None and call.batch_fn is not None:
-                groups.setdefault((call.ctx.agent, call.ctx.action), []).append((key, pending, call))
-            else:
-                units.append(([(key, pending)], job))
-        for kind, members in groups.items():
-            for start in range(0, len(members), GROUP_MAX):
-                part = members[start:start + GROUP_MAX]
-                units.append(([(key, pending) for key, pending, _ in part], self._group_job(kind, part)))
-        size = -(-len(units) // self.pool.size)
-        for start in range(0, len(units), size):
-            self._submit(units[start:start + size])
+        size = -(-len(batch) // self.pool.size)
+        for start in range(0, len(batch), size):
+            self._submit(batch[start:start + size])
 
-    def _group_job(self, kind: tuple[str, str], members: list[tuple[int, Pending, Call]]) -> Job:
-        dispatcher, handoff = self.dispatcher, self.handoff
-
-        def job() -> list[tuple] | None:
-            now = time.monotonic()
-            live = [m for m in members if m[2].ctx.deadline is None or now <= m[2].ctx.deadline]
-            if not live:
-                return None
-            started = time.perf_counter()
-            replies = dispatcher.execute_many([call for _, _, call in live])
-            handoff.observe(kind, (time.perf_counter() - started) / len(live))
-            return [(key, encode(reply, pending.encoding), _outcome(reply), False)
-                    for (key, pending, _), reply in zip(live, replies)]
-
-        return job
-
-    def _submit(self, units: list[tuple[list[tuple[int, Pending]], Job]]) -> None:
-        taken = self.pool.submit([job for _, job in units], [len(owners) for owners, _ in units])
-        for owners, _ in units[taken:]:
-            for key, pending in owners:
-                self._refuse(key, pending)
+    def _submit(self, entries: list[tuple[int, Pending, Job]]) -> None:
+        taken = self.pool.submit([job for _, _, job in entries])
+        for key, pending, _ in entries[taken:]:
+            self._refuse(key, pending)
 
     def _refuse(self, key: int, pending: Pending) -> None:
         del self._pending[key]

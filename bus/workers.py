@@ -1,12 +1,11 @@
 """Bounded worker pool for blocking handler calls.
 
-A job is a callable returning one item for the router's ``ReplyChannel``, a list of items, or None to
-send nothing; the worker puts them there, so replies travel back to the one thread that may write to the ROUTER sockets.
+A job is a callable returning one item for the router's ``ReplyChannel`` (or None to send nothing); the
+worker puts it there, so replies travel back to the one thread that may write to the ROUTER sockets.
 ``submit`` hands over a *batch* of jobs in one queue operation: the worker runs them in order and returns
 their items in one ``put_many`` (one wake-up of the router for the whole batch). The router batches only
-jobs it measured as quick; a slow job always travels alone. A job may serve several requests (its
-``weight``); ``submit`` accepts at most ``limit`` pending requests in all and returns how many jobs of the
-batch it took (the router answers ``busy`` to the rest).
+jobs it measured as quick; a slow job always travels alone. ``submit`` accepts at most ``limit`` pending
+jobs in all and returns how many of the batch it took (the router answers ``busy`` to the rest).
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ Job = Callable[[], Any]
 class WorkerPool:
     def __init__(self, channel: ReplyChannel, threads: int, limit: int):
         self._channel = channel
-        self._jobs: queue.SimpleQueue[tuple[Sequence[Job], Sequence[int]] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Sequence[Job] | None] = queue.SimpleQueue()
         self._limit = limit
         self._pending = 0
         self._lock = threading.Lock()
@@ -44,17 +43,13 @@ class WorkerPool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, jobs: Sequence[Job], weights: Sequence[int] | None = None) -> int:
+    def submit(self, jobs: Sequence[Job]) -> int:
         """Queue the first jobs of ``jobs`` that fit under the limit, as one batch; returns how many."""
-        weights = weights or [1] * len(jobs)
         with self._lock:
-            room, taken = self._limit - self._pending, 0
-            while taken < len(jobs) and weights[taken] <= room:
-                room -= weights[taken]
-                taken += 1
-            self._pending += sum(weights[:taken])
+            taken = max(0, min(len(jobs), self._limit - self._pending))
+            self._pending += taken
         if taken:
-            self._jobs.put((jobs[:taken], weights[:taken]))
+            self._jobs.put(jobs[:taken] if taken < len(jobs) else jobs)
         return taken
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -69,7 +64,7 @@ class WorkerPool:
             if batch is None:
                 return
             items: list[Any] = []
-            for job, weight in zip(*batch):
+            for job in batch:
                 try:
                     item = job()
                 except Exception as exc:  # jobs map their own errors; this is a last resort
@@ -77,10 +72,8 @@ class WorkerPool:
                     item = None
                 finally:
                     with self._lock:
-                        self._pending -= weight
-                if isinstance(item, list):
-                    items.extend(item)
-                elif item is not None:
+                        self._pending -= 1
+                if item is not None:
                     items.append(item)
             if items:
                 self._channel.put_many(items)

@@ -76,24 +76,6 @@ class EchoAgent(Handler):
         threading.Thread(target=finish, name="releaser").start()
         return {"released": len(parked)}
 
-    @action(Schema({"word": Field(str, required=True, max_len=100)}), batch="shout_many")
-    def shout(self, args: dict, ctx: CallContext) -> dict:
-        """Upper-case a word ("bad" is not_found); calls that arrive together are served by one batch."""
-        return self.shout_many([(args, ctx)])[0]
-
-    def shout_many(self, calls: list) -> list:
-        with self._parked_lock:
-            self._batch_sizes.append(len(calls))
-        return [NotFound("no bad words") if args["word"] == "bad" else {"word": args["word"].upper()}
-                for args, _ in calls]
-
-    @action()
-    def batch_sizes(self, args: dict, ctx: CallContext) -> dict:
-        """How many calls each batch of `shout` served so far."""
-        with self._parked_lock:
-            return {"sizes": list(self._batch_sizes)}
-
-    _batch_sizes: list = []
     _parked: list = []
     _parked_lock = threading.Lock()
 

@@ -62,23 +62,3 @@ def test_chunks_and_errors_from_another_thread(one_worker_hub):
     final = streamed[3]
     assert final["final"] and not final["ok"] and final["error"]["code"] == "not_found"
     sock.close()
-
-
-def test_calls_that_arrive_together_share_one_batch_call_and_keep_their_own_replies(one_worker_hub):
-    sock = dealer(one_worker_hub)
-    send(sock, one_worker_hub, 0, "shout", {"word": "warm"})          # measured once before it is batched
-    assert receive(sock)["result"] == {"word": "WARM"}
-    words = [("bad" if i % 10 == 3 else f"w{i}") for i in range(60)]
-    for i, word in enumerate(words, start=1):
-        send(sock, one_worker_hub, i, "shout", {"word": word})
-    replies = {r["id"]: r for r in (receive(sock) for _ in words)}
-    assert sorted(replies) == list(range(1, 61))
-    for i, word in enumerate(words, start=1):
-        if word == "bad":
-            assert replies[i]["error"]["code"] == "not_found"
-        else:
-            assert replies[i]["result"] == {"word": word.upper()}
-    with one_worker_hub.client() as client:
-        sizes = client.call("EchoAgent", "batch_sizes")["sizes"]
-    assert sum(sizes) == 61 and max(sizes) > 1
-    sock.close()

@@ -11,7 +11,8 @@ costs the waiting reads an error (their callers fall back to the blocking path) 
 Connecting happens on a background thread through the store's connection pool (so the server's ``run_id``
 is checked and ``SELECT`` is sent exactly as for every other connection); until it is up ``send`` returns
 False and the caller uses the blocking path. The bus polls ``fileno()`` (it changes on reconnect; None while
-there is no connection). Everything except the connect thread runs on the router thread.
+there is no connection). The reader belongs to the thread that drives it (the first to call ``tick``: the
+router); ``send`` from any other thread (e.g. the HTTP server's) returns False, so the caller blocks instead.
 """
 from __future__ import annotations
 
@@ -98,10 +99,14 @@ class RedisReader:
         self._connecting = False
         self._next_attempt = 0.0
         self._closed = False
+        self._owner: int | None = None
 
     # ------------------------------------------------------------------ used by handlers (router thread)
     def send(self, callback: Callback, *command: bytes | str) -> bool:
-        """Write ``command``; ``callback(reply)`` follows from ``ready``/``tick``. False: not connected now."""
+        """Queue ``command``; ``callback(reply)`` follows from ``ready``/``tick``. False: not now (no
+        connection yet, or not called on the thread that drives the reader)."""
+        if threading.get_ident() != self._owner:
+            return False
         if self._sock is None:
             self._adopt()
             if self._sock is None:
@@ -145,6 +150,8 @@ class RedisReader:
         del self._in[:pos]
 
     def tick(self) -> None:
+        if self._owner is None:
+            self._owner = threading.get_ident()
         if self._sock is None:
             self._adopt()
             return

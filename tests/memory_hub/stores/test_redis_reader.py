@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from concurrent.futures import Future
 
@@ -90,3 +91,14 @@ def test_a_stalled_redis_delays_neither_ping_nor_the_kv_reply(tmp_path, redis_co
         finally:
             os.kill(redis_controller.pid, signal.SIGCONT)
             sock.close()
+
+
+def test_only_the_driving_thread_may_send(redis_store):
+    reader = RedisReader(redis_store.client("cache").connection_pool)
+    assert read(reader, "PING") in (b"PONG", "PONG")          # this thread drives it now
+    answers = []
+    other = threading.Thread(target=lambda: answers.append(reader.send(answers.append, "PING")))
+    other.start()
+    other.join()
+    assert answers == [False]                                  # e.g. the HTTP server's thread: use the blocking path
+    reader.close()
