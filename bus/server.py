@@ -11,6 +11,9 @@ operation per worker, for the actions whose measured service time (``HandOff``) 
 request travels alone, so a slow action never waits behind another. An action may return a
 ``concurrent.futures.Future`` (e.g. a generation on a model's own thread): its worker is free at once and
 the reply is sent when the future completes; stream chunks go through the same channel from any thread.
+An ``inline`` action runs on this thread with no hop at all; it may return a future that a handler's
+*watched* source completes (non-blocking I/O whose descriptor this loop polls, e.g. a Redis connection):
+then the reply leaves as soon as that source reads it, and a stalled server delays only those requests.
 """
 from __future__ import annotations
 
