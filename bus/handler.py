@@ -24,7 +24,8 @@ this contract:
 * ``start()`` / ``stop()``: background tasks (called once by the hub, after / before the sockets).
 * ``watched()``: objects the router loop polls for the handler (non-blocking I/O without a thread hop):
   each has ``fileno()`` (an int, or None while it has nothing to poll; it may change), ``ready()`` (called
-  on the router thread when that descriptor is readable) and ``tick()`` (called on every loop pass). They
+  on the router thread when that descriptor is readable) and ``tick()`` (called before every poll; it returns
+  True when it still has output it could not write, and the loop then polls again within a millisecond). They
   must never block. An ``inline`` action may return a ``Future`` that such an object completes.
 
 Handlers get their dependencies (settings, stores, an ``EventPublisher``) through ``__init__`` from the

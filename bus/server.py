@@ -151,7 +151,8 @@ class HubServer:
     # -- loop ------------------------------------------------------------------------------------------
     def _poll_once(self, poller: zmq.Poller, accept: bool) -> None:
         timeout_ms = self._next_timeout_ms()
-        self._tick_watched(poller)
+        if self._tick_watched(poller):
+            timeout_ms = min(timeout_ms, 1)     # a source could not write everything: come back soon
         events = dict(poller.poll(timeout_ms))
         for source, fd in self._watched:
             if fd is not None and fd in events:
@@ -169,10 +170,12 @@ class HubServer:
         self.metrics.in_flight.set(len(self._pending))
         self.metrics.queue_depth.set(self.pool.pending)
 
-    def _tick_watched(self, poller: zmq.Poller) -> None:
-        """Before each poll: let every watched source flush and expire, and (re)register its descriptor."""
+    def _tick_watched(self, poller: zmq.Poller) -> bool:
+        """Before each poll: let every watched source flush and expire, and (re)register its descriptor.
+        True when a source still has output it could not write."""
+        unwritten = False
         for entry in self._watched:
-            entry[0].tick()
+            unwritten = bool(entry[0].tick()) or unwritten
             fd = entry[0].fileno()
             if fd != entry[1]:
                 if entry[1] is not None:
@@ -180,6 +183,7 @@ class HubServer:
                 if fd is not None:
                     poller.register(fd, zmq.POLLIN)
                 entry[1] = fd
+        return unwritten
 
     def _next_timeout_ms(self) -> int:
         if not self._deadlines:

@@ -149,16 +149,18 @@ class RedisReader:
             return
         del self._in[:pos]
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
+        """Write what is buffered, fail overdue reads; True when output is left for the next pass."""
         if self._owner is None:
             self._owner = threading.get_ident()
         if self._sock is None:
             self._adopt()
-            return
+            return False
         if self._out:
             self._flush()
         if self._waiting and time.monotonic() - self._waiting[0][1] > self.timeout_s:
             self._fail(f"redis did not answer within {self.timeout_s} s")
+        return bool(self._out)
 
     def close(self) -> None:
         self._closed = True
