@@ -186,6 +186,9 @@ class Daemon:
         self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
         sockets = self._bind(security)
         self.server.attach(sockets)
+        for handler in self.assembly.handlers:
+            for source in handler.watched():
+                self.server.watch(source)
         self._start_neighbours()
         http = HttpFrontend(hub["host"], self.port("http_port"), self.context, self.server.http_endpoint,
                             self.metrics, self.health,

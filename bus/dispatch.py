@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, unquote
@@ -145,11 +146,16 @@ class Dispatcher:
         raise UnknownAction(f"no route {_shown(method)} {_shown(path)}")
 
     # -- execution ----------------------------------------------------------------------------------
-    def execute(self, call: Call) -> dict:
-        """Run the action (once per idempotency key); return the reply map (never raises)."""
+    def execute(self, call: Call, on_done: Callable[[dict], None] | None = None) -> dict | None:
+        """Run the action (once per idempotency key); return the reply map (never raises).
+
+        An action may return a ``concurrent.futures.Future`` (work finishing on another thread). With
+        ``on_done``, ``execute`` then returns None at once and ``on_done(reply)`` is called on the thread that
+        completes the future; without it, or with an idempotency key (whose result is recorded before the
+        reply), the caller waits for the future here."""
         if call.idempotency_key is not None and self.idempotency is not None:
             return self._execute_once(call, self.idempotency)
-        return self._execute(call)
+        return self._execute(call, on_done)
 
     def _execute_once(self, call: Call, store: IdempotencyStore) -> dict:
         subject = call.ctx.principal.subject if call.ctx.principal else ANONYMOUS.subject
@@ -164,6 +170,7 @@ class Dispatcher:
         if begun.state == "done":
             return ok_reply(call.ctx.request_id, begun.result, replayed=True)
         reply = self._execute(call)
+        assert reply is not None      # without on_done the reply is always returned
         try:
             if reply["ok"]:
                 store.finish(subject, key, reply["result"])
@@ -187,15 +194,34 @@ class Dispatcher:
                 raise Unavailable("a request with this idempotency_key is still running; retry later")
             time.sleep(0.05)
 
-    def _execute(self, call: Call) -> dict:
+    def _execute(self, call: Call, on_done: Callable[[dict], None] | None = None) -> dict | None:
         try:
-            reply = ok_reply(call.ctx.request_id, call.fn(call.args, call.ctx))
-        except HubError as err:
-            reply = error_reply(call.ctx.request_id, err)
-        except Exception as exc:  # the edge: anything unexpected is `internal`, logged with its traceback
-            log.error("handler_failed", agent=call.ctx.agent, action=call.ctx.action, error=repr(exc),
-                      traceback=traceback.format_exc())
-            reply = error_reply(call.ctx.request_id, Internal("internal error; see the hub log"))
+            result = call.fn(call.args, call.ctx)
+        except Exception as exc:
+            return self._finish(call, self._error_reply(call, exc))
+        if not isinstance(result, Future):
+            return self._finish(call, ok_reply(call.ctx.request_id, result))
+        if on_done is None:
+            return self._finish(call, self._settled(call, result, wait=True))
+        result.add_done_callback(lambda future: on_done(self._finish(call, self._settled(call, future))))
+        return None
+
+    def _settled(self, call: Call, future: Future, wait: bool = False) -> dict:
+        try:
+            value = future.result() if wait or future.done() else future.result(0)
+        except Exception as exc:
+            return self._error_reply(call, exc)
+        return ok_reply(call.ctx.request_id, value)
+
+    def _error_reply(self, call: Call, exc: Exception) -> dict:
+        if isinstance(exc, HubError):
+            return error_reply(call.ctx.request_id, exc)
+        # the edge: anything unexpected is `internal`, logged with its traceback
+        log.error("handler_failed", agent=call.ctx.agent, action=call.ctx.action, error=repr(exc),
+                  traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return error_reply(call.ctx.request_id, Internal("internal error; see the hub log"))
+
+    def _finish(self, call: Call, reply: dict) -> dict:
         if self.after_call:
             self._after(call, "ok" if reply["ok"] else reply["error"]["code"])
         return reply

@@ -10,7 +10,9 @@ this contract:
 * Native actions: methods decorated with ``@action(schema)``. The bus validates the request ``args``
   against the schema and calls ``method(args, ctx)`` on a worker thread (or inline when
   ``inline=True``, for actions that never block). The return value is the ``result``; raise a
-  ``bus.errors.HubError`` subclass for an error reply.
+  ``bus.errors.HubError`` subclass for an error reply. An action whose work finishes on a thread of its
+  own (a model's) returns a ``concurrent.futures.Future`` instead: its worker is released at once and the
+  bus replies when the future completes (its result, or its exception mapped like a raised one).
 * ``routes``: the seed REST table for this agent, ``Route("GET", "/kv/{key}", "kv_get")``. Path
   parameters, then the query string (HTTP), then the body are merged into the action's args.
 * ``handle_legacy(request, port)``: the legacy JSON object received on a legacy main port; returns the
@@ -22,6 +24,11 @@ this contract:
 * ``legacy_health(port)``: the reply to *any* message on a legacy health port.
 * ``health_checks()``: ``{"check_name": (ok: bool, detail)}`` merged into the hub's ``/health``.
 * ``start()`` / ``stop()``: background tasks (called once by the hub, after / before the sockets).
+* ``watched()``: objects the router loop polls for the handler (non-blocking I/O without a thread hop):
+  each has ``fileno()`` (an int, or None while it has nothing to poll; it may change), ``ready()`` (called
+  on the router thread when that descriptor is readable) and ``tick()`` (called before every poll; it returns
+  True when it still has output it could not write, and the loop then polls again within a millisecond). They
+  must never block. An ``inline`` action may return a ``Future`` that such an object completes.
 
 Handlers get their dependencies (settings, stores, an ``EventPublisher``) through ``__init__`` from the
 hub's composition code; they never open sockets and never read the environment.
@@ -128,6 +135,9 @@ class Handler:
 
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
         return {}
+
+    def watched(self) -> list:
+        return []
 
     def start(self) -> None:
         pass

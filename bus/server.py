@@ -2,29 +2,39 @@
 
 One thread (the caller of ``serve_forever``) owns every ROUTER socket, including the inproc ROUTER the HTTP
 frontend forwards REST calls to (``http_endpoint``): HTTP is served by the same dispatcher, pool, queue limit,
-deadlines and metrics as the native port. Blocking handler calls run on the
-``WorkerPool``; their replies come back over an inproc PULL. Every request that has a routing identity
-gets exactly one reply (plus stream chunks when asked): the handler's, or ``busy``, or ``timeout`` when
-its deadline passes first, or a ``bad_request``/``too_large`` for frames that cannot be served.
+deadlines and metrics as the native port. Blocking handler calls run on the ``WorkerPool``; their replies come
+back through the ``ReplyChannel`` (polled beside the sockets). Every request that has a routing identity gets
+exactly one reply (plus stream chunks when asked): the handler's, or ``busy``, or ``timeout`` when its deadline
+passes first, or a ``bad_request``/``too_large`` for frames that cannot be served.
+
+Thread hops: the requests read in one pass of the loop are handed to the pool in batches, one queue
+operation per worker, for the actions whose measured service time (``HandOff``) is short; any other
+request travels alone, so a slow action never waits behind another. An action may return a
+``concurrent.futures.Future`` (e.g. a generation on a model's own thread): its worker is free at once and
+the reply is sent when the future completes; stream chunks go through the same channel from any thread.
+An ``inline`` action runs on this thread with no hop at all; it may return a future that a handler's
+*watched* source completes (non-blocking I/O whose descriptor this loop polls, e.g. a Redis connection):
+then the reply leaves as soon as that source reads it, and a stalled server delays only those requests.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import zmq
 
+from bus.channel import ReplyChannel
 from bus.dispatch import Call, Dispatcher
 from bus.errors import BadRequest, Busy, HubError, Timeout, TooLarge
 from bus.legacy import (LegacyBinding, decode_legacy, encode_legacy, legacy_error)
 from bus.log import get_logger
 from bus.metrics import HubMetrics
 from bus.wire import MSGPACK, RequestError, detect_encoding, encode, error_reply, parse_request
-from bus.workers import Emitter, WorkerPool
+from bus.workers import Job, WorkerPool
 
 log = get_logger("bus.server")
 RECV_BATCH = 256
@@ -55,6 +65,23 @@ class Sockets:
     legacy: dict[zmq.Socket, LegacyBinding] = field(default_factory=dict)
 
 
+class HandOff:
+    """Which requests share a hand-off to the pool: actions whose recent service time is under ``quick_s``
+    (an exponentially weighted average per action, measured on the workers; unmeasured ones go alone)."""
+
+    def __init__(self, quick_s: float = 0.001, weight: float = 0.1):
+        self.quick_s = quick_s
+        self.weight = weight
+        self._avg: dict[tuple[str, str], float] = {}
+
+    def quick(self, kind: tuple[str, str]) -> bool:
+        return self._avg.get(kind, self.quick_s) < self.quick_s
+
+    def observe(self, kind: tuple[str, str], seconds: float) -> None:
+        old = self._avg.get(kind)
+        self._avg[kind] = seconds if old is None else old + self.weight * (seconds - old)
+
+
 class HubServer:
     def __init__(self, context: zmq.Context, dispatcher: Dispatcher, metrics: HubMetrics, pool_threads: int,
                  queue_limit: int, limits: ServerLimits):
@@ -62,10 +89,13 @@ class HubServer:
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.limits = limits
-        self._result_endpoint = f"inproc://results-{uuid.uuid4().hex}"
-        self._results = context.socket(zmq.PULL)
-        self._results.bind(self._result_endpoint)
-        self.pool = WorkerPool(context, self._result_endpoint, pool_threads, queue_limit)
+        self.channel = ReplyChannel()
+        self.pool = WorkerPool(self.channel, pool_threads, queue_limit)
+        self.handoff = HandOff()
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._watched: list[list[Any]] = []          # [source, descriptor registered for it or None]
+        self._loop_thread: int | None = None
+        self._batch: list[tuple[int, Pending, Job]] = []
         self.http_endpoint = f"inproc://http-{uuid.uuid4().hex}"
         self._http = context.socket(zmq.ROUTER)
         self._http.setsockopt(zmq.LINGER, 0)
@@ -82,6 +112,10 @@ class HubServer:
     def attach(self, sockets: Sockets) -> None:
         self.sockets = sockets
 
+    def watch(self, source: Any) -> None:
+        """Poll ``source`` (see ``bus.handler``: ``fileno``/``ready``/``tick``) on the router loop."""
+        self._watched.append([source, None])
+
     def request_stop(self) -> None:
         self._stopping = True
 
@@ -91,9 +125,10 @@ class HubServer:
 
     def serve_forever(self, on_tick: Callable[[], None] | None = None) -> None:
         assert self.sockets is not None
+        self._loop_thread = threading.get_ident()
         self.pool.start()
         poller = zmq.Poller()
-        poller.register(self._results, zmq.POLLIN)
+        poller.register(self.channel.fileno(), zmq.POLLIN)
         poller.register(self.sockets.native, zmq.POLLIN)
         poller.register(self._http, zmq.POLLIN)
         for sock in self.sockets.legacy:
@@ -119,23 +154,45 @@ class HubServer:
             self.sockets.native.close(linger=500)
             for sock in self.sockets.legacy:
                 sock.close(linger=500)
-        self._results.close(linger=0)
+        self.channel.close()
         self._http.close(linger=0)
 
     # -- loop ------------------------------------------------------------------------------------------
     def _poll_once(self, poller: zmq.Poller, accept: bool) -> None:
         timeout_ms = self._next_timeout_ms()
+        if self._tick_watched(poller):
+            timeout_ms = min(timeout_ms, 1)     # a source could not write everything: come back soon
         events = dict(poller.poll(timeout_ms))
-        if self._results in events:
+        for source, fd in self._watched:
+            if fd is not None and fd in events:
+                source.ready()
+        wake = self.channel.fileno()     # a plain descriptor: the poller reports it by number
+        if wake in events:
             self._take_results()
         if accept:
             for sock in events:
-                if sock is self._results:
+                if isinstance(sock, int):
                     continue
                 self._take_requests(sock)
+            self._flush_batch()
         self._expire_deadlines()
         self.metrics.in_flight.set(len(self._pending))
         self.metrics.queue_depth.set(self.pool.pending)
+
+    def _tick_watched(self, poller: zmq.Poller) -> bool:
+        """Before each poll: let every watched source flush and expire, and (re)register its descriptor.
+        True when a source still has output it could not write."""
+        unwritten = False
+        for entry in self._watched:
+            unwritten = bool(entry[0].tick()) or unwritten
+            fd = entry[0].fileno()
+            if fd != entry[1]:
+                if entry[1] is not None:
+                    poller.unregister(entry[1])
+                if fd is not None:
+                    poller.register(fd, zmq.POLLIN)
+                entry[1] = fd
+        return unwritten
 
     def _next_timeout_ms(self) -> int:
         if not self._deadlines:
@@ -162,20 +219,14 @@ class HubServer:
                 self._on_legacy(sock, binding, frames, _peer_address(parts[-1]))
 
     def _take_results(self) -> None:
-        for _ in range(RECV_BATCH * 4):
-            try:
-                frames = self._results.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            key = int.from_bytes(frames[0], "big")
-            more = frames[3] == b"more"
+        for key, payload, outcome, more in self.channel.drain():
             pending = self._pending.get(key) if more else self._pending.pop(key, None)
             if pending is None:
                 self.metrics.late_replies.inc()
                 continue
-            self._send(pending.sock, pending.envelope, frames[1])
+            self._send(pending.sock, pending.envelope, payload)
             if not more:
-                self._record(pending, frames[2].decode())
+                self._record(pending, outcome)
 
     def _expire_deadlines(self) -> None:
         now = time.monotonic()
@@ -222,12 +273,37 @@ class HubServer:
                               action=req.action if known else None)
             return
         if call.spec.inline:
-            started = time.monotonic()
-            reply = self.dispatcher.execute(call)
-            self._send(sock, envelope, encode(reply, req.encoding))
-            self._observe(call.ctx.agent, call.ctx.action, _outcome(reply), started)
+            self._run_inline(sock, envelope, req.encoding, call)
             return
         self._submit_native(sock, envelope, req.encoding, call, req.stream)
+
+    def _run_inline(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call) -> None:
+        """On the router thread. An action that returns a future is answered when it completes: at once if
+        that happens on this thread (e.g. by a watched source), else through the channel."""
+        started = time.monotonic()
+        key = next(self._keys)
+        deadline = call.ctx.deadline or started + self.limits.default_deadline_s
+        pending = Pending(sock, envelope, call.ctx.request_id, encoding, call.ctx.agent, call.ctx.action,
+                          started, deadline)
+        self._pending[key] = pending
+        reply = self.dispatcher.execute(call, on_done=lambda done: self._inline_done(key, encoding, done))
+        if reply is not None:
+            del self._pending[key]
+            self._send(sock, envelope, encode(reply, encoding))
+            self._record(pending, _outcome(reply))
+        elif key in self._pending:
+            heapq.heappush(self._deadlines, (deadline, key))
+
+    def _inline_done(self, key: int, encoding: str, reply: dict) -> None:
+        if threading.get_ident() != self._loop_thread:
+            self.channel.put((key, encode(reply, encoding), _outcome(reply), False))
+            return
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            self.metrics.late_replies.inc()
+            return
+        self._send(pending.sock, pending.envelope, encode(reply, encoding))
+        self._record(pending, _outcome(reply))
 
     def _submit_native(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call,
                        stream: bool) -> None:
@@ -237,24 +313,35 @@ class HubServer:
         key = next(self._keys)
         pending = Pending(sock, envelope, call.ctx.request_id, encoding, call.ctx.agent, call.ctx.action, now,
                           call.ctx.deadline)
-        job = self._native_job(key, call, encoding, stream and call.spec.stream)
-        self._enqueue(key, pending, job)
+        streaming = stream and call.spec.stream
+        job = self._native_job(key, call, encoding, streaming)
+        quick = not streaming and self.handoff.quick((call.ctx.agent, call.ctx.action))
+        self._enqueue(key, pending, job, quick)
 
-    def _native_job(self, key: int, call: Call, encoding: str, stream: bool):
-        key_bytes = key.to_bytes(8, "big")
-        dispatcher = self.dispatcher
+    def _native_job(self, key: int, call: Call, encoding: str, stream: bool) -> Job:
+        dispatcher, channel, handoff = self.dispatcher, self.channel, self.handoff
+        kind = (call.ctx.agent, call.ctx.action)
 
-        def job(emitter: Emitter) -> list[bytes] | None:
+        def done(reply: dict) -> None:      # on the worker, or on whichever thread completes a future
+            if stream:
+                reply["stream"], reply["final"] = True, True
+            channel.put((key, encode(reply, encoding), _outcome(reply), False))
+
+        def job() -> tuple | None:
             if call.ctx.deadline is not None and time.monotonic() > call.ctx.deadline:
                 return None  # the loop has answered `timeout` (or will at once)
             if stream:
-                call.ctx.stream = lambda chunk: emitter.send(
-                    [key_bytes, encode({"v": 1, "id": call.ctx.request_id, "ok": True, "stream": True,
-                                        "final": False, "chunk": chunk}, encoding), b"ok", b"more"])
-            reply = dispatcher.execute(call)
+                call.ctx.stream = lambda chunk: channel.put(
+                    (key, encode({"v": 1, "id": call.ctx.request_id, "ok": True, "stream": True, "final": False,
+                                  "chunk": chunk}, encoding), "ok", True))
+            started = time.perf_counter()
+            reply = dispatcher.execute(call, on_done=done)
+            handoff.observe(kind, time.perf_counter() - started)
+            if reply is None:   # a future: `done` answers when it completes
+                return None
             if stream:
                 reply["stream"], reply["final"] = True, True
-            return [key_bytes, encode(reply, encoding), _outcome(reply).encode(), b""]
+            return key, encode(reply, encoding), _outcome(reply), False
 
         return job
 
@@ -274,10 +361,10 @@ class HubServer:
         now = time.monotonic()
         key = next(self._keys)
         pending = Pending(sock, envelope, None, "legacy", agent, "legacy", now, now + self.limits.default_deadline_s)
-        key_bytes = key.to_bytes(8, "big")
-        handler = binding.handler
+        handler, handoff, kind = binding.handler, self.handoff, (agent, f"legacy:{binding.port}")
 
-        def job(emitter: Emitter) -> list[bytes] | None:
+        def job() -> tuple:
+            started = time.perf_counter()
             try:
                 reply = handler.handle_legacy_from(request, binding.port, peer)
                 outcome = "ok"
@@ -286,9 +373,10 @@ class HubServer:
                 reply, outcome = legacy_error(str(exc)), "internal"
                 for hook in self.legacy_failure_hooks:
                     hook(agent, binding.port, exc)
-            return [key_bytes, encode_legacy(reply), outcome.encode(), b""]
+            handoff.observe(kind, time.perf_counter() - started)
+            return key, encode_legacy(reply), outcome, False
 
-        self._enqueue(key, pending, job)
+        self._enqueue(key, pending, job, quick=handoff.quick(kind))
 
     def _on_legacy_health(self, sock: zmq.Socket, binding: LegacyBinding, frames: list[bytes]) -> None:
         self.metrics.legacy.labels(binding.handler.name, str(binding.port), "health").inc()
@@ -300,19 +388,37 @@ class HubServer:
         self._send(sock, frames[:-1] if len(frames) > 1 else frames, encode_legacy(reply))
 
     # -- shared ----------------------------------------------------------------------------------------
-    def _enqueue(self, key: int, pending: Pending, job) -> None:
+    def _enqueue(self, key: int, pending: Pending, job: Job, quick: bool) -> None:
         self._pending[key] = pending
-        if not self.pool.submit(job):
-            del self._pending[key]
-            retry_ms = 20 + 5 * self.pool.pending // max(1, len(self.pool._threads))
-            if pending.encoding == "legacy":
-                payload = encode_legacy(legacy_error("Hub busy, retry later"))
-            else:
-                payload = encode(error_reply(pending.request_id, Busy(retry_after_ms=retry_ms)), pending.encoding)
-            self._send(pending.sock, pending.envelope, payload)
-            self._record(pending, "busy")
-            return
         heapq.heappush(self._deadlines, (pending.deadline, key))
+        if quick:
+            self._batch.append((key, pending, job))
+        else:
+            self._submit([(key, pending, job)])
+
+    def _flush_batch(self) -> None:
+        """Hand the quick requests of this pass to the pool: one batch per worker thread at most."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        size = -(-len(batch) // self.pool.size)
+        for start in range(0, len(batch), size):
+            self._submit(batch[start:start + size])
+
+    def _submit(self, entries: list[tuple[int, Pending, Job]]) -> None:
+        taken = self.pool.submit([job for _, _, job in entries])
+        for key, pending, _ in entries[taken:]:
+            self._refuse(key, pending)
+
+    def _refuse(self, key: int, pending: Pending) -> None:
+        del self._pending[key]
+        retry_ms = 20 + 5 * self.pool.pending // max(1, self.pool.size)
+        if pending.encoding == "legacy":
+            payload = encode_legacy(legacy_error("Hub busy, retry later"))
+        else:
+            payload = encode(error_reply(pending.request_id, Busy(retry_after_ms=retry_ms)), pending.encoding)
+        self._send(pending.sock, pending.envelope, payload)
+        self._record(pending, "busy")
 
     def _reply_error(self, sock: zmq.Socket, envelope: list[bytes], request_id: Any, encoding: str,
                      err: HubError, agent: str | None = None, action: str | None = None) -> None:
@@ -332,8 +438,12 @@ class HubServer:
         self._observe(pending.agent, pending.action, outcome, pending.started)
 
     def _observe(self, agent: str, action: str, outcome: str, started: float) -> None:
-        self.metrics.requests.labels(agent, action, outcome).inc()
-        self.metrics.latency.labels(agent, action).observe(time.monotonic() - started)
+        series = self._series.get((agent, action, outcome))
+        if series is None:   # labels() costs microseconds per call: look each series up once
+            series = self._series[(agent, action, outcome)] = (
+                self.metrics.requests.labels(agent, action, outcome), self.metrics.latency.labels(agent, action))
+        series[0].inc()
+        series[1].observe(time.monotonic() - started)
         if outcome != "ok":
             self.metrics.errors.labels(outcome).inc()
 

@@ -1,41 +1,30 @@
 """Bounded worker pool for blocking handler calls.
 
-Jobs are callables returning the reply frames for one request. Each worker thread owns a PUSH socket
-connected to the router loop's PULL (ZeroMQ sockets are not thread-safe), so replies travel back to the
-one thread that may write to the ROUTER sockets. ``submit`` refuses (returns False) when ``limit`` jobs
-are already pending; the loop then answers ``busy``.
+A job is a callable returning one item for the router's ``ReplyChannel`` (or None to send nothing); the
+worker puts it there, so replies travel back to the one thread that may write to the ROUTER sockets.
+``submit`` hands over a *batch* of jobs in one queue operation: the worker runs them in order and returns
+their items in one ``put_many`` (one wake-up of the router for the whole batch). The router batches only
+jobs it measured as quick; a slow job always travels alone. ``submit`` accepts at most ``limit`` pending
+jobs in all and returns how many of the batch it took (the router answers ``busy`` to the rest).
 """
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+from typing import Any, Callable, Sequence
 
-import zmq
-
+from bus.channel import ReplyChannel
 from bus.log import get_logger
 
 log = get_logger("bus.workers")
 
-# A job returns the frames to push back ([key, reply, outcome, more-flag]) or None to send nothing.
-Job = Callable[["Emitter"], list[bytes] | None]
-
-
-class Emitter:
-    """Lets a running job push an intermediate (streamed) reply before its final one."""
-
-    def __init__(self, sock: zmq.Socket):
-        self._sock = sock
-
-    def send(self, frames: list[bytes]) -> None:
-        self._sock.send_multipart(frames)
+Job = Callable[[], Any]
 
 
 class WorkerPool:
-    def __init__(self, context: zmq.Context, result_endpoint: str, threads: int, limit: int):
-        self._context = context
-        self._endpoint = result_endpoint
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
+    def __init__(self, channel: ReplyChannel, threads: int, limit: int):
+        self._channel = channel
+        self._jobs: queue.SimpleQueue[Sequence[Job] | None] = queue.SimpleQueue()
         self._limit = limit
         self._pending = 0
         self._lock = threading.Lock()
@@ -46,17 +35,22 @@ class WorkerPool:
     def pending(self) -> int:
         return self._pending
 
+    @property
+    def size(self) -> int:
+        return len(self._threads)
+
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: Job) -> bool:
+    def submit(self, jobs: Sequence[Job]) -> int:
+        """Queue the first jobs of ``jobs`` that fit under the limit, as one batch; returns how many."""
         with self._lock:
-            if self._pending >= self._limit:
-                return False
-            self._pending += 1
-        self._jobs.put(job)
-        return True
+            taken = max(0, min(len(jobs), self._limit - self._pending))
+            self._pending += taken
+        if taken:
+            self._jobs.put(jobs[:taken] if taken < len(jobs) else jobs)
+        return taken
 
     def stop(self, timeout: float = 5.0) -> None:
         for _ in self._threads:
@@ -65,24 +59,21 @@ class WorkerPool:
             thread.join(timeout)
 
     def _work(self) -> None:
-        sock = self._context.socket(zmq.PUSH)
-        sock.setsockopt(zmq.LINGER, 1000)
-        sock.connect(self._endpoint)
-        emitter = Emitter(sock)
-        try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
+        while True:
+            batch = self._jobs.get()
+            if batch is None:
+                return
+            items: list[Any] = []
+            for job in batch:
                 try:
-                    frames = job(emitter)
+                    item = job()
                 except Exception as exc:  # jobs map their own errors; this is a last resort
                     log.error("worker_job_crashed", error=repr(exc))
-                    frames = None
+                    item = None
                 finally:
                     with self._lock:
                         self._pending -= 1
-                if frames is not None:
-                    sock.send_multipart(frames)
-        finally:
-            sock.close()
+                if item is not None:
+                    items.append(item)
+            if items:
+                self._channel.put_many(items)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = (
+    ("tests.bench_hotpath", []),
     ("tests.bench_bus", []),
     ("tests.bench_http", []),
     ("tests.bench_kv", []),

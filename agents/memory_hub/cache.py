@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, redis_errors
 from bus.errors import BadRequest, TooLarge
 
@@ -110,6 +112,13 @@ class CacheStore:
         self._put = client.register_script(PUT_LUA)
         self._get = client.register_script(GET_LUA)
         self._del = client.register_script(DEL_LUA)
+        # get_async: the script through the router loop's reader; the blocking path on a miss of the script
+        self.reader = RedisReader(client.connection_pool, max(2.0, 4 * float(redis.settings["socket_timeout_s"])))
+        self._blocking = ThreadPoolExecutor(2, thread_name_prefix="cache-get")
+
+    def close(self) -> None:
+        self.reader.close()
+        self._blocking.shutdown(wait=False)
 
     # ------------------------------------------------------------------ policy
     def policy(self, cache_type: str) -> TypePolicy:
@@ -138,10 +147,34 @@ class CacheStore:
         check_type(cache_type)
         with redis_errors():
             found = self._get(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)])
-        if found is None:
-            return False, None, None
-        raw, pttl = found
-        return True, decode(raw), (pttl / 1000.0 if pttl is not None and pttl >= 0 else None)
+        return _entry(found)
+
+    def get_async(self, cache_type: str, key: str, shape: Callable[[bool, Any, float | None], Any]) -> Future:
+        """``get`` without blocking the caller: a future of ``shape(hit, value, seconds_left)`` (or of the
+        exception ``shape`` raises). The script runs through ``reader``; when it cannot (no connection, the
+        script not loaded in Redis yet, Redis failing), the blocking ``get`` runs on a thread of its own."""
+        check_type(cache_type)
+        future: Future = Future()
+
+        def settle(get: Callable[[], tuple[bool, Any, float | None]]) -> None:
+            try:
+                future.set_result(shape(*get()))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        def blocking() -> None:
+            self._blocking.submit(settle, lambda: self.get(cache_type, key))
+
+        def reply(found: Any) -> None:
+            if isinstance(found, Exception):
+                blocking()
+            else:
+                settle(lambda: _entry(found))
+
+        keys = [self.entry_key(cache_type, key), self.lru_key(cache_type)]
+        if not self.reader.send(reply, b"EVALSHA", self._get.sha, b"2", *keys):
+            blocking()
+        return future
 
     def invalidate(self, cache_type: str, key: str) -> bool:
         check_type(cache_type)
@@ -202,6 +235,14 @@ class CacheStore:
         if len(text.encode("utf-8")) > self.section["max_value_bytes"]:
             raise TooLarge(f"value larger than {self.section['max_value_bytes']} bytes", details={"field": "value"})
         return text
+
+
+def _entry(found: Any) -> tuple[bool, Any, float | None]:
+    """The script's reply (nil, or [value, pttl]) as (hit, value, seconds left)."""
+    if found is None:
+        return False, None, None
+    raw, pttl = found
+    return True, decode(raw), (pttl / 1000.0 if pttl is not None and pttl >= 0 else None)
 
 
 def check_type(cache_type: str) -> None:

@@ -16,19 +16,24 @@ Behaviour (the legacy ``ContextManager`` class, pc2_code/agents/context_manager.
 * ``get`` sorts by (importance, timestamp) descending; with a speaker that has a view, that view, else the
   general window (as the legacy code). ``text`` renders ``[speaker]: text`` lines.
 * ``prune`` (only when the window is full) deletes window items below 0.5, at most a quarter of the window.
+* Reads are served from a copy of the whole context in Redis db0 (``ctx:{context_id}``) while it is current
+  (``hot_cache.HotCache``: every write invalidates it after its commit), else from SQL.
 * ``clear(speaker)`` empties that speaker's view (the general window keeps its items, as the legacy
   code); ``clear()`` deletes every item of the context (the legacy code logged "Cleared all context" but
   left the speaker views behind; see docs-repairs/ContextManager.md).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from typing import Any, Mapping
+from types import SimpleNamespace
+from typing import Any, Iterator, Mapping
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from agents.memory_hub.hot_cache import HotCache
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import Context, ContextItem
 
@@ -48,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
         "shrink_below": 0.3,              # ... below which it shrinks by 1
         "importance_threshold": 0.5,      # prune removes window items below this
         "max_text_chars": 20000,
+        "cache_ttl_s": 3600,              # Redis copy ctx:{context_id} of a whole context
+        "cache_retry_s": 5.0,             # after a Redis failure, skip Redis this long
     },
 }
 
@@ -74,15 +81,24 @@ def item_dict(row: ContextItem) -> dict[str, Any]:
 class ContextWindows:
     """All context windows; every method is one SQL transaction (writers are serialized by SQLite)."""
 
-    def __init__(self, sql: SqlStore, section: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, sql: SqlStore, section: Mapping[str, Any] | None = None, redis: Any = None) -> None:
         self.sql = sql
         self.s = {**DEFAULTS["context_manager"], **dict(section or {})}
+        self.cache = HotCache(redis.ns("ctx") if redis is not None else None, float(self.s["cache_ttl_s"]),
+                              float(self.s["cache_retry_s"]))
+
+    @contextlib.contextmanager
+    def _writing(self, context_id: str) -> Iterator[Session]:
+        """One transaction on a context; its Redis copy is invalidated after the commit."""
+        with self.sql.transaction() as session:
+            yield session
+        self.cache.invalidate(context_id)
 
     # ------------------------------------------------------------------ writes
     def add(self, context_id: str, text: str, speaker: str | None = None, metadata: dict | None = None,
             importance: float | None = None) -> dict[str, Any]:
         """Append an item, adapt the window size, drop items no view holds; returns the item + window_size."""
-        with self.sql.transaction() as session:
+        with self._writing(context_id) as session:
             ctx = self._context(session, context_id, create=True)
             rows = self._rows(session, context_id)
             stamp = max(time.time(), (rows[-1].timestamp + 1e-5) if rows else 0.0,
@@ -100,7 +116,7 @@ class ContextWindows:
 
     def clear(self, context_id: str, speaker: str | None = None) -> int:
         """Empty a speaker's view, or the whole context; returns how many items left the view/context."""
-        with self.sql.transaction() as session:
+        with self._writing(context_id) as session:
             ctx = self._context(session, context_id, create=False)
             if ctx is None:
                 return 0
@@ -120,7 +136,7 @@ class ContextWindows:
 
     def prune(self, context_id: str) -> int:
         """Delete low-importance window items (only when the window is full); returns how many."""
-        with self.sql.transaction() as session:
+        with self._writing(context_id) as session:
             ctx = self._context(session, context_id, create=False)
             if ctx is None:
                 return 0
@@ -134,7 +150,7 @@ class ContextWindows:
             return len(victims)
 
     def delete(self, context_id: str) -> bool:
-        with self.sql.transaction() as session:
+        with self._writing(context_id) as session:
             ctx = self._context(session, context_id, create=False)
             if ctx is None:
                 return False
@@ -145,30 +161,37 @@ class ContextWindows:
     # ------------------------------------------------------------------ reads
     def get(self, context_id: str, speaker: str | None = None, max_items: int | None = None) -> list[dict[str, Any]]:
         """Items of the speaker's view (if it has one) or of the general window, most important first."""
-        with self.sql.session() as session:
-            ctx = self._context(session, context_id, create=False)
-            if ctx is None:
-                return []
-            rows = self._rows(session, context_id)
-            if speaker and self._has_view(ctx, rows, speaker):
-                chosen = self._speaker_view(ctx, rows, speaker)
-            else:
-                chosen = self._window(rows, ctx.window_size)
-            chosen.sort(key=lambda r: (r.importance, r.timestamp, r.id), reverse=True)
-            return [item_dict(r) for r in (chosen[:max_items] if max_items else chosen)]
+        ctx, rows = self._snapshot(context_id)
+        if ctx is None:
+            return []
+        if speaker and self._has_view(ctx, rows, speaker):
+            chosen = self._speaker_view(ctx, rows, speaker)
+        else:
+            chosen = self._window(rows, ctx.window_size)
+        chosen.sort(key=lambda r: (r.importance, r.timestamp, r.id), reverse=True)
+        return [item_dict(r) for r in (chosen[:max_items] if max_items else chosen)]
 
     def text(self, context_id: str, speaker: str | None = None, max_items: int | None = None) -> str:
         return "\n".join(f"[{i['speaker']}]: {i['text']}" if i["speaker"] else i["text"]
                          for i in self.get(context_id, speaker, max_items))
 
     def info(self, context_id: str) -> dict[str, Any]:
+        ctx, rows = self._snapshot(context_id)
+        size = ctx.window_size if ctx is not None else int(self.s["initial_size"])
+        return {"context_id": context_id, "exists": ctx is not None, "window_size": size,
+                "items": len(self._window(rows, size)),
+                "speakers": sorted({r.speaker for r in rows if r.speaker})}
+
+    def _snapshot(self, context_id: str) -> tuple[Any, list[Any]]:
+        """(context, items oldest first) from the current Redis copy, else from SQL; (None, []) if absent."""
+        found = self.cache.lookup(context_id)
+        if found.hit:
+            return _thaw(found.value)
         with self.sql.session() as session:
             ctx = self._context(session, context_id, create=False)
-            size = ctx.window_size if ctx is not None else int(self.s["initial_size"])
-            rows = self._rows(session, context_id) if ctx is not None else []
-            return {"context_id": context_id, "exists": ctx is not None, "window_size": size,
-                    "items": len(self._window(rows, size)),
-                    "speakers": sorted({r.speaker for r in rows if r.speaker})}
+            frozen = _freeze(ctx, self._rows(session, context_id) if ctx is not None else [])
+        self.cache.fill(context_id, found, frozen)
+        return _thaw(frozen)
 
     # ------------------------------------------------------------------ internals
     def _context(self, session: Session, context_id: str, create: bool) -> Context | None:
@@ -215,3 +238,20 @@ class ContextWindows:
         for row in rows:
             if row.id not in keep:
                 session.delete(row)
+
+
+_ITEM_FIELDS = ("id", "text", "speaker", "meta", "importance", "timestamp")
+
+
+def _freeze(ctx: Context | None, rows: list[ContextItem]) -> dict[str, Any]:
+    if ctx is None:
+        return {"absent": True}
+    return {"window_size": ctx.window_size, "meta": dict(ctx.meta or {}),
+            "items": [[getattr(r, f) for f in _ITEM_FIELDS] for r in rows]}
+
+
+def _thaw(frozen: dict[str, Any]) -> tuple[Any, list[Any]]:
+    if frozen.get("absent"):
+        return None, []
+    ctx = SimpleNamespace(window_size=frozen["window_size"], meta=frozen["meta"])
+    return ctx, [SimpleNamespace(**dict(zip(_ITEM_FIELDS, item))) for item in frozen["items"]]

@@ -6,7 +6,7 @@ Facts, as the legacy agent stored them through MemoryClient: tier long, importan
 searches facts only (semantic ranking when the hub has a search engine, else SQL text search).
 
 Documents: ``doc_id`` -> ``{title, content, metadata, namespace}`` in SQL with a versioned hot copy in Redis
-db2 (``kb:{doc_id}``; a copy is used only while its ``updated_at`` equals SQL's).
+db2 (``kb:{doc_id}``), served without SQL while current (``hot_cache.HotCache``; writers invalidate it).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any, Mapping
 from sqlalchemy import select
 
 from agents.memory_hub.memories import Memories
-from agents.memory_hub.memory_records import (HotCache, check_content, check_json_object, check_name, memory_dict,
+from agents.memory_hub.hot_cache import HotCache
+from agents.memory_hub.memory_records import (check_content, check_json_object, check_name, memory_dict,
                                               stamp)
 from agents.memory_hub.search.filters import parse_filters, where_clauses
 from agents.memory_hub.stores.sql_models import KnowledgeDocument, Memory
@@ -104,20 +105,15 @@ class Knowledge:
 
     # ------------------------------------------------------------------ documents
     def doc_get(self, doc_id: str) -> dict[str, Any]:
-        with self.memories.sql.session() as s:
-            version = s.execute(select(KnowledgeDocument.updated_at)
-                                .where(KnowledgeDocument.doc_id == doc_id)).scalar_one_or_none()
-        if version is None:
-            raise NotFound(f"no document {doc_id}", details={"doc_id": doc_id})
-        cached = self.cache.get(doc_id, version)
-        if cached is not None:
-            return cached
+        found = self.cache.lookup(doc_id)
+        if found.hit:
+            return found.value
         with self.memories.sql.session() as s:
             row = s.get(KnowledgeDocument, doc_id)
             if row is None:
                 raise NotFound(f"no document {doc_id}", details={"doc_id": doc_id})
             result = doc_dict(row)
-        self.cache.put(doc_id, result)
+        self.cache.fill(doc_id, found, result)
         return result
 
     def doc_put(self, doc_id: str, content: Any, title: Any = None, metadata: Any = None,
@@ -149,7 +145,7 @@ class Knowledge:
                     row.namespace = namespace
             s.flush()
             result = doc_dict(row)
-        self.cache.put(doc_id, result)
+        self.cache.invalidate(doc_id)
         return result, created
 
     def doc_delete(self, doc_id: str) -> None:
@@ -158,4 +154,4 @@ class Knowledge:
             if row is None:
                 raise NotFound(f"no document {doc_id}", details={"doc_id": doc_id})
             s.delete(row)
-        self.cache.drop(doc_id)
+        self.cache.invalidate(doc_id)

@@ -1,22 +1,28 @@
 """MemoryClient's key/value store: durable in SQL (``kv_entries``, msgpack values), hot in Redis db0 (``kv:{key}``).
 
 * ``get(key)`` -> ``{key, value, expires_at}``; ``NotFound`` for a missing or expired key (an expired row
-  is deleted on the way).
+  is deleted on the way). ``get_async(key)``: a ``Future`` of ``get`` that never blocks the
+  caller: the Redis copy is read through the ``RedisReader`` (the hub's router loop drives it), and only a
+  miss (or a Redis failure) continues on a small thread pool of its own (SQL).
 * ``set(key, value, ttl=None)`` -> ``{key, expires_at, created}``: any msgpack-able value; ``ttl`` seconds.
 * ``delete(key)``; ``list(prefix, limit)`` -> live keys in key order.
 
-The Redis copy carries the row's ``updated_at``; it is used only while that version equals SQL's, so a
-copy that missed an update (Redis down during the write, another hub writing) is never served.
+Reads are served from the Redis copy without SQL when it is current (``hot_cache.HotCache``: writers
+invalidate after their commit, a namespace generation disowns copies that a failed invalidation or a Redis
+restart may have left behind); otherwise from SQL, and the copy is filled again.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Mapping
 
 import msgpack
 from sqlalchemy import delete, select
 
-from agents.memory_hub.memory_records import HotCache, stamp
+from agents.memory_hub.hot_cache import HotCache, Lookup
+from agents.memory_hub.memory_records import stamp
+from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
 from bus.errors import BadRequest, NotFound, TooLarge
@@ -28,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
         "max_ttl_s": 365 * 86400,
         "cache_ttl_s": 3600,               # Redis copy kv:{key} (never longer than the key's own ttl)
         "list_limit": 1000,                # most keys one kv_list returns
+        "sql_threads": 4,                  # threads of get_async for reads that need SQL
         "failure_threshold": 3,            # legacy circuit breaker of the MemoryClient port
         "reset_timeout_s": 60.0,
     },
@@ -56,27 +63,61 @@ class KeyValues:
         self.sql = sql
         self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
         namespace = redis.ns("kv") if redis is not None else None
-        self.cache = HotCache(namespace, float(self.settings["cache_ttl_s"]), retry_s,
-                              encode=_pack, decode=_unpack, version_of=lambda item: item.get("u"))
+        self.cache = HotCache(namespace, float(self.settings["cache_ttl_s"]), retry_s, encode=_pack, decode=_unpack)
+        # a reply overdue this long fails the reads waiting on the reader (they continue on the blocking path)
+        overdue_s = max(2.0, 4 * float(redis.settings["socket_timeout_s"])) if redis is not None else 0.0
+        self.reader = RedisReader(namespace.client.connection_pool, overdue_s) if namespace is not None else None
+        self._sql_pool = ThreadPoolExecutor(int(self.settings["sql_threads"]), thread_name_prefix="kv-sql")
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        self._sql_pool.shutdown(wait=False)
+
+    def get_async(self, key: str) -> "Future[dict[str, Any]]":
+        """``get`` without blocking the caller (see the module docstring); errors arrive in the future."""
+        key = check_key(key)
+        future: Future = Future()
+
+        def on_lookup(found: list[Lookup] | None) -> None:
+            if found is not None and found[0].hit and not self._expired(found[0].value["e"]):
+                future.set_result(self._hit(key, found[0]))
+            else:
+                self._in_pool(future, lambda: self._get(key, found[0]) if found else self.get(key))
+
+        if self.reader is None or not self.cache.lookup_async([key], self.reader, on_lookup):
+            self._in_pool(future, lambda: self.get(key))
+        return future
+
+    def _in_pool(self, future: Future, fn: Callable[[], dict[str, Any]]) -> None:
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._sql_pool.submit(run)
 
     def get(self, key: str) -> dict[str, Any]:
         key = check_key(key)
+        return self._get(key, self.cache.lookup(key))
+
+    @staticmethod
+    def _hit(key: str, found: Lookup) -> dict[str, Any]:
+        return {"key": key, "value": found.value["v"], "expires_at": found.value["e"]}
+
+    def _get(self, key: str, found: Lookup) -> dict[str, Any]:
+        if found.hit and not self._expired(found.value["e"]):
+            return self._hit(key, found)
         with self.sql.session() as s:
-            meta = s.execute(select(KVEntry.updated_at, KVEntry.expires_at).where(KVEntry.key == key)).first()
-        if meta is None or self._expired(meta.expires_at):
-            if meta is not None:
+            row = s.execute(select(KVEntry.value, KVEntry.expires_at).where(KVEntry.key == key)).first()
+        if row is None or self._expired(row.expires_at):
+            if row is not None:
                 self._purge(key)
             raise NotFound(f"no key {key}", details={"key": key})
-        cached = self.cache.get(key, meta.updated_at)
-        if cached is not None:
-            return {"key": key, "value": cached["v"], "expires_at": cached["e"]}
-        with self.sql.session() as s:
-            row = s.get(KVEntry, key)
-            if row is None:
-                raise NotFound(f"no key {key}", details={"key": key})
-            value, version, expires_at = _unpack(row.value), row.updated_at, row.expires_at
-        self._cache(key, {"u": version, "e": expires_at, "v": value})
-        return {"key": key, "value": value, "expires_at": expires_at}
+        value = _unpack(row.value)
+        self._fill(key, found, {"e": row.expires_at, "v": value})
+        return {"key": key, "value": value, "expires_at": row.expires_at}
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> dict[str, Any]:
         key = check_key(key)
@@ -102,7 +143,7 @@ class KeyValues:
                 s.add(KVEntry(key=key, value=packed, expires_at=expires_at, created_at=now, updated_at=now))
             else:
                 row.value, row.expires_at, row.updated_at = packed, expires_at, now
-        self._cache(key, {"u": now, "e": expires_at, "v": value})
+        self.cache.invalidate(key)
         return {"key": key, "expires_at": expires_at, "created": created}
 
     def delete(self, key: str) -> None:
@@ -112,7 +153,7 @@ class KeyValues:
             live = row is not None and not self._expired(row.expires_at)
             if row is not None:
                 s.delete(row)
-        self.cache.drop(key)
+        self.cache.invalidate(key)
         if not live:
             raise NotFound(f"no key {key}", details={"key": key})
 
@@ -128,17 +169,17 @@ class KeyValues:
         with self.sql.session() as s:
             return [k for k in s.execute(stmt).scalars() if k.startswith(prefix)]
 
-    def _cache(self, key: str, item: dict[str, Any]) -> None:
+    def _fill(self, key: str, found: Any, item: dict[str, Any]) -> None:
         ttl = float(self.settings["cache_ttl_s"])
         if item["e"] is not None:
             ttl = min(ttl, item["e"] - time.time())
         if ttl > 0:
-            self.cache.put(key, item, ttl)
+            self.cache.fill(key, found, item, ttl)
 
     def _purge(self, key: str) -> None:
         with self.sql.transaction() as s:
             s.execute(delete(KVEntry).where(KVEntry.key == key, KVEntry.expires_at <= time.time()))
-        self.cache.drop(key)
+        self.cache.invalidate(key)
 
     @staticmethod
     def _expired(expires_at: float | None) -> bool:

@@ -7,7 +7,8 @@ put ``err.message`` in their ``message`` key): ``NotFound("Memory with ID X not 
 naming the field, ``TooLarge`` for oversized content, ``Unavailable``/``Busy`` from the stores.
 
 Writes are single SQL transactions (a batch is all or nothing). After the commit, each written memory is
-(1) dropped from the Redis copy, (2) indexed in the search engine when there is one (removed on delete;
+(1) invalidated in the Redis copy (``hot_cache.HotCache``; reads that do not count an access are served
+from a current copy without SQL; reads that count one are an SQL write returning the row), (2) indexed in the search engine when there is one (removed on delete;
 a failure there is logged: the engine's backfill embeds rows left without an embedding), and
 (3) announced as ``memory.added`` ``{memory_id, memory_type, namespace, op}`` (op: add|update|consolidate).
 """
@@ -18,7 +19,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import delete, or_, select, update
 
-from agents.memory_hub.memory_records import HotCache, memory_dict, memory_values, stamp
+from agents.memory_hub.hot_cache import HotCache
+from agents.memory_hub.memory_records import memory_dict, memory_values, stamp
 from agents.memory_hub.search.filters import parse_filters, row_matches, where_clauses
 from agents.memory_hub.stores.sql_models import (ContextGroup, Memory, MemoryGroupMapping, MemoryRelationship,
                                                  Session, content_hash, new_memory_id)
@@ -215,7 +217,7 @@ class Memories:
                 s.execute(update(Memory).where(Memory.parent_id.in_(chunk)).values(parent_id=None))
                 s.execute(delete(Session).where(Session.session_id.in_(chunk)))
                 s.execute(delete(Memory).where(Memory.memory_id.in_(chunk)))
-        self.cache.drop(*ids)
+        self.cache.invalidate(*ids)
         if self.search is not None:
             try:
                 self.search.remove(ids)
@@ -252,47 +254,41 @@ class Memories:
         """Existing memories among ``memory_ids`` (request order, each once), accesses counted."""
         ids = list(dict.fromkeys(memory_ids))
         self._check_batch(len(ids), "memory_ids")
+        found = self._touch(ids) if touch else self._load(ids)
+        return [found[m] for m in ids if m in found]
+
+    def _touch(self, ids: list[str]) -> dict[str, dict]:
+        """Count one access of each of ``ids`` (one UPDATE ... RETURNING per chunk) and return the rows."""
         now = stamp()
-        versions: dict[str, tuple[int, float]] = {}
-        scope = self.sql.transaction if touch else self.sql.session
-        with scope() as s:
+        out: dict[str, dict] = {}
+        with self.sql.transaction() as s:
             for chunk in _chunks(ids):
-                if touch:
-                    stmt = (update(Memory).where(Memory.memory_id.in_(chunk))
-                            .values(access_count=Memory.access_count + 1, last_accessed_at=now,
-                                    updated_at=Memory.updated_at)
-                            .returning(Memory.memory_id, Memory.access_count, Memory.updated_at))
-                else:
-                    stmt = select(Memory.memory_id, Memory.access_count, Memory.updated_at).where(
-                        Memory.memory_id.in_(chunk))
-                versions.update({m: (count, ver) for m, count, ver in s.execute(stmt).all()})
-        found = self._load([m for m in ids if m in versions], versions)
-        out = []
-        for memory_id in ids:
-            if memory_id in found:
-                item = found[memory_id]
-                item["access_count"] = versions[memory_id][0]
-                if touch:
-                    item["last_accessed_at"] = now
-                out.append(item)
+                stmt = (update(Memory).where(Memory.memory_id.in_(chunk))
+                        .values(access_count=Memory.access_count + 1, last_accessed_at=now,
+                                updated_at=Memory.updated_at)
+                        .returning(Memory).execution_options(synchronize_session=False))
+                out.update((row.memory_id, memory_dict(row)) for row in s.scalars(stmt))
+        self.cache.invalidate(*out)
         return out
 
-    def _load(self, ids: list[str], versions: dict[str, tuple[int, float]]) -> dict[str, dict]:
-        """Rows of ``ids`` from the Redis copy when its version is current, else from SQL (re-cached)."""
+    def _load(self, ids: list[str]) -> dict[str, dict]:
+        """Rows of ``ids`` from their current Redis copies, the others from SQL (and copied again)."""
         out: dict[str, dict] = {}
+        lookups = {}
         for memory_id in ids:
-            cached = self.cache.get(memory_id, versions[memory_id][1])
-            if cached is not None:
-                out[memory_id] = cached
-        missing = [m for m in ids if m not in out]
-        if missing:
+            found = self.cache.lookup(memory_id)
+            if found.hit:
+                out[memory_id] = found.value
+            else:
+                lookups[memory_id] = found
+        if lookups:
             with self.sql.session() as s:
-                for chunk in _chunks(missing):
+                for chunk in _chunks(list(lookups)):
                     for row in s.execute(select(Memory).where(Memory.memory_id.in_(chunk))).scalars():
                         out[row.memory_id] = memory_dict(row)
-            for memory_id in missing:
+            for memory_id, found in lookups.items():
                 if memory_id in out:
-                    self.cache.put(memory_id, out[memory_id])
+                    self.cache.fill(memory_id, found, out[memory_id])
         return out
 
     def exists(self, memory_id: str) -> bool:
@@ -450,7 +446,7 @@ class Memories:
     # ------------------------------------------------------------------ after a commit
     def _after_write(self, written: list[tuple[str, str, str, str | None]], op: str) -> None:
         """``written``: (memory_id, memory_type, namespace, content to index or None)."""
-        self.cache.drop(*[w[0] for w in written])
+        self.cache.invalidate(*[w[0] for w in written])
         to_index = [(w[0], w[3]) for w in written if w[3] is not None]
         if to_index and self.search is not None:
             try:

@@ -1,4 +1,4 @@
-"""Memory rows as the wire sees them: input checking, the reply dict, a monotonic clock, the Redis hot cache.
+"""Memory rows as the wire sees them: input checking, the reply dict, a monotonic clock.
 
 * ``memory_values(data, limits, partial=False)``: checks the fields of a MemoryOrchestratorService
   ``MemoryEntry`` given by a client and returns column values. Unknown keys are ignored (the legacy
@@ -7,10 +7,6 @@
 * ``memory_dict(row)``: the legacy ``MemoryEntry`` fields plus ``namespace``, ``session_id``, ``updated_at``.
 * ``stamp()``: ``time.time()`` made strictly increasing inside the process, so two writes never share a
   ``created_at``/``updated_at`` (ordering of interactions, version checks of cached rows).
-* ``HotCache``: a best-effort Redis copy of rows that carries their ``updated_at`` version. A read
-  hit counts only when its version equals the version SQL gives, so a missed invalidation (Redis down
-  during a write, another hub writing the same database) can never serve stale data. After a Redis
-  failure, Redis is skipped for ``retry_s`` seconds; no Redis failure ever fails a request.
 """
 from __future__ import annotations
 
@@ -21,9 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-import redis
-
-from bus.errors import BadRequest, TooLarge, Unavailable
+from bus.errors import BadRequest, TooLarge
 from agents.memory_hub.stores.sql_models import ID_LEN, MEMORY_TIERS, Memory
 
 log = logging.getLogger(__name__)
@@ -184,71 +178,3 @@ def memory_values(data: Any, limits: Mapping[str, int], *, partial: bool = False
             continue                     # a null optional field of a new memory means "default"
         out["meta" if name == "metadata" else name] = checkers[name](name, value)
     return out
-
-
-# --------------------------------------------------------------------------- Redis hot cache
-
-class HotCache:
-    """Versioned, best-effort copies of rows in one Redis namespace (see module docstring)."""
-
-    def __init__(self, namespace: Any, ttl_s: float, retry_s: float = 5.0,
-                 encode: Callable[[Any], bytes | str] | None = None,
-                 decode: Callable[[bytes], Any] | None = None,
-                 version_of: Callable[[Any], Any] | None = None):
-        self.ns = namespace                  # a RedisNamespace, or None (no Redis: every read misses)
-        self.ttl_s = ttl_s
-        self.retry_s = retry_s
-        self.encode = encode or (lambda value: json.dumps(value, separators=(",", ":"), default=str))
-        self.decode = decode or json.loads
-        self.version_of = version_of or (lambda value: value.get("updated_at"))
-        self._down_until = 0.0
-        self.hits = self.misses = self.failures = 0
-
-    @property
-    def usable(self) -> bool:
-        return self.ns is not None and time.monotonic() >= self._down_until
-
-    def get(self, key: str, version: Any) -> Any:
-        """The cached value if its version is ``version``; else None."""
-        raw = self._call(self.ns.get, key) if self.usable else None
-        if raw is None:
-            self.misses += 1
-            return None
-        try:
-            value = self.decode(raw)
-        except (ValueError, TypeError):
-            value = None
-        if value is None or self.version_of(value) != version:
-            self.misses += 1
-            return None
-        self.hits += 1
-        return value
-
-    def get_any(self, key: str) -> Any:
-        """The cached value whatever its version (callers that check it themselves)."""
-        raw = self._call(self.ns.get, key) if self.usable else None
-        try:
-            return None if raw is None else self.decode(raw)
-        except (ValueError, TypeError):
-            return None
-
-    def ttl(self, key: str) -> float | None:
-        """Seconds left of the cached copy (None: absent, no expiry, or Redis unusable)."""
-        return self._call(self.ns.ttl, key) if self.usable else None
-
-    def put(self, key: str, value: Any, ttl_s: float | None = None) -> None:
-        if self.usable:
-            self._call(self.ns.set, key, self.encode(value), ttl_s or self.ttl_s)
-
-    def drop(self, *keys: str) -> None:
-        if keys and self.usable:
-            self._call(self.ns.delete, *keys)
-
-    def _call(self, fn: Callable, *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except (Unavailable, redis.RedisError) as exc:
-            self.failures += 1
-            self._down_until = time.monotonic() + self.retry_s
-            log.warning("redis cache %s skipped for %.1fs: %s", getattr(self.ns, "prefix", "?"), self.retry_s, exc)
-            return None

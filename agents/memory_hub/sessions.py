@@ -1,4 +1,5 @@
-"""SessionMemoryAgent's domain: sessions in SQL (``sessions``) with a TTL copy in Redis db1 (``session:{id}``).
+"""SessionMemoryAgent's domain: sessions in SQL (``sessions``) with a copy in Redis db1 (``session:{id}``) that
+reads are served from while it is current (``hot_cache.HotCache``; every write invalidates it).
 
 A session is also a memory (``memory_id == session_id``, type ``session``), as the legacy agent intended
 (it deleted a session with ``delete_memory(session_id)`` and marked expiry in that memory's metadata);
@@ -22,7 +23,8 @@ from typing import Any, Mapping
 from sqlalchemy import select
 
 from agents.memory_hub.memories import Memories
-from agents.memory_hub.memory_records import HotCache, check_content, check_json_object, check_name, stamp
+from agents.memory_hub.hot_cache import HotCache
+from agents.memory_hub.memory_records import check_content, check_json_object, check_name, stamp
 from agents.memory_hub.stores.sql_models import Memory, Session, new_session_id
 from bus.errors import BadRequest, Conflict, NotFound
 from bus.periodic import PeriodicTask
@@ -62,7 +64,7 @@ class Sessions:
         self.timeout = float(self.settings["session_timeout_s"])
         self.cache = HotCache(redis.session if redis is not None else None, self.timeout,
                               float(memories.settings["cache_retry_s"]))
-        memories.delete_hooks.append(lambda ids: self.cache.drop(*ids))
+        memories.delete_hooks.append(lambda ids: self.cache.invalidate(*ids))
         self._task = PeriodicTask("session-expiry", float(self.settings["cleanup_interval_s"]), self._expire_all)
 
     # ------------------------------------------------------------------ sessions
@@ -94,19 +96,23 @@ class Sessions:
         return row
 
     def _announce(self, session: dict[str, Any]) -> None:
-        self.cache.put(session["session_id"], session, self.timeout)
         self.memories._after_write([(session["session_id"], "session", "default", None)], "add")
         self.events.publish("session.created", {"session_id": session["session_id"], "user_id": session["user_id"],
                                                 "session_type": session["session_type"]})
 
     def get(self, session_id: str) -> dict[str, Any]:
-        """The session from SQL, with ``ttl_s`` (seconds left of its Redis copy, None when absent)."""
-        with self.memories.sql.session() as s:
-            row = s.get(Session, session_id)
-            if row is None:
-                raise NotFound(f"Session {session_id} not found.", details={"session_id": session_id})
-            result = session_dict(row)
-        result["ttl_s"] = self.cache.ttl(session_id)
+        """The session (its current Redis copy, else SQL), with ``ttl_s``: seconds until it expires."""
+        found = self.cache.lookup(session_id)
+        if found.hit:
+            result = found.value
+        else:
+            with self.memories.sql.session() as s:
+                row = s.get(Session, session_id)
+                if row is None:
+                    raise NotFound(f"Session {session_id} not found.", details={"session_id": session_id})
+                result = session_dict(row)
+            self.cache.fill(session_id, found, result)
+        result["ttl_s"] = max(0.0, result["expires_at"] - time.time())
         return result
 
     def update(self, session_id: str, metadata: dict | None = None, user_id: str | None = None,
@@ -128,7 +134,7 @@ class Sessions:
         if created:
             self._announce(result)
         else:
-            self.cache.put(session_id, result, self.timeout)
+            self.cache.invalidate(session_id)
         return result, created
 
     def delete(self, session_id: str) -> list[str]:
@@ -159,10 +165,9 @@ class Sessions:
                                            "meta": meta, "tags": [role.lower()]})
             self._touch(session, row.created_at)
             written = (row.memory_id, "interaction", row.namespace, content)
-            current = session_dict(session)
         if created is not None:
             self._announce(created)
-        self.cache.put(session_id, current, self.timeout)
+        self.cache.invalidate(session_id)
         self.memories._after_write([written], "add")
         return written[0]
 
@@ -185,9 +190,7 @@ class Sessions:
                 row = s.get(Session, session_id)
                 if row is not None:
                     self._touch(row, now)
-                    current = session_dict(row)
-            if row is not None:
-                self.cache.put(session_id, current, self.timeout)
+            self.cache.invalidate(session_id)
 
     def search(self, query: str, session_id: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
         """Interactions matching ``query`` (semantic ranking when the hub has a search engine, else text)."""
@@ -217,9 +220,9 @@ class Sessions:
                     memory.meta = {**(memory.meta or {}), **marks}
                     memory.updated_at = stamp()
                 expired.append((row.session_id, row.user_id))
+        self.cache.invalidate(*[e[0] for e in expired])
+        self.memories.cache.invalidate(*[e[0] for e in expired])
         for session_id, user_id in expired:
-            self.cache.drop(session_id)
-            self.memories.cache.drop(session_id)
             self.events.publish("session.expired", {"session_id": session_id, "user_id": user_id,
                                                     "expired_at": now})
         if expired:

@@ -3,7 +3,10 @@
 ``InferenceEngine.complete`` / ``chat`` take a model name (id, legacy load_policy preference or alias),
 load the model if needed (``autoload``), lease it from the loader for the request (so it is not evicted
 mid-request), run the generation job on the model's own worker thread and wait for it, at most
-``timeout`` seconds (then ``Timeout`` and the generation stops at the next token). A full model queue is
+``timeout`` seconds (then ``Timeout`` and the generation stops at the next token).
+``complete_async`` / ``chat_async`` do the same without waiting: they return a ``Future`` that the model's
+thread completes (lease, conversation and stats are settled there), so the caller's thread is free at once
+and a deadline (``time.monotonic()`` value) stops the generation at the next token with ``Timeout``. A full model queue is
 ``Busy``; a prompt longer than the context is ``BadRequest``; an unloadable model is ``Conflict`` or
 ``Unavailable``. Every request is counted in SQL ``model_stats``.
 
@@ -14,6 +17,7 @@ reply means the request continued an existing conversation.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import Future
@@ -29,6 +33,15 @@ from .store import ModelStore
 from .worker import WorkerClosed
 
 OnToken = Callable[[str], None]
+WAIT_GRACE_S = 1.0     # a synchronous caller waits this long past the deadline (the model stops at a token)
+
+
+class Generation(Future):
+    """A generation queued or running on a model's thread; setting ``stop`` ends it at the next token."""
+
+    def __init__(self, stop: threading.Event):
+        super().__init__()
+        self.stop = stop
 
 
 class InferenceEngine:
@@ -42,48 +55,55 @@ class InferenceEngine:
         self._locks_guard = threading.Lock()
 
     # -- public API -----------------------------------------------------------------------------
-    def complete(self, model: str, prompt: str, *, max_tokens: int = 256, temperature: float = 0.7,
-                 top_p: float = 0.95, stop: str | list[str] | None = None, seed: int | None = None,
-                 system_prompt: str | None = None, conversation_id: str | None = None,
-                 on_token: OnToken | None = None, timeout: float | None = None,
-                 autoload: bool = True) -> dict[str, Any]:
+    def complete(self, model: str, prompt: str, *, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
         """Text completion; returns {model_id, version, text, finish_reason, prompt_tokens,
-        completion_tokens, elapsed_s, tokens_per_s, conversation_id, using_kv_cache, history_trimmed}."""
+        completion_tokens, elapsed_s, tokens_per_s, conversation_id, using_kv_cache, history_trimmed}.
+        Keyword arguments: those of ``complete_async`` (without ``deadline``)."""
+        return self._wait(lambda deadline: self.complete_async(model, prompt, deadline=deadline, **kwargs), timeout)
+
+    def chat(self, model: str, messages: list[dict[str, str]], *, timeout: float | None = None,
+             **kwargs: Any) -> dict[str, Any]:
+        """Chat completion; like ``complete`` plus ``message`` ({role: assistant, content})."""
+        return self._wait(lambda deadline: self.chat_async(model, messages, deadline=deadline, **kwargs), timeout)
+
+    def complete_async(self, model: str, prompt: str, *, max_tokens: int = 256, temperature: float = 0.7,
+                       top_p: float = 0.95, stop: str | list[str] | None = None, seed: int | None = None,
+                       system_prompt: str | None = None, conversation_id: str | None = None,
+                       on_token: OnToken | None = None, deadline: float | None = None,
+                       autoload: bool = True) -> "Generation":
         if not isinstance(prompt, str):
             raise BadRequest("prompt must be a string")
         params = GenParams.build(max_tokens, temperature, top_p, stop, seed)
-        with self._conversation(conversation_id) as conv_holder:
-            def job_for(entry: LoadedModel) -> Callable[[Any], dict]:
-                conv = conv_holder.get(entry.model_id)
-                return lambda llm, cancel: run_completion(
-                    llm, model_id=entry.model_id, prompt=prompt, history=conv.transcript if conv else "",
-                    system_prompt=system_prompt, params=params, on_token=on_token, cancel=cancel)
 
-            result, entry = self._run(model, job_for, timeout, autoload)
-            transcript = result.pop("transcript")
-            conv_holder.update(entry.model_id, transcript=transcript)
-        return self._finish(result, entry, conversation_id, conv_holder.existed)
+        def job_for(entry: LoadedModel, conv: Conversation | None) -> Callable[..., dict]:
+            return lambda llm, cancel: run_completion(
+                llm, model_id=entry.model_id, prompt=prompt, history=conv.transcript if conv else "",
+                system_prompt=system_prompt, params=params, on_token=on_token, cancel=cancel, deadline=deadline)
 
-    def chat(self, model: str, messages: list[dict[str, str]], *, max_tokens: int = 256,
-             temperature: float = 0.7, top_p: float = 0.95, stop: str | list[str] | None = None,
-             seed: int | None = None, system_prompt: str | None = None, conversation_id: str | None = None,
-             on_token: OnToken | None = None, timeout: float | None = None,
-             autoload: bool = True) -> dict[str, Any]:
-        """Chat completion; like ``complete`` plus ``message`` ({role: assistant, content})."""
+        def save(holder: "_ConversationHolder", entry: LoadedModel, result: dict[str, Any]) -> None:
+            holder.update(entry.model_id, transcript=result.pop("transcript"))
+
+        return self._start(model, conversation_id, job_for, save, deadline, autoload)
+
+    def chat_async(self, model: str, messages: list[dict[str, str]], *, max_tokens: int = 256,
+                   temperature: float = 0.7, top_p: float = 0.95, stop: str | list[str] | None = None,
+                   seed: int | None = None, system_prompt: str | None = None, conversation_id: str | None = None,
+                   on_token: OnToken | None = None, deadline: float | None = None,
+                   autoload: bool = True) -> "Generation":
         msgs = check_messages(messages)
         params = GenParams.build(max_tokens, temperature, top_p, stop, seed)
-        with self._conversation(conversation_id) as conv_holder:
-            def job_for(entry: LoadedModel) -> Callable[[Any], dict]:
-                conv = conv_holder.get(entry.model_id)
-                history = list(conv.messages) if conv else []
-                if system_prompt and not history and not any(m["role"] == "system" for m in msgs):
-                    history = [{"role": "system", "content": system_prompt}]
-                return lambda llm, cancel: run_chat(llm, model_id=entry.model_id, history=history, messages=msgs,
-                                                    params=params, on_token=on_token, cancel=cancel)
 
-            result, entry = self._run(model, job_for, timeout, autoload)
-            conv_holder.update(entry.model_id, messages=result.pop("messages"))
-        return self._finish(result, entry, conversation_id, conv_holder.existed)
+        def job_for(entry: LoadedModel, conv: Conversation | None) -> Callable[..., dict]:
+            history = list(conv.messages) if conv else []
+            if system_prompt and not history and not any(m["role"] == "system" for m in msgs):
+                history = [{"role": "system", "content": system_prompt}]
+            return lambda llm, cancel: run_chat(llm, model_id=entry.model_id, history=history, messages=msgs,
+                                                params=params, on_token=on_token, cancel=cancel, deadline=deadline)
+
+        def save(holder: "_ConversationHolder", entry: LoadedModel, result: dict[str, Any]) -> None:
+            holder.update(entry.model_id, messages=result.pop("messages"))
+
+        return self._start(model, conversation_id, job_for, save, deadline, autoload)
 
     def count_tokens(self, model: str, text: str, *, autoload: bool = True) -> int:
         """Tokens of ``text`` with the model's tokenizer (BOS included if the model adds one)."""
@@ -107,47 +127,80 @@ class InferenceEngine:
         return {mid: _merge(totals.get(mid) or self.store.get_stats(mid), live.get(mid)) for mid in ids}
 
     # -- internals ------------------------------------------------------------------------------
-    def _run(self, model: str, job_for: Callable[[LoadedModel], Callable[[Any, Any], dict]],
-             timeout: float | None, autoload: bool) -> tuple[dict[str, Any], LoadedModel]:
-        last_error: HubError | None = None
-        for _attempt in range(2):   # one retry when the model was swapped out under us
-            with self.loader.lease(model, autoload=autoload) as entry:
-                cancel = threading.Event()
-                job = job_for(entry)
-                events = (cancel, entry.worker.cancel_all)
+    def _start(self, model: str, conversation_id: str | None,
+               job_for: Callable[[LoadedModel, Conversation | None], Callable[[Any, Any], dict]],
+               save: Callable[["_ConversationHolder", LoadedModel, dict], None], deadline: float | None,
+               autoload: bool) -> "Generation":
+        """Lease the model, queue the job on its thread; the returned future is completed on that thread."""
+        holder = self._conversation(conversation_id).__enter__()
+        try:
+            last_error: HubError | None = None
+            for _attempt in range(2):   # one retry when the model was swapped out under us
+                lease = contextlib.ExitStack()
+                entry = lease.enter_context(self.loader.lease(model, autoload=autoload))
+                events = (threading.Event(), entry.worker.cancel_all)
+                job = job_for(entry, holder.get(entry.model_id))
 
                 def task(llm: Any, job: Callable[[Any, Any], dict] = job, events: tuple = events) -> dict:
-                    if any(e.is_set() for e in events):
+                    if any(e.is_set() for e in events) or (deadline is not None and time.monotonic() > deadline):
                         raise Timeout("request given up before it ran")
                     return job(llm, events)
 
                 try:
-                    future = entry.worker.submit(task)
+                    inner = entry.worker.submit(task)
                 except WorkerClosed as exc:
+                    lease.close()
                     last_error = exc
                     continue
-                return self._wait(future, cancel, entry, timeout), entry
-        assert last_error is not None
-        raise last_error
-
-    def _wait(self, future: "Future[dict]", cancel: threading.Event, entry: LoadedModel,
-              timeout: float | None) -> dict[str, Any]:
-        try:
-            result = future.result(timeout)
-        except TimeoutError:
-            cancel.set()
-            self.store.add_stats(entry.model_id, requests=1, errors=1, last_used=time.time())
-            raise Timeout(f"model {entry.model_id} did not finish within {timeout} s; generation stopped") from None
-        except Exception:
-            self.store.add_stats(entry.model_id, requests=1, errors=1, last_used=time.time())
+                except BaseException:
+                    lease.close()
+                    raise
+                outer = Generation(events[0])
+                inner.add_done_callback(lambda done, entry=entry, lease=lease: self._settle(
+                    done, outer, entry, lease, holder, save, conversation_id))
+                return outer
+            assert last_error is not None
+            raise last_error
+        except BaseException:
+            holder.__exit__(None, None, None)
             raise
+
+    def _settle(self, inner: "Future[dict]", outer: "Future[dict]", entry: LoadedModel,
+                lease: contextlib.ExitStack, holder: "_ConversationHolder",
+                save: Callable[["_ConversationHolder", LoadedModel, dict], None],
+                conversation_id: str | None) -> None:
+        """On the model's thread: save the conversation, release lease and lock, count stats, answer."""
+        try:
+            result = inner.result()
+            save(holder, entry, result)
+            reply = self._finish(result, entry, conversation_id, holder.existed)
+        except BaseException as exc:
+            lease.close()
+            holder.__exit__(None, None, None)
+            self.store.add_stats(entry.model_id, requests=1, errors=1, last_used=time.time())
+            outer.set_exception(exc)
+            return
+        lease.close()
+        holder.__exit__(None, None, None)
         self.store.add_stats(entry.model_id, requests=1, prompt_tokens=result["prompt_tokens"],
                              tokens_generated=result["completion_tokens"], generation_s=result["elapsed_s"],
                              last_used=time.time())
-        return result
+        outer.set_result(reply)
+
+    @staticmethod
+    def _wait(start: Callable[[float | None], "Generation"], timeout: float | None) -> dict[str, Any]:
+        """Start a generation with a deadline ``timeout`` seconds away and wait for it (the synchronous API)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        future = start(deadline)
+        try:
+            return future.result(None if timeout is None else timeout + WAIT_GRACE_S)
+        except TimeoutError:
+            future.stop.set()
+            raise Timeout(f"the model did not finish within {timeout} s; generation stopped") from None
 
     def _finish(self, result: dict[str, Any], entry: LoadedModel, conversation_id: str | None,
                 existed: bool) -> dict[str, Any]:
+        result = dict(result)
         result.update(model_id=entry.model_id, version=entry.record.version, conversation_id=conversation_id,
                       using_kv_cache=existed)
         result["elapsed_s"] = round(result["elapsed_s"], 4)

@@ -7,7 +7,8 @@
 * ``run_chat``: messages (plus conversation history) -> assistant message, via the model's chat format.
 
 Streaming: ``on_token(text)`` is called on the worker thread for every chunk; an exception from it stops
-the generation. ``cancel`` (a ``threading.Event``) stops the generation at the next token.
+the generation. ``cancel`` (a ``threading.Event``) stops the generation at the next token; so does
+``deadline`` (a ``time.monotonic()`` value), and then the job raises ``Timeout``.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bus.errors import BadRequest
+from bus.errors import BadRequest, Timeout
 
 MAX_TOKENS_LIMIT = 32768
 CHAT_ROLES = ("system", "user", "assistant", "tool")
@@ -75,18 +76,27 @@ class _Cancel:
     llama-cpp-python calls it once per sampled token with the ids so far, and once more after the
     loop with the same length; counting distinct lengths gives the number of sampled tokens."""
 
-    def __init__(self, *events: threading.Event):
+    def __init__(self, *events: threading.Event, deadline: float | None = None):
         self.events, self.tokens, self._last = events, 0, -1
+        self.deadline = deadline
 
     def __call__(self, ids: Any, _logits: Any) -> bool:
         if len(ids) != self._last:
             self._last = len(ids)
             self.tokens += 1
-        return any(e.is_set() for e in self.events)
+        return self.cancelled
+
+    @property
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
 
     @property
     def cancelled(self) -> bool:
-        return any(e.is_set() for e in self.events)
+        return any(e.is_set() for e in self.events) or self.expired
+
+    def check_deadline(self, model_id: str) -> None:
+        if self.expired:
+            raise Timeout(f"model {model_id} did not finish before the deadline; generation stopped")
 
 
 def _too_long(model_id: str, n_tokens: int, n_ctx: int, what: str = "prompt") -> BadRequest:
@@ -96,7 +106,7 @@ def _too_long(model_id: str, n_tokens: int, n_ctx: int, what: str = "prompt") ->
 
 def run_completion(llm: Any, *, model_id: str, prompt: str, history: str, system_prompt: str | None,
                    params: GenParams, on_token: Callable[[str], None] | None,
-                   cancel: tuple[threading.Event, ...]) -> dict[str, Any]:
+                   cancel: tuple[threading.Event, ...], deadline: float | None = None) -> dict[str, Any]:
     """Complete ``history + prompt``; returns text, counts, timing and the new transcript."""
     new_text = f"{system_prompt}\n\n{prompt}" if system_prompt and not history else prompt
     n_ctx = llm.n_ctx()
@@ -112,10 +122,11 @@ def run_completion(llm: Any, *, model_id: str, prompt: str, history: str, system
         trimmed = True
     if not tokens:
         raise BadRequest("prompt is empty")
-    stopper = _Cancel(*cancel)
+    stopper = _Cancel(*cancel, deadline=deadline)
     started = time.perf_counter()
     kwargs = params.llama_kwargs()
     text, finish = _stream_completion(llm, tokens, kwargs, stopper, on_token)
+    stopper.check_deadline(model_id)
     elapsed = time.perf_counter() - started
     if stopper.cancelled:
         finish = "cancelled"
@@ -161,7 +172,7 @@ def _stream_completion(llm: Any, tokens: list[int], kwargs: dict[str, Any], stop
 
 def run_chat(llm: Any, *, model_id: str, history: list[dict[str, str]], messages: list[dict[str, str]],
              params: GenParams, on_token: Callable[[str], None] | None,
-             cancel: tuple[threading.Event, ...]) -> dict[str, Any]:
+             cancel: tuple[threading.Event, ...], deadline: float | None = None) -> dict[str, Any]:
     """Answer ``history + messages`` as the assistant; returns the reply and the new message list."""
     n_ctx = llm.n_ctx()
     n_new = count_chat_tokens(llm, messages)
@@ -177,9 +188,10 @@ def run_chat(llm: Any, *, model_id: str, history: list[dict[str, str]], messages
         trimmed = True
         count = count_chat_tokens(llm, history + messages)
     convo = history + messages
-    stop_event = _Cancel(*cancel)
+    stop_event = _Cancel(*cancel, deadline=deadline)
     started = time.perf_counter()
     text, finish, chunks = _stream_chat(llm, convo, params, stop_event, on_token)
+    stop_event.check_deadline(model_id)
     elapsed = time.perf_counter() - started
     # chat streams merge held-back tokens into one chunk: the re-tokenized reply is the better count
     chunks = max(chunks, len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)))

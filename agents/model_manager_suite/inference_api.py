@@ -21,7 +21,7 @@ from typing import Any, Callable
 from bus.errors import BadRequest, Conflict, Unavailable
 
 from .defaults import models_settings
-from .engine import InferenceEngine
+from .engine import Generation, InferenceEngine
 from .registry import ModelRecord
 
 log = logging.getLogger(__name__)
@@ -123,13 +123,26 @@ class ModelAPI:
                 **params: Any) -> dict[str, Any]:
         """Completion (``prompt``) or chat (``messages``); params: max_tokens, temperature, top_p, stop,
         seed, system_prompt, conversation_id."""
+        model_id = self._predict_target(name, prompt, messages)
+        if messages is not None:
+            return self.engine.chat(model_id, messages, on_token=on_token, timeout=timeout, **params)
+        return self.engine.complete(model_id, prompt, on_token=on_token, timeout=timeout, **params)
+
+    def predict_async(self, name: str, *, prompt: str | None = None, messages: list | None = None,
+                      on_token: Callable[[str], None] | None = None, deadline: float | None = None,
+                      **params: Any) -> Generation:
+        """``predict`` without waiting: a future completed on the model's thread (``deadline``: monotonic)."""
+        model_id = self._predict_target(name, prompt, messages)
+        if messages is not None:
+            return self.engine.chat_async(model_id, messages, on_token=on_token, deadline=deadline, **params)
+        return self.engine.complete_async(model_id, prompt, on_token=on_token, deadline=deadline, **params)
+
+    def _predict_target(self, name: str, prompt: str | None, messages: list | None) -> str:
         if (prompt is None) == (messages is None):
             raise BadRequest("give exactly one of 'prompt' or 'messages'", details={"field": "prompt"})
         model_id = self.resolve(name)
         self.record_usage(model_id)
-        if messages is not None:
-            return self.engine.chat(model_id, messages, on_token=on_token, timeout=timeout, **params)
-        return self.engine.complete(model_id, prompt, on_token=on_token, timeout=timeout, **params)
+        return model_id
 
     def clear_conversation(self, conversation_id: str) -> bool:
         return self.engine.clear_conversation(conversation_id)

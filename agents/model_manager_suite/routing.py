@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -91,11 +92,25 @@ class ModelRouter:
         if not isinstance(prompt, str) or not prompt:
             raise BadRequest("Missing 'prompt' field", details={"field": "prompt"})
         model_id = self.resolve_pref(model_pref)
-        result = self.api.predict(model_id, prompt=prompt, timeout=timeout, **params)
-        return {"response_text": result["text"], "model_used": result["model_id"],
-                "conversation_id": result["conversation_id"], "using_kv_cache": result["using_kv_cache"],
-                "finish_reason": result["finish_reason"], "prompt_tokens": result["prompt_tokens"],
-                "completion_tokens": result["completion_tokens"], "tokens_per_s": result["tokens_per_s"]}
+        return _generated(self.api.predict(model_id, prompt=prompt, timeout=timeout, **params))
+
+    def generate_async(self, model_pref: str | None, prompt: str, *, deadline: float | None = None,
+                       **params: Any) -> "Future[dict[str, Any]]":
+        """``generate`` without waiting: a future completed on the model's thread (``deadline``: monotonic)."""
+        if not isinstance(prompt, str) or not prompt:
+            raise BadRequest("Missing 'prompt' field", details={"field": "prompt"})
+        model_id = self.resolve_pref(model_pref)
+        generation = self.api.predict_async(model_id, prompt=prompt, deadline=deadline, **params)
+        future: Future = Future()
+
+        def settle(done: Future) -> None:
+            try:
+                future.set_result(_generated(done.result()))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        generation.add_done_callback(settle)
+        return future
 
     # -- status ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -225,3 +240,11 @@ class ModelRouter:
 def _access_info(path: str, vram_mb: float, quant: str, priority: int) -> dict[str, Any]:
     return {"message": "MMA approved model loading", "model_path_from_config": path,
             "vram_allocated_mb": round(vram_mb, 1), "quantization_level": quant, "priority": priority}
+
+
+def _generated(result: dict[str, Any]) -> dict[str, Any]:
+    """A generation result as ModelManagerAgent answers it."""
+    return {"response_text": result["text"], "model_used": result["model_id"],
+            "conversation_id": result["conversation_id"], "using_kv_cache": result["using_kv_cache"],
+            "finish_reason": result["finish_reason"], "prompt_tokens": result["prompt_tokens"],
+            "completion_tokens": result["completion_tokens"], "tokens_per_s": result["tokens_per_s"]}

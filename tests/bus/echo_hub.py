@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from concurrent.futures import Future
 
 from bus.daemon import Assembly, HubSpec, Runtime, main as run_daemon
 from bus.errors import Conflict, Forbidden, NotFound, Unavailable
@@ -46,6 +48,36 @@ class EchoAgent(Handler):
             if ctx.stream:
                 ctx.stream(i)
         return {"done": args["n"]}
+
+    @action(Schema({"chunks": Field(int, min=0, max=100, default=0)}), stream=True)
+    def parked(self, args: dict, ctx: CallContext) -> Future:
+        """Answer later, when `release` is called: a thread of its own streams the chunks and completes it."""
+        future: Future = Future()
+        with self._parked_lock:
+            self._parked.append((future, ctx.stream, args["chunks"]))
+        return future
+
+    @action(Schema({"fail": Field(bool, default=False)}))
+    def release(self, args: dict, ctx: CallContext) -> dict:
+        """Complete every parked call from a new thread (as a model's thread would); returns how many."""
+        with self._parked_lock:
+            parked, self._parked = self._parked, []
+
+        def finish() -> None:
+            for future, stream, chunks in parked:
+                for i in range(chunks):
+                    if stream:
+                        stream(f"chunk {i}")
+                if args["fail"]:
+                    future.set_exception(NotFound("released with a failure"))
+                else:
+                    future.set_result({"released": True})
+
+        threading.Thread(target=finish, name="releaser").start()
+        return {"released": len(parked)}
+
+    _parked: list = []
+    _parked_lock = threading.Lock()
 
     def handle_legacy(self, request, port: int) -> dict:
         if not isinstance(request, dict):

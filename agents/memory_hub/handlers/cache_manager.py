@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from types import MethodType
 from typing import Any, Callable
 
@@ -102,10 +103,15 @@ class CacheManager(Handler):
         return self._run(lambda: self._store().flush(cache_type))
 
     # ------------------------------------------------------------------ native
-    @action(schema.GET)
-    def get(self, args: dict, ctx: CallContext) -> dict:
-        """The cached value and seconds left; not_found on a miss."""
-        return self._native_get(args["cache_type"], args["key"])
+    @action(schema.GET, inline=True)
+    def get(self, args: dict, ctx: CallContext) -> Future:
+        """The cached value and seconds left; not_found on a miss.
+
+        Inline on the router loop and never blocking: the script runs through the loop's own non-blocking
+        Redis connection (no thread hop); the blocking path takes over only when that cannot be used."""
+        cache_type, key = args["cache_type"], args["key"]
+        return self._store().get_async(cache_type, key,
+                                       lambda hit, value, ttl: self._entry_reply(cache_type, key, hit, value, ttl))
 
     @action(schema.PUT)
     def put(self, args: dict, ctx: CallContext) -> dict:
@@ -146,7 +152,10 @@ class CacheManager(Handler):
         return {"cache_type": cache_type, "key": key, "deleted": self.invalidate_entry(cache_type, key)}
 
     def _native_get(self, cache_type: str, key: str) -> dict:
-        hit, value, ttl = self.get_entry(cache_type, key)
+        return self._entry_reply(cache_type, key, *self.get_entry(cache_type, key))
+
+    @staticmethod
+    def _entry_reply(cache_type: str, key: str, hit: bool, value: Any, ttl: float | None) -> dict:
         if not hit:
             raise NotFound(f"no cache entry {cache_type}:{key}")
         return {"cache_type": cache_type, "key": key, "value": value, "ttl": ttl}
@@ -265,6 +274,11 @@ class CacheManager(Handler):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self.cache is not None:
+            self.cache.close()
+
+    def watched(self) -> list:
+        return [self.cache.reader] if self.cache is not None else []
 
     def _maintain(self) -> None:
         refresh = max(0.05, float(self.section["health_refresh_s"]))

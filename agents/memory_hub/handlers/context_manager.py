@@ -56,7 +56,8 @@ class ContextManager(Handler):
     def __init__(self, services: MemoryServices):
         self.services = services
         self.section = {**WINDOW_DEFAULTS["context_manager"], **(services.settings.get("context_manager") or {})}
-        self.windows = ContextWindows(services.sql, self.section) if services.sql is not None else None
+        self.windows = (ContextWindows(services.sql, self.section, services.redis)
+                        if services.sql is not None else None)
         self._started_at = time.time()
         self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from agents.memory_hub.handlers.memory_orchestrator_service import StoreProbe
@@ -124,16 +125,26 @@ class MemoryClient(Handler):
             return self.legacy.handle(act, request.get("data", {}))
         return message_error("This client does not accept remote commands")
 
+    def watched(self) -> list:
+        return [self.kv.reader] if self.kv.reader is not None else []
+
+    def stop(self) -> None:
+        self.kv.close()
+
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self.started_at, service=self.name,
                                   uptime_seconds=int(time.time() - self.started_at),
                                   request_count=self.request_count, status="HEALTHY")
 
     # ------------------------------------------------------------------ native
-    @action(schema.KV_GET)
-    def kv_get(self, args: dict, ctx: CallContext) -> dict:
-        """The value of a key."""
-        return self.kv.get(args["key"])
+    @action(schema.KV_GET, inline=True)
+    def kv_get(self, args: dict, ctx: CallContext) -> Future:
+        """The value of a key.
+
+        Inline on the router loop and never blocking: a current Redis copy is read through the loop's own
+        non-blocking connection (no thread hop); a miss continues on the key/value store's SQL threads."""
+        return self.kv.get_async(args["key"])
+
 
     @action(schema.KV_SET)
     def kv_set(self, args: dict, ctx: CallContext) -> dict:

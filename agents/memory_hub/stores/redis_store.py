@@ -2,7 +2,7 @@
 
 Logical databases: db0 ``cache`` (CacheManager, MOS ``mem:`` entries), db1 ``sessions``, db2 ``knowledge``,
 db3 ``auth`` (revoked JWT ids, AgentTrustScorer cache). Namespaces (``RedisNamespace``) always add their
-prefix: ``cache:``, ``mem:`` and ``kv:`` in db0, ``session:`` in db1, ``kb:`` in db2, ``auth:`` and ``trust:`` in db3.
+prefix: ``cache:``, ``mem:``, ``kv:`` and ``ctx:`` in db0, ``session:`` in db1, ``kb:`` in db2, ``auth:`` and ``trust:`` in db3.
 
 Failure behaviour: a call that cannot connect (or loses its connection) is retried by redis-py (``Retry``,
 exponential backoff with jitter, 2 retries, cap 0.2 s); a read timeout is not retried (the command may have
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import redis
@@ -49,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
 
 LOGICAL_DBS: dict[str, int] = {"cache": 0, "sessions": 1, "knowledge": 2, "auth": 3}
 NAMESPACES: dict[str, str] = {          # namespace -> logical db
-    "cache": "cache", "mem": "cache", "kv": "cache", "session": "sessions", "kb": "knowledge", "auth": "auth",
+    "cache": "cache", "mem": "cache", "kv": "cache", "ctx": "cache", "session": "sessions", "kb": "knowledge", "auth": "auth",
     "trust": "auth",
 }
 # down, unreachable, stalled, or not speaking RESP (e.g. a proxy answering HTTP)
@@ -93,10 +94,17 @@ def normalize_url(url: str) -> str:
 class RedisNamespace:
     """Keys of one namespace in one logical database; every method adds ``prefix`` to the key given."""
 
-    def __init__(self, name: str, client: redis.Redis) -> None:
+    def __init__(self, name: str, client: redis.Redis,
+                 on_restart: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.name = name
         self.prefix = f"{name}:"
         self.client = client
+        self._on_restart = on_restart
+
+    def on_restart(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` when the server turns out to have restarted (see ``RedisStore``)."""
+        if self._on_restart is not None:
+            self._on_restart(listener)
 
     def key(self, key: str) -> str:
         return self.prefix + key
@@ -205,13 +213,40 @@ class RedisNamespace:
 
 
 class RedisStore:
-    """Connection pools to one Redis server, one ``redis.Redis`` client per logical database."""
+    """Connection pools to one Redis server, one ``redis.Redis`` client per logical database.
+
+    Restarts: every new connection reads the server's ``run_id``; a new one means the server restarted
+    (and may have reloaded older data from its append-only file), and the ``on_restart`` listeners are
+    called before that connection runs its first command (caches of SQL rows mark themselves dirty).
+    """
 
     def __init__(self, url: str, *, settings: Mapping[str, Any] | None = None) -> None:
         self.url = normalize_url(url)
         self.settings = {**DEFAULTS["redis"], **dict(settings or {})}
+        self._run_id: bytes | None = None
+        self._restart_listeners: list[Callable[[], None]] = []
+        self._run_id_lock = threading.Lock()
         self._clients = {name: redis.Redis(connection_pool=self._pool(db)) for name, db in LOGICAL_DBS.items()}
-        self._namespaces = {ns: RedisNamespace(ns, self._clients[db]) for ns, db in NAMESPACES.items()}
+        self._namespaces = {ns: RedisNamespace(ns, self._clients[db], self.on_restart)
+                            for ns, db in NAMESPACES.items()}
+
+    def on_restart(self, listener: Callable[[], None]) -> None:
+        self._restart_listeners.append(listener)
+
+    def _on_connect(self, conn: redis.connection.AbstractConnection) -> None:
+        conn.on_connect()
+        conn.send_command("INFO", "server", check_health=False)
+        info = conn.read_response()
+        text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)
+        run_id = next((line.split(":", 1)[1].strip().encode() for line in text.splitlines()
+                       if line.startswith("run_id:")), None)
+        with self._run_id_lock:
+            restarted = self._run_id is not None and run_id != self._run_id
+            if restarted:
+                log.warning("redis restarted (run_id changed): caches of SQL rows are disowned")
+                for listener in list(self._restart_listeners):
+                    listener()
+            self._run_id = run_id
 
     def _pool(self, db: int) -> redis.ConnectionPool:
         s = self.settings
@@ -224,6 +259,7 @@ class RedisStore:
                         supported_errors=RETRIED_ERRORS),
             health_check_interval=int(s["health_check_interval_s"]),
             max_connections=int(s["max_connections"]),
+            redis_connect_func=self._on_connect,
         )
         if options.get("connection_class") is not redis.UnixDomainSocketConnection:
             options["socket_keepalive"] = True

@@ -39,6 +39,7 @@ from typing import Any
 
 from bus.errors import HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from agents.model_manager_suite.engine import Generation
 from agents.model_manager_suite.inference_api import ModelAPI, model_api, to_bool, to_float, to_int
 from agents.model_manager_suite.services import ModelServices
 from schemas.model_manager_suite import gguf_model_manager as schemas
@@ -109,13 +110,16 @@ class GGUFModelManager(Handler):
         return self.api.swap(args["model_id"], args["to"], n_ctx=to_int("n_ctx", args["n_ctx"]))
 
     @action(schemas.PREDICT, stream=True)
-    def predict(self, args: dict, ctx: CallContext) -> dict:
-        """Generate with one model; streams token chunks when asked on the native port."""
+    def predict(self, args: dict, ctx: CallContext) -> Generation:
+        """Generate with one model; streams token chunks when asked on the native port.
+
+        Returns the generation's future: the model's thread completes it and the bus answers then, so no
+        bus worker waits for the generation; chunks go to ``ctx.stream`` from the model's thread."""
         stream = to_bool("stream", args["stream"], False)
         on_token = ctx.stream if stream and ctx.stream is not None else None
-        return self.api.predict(
+        return self.api.predict_async(
             args["model_id"], prompt=args["prompt"], messages=args["messages"], on_token=on_token,
-            timeout=_timeout(ctx), max_tokens=to_int("max_tokens", args["max_tokens"], 256),
+            deadline=_deadline(ctx), max_tokens=to_int("max_tokens", args["max_tokens"], 256),
             temperature=to_float("temperature", args["temperature"], 0.7), top_p=to_float("top_p", args["top_p"], 0.95),
             stop=args["stop"], seed=to_int("seed", args["seed"]), system_prompt=args["system_prompt"],
             conversation_id=args["conversation_id"])
@@ -218,6 +222,6 @@ class GGUFModelManager(Handler):
             pass
 
 
-def _timeout(ctx: CallContext) -> float | None:
-    remaining = ctx.remaining()
-    return None if remaining is None else max(0.05, remaining - 0.25)
+def _deadline(ctx: CallContext) -> float | None:
+    """Stop the model a little before the bus answers ``timeout``, so the client gets the model's reply."""
+    return None if ctx.deadline is None else ctx.deadline - 0.25

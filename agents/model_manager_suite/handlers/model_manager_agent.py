@@ -34,6 +34,7 @@ Errors: not_found (no model for the preference), conflict (over budget, unloadab
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from bus.errors import HubError, NotFound
@@ -73,11 +74,11 @@ class ModelManagerAgent(Handler):
 
     # -- native actions -------------------------------------------------------------------------
     @action(schemas.GENERATE)
-    def generate(self, args: dict, ctx: CallContext) -> dict:
-        """Generate with the model the load policy maps `model_pref` to."""
-        remaining = ctx.remaining()
-        return self.router.generate(
-            args["model_pref"], args["prompt"], timeout=None if remaining is None else max(0.05, remaining - 0.25),
+    def generate(self, args: dict, ctx: CallContext) -> Future:
+        """Generate with the model the load policy maps `model_pref` to (answered when the model's thread
+        completes it: no bus worker waits)."""
+        return self.router.generate_async(
+            args["model_pref"], args["prompt"], deadline=None if ctx.deadline is None else ctx.deadline - 0.25,
             max_tokens=args["max_tokens"], temperature=args["temperature"], top_p=args["top_p"],
             stop=args["stop"], system_prompt=args["system_prompt"], conversation_id=args["conversation_id"])
 

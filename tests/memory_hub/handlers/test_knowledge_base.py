@@ -1,17 +1,13 @@
 """KnowledgeBase against a real migrated SQLite and a real redis-server (no hub process): facts as memories,
-topic lookup, search among facts, documents with a versioned Redis db2 copy, legacy replies, native actions.
+topic lookup, search among facts, documents with a Redis db2 copy, legacy replies, native actions.
 """
 from __future__ import annotations
 
-import json
-
 import pytest
-from sqlalchemy import update
 
 from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
 from agents.memory_hub.memories import Memories
 from agents.memory_hub.services import MemoryServices
-from agents.memory_hub.stores.sql_models import KnowledgeDocument
 from bus.errors import BadRequest, NotFound, TooLarge
 from bus.events import NullPublisher
 from bus.handler import CallContext
@@ -114,19 +110,20 @@ def test_health_forms_and_request_count(kb):
     assert kb.handle_legacy([1], 5715) == {"status": "error", "message": "Invalid request format"}
 
 
-def test_documents_crud_with_a_versioned_redis_copy(kb, redis_store, sql_store):
+def test_documents_crud_with_a_current_redis_copy(kb, redis_store, sql_store, tmp_path):
     doc = native(kb, "doc_put", doc_id="manual", content="v1", title="Manual", metadata={"lang": "en"})
     assert doc["created"] is True and doc["title"] == "Manual" and doc["namespace"] == "default"
-    assert json.loads(redis_store.kb.get("manual"))["content"] == "v1"
+    assert native(kb, "doc_get", doc_id="manual")["content"] == "v1"
+    assert kb.knowledge.cache.get("manual")["content"] == "v1"                 # copied on the first read
     again = native(kb, "doc_put", doc_id="manual", content="v2")
     assert again["created"] is False and again["title"] == "Manual" and again["metadata"] == {"lang": "en"}
+    assert kb.knowledge.cache.get("manual") is None                            # invalidated by the write
     assert native(kb, "doc_get", doc_id="manual")["content"] == "v2"
-    with sql_store.transaction() as s:          # a write the Redis copy never saw
-        s.execute(update(KnowledgeDocument).where(KnowledgeDocument.doc_id == "manual")
-                  .values(content="v3", updated_at=2e9))
+    other_hub = make(tmp_path / "other", sql_store, redis_store)               # same SQL and Redis
+    native(other_hub, "doc_put", doc_id="manual", content="v3")
     assert native(kb, "doc_get", doc_id="manual")["content"] == "v3"
     assert native(kb, "doc_delete", doc_id="manual") == {"doc_id": "manual", "deleted": True}
-    assert redis_store.kb.get("manual") is None
+    assert kb.knowledge.cache.get("manual") is None
     with pytest.raises(NotFound):
         native(kb, "doc_get", doc_id="manual")
     with pytest.raises(NotFound):

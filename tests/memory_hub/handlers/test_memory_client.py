@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import msgpack
 import pytest
 from sqlalchemy import update
 
@@ -15,6 +14,7 @@ from agents.memory_hub.stores.sql_models import KVEntry
 from bus.errors import BadRequest, NotFound, TooLarge
 from bus.events import NullPublisher
 from bus.handler import CallContext
+from tests.support.loop import settle
 from schemas.memory_hub import memory_client as schema
 
 
@@ -31,7 +31,7 @@ def mc(tmp_path, sql_store, redis_store) -> MemoryClient:
 
 def native(mc, action: str, **args):
     spec, fn = mc.action_table()[action]
-    return fn(spec.schema.validate(args), CallContext(agent=mc.name, action=action))
+    return settle(fn(spec.schema.validate(args), CallContext(agent=mc.name, action=action)), mc.watched())
 
 
 def legacy(mc, request) -> dict:
@@ -46,18 +46,18 @@ def test_values_round_trip(mc, value):
     assert native(mc, "kv_get", key="k") == {"key": "k", "value": value, "expires_at": None}
 
 
-def test_sql_is_the_truth_and_redis_holds_a_versioned_copy(mc, redis_store, sql_store):
+def test_reads_are_served_from_a_current_redis_copy_and_writes_invalidate_it(mc, redis_store, sql_store, tmp_path):
     native(mc, "kv_set", key="user:42", value={"name": "Ana"})
-    raw = redis_store.client("cache").get("kv:user:42")
-    assert msgpack.unpackb(raw)["v"] == {"name": "Ana"}
+    assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Ana"}      # a miss: SQL, then copied
+    hits = mc.kv.cache.hits
+    assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Ana"}
+    assert mc.kv.cache.hits == hits + 1                                        # served from Redis
     assert native(mc, "kv_set", key="user:42", value={"name": "Bo"})["created"] is False
     assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Bo"}
-    with sql_store.transaction() as s:                  # a write the Redis copy never saw (another hub)
-        s.execute(update(KVEntry).where(KVEntry.key == "user:42")
-                  .values(value=msgpack.packb({"name": "Cy"}), updated_at=2e9))
+    other_hub = make(tmp_path / "other", sql_store, redis_store)                # same SQL and Redis
+    native(other_hub, "kv_set", key="user:42", value={"name": "Cy"})
     assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Cy"}
     assert native(mc, "kv_delete", key="user:42") == {"key": "user:42", "deleted": True}
-    assert redis_store.client("cache").get("kv:user:42") is None
     with pytest.raises(NotFound):
         native(mc, "kv_get", key="user:42")
     with pytest.raises(NotFound):
@@ -67,10 +67,11 @@ def test_sql_is_the_truth_and_redis_holds_a_versioned_copy(mc, redis_store, sql_
 def test_ttl_expires_keys(mc, sql_store, redis_store):
     result = native(mc, "kv_set", key="temp", value=1, ttl=30)
     assert result["expires_at"] is not None
-    assert 0 < redis_store.client("cache").pttl("kv:temp") <= 30000
     assert native(mc, "kv_get", key="temp")["value"] == 1
+    assert 0 < redis_store.client("cache").pttl("kv:temp") <= 30000           # the copy never outlives the key
     with sql_store.transaction() as s:                  # let it expire without waiting
         s.execute(update(KVEntry).where(KVEntry.key == "temp").values(expires_at=1.0))
+    mc.kv.cache.invalidate("temp")                      # as any writer does after its commit
     with pytest.raises(NotFound):
         native(mc, "kv_get", key="temp")
     assert native(mc, "kv_list", prefix="te")["keys"] == []

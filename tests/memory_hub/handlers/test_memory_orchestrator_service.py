@@ -6,11 +6,10 @@ The lifecycle task has its own module (``test_memory_orchestrator_service_lifecy
 """
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
 from agents.memory_hub.memories import Memories
@@ -98,15 +97,20 @@ def test_get_memory_counts_accesses(mos):
     assert native(mos, "get_memory", memory_id=memory_id, touch=False)["access_count"] == 2
 
 
-def test_redis_copy_is_legacy_shaped_and_never_stale(mos, redis_store, sql_store):
+def test_redis_copy_is_legacy_shaped_and_never_stale(mos, redis_store, sql_store, tmp_path):
     memory_id = add(mos, "original")
-    legacy(mos, "get_memory", memory_id=memory_id)
-    cached = json.loads(redis_store.mem.get(memory_id))
-    assert cached["content"] == "original" and 0 < redis_store.mem.ttl(memory_id) <= 3600
-    with sql_store.transaction() as s:      # another writer (a second hub) changes the row behind the cache
-        s.execute(update(Memory).where(Memory.memory_id == memory_id).values(content="changed", updated_at=2e9))
-    assert legacy(mos, "get_memory", memory_id=memory_id)["memory"]["content"] == "changed"
-    assert json.loads(redis_store.mem.get(memory_id))["content"] == "changed"
+    first = native(mos, "get_memory", memory_id=memory_id, touch=False)
+    cached = mos.memories.cache.get(memory_id)
+    assert cached == first and cached["content"] == "original" and 0 < redis_store.mem.ttl(memory_id) <= 3600
+    hits = mos.memories.cache.hits
+    assert native(mos, "get_memory", memory_id=memory_id, touch=False) == first
+    assert mos.memories.cache.hits == hits + 1
+    assert legacy(mos, "get_memory", memory_id=memory_id)["memory"]["access_count"] == first["access_count"] + 1
+    assert mos.memories.cache.get(memory_id) is None                  # counting an access is a write
+    other_hub = MemoryOrchestratorService(make_services(tmp_path / "other", sql_store, redis_store))
+    legacy(other_hub, "update_memory", memory_id=memory_id, update_data={"content": "changed"})
+    assert native(mos, "get_memory", memory_id=memory_id, touch=False)["content"] == "changed"
+    assert mos.memories.cache.get(memory_id)["content"] == "changed"
 
 
 def test_reads_and_writes_work_while_redis_is_down(tmp_path, sql_store, redis_controller):
@@ -126,7 +130,8 @@ def test_reads_and_writes_work_while_redis_is_down(tmp_path, sql_store, redis_co
     redis_controller.restart()
     mos.memories.cache._down_until = 0.0                        # skip the back-off pause
     assert legacy(mos, "get_memory", memory_id=memory_id)["memory"]["content"] == "during"
-    assert json.loads(redis.mem.get(memory_id))["content"] == "during"
+    assert native(mos, "get_memory", memory_id=memory_id, touch=False)["content"] == "during"
+    assert mos.memories.cache.get(memory_id)["content"] == "during"
     redis.close()
 
 

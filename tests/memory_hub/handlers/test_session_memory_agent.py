@@ -57,7 +57,8 @@ def test_create_session_stores_a_session_and_its_memory(sma, sql_store, redis_st
         assert session.meta["lang"] == "en" and session.meta["agent"] == "SessionMemoryAgent"
         assert "created_at" in session.meta and not session.expired
         assert memory.memory_type == "session" and memory.session_id == session_id
-    assert 3500 < redis_store.session.ttl(session_id) <= 3600
+    assert 3500 < native(sma, "get_session", session_id=session_id)["ttl_s"] <= 3600
+    assert sma.sessions.cache.get(session_id)["user_id"] == "ana"             # copied by that read
     assert events(sma, "session.created") == [{"session_id": session_id, "user_id": "ana", "session_type": "task"}]
     defaults = native(sma, "get_session", session_id=new_session(sma))
     assert (defaults["user_id"], defaults["session_type"]) == ("default", "conversation")
@@ -102,7 +103,7 @@ def test_delete_session_removes_everything(sma, sql_store, redis_store):
     with sql_store.session() as s:
         assert s.execute(select(func.count()).select_from(Memory)).scalar_one() == 0
         assert s.get(Session, session_id) is None
-    assert redis_store.session.get(session_id) is None
+    assert sma.sessions.cache.get(session_id) is None
     assert legacy(sma, "get_context", session_id=session_id) == {"status": "success", "context": []}
     assert legacy(sma, "delete_session", session_id=session_id) == \
         {"status": "error", "message": f"Memory with ID {session_id} not found."}
@@ -135,7 +136,7 @@ def test_expiry_marks_idle_sessions_and_publishes(tmp_path, sql_store, redis_sto
     memory = Memories.of(sma.services).get(idle, touch=False)
     assert memory["metadata"]["expired"] is True and memory["metadata"]["user_id"] == "ana"
     assert events(sma, "session.expired") == [{"session_id": idle, "user_id": "ana", "expired_at": later}]
-    assert redis_store.session.get(idle) is None
+    assert sma.sessions.cache.get(idle)["expired"] is True                  # the copy made by the read above
     assert sma.sessions.expire_once(later) == []                           # once only
     assert legacy(sma, "add_interaction", session_id=idle, role="user", content="still here")["status"] == "success"
 

@@ -6,6 +6,7 @@ hub as a process (``tests/support/hubproc.py``).
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,6 +60,8 @@ def ctx(agent: str, action: str, stream: Callable | None = None, deadline: float
 
 
 def call(handler: Any, action: str, args: dict | None = None, stream: Callable | None = None) -> Any:
-    """A native call as the bus makes it: schema validation, then the method."""
+    """A native call as the bus makes it: schema validation, then the method (and, when it returns a
+    future, its outcome once it completes)."""
     spec, fn = handler.action_table()[action]
-    return fn(spec.schema.validate(args or {}), ctx(handler.name, action, stream))
+    result = fn(spec.schema.validate(args or {}), ctx(handler.name, action, stream))
+    return result.result(60) if isinstance(result, Future) else result

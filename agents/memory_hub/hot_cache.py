@@ -1,0 +1,224 @@
+"""Redis copies of SQL rows that are served without asking SQL, and never served stale.
+
+SQL is the truth; a ``HotCache`` holds copies in one Redis namespace. The rules that keep a copy current:
+
+* **Writers invalidate after their commit** (``invalidate``): the key is overwritten with a unique marker
+  (not deleted), so a reader that read SQL before the commit cannot put its older copy back.
+* **Readers populate by compare-and-set** (``fill``): a copy is stored only if the key still holds what
+  the reader saw before it read SQL (nothing, a marker or an older copy) and the generation is unchanged.
+* **Generation**: every copy carries the namespace's generation token (key ``_gen:{prefix}``); a read
+  fetches the token and the copy in one ``MGET`` and serves the copy only when they match. Bumping the
+  token (a new random value) disowns every copy made before it.
+* **Dirty**: when an invalidation could not reach Redis, or Redis restarted (a new ``run_id``: it may have
+  reloaded older copies from its append-only file), the cache is dirty. While dirty no copy is served and
+  nothing is stored; every read goes to SQL and first tries to bump the generation. Only a bump that
+  succeeded with no new failure since it began makes the cache clean again. A new ``HotCache`` starts
+  dirty: a previous process may have died between a commit and its invalidation.
+
+A Redis failure never fails a request: reads fall back to SQL, and Redis is skipped for ``retry_s``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import redis
+
+from bus.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+COPY, MARKER = b"c", b"x"
+TOKEN_LEN = 16
+
+# KEYS[1] generation, KEYS[2] copy; ARGV: generation seen ("" = none), raw value seen ("" = none),
+# new generation if none exists, copy body (without its generation), ttl ms. Returns 1 if stored.
+FILL_LUA = """
+local gen = redis.call('GET', KEYS[1])
+if not gen then
+  if ARGV[1] ~= '' then return 0 end
+  redis.call('SET', KEYS[1], ARGV[3])
+  gen = ARGV[3]
+elseif gen ~= ARGV[1] then
+  return 0
+end
+local current = redis.call('GET', KEYS[2]) or ''
+if current ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[2], 'c' .. gen .. ARGV[4], 'PX', ARGV[5])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What one read saw in Redis: the copy's value when it was current (``hit``), and what ``fill``
+    needs to store a new copy safely afterwards."""
+
+    hit: bool
+    value: Any
+    generation: bytes
+    seen: bytes
+    started: float
+    usable: bool
+
+
+MISS = Lookup(False, None, b"", b"", 0.0, False)
+
+
+def _token() -> bytes:
+    return secrets.token_hex(TOKEN_LEN // 2).encode()
+
+
+class HotCache:
+    """See the module docstring. ``namespace`` is a ``RedisNamespace`` or None (every read misses)."""
+
+    def __init__(self, namespace: Any, ttl_s: float, retry_s: float = 5.0,
+                 encode: Callable[[Any], bytes | str] | None = None,
+                 decode: Callable[[bytes], Any] | None = None):
+        self.ns = namespace
+        self.ttl_s = ttl_s
+        self.retry_s = retry_s
+        self.encode = encode or (lambda value: json.dumps(value, separators=(",", ":"), default=str))
+        self.decode = decode or json.loads
+        self.gen_key = f"_gen:{namespace.prefix}" if namespace is not None else ""
+        self._fill = namespace.client.register_script(FILL_LUA) if namespace is not None else None
+        self._lock = threading.Lock()
+        self._failures = 1            # counts failures (and restarts); starts dirty
+        self._clean_at = 0            # the failure count the last successful bump covered
+        self._down_until = 0.0
+        self.hits = self.misses = self.failures = 0
+        if namespace is not None and hasattr(namespace, "on_restart"):
+            namespace.on_restart(self.mark_dirty)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def dirty(self) -> bool:
+        return self._failures != self._clean_at
+
+    @property
+    def usable(self) -> bool:
+        return self.ns is not None and time.monotonic() >= self._down_until
+
+    def mark_dirty(self) -> None:
+        with self._lock:
+            self._failures += 1
+
+    # ------------------------------------------------------------------ reads
+    def lookup(self, key: str) -> Lookup:
+        """Look for a current copy of ``key``; ``fill`` with the result after reading SQL on a miss."""
+        return self.lookup_many([key])[0]
+
+    def lookup_many(self, keys: list[str]) -> list[Lookup]:
+        """``lookup`` of several keys in one round trip (one ``MGET``)."""
+        if not keys:
+            return []
+        if not self.usable or (self.dirty and not self._settle()):
+            self.misses += len(keys)
+            return [MISS] * len(keys)
+        failures = self._failures
+        started = time.monotonic()
+        found = self._call(self.ns.client.mget, self.gen_key, *[self.ns.key(k) for k in keys])
+        if found is None or failures != self._failures:
+            self.misses += len(keys)      # Redis failed, or restarted while we read: trust nothing
+            return [MISS] * len(keys)
+        gen = found[0] or b""
+        return [self._judge(gen, raw or b"", started) for raw in found[1:]]
+
+    def lookup_async(self, keys: list[str], reader: Any, done: Callable[[list[Lookup] | None], None]) -> bool:
+        """``lookup_many`` through a ``RedisReader`` (no blocking): ``done(lookups)`` is called when the reply
+        arrives, or ``done(None)`` when Redis failed meanwhile (then use the blocking path). False, at once:
+        not possible now (no connection, Redis skipped, or the cache is dirty: the bump needs the blocking path)."""
+        if not keys or not self.usable or self.dirty:
+            return False
+        failures = self._failures
+        started = time.monotonic()
+
+        def reply(found: Any) -> None:
+            # on a failure the blocking path takes over for this read; it backs off if Redis is really down
+            if isinstance(found, Exception) or not isinstance(found, list) or failures != self._failures:
+                done(None)
+                return
+            gen = found[0] or b""
+            done([self._judge(gen, raw or b"", started) for raw in found[1:]])
+
+        return reader.send(reply, b"MGET", self.gen_key, *[self.ns.key(k) for k in keys])
+
+    def _judge(self, gen: bytes, raw: bytes, started: float) -> Lookup:
+        if gen and raw[:1] == COPY and raw[1:1 + TOKEN_LEN] == gen:
+            try:
+                value = self.decode(raw[1 + TOKEN_LEN:])
+            except (ValueError, TypeError):
+                value = None
+            if value is not None:
+                self.hits += 1
+                return Lookup(True, value, gen, raw, started, True)
+        self.misses += 1
+        return Lookup(False, None, gen, raw, started, True)
+
+    def get(self, key: str) -> Any:
+        """The current copy of ``key`` or None (no ``fill`` afterwards: use ``lookup`` for that)."""
+        return self.lookup(key).value
+
+    def fill(self, key: str, lookup: Lookup, value: Any, ttl_s: float | None = None) -> bool:
+        """Store ``value`` (just read from SQL) unless a writer or a bump came in between; True if stored."""
+        ttl = self.ttl_s if ttl_s is None else ttl_s
+        if (not lookup.usable or ttl <= 0 or self.dirty or not self.usable
+                or time.monotonic() - lookup.started > ttl / 2):
+            return False
+        body = self.encode(value)
+        body = body.encode() if isinstance(body, str) else body
+        stored = self._call(self._fill, [self.gen_key, self.ns.key(key)],
+                            [lookup.generation, lookup.seen, _token(), body, max(1, int(ttl * 1000))])
+        return bool(stored)
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds left of the stored copy (None: absent, no expiry, or Redis unusable)."""
+        if not self.usable:
+            return None
+        ms = self._call(self.ns.client.pttl, self.ns.key(key))
+        return None if ms is None or ms < 0 else ms / 1000.0
+
+    # ------------------------------------------------------------------ writes
+    def invalidate(self, *keys: str) -> None:
+        """After a commit that changed ``keys``: replace their copies by markers (or mark the cache dirty)."""
+        if not keys or self.ns is None:
+            return
+        if not self.usable:
+            self.mark_dirty()
+            return
+        pipe = self.ns.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(self.ns.key(key), MARKER + _token(), px=max(1, int(self.ttl_s * 1000)))
+        if self._call(pipe.execute) is None:
+            self.mark_dirty()
+
+    drop = invalidate
+
+    def bump(self) -> bool:
+        """Disown every copy made so far (a new generation token); False if Redis did not take it."""
+        return self._call(self.ns.client.set, self.gen_key, _token()) is not None
+
+    def _settle(self) -> bool:
+        """Bump the generation so that copies from before a failure are ignored; True when clean."""
+        failures = self._failures
+        if not self.bump():
+            return False
+        with self._lock:
+            if self._failures == failures:
+                self._clean_at = failures
+                log.info("redis cache %s: generation bumped, serving copies again", self.ns.prefix)
+        return not self.dirty
+
+    def _call(self, fn: Callable, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (Unavailable, redis.RedisError, OSError) as exc:
+            self.failures += 1
+            self._down_until = time.monotonic() + self.retry_s
+            log.warning("redis cache %s skipped for %.1fs: %s", getattr(self.ns, "prefix", "?"), self.retry_s, exc)
+            return None

@@ -1,0 +1,237 @@
+"""Non-blocking Redis reads driven by the hub's router loop: no thread hop for a read served from Redis.
+
+``RedisReader`` owns one connection of a logical database. ``send(callback, *command)`` buffers the command
+(the loop's ``tick()`` before each poll writes everything buffered in that pass in one system call, never
+waiting: a partial write is finished on the next pass) and queues the callback; when the
+socket is readable the loop calls ``ready()``, which parses the replies that arrived and calls their callbacks
+in order, with the decoded reply or a ``RedisUnavailable``. The loop also calls ``tick()`` on every pass: a
+reply overdue by ``timeout_s`` fails every queued callback and drops the connection, so a stalled Redis
+costs the waiting reads an error (their callers fall back to the blocking path) and never stalls the loop.
+
+Connecting happens on a background thread through the store's connection pool (so the server's ``run_id``
+is checked and ``SELECT`` is sent exactly as for every other connection); until it is up ``send`` returns
+False and the caller uses the blocking path. The bus polls ``fileno()`` (it changes on reconnect; None while
+there is no connection). The reader belongs to the thread that drives it (the first to call ``tick``: the
+router); ``send`` from any other thread (e.g. the HTTP server's) returns False, so the caller blocks instead.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import redis
+
+from agents.memory_hub.stores.redis_store import RedisUnavailable
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Any], None]
+
+
+class _Incomplete(Exception):
+    pass
+
+
+def encode_command(*parts: bytes | str) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def parse_reply(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
+    """One RESP2 or RESP3 reply (the pool's connections negotiate either) starting at ``pos``: (value,
+    position after it); ``_Incomplete`` if it is not all there. Errors come back as ``redis.ResponseError``."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise _Incomplete
+    kind, line, after = buf[pos:pos + 1], bytes(buf[pos + 1:end]), end + 2
+    if kind in (b"$", b"=", b"!"):              # bulk string, verbatim string, bulk error
+        size = int(line)
+        if size < 0:
+            return None, after
+        if len(buf) < after + size + 2:
+            raise _Incomplete
+        data = bytes(buf[after:after + size])
+        if kind == b"!":
+            return redis.ResponseError(data.decode("utf-8", "replace")), after + size + 2
+        return (data[4:] if kind == b"=" else data), after + size + 2
+    if kind in (b"*", b"~", b">", b"%"):         # array, set, push, map (flattened: key, value, ...)
+        count = int(line)
+        if count < 0:
+            return None, after
+        items = []
+        for _ in range(count * 2 if kind == b"%" else count):
+            item, after = parse_reply(buf, after)
+            items.append(item)
+        return items, after
+    if kind in (b":", b"("):
+        return int(line), after
+    if kind == b",":
+        return float(line), after
+    if kind == b"#":
+        return line == b"t", after
+    if kind == b"_":
+        return None, after
+    if kind == b"+":
+        return line, after
+    if kind == b"-":
+        return redis.ResponseError(line.decode("utf-8", "replace")), after
+    raise RedisUnavailable(f"Redis sent an unexpected reply type {kind!r}")
+
+
+class RedisReader:
+    def __init__(self, pool: redis.ConnectionPool, timeout_s: float = 0.5, retry_s: float = 1.0):
+        self._pool = pool
+        self.timeout_s = timeout_s
+        self.retry_s = retry_s
+        self._conn: Any = None
+        self._sock: Any = None
+        self._out = bytearray()
+        self._in = bytearray()
+        self._waiting: collections.deque[tuple[Callback, float]] = collections.deque()
+        self._lock = threading.Lock()
+        self._ready_conn: Any = None          # handed over by the connect thread
+        self._connecting = False
+        self._next_attempt = 0.0
+        self._closed = False
+        self._owner: int | None = None
+
+    # ------------------------------------------------------------------ used by handlers (router thread)
+    def send(self, callback: Callback, *command: bytes | str) -> bool:
+        """Queue ``command``; ``callback(reply)`` follows from ``ready``/``tick``. False: not now (no
+        connection yet, or not called on the thread that drives the reader)."""
+        if threading.get_ident() != self._owner:
+            return False
+        if self._sock is None:
+            self._adopt()
+            if self._sock is None:
+                self._connect_soon()
+                return False
+        self._out += encode_command(*command)
+        self._waiting.append((callback, time.monotonic()))
+        return True
+
+    # ------------------------------------------------------------------ driven by the bus loop
+    def fileno(self) -> int | None:
+        return self._sock.fileno() if self._sock is not None else None
+
+    def ready(self) -> None:
+        """The socket is readable: parse and deliver every complete reply."""
+        if self._sock is None:
+            return
+        try:
+            data = self._sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(f"redis read failed: {exc}")
+            return
+        if not data:
+            self._fail("redis closed the connection")
+            return
+        self._in += data
+        pos = 0
+        try:
+            while self._waiting:
+                value, pos = parse_reply(self._in, pos)
+                callback, _ = self._waiting.popleft()
+                _deliver(callback, value)
+        except _Incomplete:
+            pass
+        except (ValueError, RedisUnavailable) as exc:
+            del self._in[:pos]
+            self._fail(f"redis reply not understood: {exc}")
+            return
+        del self._in[:pos]
+
+    def tick(self) -> bool:
+        """Write what is buffered, fail overdue reads; True when output is left for the next pass."""
+        if self._owner is None:
+            self._owner = threading.get_ident()
+        if self._sock is None:
+            self._adopt()
+            return False
+        if self._out:
+            self._flush()
+        if self._waiting and time.monotonic() - self._waiting[0][1] > self.timeout_s:
+            self._fail(f"redis did not answer within {self.timeout_s} s")
+        return bool(self._out)
+
+    def close(self) -> None:
+        self._closed = True
+        self._fail("closed")
+        with self._lock:
+            spare, self._ready_conn = self._ready_conn, None
+        if spare is not None:
+            spare.disconnect()
+
+    # ------------------------------------------------------------------ internals
+    def _flush(self) -> None:
+        try:
+            sent = self._sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(f"redis write failed: {exc}")
+            return
+        del self._out[:sent]
+
+    def _fail(self, why: str) -> None:
+        waiting, self._waiting = self._waiting, collections.deque()
+        if self._conn is not None:
+            log.warning("redis reader: %s; %d reads fall back", why, len(waiting))
+            try:
+                self._conn.disconnect()
+            except Exception:
+                pass
+        self._conn = self._sock = None
+        self._out.clear()
+        self._in.clear()
+        self._next_attempt = time.monotonic() + self.retry_s
+        error = RedisUnavailable()
+        for callback, _ in waiting:
+            _deliver(callback, error)
+
+    def _adopt(self) -> None:
+        with self._lock:
+            conn, self._ready_conn = self._ready_conn, None
+        if conn is None:
+            return
+        self._conn, self._sock = conn, conn._sock
+        self._sock.setblocking(False)
+
+    def _connect_soon(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._connecting or self._closed or now < self._next_attempt:
+                return
+            self._connecting = True
+        threading.Thread(target=self._connect, name="redis-reader-connect", daemon=True).start()
+
+    def _connect(self) -> None:
+        conn = self._pool.make_connection()
+        try:
+            conn.connect()               # SELECT and the store's run_id check happen here
+        except Exception as exc:
+            log.debug("redis reader could not connect: %s", exc)
+            conn = None
+        with self._lock:
+            self._connecting = False
+            if conn is None:
+                self._next_attempt = time.monotonic() + self.retry_s
+            elif self._closed:
+                conn.disconnect()
+            else:
+                self._ready_conn = conn
+
+
+def _deliver(callback: Callback, value: Any) -> None:
+    try:
+        callback(value)
+    except Exception:
+        log.exception("redis reader callback failed")

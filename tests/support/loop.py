@@ -1,0 +1,27 @@
+"""Drive a handler's ``watched()`` sources as the hub's router loop does, for in-process tests of actions
+that return a future completed by such a source (``tick`` every pass, ``ready`` when readable)."""
+from __future__ import annotations
+
+import select
+import time
+from concurrent.futures import Future
+from typing import Any, Iterable
+
+
+def settle(result: Any, sources: Iterable[Any], timeout: float = 10.0) -> Any:
+    """``result`` itself, or the outcome of a future once the sources (or another thread) complete it."""
+    if not isinstance(result, Future):
+        return result
+    sources = list(sources)
+    until = time.monotonic() + timeout
+    while not result.done() and time.monotonic() < until:
+        fds = {}
+        for source in sources:
+            source.tick()
+            fd = source.fileno()
+            if fd is not None:
+                fds[fd] = source
+        readable = select.select(list(fds), [], [], 0.01)[0] if fds else time.sleep(0.001) or []
+        for fd in readable:
+            fds[fd].ready()
+    return result.result(0)
