@@ -22,6 +22,7 @@ import heapq
 import itertools
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
