@@ -14,7 +14,9 @@ Public API (all methods thread-safe; errors are ``bus.errors`` types):
 * ``remove(memory_id | [ids]) -> int``: drop from the vector index (call it when a row is deleted;
   results are confirmed against SQL anyway).
 * ``search(query, k=10, mode="hybrid", filters=None) -> [{memory_id, score, vector_score,
-  keyword_score, memory}]``, best first. ``score``: RRF (hybrid), cosine (vector) or BM25 (keyword).
+  keyword_score, memory}]``, best first. ``score``: RRF (hybrid), cosine (vector) or the keyword rank
+  (keyword: BM25 on FTS5, ts_rank_cd on PostgreSQL). ``health()`` detail ``fts``: the keyword engine
+  (``fts5``, ``postgres``, or ``off`` for the LIKE fallback).
 * ``find_near_duplicates(text, namespace=None, threshold=None, k=10, exclude=()) -> [{memory_id, score, memory}]``.
 * ``pack_context(query, token_budget, filters=None, k=None, mode="hybrid") -> {query, token_budget,
   tokens, memories: [... + tokens, content], duplicates_dropped, text}``.
@@ -74,7 +76,7 @@ class SearchEngine:
         self._own_embedder = embedder is None
         self.embedder = embedder or Embedder.from_settings(self.settings)
         self.index = VectorIndex.from_settings(self.settings)
-        self.use_fts = False
+        self.keyword_engine = keyword.LIKE     # set at start: fts5 / postgres / like (keyword.detect)
         self.maintainer = Maintainer(self, _snapshot_dir(self.settings["snapshot_path"], data_dir))
         self.write_lock = threading.Lock()
 
@@ -94,7 +96,8 @@ class SearchEngine:
             self.embedder.close()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        return self.maintainer.ready, {**self.index.stats(), "fts": self.use_fts,
+        fts = "off" if self.keyword_engine == keyword.LIKE else self.keyword_engine
+        return self.maintainer.ready, {**self.index.stats(), "fts": fts,
                                        "model_loaded": self.embedder.ready}
 
     def rebuild(self) -> int:
@@ -241,7 +244,7 @@ class SearchEngine:
 
     def _keyword_hits(self, query: str, where: Where, n: int) -> list[tuple[str, float]]:
         with self.engine.connect() as conn:
-            return keyword.search(conn, self.rows.table, query, where.scan, n, self.use_fts,
+            return keyword.search(conn, self.rows.table, query, where.scan, n, self.keyword_engine,
                                   self.settings["keyword_match_budget"])
 
     def _fill_vector_scores(self, ranked: list[ranking.Ranked], qvec: np.ndarray | None) -> None:

@@ -1,6 +1,8 @@
-"""SqlStore: SQLite setup, transaction scopes, typed errors, foreign keys, durability under kill -9."""
+"""SqlStore on SQLite and PostgreSQL: connection setup, transaction scopes, typed errors, foreign keys,
+serialized writers (no lost update), durability under kill -9."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 from agents.memory_hub.stores.sql import SqlStore, default_database_url
 from agents.memory_hub.stores.sql_models import (ContextGroup, KVEntry, Memory, MemoryGroupMapping,
                                                  MemoryRelationship, Session, User, content_hash)
-from bus.errors import Conflict
+from bus.errors import BadRequest, Conflict
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -33,14 +35,14 @@ def test_default_url_lives_in_data_dir(tmp_path: Path) -> None:
         store.close()
 
 
-def test_sqlite_connection_settings(sql_store: SqlStore) -> None:
-    with sql_store.engine.connect() as conn:
+def test_sqlite_connection_settings(sqlite_store: SqlStore) -> None:
+    with sqlite_store.engine.connect() as conn:
         pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
                   for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
     assert pragma == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10000}
-    ok, detail = sql_store.health()
+    ok, detail = sqlite_store.health()
     assert ok and detail["journal_mode"] == "wal"
-    assert sql_store.ping() is True
+    assert sqlite_store.ping() is True
 
 
 def test_model_defaults_and_content_hash(sql_store: SqlStore) -> None:
@@ -152,7 +154,7 @@ CHILD = """
 import sys
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KVEntry
-store = SqlStore(data_dir=sys.argv[1])
+store = SqlStore(sys.argv[1])
 for i in range(10_000):
     with store.transaction() as s:
         s.add(KVEntry(key=f"k{i}", value=b"v"))
@@ -160,11 +162,9 @@ for i in range(10_000):
 """
 
 
-def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
-    SqlStore(data_dir=tmp_path).migrate()
+def test_acknowledged_writes_survive_kill_9(sql_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, sql_url], stdout=subprocess.PIPE, text=True, env=env)
     acked = -1
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -174,10 +174,23 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    store = SqlStore(data_dir=tmp_path)
+    store = SqlStore(sql_url)
     try:
         with store.session() as s:
             keys = set(s.scalars(select(KVEntry.key)))
         assert {f"k{i}" for i in range(acked + 1)} <= keys
     finally:
         store.close()
+
+
+def test_text_postgresql_cannot_store_is_a_bad_request(sql_store: SqlStore) -> None:
+    """A NUL character in text: SQLite stores it, PostgreSQL refuses it (README "Scaling out"), as a clear
+    ``bad_request`` that leaves the store usable."""
+    with contextlib.ExitStack() as stack:
+        if sql_store.engine.dialect.name == "postgresql":
+            stack.enter_context(pytest.raises(BadRequest, match="NUL"))
+        with sql_store.transaction() as s:
+            s.add(Memory(memory_id="nul", content="before\x00after"))
+    with sql_store.transaction() as s:
+        s.add(Memory(memory_id="fine", content="plain text"))
+    assert _count(sql_store, Memory) == (1 if sql_store.engine.dialect.name == "postgresql" else 2)
