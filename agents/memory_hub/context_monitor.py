@@ -8,8 +8,8 @@ Inputs
     publishes). ``memory.added`` -> related to the current topic? ``session.created``/``session.expired``
     -> the topic baseline restarts; any other ``context.*`` event with text (e.g. from ContextManager)
     -> analysed as context. Events this monitor published itself are ignored.
-  * A poll of SQL every ``poll_interval_s`` as the fallback when no event arrives: new ``memories`` rows
-    (``created_at`` past the watermark) and new ``context_items`` rows (id past the watermark; analysed,
+  * A poll of SQL every ``poll_interval_s`` as the fallback when no event arrives (only on the replica
+    that runs the once-only work, ``SqlStore.is_leader``): new ``memories`` rows (``created_at`` past the watermark) and new ``context_items`` rows (id past the watermark; analysed,
     not re-published: ContextManager publishes its own ``context.added``). Memories and context items
     seen through ``observe`` (by ``memory_id`` / ``item_id``) are not processed twice.
 
@@ -204,6 +204,7 @@ class ContextMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._marks: dict[str, float] = {}
+        self._polling = True
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -380,6 +381,11 @@ class ContextMonitor:
         if self.services.sql is None:
             return
         try:
+            if not self.services.sql.is_leader():       # replicas: one polls, so one publishes
+                self._polling = False
+                return
+            if not self._polling:                       # just took over: start from now, not from our start
+                self._marks, self._polling = self._initial_marks(), True
             self.poll()
         except HubError as err:
             log.warning("context_monitor_poll_failed", error=err.message)

@@ -1,5 +1,5 @@
 """Keyword search: BM25 over the SQLite FTS5 table ``memories_fts`` (migration 0002), ``ts_rank_cd`` over
-PostgreSQL's ``memories.search_tsv`` (migration 0004_postgres_fts, ``keyword_pg``), LIKE elsewhere.
+PostgreSQL's ``memories.search_tsv`` (migration 0004_postgres_search, ``keyword_pg``), LIKE elsewhere.
 ``detect(engine)`` names the engine a database offers: ``fts5``, ``postgres`` or ``like`` (no full-text
 index: logged as an error, since ranking then degrades to counting substring hits).
 

@@ -1,5 +1,5 @@
 """Keyword search on PostgreSQL: ``memories.search_tsv`` (a generated ``tsvector`` with a GIN index, migration
-``0004_postgres_fts``), queried with ``websearch_to_tsquery('english', ...)`` and ranked by ``ts_rank_cd``.
+``0004_postgres_search``), queried with ``websearch_to_tsquery('english', ...)`` and ranked by ``ts_rank_cd``.
 
 The query text is cut into the same chunks as for FTS5 (``keyword.query_chunks``: stop words dropped,
 at most 32, no control characters); each chunk becomes a quoted websearch phrase (``"ZX-4471"`` stays
@@ -22,7 +22,7 @@ from agents.memory_hub.search.filters import combine, live_clause
 
 log = logging.getLogger(__name__)
 
-COLUMN = "search_tsv"                  # keep in step with migrations/memory_hub/versions/0004_postgres_fts.py
+COLUMN = "search_tsv"                  # keep in step with migration 0004_postgres_search
 INDEX = "ix_memories_search_tsv"
 CONFIG = literal_column("'english'::regconfig")
 COUNT_CAP_FACTOR = 10                  # a phrase's document count is exact up to 10 x the match budget
@@ -31,7 +31,7 @@ _tsv = literal_column(f"memories.{COLUMN}")
 
 
 def available(engine: Engine) -> bool:
-    """True on PostgreSQL when ``memories.search_tsv`` exists (migration 0004_postgres_fts ran)."""
+    """True on PostgreSQL when ``memories.search_tsv`` exists (migration 0004_postgres_search ran)."""
     if engine.dialect.name != "postgresql":
         return False
     with engine.connect() as conn:

@@ -16,7 +16,10 @@ PostgreSQL keeps the same one-writer-at-a-time semantics: a write scope (any con
 ``sqlite_begin="IMMEDIATE"`` execution option, as ``transaction()`` does) first takes one transaction-scoped
 advisory lock (``pg_advisory_xact_lock(WRITE_LOCK_KEY)``), so read-modify-write code that is correct under
 SQLite's single writer stays correct under READ COMMITTED, across every replica sharing the database.
-Readers never wait for it.
+Readers never wait for it. Each PostgreSQL connection is named after this replica
+(``application_name`` = ``replica``, which the change feed uses to skip its own writes), and
+``is_leader()`` says whether this replica runs the once-only background work (``stores/leader.py``;
+always true on SQLite).
 
 Errors leaving a scope are typed (``bus.errors``): ``IntegrityError`` -> ``Conflict``, a locked/busy
 database -> ``Busy`` (retryable), a PostgreSQL deadlock, serialization or lock-timeout failure -> ``Busy`` too, a value the database cannot store
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -35,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from agents.memory_hub.stores.leader import Leadership
 from bus.errors import BadRequest, Busy, Conflict, HubError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -70,20 +76,24 @@ class SqlStore:
             database_url = default_database_url(data_dir)
         self.settings = {**DEFAULTS["sql"], **dict(settings or {})}
         self.url = database_url
+        self.replica = replica_name()
         self.engine = self._create_engine(database_url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
         write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._write_factory = sessionmaker(bind=write_engine, expire_on_commit=False)
+        self.leadership = Leadership(database_url, self.replica)
 
     # ------------------------------------------------------------------ engine
     def _create_engine(self, database_url: str) -> Engine:
         url = make_url(database_url)
         echo = bool(self.settings["echo"])
         if url.get_backend_name() != "sqlite":
+            postgres = url.get_backend_name() == "postgresql"
             engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=int(self.settings["pool_size"]),
-                                   max_overflow=int(self.settings["max_overflow"]))
-            if url.get_backend_name() == "postgresql":
+                                   max_overflow=int(self.settings["max_overflow"]),
+                                   connect_args={"application_name": self.replica} if postgres else {})
+            if postgres:
                 _install_postgres_write_lock(engine)
             return engine
         if _is_memory(url.database):
@@ -145,6 +155,10 @@ class SqlStore:
                 return upgrade_to_head(self.url, "memory_hub", connection=conn)
         return upgrade_to_head(self.url, "memory_hub")
 
+    def is_leader(self) -> bool:
+        """Does this replica run the once-only background work now? (SQLite: always.)"""
+        return self.leadership.is_leader()
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -161,11 +175,14 @@ class SqlStore:
         if ok and self.is_sqlite:
             with self.engine.connect() as conn:
                 detail["journal_mode"] = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        elif self.leadership.postgres:
+            detail.update(replica=self.replica, leader=self.is_leader())
         detail["connected"] = ok
         return ok, detail
 
     def close(self) -> None:
-        """Checkpoint the WAL into the main file (SQLite) and close every pooled connection."""
+        """Checkpoint the WAL into the main file (SQLite), hand leadership over, close every pooled connection."""
+        self.leadership.close()
         if self.is_sqlite and not _is_memory(make_url(self.url).database):
             try:
                 with self.engine.connect() as conn:
@@ -173,6 +190,11 @@ class SqlStore:
             except DBAPIError as exc:
                 log.warning("sql checkpoint at close failed: %s", exc)
         self.engine.dispose()
+
+
+def replica_name() -> str:
+    """This process's name on the database (at most 63 bytes: PostgreSQL's application_name limit)."""
+    return f"memory_hub {socket.gethostname()[:40]} {os.getpid()}"
 
 
 def _install_postgres_write_lock(engine: Engine) -> None:
