@@ -9,7 +9,9 @@ through the native msgpack port, one request in flight:
 
 * ``add_memory``: p50/p95 (a durable write: the row, its embedding, the FAISS add);
 * ``semantic_search`` (hybrid: vectors + the backend's keyword engine, fused), distinct queries: p50/p95;
-* ``search_memory`` (the legacy substring search): p50/p95.
+* ``search_memory`` (the legacy substring search): p50/p95;
+* PostgreSQL only, replication lag: a second hub (replica B) on the same database; a memory added through
+  A, then B's *vector* search (B's own FAISS index, fed by the change feed) polled until it finds it: p50/p95.
 
 Figures only (shared machine: indicative); nothing is asserted. Without PostgreSQL binaries the
 PostgreSQL half is reported as skipped, with the reason.
@@ -87,7 +89,27 @@ def percentiles(fn: Callable[[int], object], n: int, warmup: int = 20) -> dict[s
     return {"p50": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
 
 
-def bench_hub(name: str, url: str, data_dir: Path, n: int) -> dict[str, Any]:
+def replication_lag(a: HubProcess, b: HubProcess, samples: int) -> dict[str, float]:
+    """Seconds from add_memory on A returning to B's vector search finding the memory, in ms."""
+    lags = []
+    with a.client(timeout=60) as ca, b.client(timeout=60) as cb:
+        for i in range(samples):
+            text = f"Replica probe {i}: the {['red', 'green', 'blue'][i % 3]} kettle number {i * 7919} is in shed {i}."
+            memory_id = ca.call("MemoryOrchestratorService", "add_memory", {"content": text})["memory_id"]
+            written = time.perf_counter()
+            while True:
+                reply = cb.call("UnifiedMemoryReasoningAgent", "semantic_search",
+                                {"query": text, "k": 3, "mode": "vector"})
+                if any(r["memory_id"] == memory_id for r in reply["results"]):
+                    break
+                if time.perf_counter() - written > 30:
+                    raise RuntimeError(f"replica B never found {memory_id}")
+            lags.append((time.perf_counter() - written) * 1000)
+    ordered = sorted(lags)
+    return {"p50": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
+
+
+def bench_hub(name: str, url: str, data_dir: Path, n: int, replica: bool = False) -> dict[str, Any]:
     queries = [q.replace(".", "?") for q in dict.fromkeys(sentences(n * 3, seed=QUERY_SEED))][:n + 20]
     with HubProcess("memory_hub", data_dir, env={"DATABASE_URL": url}, startup_timeout=300) as hub, \
             hub.client(timeout=60) as client:
@@ -99,6 +121,10 @@ def bench_hub(name: str, url: str, data_dir: Path, n: int) -> dict[str, Any]:
                                                              {"query": queries[i], "k": 10}), n)
         result["text"] = percentiles(lambda i: client.call("MemoryOrchestratorService", "search_memory",
                                                            {"query": "green tea", "limit": 10}), n)
+        if replica:
+            with HubProcess("memory_hub", data_dir.with_name(data_dir.name + "-b"), env={"DATABASE_URL": url},
+                            startup_timeout=300) as second:
+                result["lag"] = replication_lag(hub, second, 50)
     return result
 
 
@@ -120,7 +146,7 @@ def main() -> None:
             cluster = PostgresCluster.start_new(fsync=True, prefix="bench-pg-")
             pg_url = cluster.create_database("bench")
             print(f"  postgresql: inserted {args.size} rows in {load(pg_url, rows):.1f} s", flush=True)
-            results.append(bench_hub("postgresql", pg_url, base / "postgresql", args.n))
+            results.append(bench_hub("postgresql", pg_url, base / "postgresql", args.n, replica=True))
     finally:
         if cluster is not None:
             cluster.stop()
@@ -133,6 +159,10 @@ def main() -> None:
         print(f"{r['backend']:<11} {r['fts']:<9} {r['add']['p50']:7.2f}ms {r['add']['p95']:7.2f}ms "
               f"{r['search']['p50']:9.2f}ms {r['search']['p95']:9.2f}ms {r['text']['p50']:7.2f}ms "
               f"{r['text']['p95']:7.2f}ms")
+    for r in results:
+        if "lag" in r:
+            print(f"replication lag, add on replica A -> vector hit on replica B ({r['backend']}, 50 writes): "
+                  f"p50 {r['lag']['p50']:.1f} ms, p95 {r['lag']['p95']:.1f} ms")
     if skipped:
         print(f"postgresql  skipped: {skipped}")
 
