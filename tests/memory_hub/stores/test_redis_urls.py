@@ -1,4 +1,9 @@
-"""REDIS_URL ``redis+sentinel://``: a real master, replica and sentinel; the master is killed during writes.
+"""REDIS_URL forms beyond one local server: ``rediss://`` (TLS) and ``redis+sentinel://``.
+
+``rediss://``: a real redis-server speaking TLS only, with a certificate of a CA made by the test; the store
+verifies it against ``ssl_ca_certs``, and a store trusting another CA is refused (``RedisUnavailable``).
+
+``redis+sentinel://``: a real master, replica and sentinel; the master is killed during writes.
 
 * ``RedisStore`` level: every write acknowledged as replicated (``WAIT 1``) before the kill is on the
   promoted replica, writes during the fail-over fail as ``RedisUnavailable`` (retryable), never silently,
@@ -7,8 +12,11 @@
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +26,7 @@ from agents.memory_hub.stores.redis_store import RedisStore, RedisUnavailable, p
 from bus.errors import HubError
 from bus.events import NullPublisher
 from bus.handler import CallContext
+from tests.support.postgres import free_port
 from tests.support.redis_sentinel import SentinelTrio
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -105,3 +114,63 @@ def test_fail_over_during_writes_loses_nothing_acknowledged(trio, tmp_path, sqli
           f"{len(written) - after} written to the new master, "
           f"{len(acked_kv)} kv_set acknowledged, none lost")
     store.close()
+
+
+def _certificates(directory: Path, name: str) -> dict[str, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {k: directory / f"{name}-{k}.pem" for k in ("ca", "ca-key", "cert", "key", "csr")}
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name} test CA",
+        "-keyout", str(files["ca-key"]), "-out", str(files["ca"]))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(files["key"]),
+        "-out", str(files["csr"]))
+    ext = directory / f"{name}-ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(files["csr"]), "-CA", str(files["ca"]), "-CAkey", str(files["ca-key"]),
+        "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(files["cert"]))
+    return files
+
+
+@pytest.fixture
+def tls_redis(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (needed to make the test certificates)")
+    certs = _certificates(tmp_path / "tls", "server")
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                             "--tls-cert-file", str(certs["cert"]), "--tls-key-file", str(certs["key"]),
+                             "--tls-ca-cert-file", str(certs["ca"]), "--tls-auth-clients", "no",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path / "tls")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        probe = RedisStore(f"rediss://127.0.0.1:{port}?ssl_ca_certs={certs['ca']}")
+        while not probe.available():
+            assert proc.poll() is None and time.monotonic() < deadline, "TLS redis-server did not start"
+            time.sleep(0.1)
+        probe.close()
+        yield port, certs["ca"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_rediss_url_verifies_the_server_certificate(tls_redis, tmp_path):
+    port, ca = tls_redis
+    store = RedisStore(f"rediss://127.0.0.1:{port}?ssl_ca_certs={ca}")
+    store.cache.set("tls", "yes")
+    assert store.cache.get("tls") == b"yes" and store.health()[0]
+    store.close()
+    stranger = _certificates(tmp_path / "other", "other")["ca"]
+    untrusting = RedisStore(f"rediss://127.0.0.1:{port}?ssl_ca_certs={stranger}")
+    with pytest.raises(RedisUnavailable):
+        untrusting.cache.get("tls")
+    untrusting.close()
+    plain = RedisStore(f"redis://127.0.0.1:{port}")          # TLS port, plain client: refused, not hung
+    with pytest.raises(RedisUnavailable):
+        plain.cache.get("tls")
+    plain.close()
