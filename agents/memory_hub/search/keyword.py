@@ -128,23 +128,22 @@ def search(conn: Connection, memories: Table, query: str, clauses: list[ColumnEl
     if kind == FTS5:
         return _search_fts(conn, memories, query, clauses, limit, match_budget)
     if kind == POSTGRES:
-        phrases = affordable_phrases(conn, keyword_pg.phrases(query_chunks(query)), match_budget, keyword_pg.count)
+        phrases = affordable_phrases(conn, keyword_pg.phrases(query_chunks(query)), match_budget, keyword_pg.counts)
         return keyword_pg.search(conn, memories, phrases, clauses, limit)
     return _search_like(conn, memories, query, clauses, limit)
 
 
 def affordable_phrases(conn: Connection, phrases: list[str], budget: int,
-                       count: Callable[[Connection, str, int], int] | None = None) -> list[str]:
+                       counts: Callable[[Connection, list[str], int], dict[str, int]] | None = None) -> list[str]:
     """Rarest phrases first while their summed document counts stay within ``budget`` (0 = all).
 
     BM25 is computed for every row matching any phrase, so a phrase found in half the table costs a lot
     and adds little (low IDF). Phrases matching nothing are dropped; the rarest one is always kept.
-    ``count(conn, phrase, budget)``: the phrase's document count (FTS5 by default).
+    ``counts(conn, phrases, budget)``: each phrase's document count (FTS5 by default).
     """
     if budget <= 0 or len(phrases) < 2:
         return phrases
-    count = count or _fts5_count
-    df = {p: count(conn, p, budget) for p in phrases}
+    df = (counts or _fts5_counts)(conn, phrases, budget)
     chosen: list[str] = []
     total = 0
     for phrase in sorted((p for p in phrases if df[p]), key=df.__getitem__):
@@ -155,9 +154,9 @@ def affordable_phrases(conn: Connection, phrases: list[str], budget: int,
     return chosen
 
 
-def _fts5_count(conn: Connection, phrase: str, _budget: int) -> int:
-    return conn.execute(text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q"),
-                        {"q": phrase}).scalar_one()
+def _fts5_counts(conn: Connection, phrases: list[str], _budget: int) -> dict[str, int]:
+    count = text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q")
+    return {p: conn.execute(count, {"q": p}).scalar_one() for p in phrases}
 
 
 def _search_fts(conn: Connection, memories: Table, query: str, clauses: list[ColumnElement],

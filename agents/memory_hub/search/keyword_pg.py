@@ -55,12 +55,16 @@ def phrases(chunks: list[str]) -> list[str]:
     return [q for q in quoted if q != '""']
 
 
-def count(conn: Connection, phrase: str, budget: int) -> int:
-    """Rows matching ``phrase`` (counted up to ``COUNT_CAP_FACTOR * budget + 1``)."""
+def counts(conn: Connection, phrase_list: list[str], budget: int) -> dict[str, int]:
+    """Rows matching each phrase (each counted up to ``COUNT_CAP_FACTOR * budget + 1``), in one round trip."""
     cap = COUNT_CAP_FACTOR * budget + 1
-    inner = (select(literal_column("1")).select_from(text("memories"))
-             .where(_tsv.op("@@")(func.websearch_to_tsquery(CONFIG, phrase))).limit(cap).subquery())
-    return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+    columns = []
+    for i, phrase in enumerate(phrase_list):
+        inner = (select(literal_column("1")).select_from(text("memories"))
+                 .where(_tsv.op("@@")(func.websearch_to_tsquery(CONFIG, phrase))).limit(cap).subquery())
+        columns.append(select(func.count()).select_from(inner).scalar_subquery().label(f"c{i}"))
+    row = conn.execute(select(*columns)).one()
+    return {phrase: int(n) for phrase, n in zip(phrase_list, row)}
 
 
 def search(conn: Connection, memories: Table, phrase_list: list[str], clauses: list[ColumnElement],

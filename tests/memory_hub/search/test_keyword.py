@@ -84,7 +84,7 @@ def test_common_phrases_are_dropped_beyond_the_match_budget(engine):
     assert fts_phrases("the sofa ZX-4471") == ['"sofa"', '"ZX-4471"']
     postgres = engine.engine.dialect.name == "postgresql"
     phrases = keyword_pg.phrases(query_chunks("the sofa ZX-4471")) if postgres else fts_phrases("the sofa ZX-4471")
-    count = keyword_pg.count if postgres else None
+    count = keyword_pg.counts if postgres else None
     with engine.engine.connect() as conn:
         assert affordable_phrases(conn, phrases, 5, count) == ['"ZX-4471"']
         assert affordable_phrases(conn, phrases, 0, count) == phrases
