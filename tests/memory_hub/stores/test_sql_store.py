@@ -183,14 +183,18 @@ def test_acknowledged_writes_survive_kill_9(sql_url: str) -> None:
         store.close()
 
 
-def test_text_postgresql_cannot_store_is_a_bad_request(sql_store: SqlStore) -> None:
-    """A NUL character in text: SQLite stores it, PostgreSQL refuses it (README "Scaling out"), as a clear
-    ``bad_request`` that leaves the store usable."""
+@pytest.mark.parametrize("memory_id, content, refusal", [("nul", "before\x00after", "NUL"),
+                                                          ("x" * 200, "an id longer than its column", "too long")])
+def test_text_postgresql_cannot_store_is_a_bad_request(sql_store: SqlStore, memory_id: str, content: str,
+                                                       refusal: str) -> None:
+    """A NUL character in text, a string longer than its column: SQLite stores them, PostgreSQL refuses them
+    (README "Scaling out") with a clear ``bad_request`` that leaves the store usable."""
+    postgres = sql_store.engine.dialect.name == "postgresql"
     with contextlib.ExitStack() as stack:
-        if sql_store.engine.dialect.name == "postgresql":
-            stack.enter_context(pytest.raises(BadRequest, match="NUL"))
+        if postgres:
+            stack.enter_context(pytest.raises(BadRequest, match=refusal))
         with sql_store.transaction() as s:
-            s.add(Memory(memory_id="nul", content="before\x00after"))
+            s.add(Memory(memory_id=memory_id, content=content))
     with sql_store.transaction() as s:
         s.add(Memory(memory_id="fine", content="plain text"))
-    assert _count(sql_store, Memory) == (1 if sql_store.engine.dialect.name == "postgresql" else 2)
+    assert _count(sql_store, Memory) == (1 if postgres else 2)
