@@ -198,3 +198,21 @@ def test_text_postgresql_cannot_store_is_a_bad_request(sql_store: SqlStore, memo
     with sql_store.transaction() as s:
         s.add(Memory(memory_id="fine", content="plain text"))
     assert _count(sql_store, Memory) == (1 if postgres else 2)
+
+
+def test_one_leader_per_postgresql_database_and_it_moves_on_close(sql_url: str) -> None:
+    """SQLite: every store leads (one hub per file). PostgreSQL: the first store to ask holds the advisory
+    lock; when it goes, the next store to ask leads."""
+    first, second = SqlStore(sql_url), SqlStore(sql_url)
+    try:
+        if first.engine.dialect.name == "sqlite":
+            assert first.is_leader() and second.is_leader()
+            return
+        assert first.is_leader() and first.is_leader()
+        assert second.is_leader() is False
+        assert first.health()[1]["leader"] is True and second.health()[1]["leader"] is False
+        first.close()
+        assert second.is_leader() is True
+    finally:
+        first.close()
+        second.close()
