@@ -26,7 +26,10 @@ SERVICE = "mymaster"
 class SentinelTrio:
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.ports = {"master": free_port(), "replica": free_port(), "sentinel": free_port()}
+        ports: set[int] = set()
+        while len(ports) < 3:
+            ports.add(free_port())
+        self.ports = dict(zip(("master", "replica", "sentinel"), sorted(ports)))
         self.procs: dict[str, subprocess.Popen] = {}
 
     @property
@@ -54,9 +57,10 @@ class SentinelTrio:
                         f"sentinel monitor {SERVICE} 127.0.0.1 {master} 1\n"
                         f"sentinel down-after-milliseconds {SERVICE} 1000\n"
                         f"sentinel failover-timeout {SERVICE} 5000\n")
-        self.procs["sentinel"] = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
-                                                  stderr=subprocess.STDOUT, cwd=conf.parent)
-        self._wait(lambda: len(self.client("sentinel").sentinel_slaves(SERVICE)) == 1, timeout=30)
+        with self._log("sentinel") as log:
+            self.procs["sentinel"] = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=log,
+                                                      stderr=subprocess.STDOUT, cwd=conf.parent)
+        self._wait(lambda: len(self.client("sentinel").sentinel_slaves(SERVICE)) == 1, timeout=60)
 
     def client(self, name: str) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.ports[name], socket_timeout=2, socket_connect_timeout=2,
@@ -87,13 +91,21 @@ class SentinelTrio:
     def _spawn(self, name: str, command: list[str]) -> None:
         data = self.base / name
         data.mkdir(parents=True, exist_ok=True)
-        self.procs[name] = subprocess.Popen(
-            [*command, "--bind", "127.0.0.1", "--dir", str(data), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        with self._log(name) as log:
+            self.procs[name] = subprocess.Popen(
+                [*command, "--bind", "127.0.0.1", "--dir", str(data), "--save", "", "--appendonly", "no"],
+                stdout=log, stderr=subprocess.STDOUT)
         self._wait(lambda: self.client(name).ping())
 
-    @staticmethod
-    def _wait(predicate: Any, timeout: float = 15.0) -> None:
+    def _log(self, name: str) -> Any:
+        return open(self.base / f"{name}.log", "ab")        # the child keeps its copy; read on failure
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {name}\n" + "\n".join((self.base / f"{name}.log").read_text(errors="replace")
+                                                     .splitlines()[-15:])
+                         for name in self.procs if (self.base / f"{name}.log").exists())
+
+    def _wait(self, predicate: Any, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -102,5 +114,5 @@ class SentinelTrio:
             except (redis.exceptions.RedisError, OSError, IndexError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("redis sentinel setup did not get ready in time")
+                raise RuntimeError(f"redis sentinel setup did not get ready in time\n{self.log_tails()}")
             time.sleep(0.1)
