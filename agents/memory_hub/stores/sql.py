@@ -22,9 +22,9 @@ Readers never wait for it. Each PostgreSQL connection is named after this replic
 always true on SQLite).
 
 Errors leaving a scope are typed (``bus.errors``): ``IntegrityError`` -> ``Conflict``, a locked/busy
-database -> ``Busy`` (retryable), a PostgreSQL deadlock, serialization or lock-timeout failure -> ``Busy`` too, a value the database cannot store
-(PostgreSQL: a NUL character in text, a string longer than its column) -> ``BadRequest``, any other
-operational/connection failure -> ``Unavailable``.
+database and a PostgreSQL deadlock, serialization or lock-timeout failure -> ``Busy`` (retryable), a value
+the database cannot store (PostgreSQL: a NUL character in text, a string longer than its column) ->
+``BadRequest``, any other operational/connection failure -> ``Unavailable``.
 """
 from __future__ import annotations
 
