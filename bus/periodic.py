@@ -1,6 +1,7 @@
 """A background task that runs a function every N seconds on a daemon thread until stopped.
 
-A failing run is logged and the next one retries: one bad pass never ends the task.
+A failing run is logged and the next one retries: one bad pass never ends the task. ``when`` (optional)
+is asked before each run and the run is skipped unless it says yes (e.g. "this replica is the leader").
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ log = get_logger("bus.periodic")
 
 
 class PeriodicTask:
-    def __init__(self, name: str, interval_s: float, run: Callable[[], object]):
+    def __init__(self, name: str, interval_s: float, run: Callable[[], object],
+                 when: Callable[[], bool] | None = None):
         self.name = name
         self.interval_s = float(interval_s)
         self._run = run
+        self._when = when
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -40,6 +43,7 @@ class PeriodicTask:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self._run()
+                if self._when is None or self._when():
+                    self._run()
             except Exception as exc:  # keep the task alive; the next pass retries
                 log.error("periodic_task_failed", task=self.name, error=repr(exc), exc_info=True)

@@ -6,7 +6,8 @@ instead, the URL comes from the ``sqlalchemy.url`` main option and the engine co
 ``runner.migration_engine`` (SQLite: transactional DDL, foreign keys off while tables are rebuilt).
 SQLite uses batch mode (``render_as_batch``) for ALTERs. Tables whose names start with one of
 ``ignored_prefixes`` (SQLite internals, version tables, FTS shadow tables) and tables of another tree
-sharing the database are invisible to autogenerate.
+sharing the database are invisible to autogenerate, and so are columns named in ``ignored_columns`` (columns
+the database computes, such as PostgreSQL's generated ``tsvector``, that the models leave out on purpose).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 
 def run(target_metadata: MetaData, version_table: str, ignored_prefixes: tuple[str, ...],
-        compare_server_default: bool = False) -> None:
+        compare_server_default: bool = False, ignored_columns: tuple[str, ...] = ()) -> None:
     config = context.config
     prefixes = ("sqlite_", "alembic_version", *ignored_prefixes)
 
@@ -26,6 +27,10 @@ def run(target_metadata: MetaData, version_table: str, ignored_prefixes: tuple[s
         return not (type_ == "table" and name and name.startswith(prefixes))
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "column":
+            return name not in ignored_columns
+        if type_ == "index":
+            return not any(col in ignored_columns for col in getattr(obj, "columns", {}).keys())
         if type_ != "table":
             return True
         if name and name.startswith(prefixes):

@@ -20,6 +20,7 @@ BENCHMARKS = (
     ("tests.bench_kv", []),
     ("tests.bench_memory", []),
     ("tests.bench_search", []),
+    ("tests.bench_backends", []),
     ("tests.model_manager_suite.bench_models", []),
     ("tests.bench_models", []),
     ("tests.bench_predictor", []),

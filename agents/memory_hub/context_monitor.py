@@ -8,10 +8,12 @@ Inputs
     publishes). ``memory.added`` -> related to the current topic? ``session.created``/``session.expired``
     -> the topic baseline restarts; any other ``context.*`` event with text (e.g. from ContextManager)
     -> analysed as context. Events this monitor published itself are ignored.
-  * A poll of SQL every ``poll_interval_s`` as the fallback when no event arrives: new ``memories`` rows
-    (``created_at`` past the watermark) and new ``context_items`` rows (id past the watermark; analysed,
-    not re-published: ContextManager publishes its own ``context.added``). Memories and context items
-    seen through ``observe`` (by ``memory_id`` / ``item_id``) are not processed twice.
+  * A poll of SQL every ``poll_interval_s`` as the fallback when no event arrives (only on the replica
+    that runs the once-only work, ``SqlStore.is_leader``, so replicas sharing a database publish once):
+    new ``memories`` rows (``created_at`` past the watermark) and new ``context_items`` rows (id past the
+    watermark; analysed, not re-published: ContextManager publishes its own ``context.added``). Memories
+    and context items seen through ``observe`` (by ``memory_id`` / ``item_id``) are not processed twice.
+    Replicas sharing one Redis suggest a memory once: the first to decide claims it (``SET NX``).
 
 Outputs (PUB, each through a token bucket per topic, ``rate_limits``; suppressed events are counted):
   * ``context.added``      {agent, origin, timestamp, text}
@@ -45,6 +47,8 @@ log = get_logger("memory_hub.context_monitor")
 
 AGENT = "ProactiveContextMonitor"
 OWN_TOPICS = ("context.added", "context.changed", "context.suggestion")
+CLAIM_PREFIX = "context-monitor:suggested:"   # Redis db0 (cache namespace): which replica suggested a memory
+CLAIM_TTL_S = 3600.0
 
 DEFAULTS: dict[str, Any] = {
     "context_monitor": {
@@ -204,6 +208,7 @@ class ContextMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._marks: dict[str, float] = {}
+        self._polling = True
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -340,9 +345,21 @@ class ContextMonitor:
         threshold = self.tracker.threshold if vector is not None else self.tracker.keyword_threshold
         if similarity is None or similarity < threshold or (memory_id and not self.suggested.add(memory_id)):
             return
+        if memory_id and not self._claim(memory_id):
+            return
         self.publish("context.suggestion", {
             "origin": "memory.added", "text": " ".join(self.tracker.topic_keywords()), "reason": "memory",
             "memories": [{"memory_id": memory_id, "content": text[:300], "score": round(similarity, 4)}]})
+
+    def _claim(self, memory_id: str) -> bool:
+        """Replicas sharing one Redis: the first to suggest a memory publishes it (True: this one)."""
+        redis = getattr(self.services, "redis", None)
+        if redis is None:
+            return True
+        try:
+            return redis.cache.set(f"{CLAIM_PREFIX}{memory_id}", "1", ttl=CLAIM_TTL_S, nx=True)
+        except HubError:              # Redis down: a possible duplicate beats a lost suggestion
+            return True
 
     def related(self, text: str) -> list[dict[str, Any]]:
         limit = int(self.settings["suggestions"])
@@ -380,6 +397,11 @@ class ContextMonitor:
         if self.services.sql is None:
             return
         try:
+            if not self.services.sql.is_leader():       # replicas: one polls, so one publishes
+                self._polling = False
+                return
+            if not self._polling:                       # just took over: start from now, not from our start
+                self._marks, self._polling = self._initial_marks(), True
             self.poll()
         except HubError as err:
             log.warning("context_monitor_poll_failed", error=err.message)

@@ -62,7 +62,8 @@ class Lifecycle:
         self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
         self.rates = {**DEFAULTS[SECTION]["decay_rates"], **dict(self.settings["decay_rates"])}
         self._lock = threading.Lock()
-        self._task = PeriodicTask("memory-lifecycle", float(self.settings["lifecycle_interval_s"]), self.run_once)
+        self._task = PeriodicTask("memory-lifecycle", float(self.settings["lifecycle_interval_s"]), self.run_once,
+                                  when=memories.sql.is_leader)      # one replica at a time
         self.last_run: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ background task

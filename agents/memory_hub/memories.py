@@ -304,7 +304,9 @@ class Memories:
             raise BadRequest("sort_order must be asc or desc", details={"field": "sort_order"})
         column = getattr(Memory, sort_field)
         descending = (sort_order == "desc") != newest
-        order = (column.desc(), Memory.created_at.desc()) if descending else (column.asc(), Memory.created_at.asc())
+        # NULLs sort as the smallest value on every database (SQLite's order; PostgreSQL's is the reverse)
+        order = ((column.desc().nulls_last(), Memory.created_at.desc()) if descending
+                 else (column.asc().nulls_first(), Memory.created_at.asc()))
         stmt = select(Memory).where(Memory.parent_id == parent_id).order_by(*order)
         stmt = stmt.limit(self._limit(limit))
         with self.sql.session() as s:
@@ -317,8 +319,9 @@ class Memories:
         flt = parse_filters(filters)
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         clauses = where_clauses(Memory.__table__, flt, self.sql.engine.dialect.name)
-        stmt = (select(Memory).where(Memory.content.like(pattern, escape="\\"), *clauses)
-                .order_by(Memory.importance.desc(), Memory.last_accessed_at.desc(), Memory.created_at.desc())
+        stmt = (select(Memory).where(Memory.content.ilike(pattern, escape="\\"), *clauses)
+                .order_by(Memory.importance.desc(), Memory.last_accessed_at.desc().nulls_last(),
+                          Memory.created_at.desc())
                 .limit(self._limit(limit)))
         with self.sql.session() as s:
             rows = [memory_dict(r) for r in s.execute(stmt).scalars()]

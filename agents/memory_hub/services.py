@@ -1,7 +1,8 @@
 """What MemoryHub's handlers share: settings, stores, search, events. Built once by hub.py.
 
 ``open_services`` opens SQL (migrated to head), Redis (the configured URL, or a private embedded
-redis-server), and the search engine when enabled; ``MemoryServices.close`` releases them in reverse.
+redis-server), and the search engine when enabled (on PostgreSQL with its change feed, so replicas sharing
+the database see each other's memories); ``MemoryServices.close`` releases them in reverse.
 """
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ def open_search(services: MemoryServices) -> Any:
     engine = SearchEngine(services.sql, settings=section, data_dir=services.data_dir,
                           default_wait_s=default_wait_s)
     services.closers.append(engine.close)
+    if services.sql.leadership.postgres:        # replicas may share the database: follow their writes
+        from agents.memory_hub.search.change_feed import ChangeFeed
+        feed = ChangeFeed(engine, services.sql.url, services.sql.replica)
+        feed.start()                            # listens before the index loads, so no write falls between
+        services.closers.append(feed.stop)
     engine.start_background()   # the model loads on a thread; rows written meanwhile are embedded before ready
     return engine
 

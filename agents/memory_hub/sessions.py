@@ -65,7 +65,8 @@ class Sessions:
         self.cache = HotCache(redis.session if redis is not None else None, self.timeout,
                               float(memories.settings["cache_retry_s"]))
         memories.delete_hooks.append(lambda ids: self.cache.invalidate(*ids))
-        self._task = PeriodicTask("session-expiry", float(self.settings["cleanup_interval_s"]), self._expire_all)
+        self._task = PeriodicTask("session-expiry", float(self.settings["cleanup_interval_s"]), self._expire_all,
+                                  when=memories.sql.is_leader)      # one replica at a time
 
     # ------------------------------------------------------------------ sessions
     def create(self, user_id: str = "default", session_type: str = "conversation", metadata: dict | None = None,

@@ -28,3 +28,27 @@ def test_runs_repeatedly_survives_failures_and_stops():
     count = len(calls)
     time.sleep(0.05)
     assert len(calls) == count
+
+
+def test_runs_only_while_its_condition_holds():
+    allowed = threading.Event()
+    asked = threading.Event()
+    calls: list[float] = []
+
+    def when() -> bool:
+        asked.set()
+        return allowed.is_set()
+
+    task = PeriodicTask("test-conditional", 0.01, lambda: calls.append(time.monotonic()), when=when)
+    task.start()
+    try:
+        assert asked.wait(5)
+        time.sleep(0.05)
+        assert calls == []                 # asked, not allowed: never ran
+        allowed.set()
+        deadline = time.monotonic() + 5
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls
+    finally:
+        task.stop()

@@ -1,10 +1,14 @@
-"""Shared MemoryHub fixtures: a real redis-server and real migrated SQLite files.
+"""Shared MemoryHub fixtures: a real redis-server and real migrated databases, SQLite and PostgreSQL.
 
 * ``redis_server`` (session): URL of one private redis-server for the whole run (never killed).
 * ``redis_url``: the same URL with databases 0-3 flushed first.
 * ``redis_store``: a ``RedisStore`` on ``redis_url``.
 * ``redis_controller``: a private server per test that the test may ``kill()`` / ``restart()`` (faults).
-* ``sql_store``: a ``SqlStore`` on a fresh SQLite file, migrated to head.
+* ``sql_url``: a fresh database migrated to head, once per backend (``SQL_BACKENDS``): an SQLite file, then a
+  PostgreSQL database of the session's private cluster (``postgres`` in ``tests/conftest.py``). Every test that
+  uses it (or ``sql_store``) runs on both: one behaviour suite, two databases.
+* ``module_sql_url``: the same, shared by a module (search corpora embedded once per backend).
+* ``sql_store``: a ``SqlStore`` on ``sql_url``; ``sqlite_store``: on a fresh SQLite file only (SQLite specifics).
 """
 from __future__ import annotations
 
@@ -16,7 +20,10 @@ import redis
 
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
 from agents.memory_hub.stores.redis_store import LOGICAL_DBS, RedisStore
-from agents.memory_hub.stores.sql import SqlStore
+from agents.memory_hub.stores.sql import SqlStore, default_database_url
+from migrations.runner import upgrade_to_head
+
+SQL_BACKENDS = ("sqlite", "postgresql")
 
 
 class RedisController:
@@ -93,8 +100,41 @@ def redis_controller(tmp_path: Path) -> Iterator[RedisController]:
         controller.stop()
 
 
+def _migrated_database(backend: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        url = default_database_url(directory)
+        upgrade_to_head(url, "memory_hub")
+        yield url
+        return
+    databases = request.getfixturevalue("postgres")
+    name, url = databases.fresh()
+    try:
+        yield url
+    finally:
+        databases.drop(name)
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from _migrated_database(request.param, request, tmp_path / "sql")
+
+
+@pytest.fixture(scope="module", params=SQL_BACKENDS)
+def module_sql_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _migrated_database(request.param, request, tmp_path_factory.mktemp("sql"))
+
+
 @pytest.fixture
-def sql_store(tmp_path: Path) -> Iterator[SqlStore]:
+def sql_store(sql_url: str) -> Iterator[SqlStore]:
+    store = SqlStore(sql_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
     store = SqlStore(data_dir=tmp_path / "sql")
     store.migrate()
     try:

@@ -8,6 +8,7 @@
   IMMEDIATE`` on a separate connection), so every SQL write of the hub waits: the deterministic way to make a
   real hub action slow.
 * ``integrity_check(db_path)``: ``PRAGMA integrity_check`` of a database file ("ok" when sound).
+* ``count_rows(db_path | url, table, ids, column)``: how many of ``ids`` are stored (SQLite file or any URL).
 * ``mount_tmpfs`` / ``bind_readonly`` / ``unmount``: root-only file system faults; they raise ``MountRefused``
   with the reason when this machine does not allow them (tests skip on it).
 """
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import zmq
+from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from tests.support.hubproc import HubProcess
 
@@ -129,8 +132,11 @@ def integrity_check(db_path: Path) -> str:
         conn.close()
 
 
-def count_rows(db_path: Path, table: str, ids: list[str], column: str) -> int:
-    """How many of ``ids`` are rows of ``table`` (read straight from the file, not through the hub)."""
+def count_rows(db_path: Path | str, table: str, ids: list[str], column: str) -> int:
+    """How many of ``ids`` are rows of ``table`` (read straight from the file or, given a database URL, from
+    the database server; not through the hub)."""
+    if isinstance(db_path, str):
+        return _count_rows_url(db_path, table, ids, column)
     conn = sqlite3.connect(db_path, timeout=30)
     try:
         found = 0
@@ -141,6 +147,17 @@ def count_rows(db_path: Path, table: str, ids: list[str], column: str) -> int:
         return found
     finally:
         conn.close()
+
+
+def _count_rows_url(url: str, table: str, ids: list[str], column: str) -> int:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            query = text(f"SELECT COUNT(*) FROM {table} WHERE {column} IN :ids").bindparams(
+                bindparam("ids", expanding=True))
+            return sum(conn.execute(query, {"ids": ids[i:i + 500]}).scalar_one() for i in range(0, len(ids), 500))
+    finally:
+        engine.dispose()
 
 
 class MountRefused(RuntimeError):

@@ -3,7 +3,8 @@
 Five writers run at once -- two legacy MOS clients on 7140, a native MOS client, a native MemoryClient
 ``kv_set`` client and a legacy KnowledgeBase ``add_fact`` client -- when the hub gets SIGKILL. The new hub on
 the same directory (its embedded Redis reaped and restarted) has every acknowledged write, the SQLite file
-passes ``integrity_check``, and writes go on.
+passes ``integrity_check``, and writes go on. The same on PostgreSQL (``DATABASE_URL`` to a fresh database of
+the test cluster): every acknowledged write is in the database after the crash and through the new hub.
 """
 from __future__ import annotations
 
@@ -28,9 +29,25 @@ def legacy_fact_writer(hub: HubProcess) -> Driver:
     return Driver("legacy-kb", step)
 
 
-def test_acknowledged_writes_survive_kill_9_under_concurrent_load(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """``(DATABASE_URL for the hub or None, what count_rows reads)``."""
+    if request.param == "sqlite":
+        yield None, tmp_path / "hub" / DB_NAME
+        return
+    databases = request.getfixturevalue("postgres")
+    name, url = databases.fresh()
+    try:
+        yield url, url
+    finally:
+        databases.drop(name)
+
+
+def test_acknowledged_writes_survive_kill_9_under_concurrent_load(tmp_path, database):
     data_dir = tmp_path / "hub"
-    with HubProcess("memory_hub", data_dir) as hub:
+    url, stored = database
+    env = {"DATABASE_URL": url} if url else {}
+    with HubProcess("memory_hub", data_dir, env=env) as hub:
         mos = [legacy_mos_writer(hub, f"legacy{n}", timeout=5).start() for n in range(2)]
         native = native_mos_writer(hub, "native", timeout=5).start()
         kv = native_kv_writer(hub, "kv", timeout=5).start()
@@ -43,10 +60,11 @@ def test_acknowledged_writes_survive_kill_9_under_concurrent_load(tmp_path):
             for driver in drivers:
                 driver.stop()
     memory_ids = [m for d in (*mos, native) for m in d.acked]
-    assert integrity_check(data_dir / DB_NAME) == "ok"
-    assert count_rows(data_dir / DB_NAME, "memories", memory_ids, "memory_id") == len(memory_ids)
+    if url is None:
+        assert integrity_check(stored) == "ok"
+    assert count_rows(stored, "memories", memory_ids, "memory_id") == len(memory_ids)
 
-    with HubProcess("memory_hub", data_dir) as again, again.client() as client:
+    with HubProcess("memory_hub", data_dir, env=env) as again, again.client() as client:
         for start in range(0, len(memory_ids), 500):
             chunk = memory_ids[start:start + 500]
             found = client.call("MemoryOrchestratorService", "batch_get_memories", {"memory_ids": chunk})
@@ -58,4 +76,5 @@ def test_acknowledged_writes_survive_kill_9_under_concurrent_load(tmp_path):
             assert reply["status"] == "success" and reply["fact"]["memory_id"] == memory_id, (topic, reply)
         assert again.legacy_request(7140, {"action": "add_memory", "data": {"content": "after the crash"}})[
             "status"] == "success"
-    assert integrity_check(data_dir / DB_NAME) == "ok"
+    if url is None:
+        assert integrity_check(stored) == "ok"

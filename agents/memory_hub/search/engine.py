@@ -18,8 +18,10 @@ Public API (all methods thread-safe; errors are ``bus.errors`` types):
   results are confirmed against SQL anyway).
 * ``search(query, k=10, mode="hybrid", filters=None, deadline=None) -> [{memory_id, score, vector_score,
   keyword_score, vector_rank, memory}]``, best first. ``score``: cosine plus a keyword bonus for memories
-  holding most of the query's words (hybrid, ``ranking.fuse``), cosine (vector) or BM25 (keyword);
-  ``vector_rank``: the memory's rank among the vector hits (None when it is not among them).
+  holding most of the query's words (hybrid, ``ranking.fuse``), cosine (vector) or the keyword rank (keyword:
+  BM25 on FTS5, ts_rank_cd on PostgreSQL); ``vector_rank``: the memory's rank among the vector hits (None when
+  it is not among them). ``health()`` detail ``fts``: the keyword engine (``fts5``, ``postgres``, or ``off``
+  for the LIKE fallback).
 * ``find_near_duplicates(text, namespace=None, threshold=None, k=10, exclude=()) -> [{memory_id, score, memory}]``.
 * ``pack_context(query, token_budget, filters=None, k=None, mode="hybrid") -> {query, token_budget,
   tokens, memories: [... + tokens, content], duplicates_dropped, text}``.
@@ -81,7 +83,7 @@ class SearchEngine:
         self._own_embedder = embedder is None
         self.embedder = embedder or Embedder.from_settings(self.settings, data_dir)
         self.index = VectorIndex.from_settings(self.settings)
-        self.use_fts = False
+        self.keyword_engine = keyword.LIKE     # set at start: fts5 / postgres / like (keyword.detect)
         self.maintainer = Maintainer(self, _snapshot_dir(self.settings["snapshot_path"], data_dir),
                                      default_wait_s)
         self.write_lock = threading.Lock()
@@ -107,7 +109,8 @@ class SearchEngine:
         return self.maintainer.wait_ready(timeout)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        return self.maintainer.ready, {**self.index.stats(), "fts": self.use_fts,
+        fts = "off" if self.keyword_engine == keyword.LIKE else self.keyword_engine
+        return self.maintainer.ready, {**self.index.stats(), "fts": fts,
                                        "model_loaded": self.embedder.ready,
                                        "embed_backend": self.embedder.backend_in_use}
 
@@ -258,7 +261,7 @@ class SearchEngine:
 
     def _keyword_hits(self, query: str, where: Where, n: int) -> list[tuple[str, float]]:
         with self.engine.connect() as conn:
-            return keyword.search(conn, self.rows.table, query, where.scan, n, self.use_fts,
+            return keyword.search(conn, self.rows.table, query, where.scan, n, self.keyword_engine,
                                   self.settings["keyword_match_budget"])
 
     def _fuse(self, query: str, qvec: np.ndarray, vec: list[tuple[str, float]],

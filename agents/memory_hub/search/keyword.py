@@ -1,4 +1,7 @@
-"""Keyword search: BM25 over the SQLite FTS5 table ``memories_fts`` (migration 0002), LIKE elsewhere.
+"""Keyword search: BM25 over the SQLite FTS5 table ``memories_fts`` (migration 0002), ``ts_rank_cd`` over
+PostgreSQL's ``memories.search_tsv`` (migration 0005_postgres_search, ``keyword_pg``), LIKE elsewhere.
+``detect(engine)`` names the engine a database offers: ``fts5``, ``postgres`` or ``like`` (no full-text
+index: logged as an error, since ranking then degrades to counting substring hits).
 
 User text never reaches FTS5 syntax raw: ``fts_query`` splits it on whitespace, keeps the chunks that
 hold a word character, doubles embedded quotes and wraps each chunk in quotes, so every chunk is an
@@ -14,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import Connection, Engine, Table, case, column, func, literal_column, or_, select, table, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from agents.memory_hub.search import keyword_pg
 from agents.memory_hub.search.filters import combine, live_clause
 
 log = logging.getLogger(__name__)
@@ -41,16 +45,22 @@ STOP_WORDS = frozenset((
     "s t d ll m re ve"
 ).split())
 
+FTS5, POSTGRES, LIKE = "fts5", "postgres", "like"
+
 _fts = table(FTS_TABLE, column("rowid"))
+
+
+def query_chunks(text_in: str) -> list[str]:
+    """The distinct whitespace-separated chunks of free text worth searching (see module docstring)."""
+    text_in = "".join(ch if ch.isprintable() else " " for ch in text_in)   # NUL, surrogates, controls
+    chunks = [chunk for chunk in text_in.split() if _WORD.search(chunk)]
+    meaningful = [c for c in chunks if not _only_stop_words(c)]
+    return list(dict.fromkeys((meaningful or chunks)[:MAX_TERMS]))
 
 
 def fts_phrases(text_in: str) -> list[str]:
     """The quoted FTS5 phrases of free text (see module docstring); empty if it holds no searchable word."""
-    text_in = "".join(ch if ch.isprintable() else " " for ch in text_in)   # NUL, surrogates, controls
-    chunks = [chunk for chunk in text_in.split() if _WORD.search(chunk)]
-    meaningful = [c for c in chunks if not _only_stop_words(c)]
-    chosen = (meaningful or chunks)[:MAX_TERMS]
-    return ['"' + chunk.replace('"', '""') + '"' for chunk in dict.fromkeys(chosen)]
+    return ['"' + chunk.replace('"', '""') + '"' for chunk in query_chunks(text_in)]
 
 
 def fts_query(text_in: str) -> str | None:
@@ -64,6 +74,27 @@ def like_terms(text_in: str) -> list[str]:
     words = [w.lower() for w in _TOKENS.findall(text_in)]
     meaningful = [w for w in words if w not in STOP_WORDS]
     return list(dict.fromkeys(meaningful or words))[:MAX_TERMS]
+
+
+def detect(engine: Engine) -> str:
+    """The keyword engine this database offers; no full-text index at all is logged as an error."""
+    if fts_available(engine):
+        return FTS5
+    if keyword_pg.available(engine):
+        return POSTGRES
+    log.error("keyword search has no full-text index on this %s database (migrations not at head, or SQLite "
+              "without FTS5): falling back to LIKE, keyword ranking degrades to counting word hits",
+              engine.dialect.name)
+    return LIKE
+
+
+def check(engine: Engine, kind: str) -> dict[str, Any] | None:
+    """Start-up check of the engine's full-text index (FTS5: verified and rebuilt if needed)."""
+    if kind == FTS5:
+        return check_fts(engine)
+    if kind == POSTGRES:
+        return keyword_pg.check(engine)
+    return None
 
 
 def fts_available(engine: Engine) -> bool:
@@ -91,23 +122,28 @@ def check_fts(engine: Engine) -> dict[str, Any]:
 
 
 def search(conn: Connection, memories: Table, query: str, clauses: list[ColumnElement], limit: int,
-           use_fts: bool, match_budget: int = 0) -> list[tuple[str, float]]:
-    """Up to ``limit`` ``(memory_id, score)`` pairs, best first; higher score = better match."""
-    if use_fts:
+           kind: str, match_budget: int = 0) -> list[tuple[str, float]]:
+    """Up to ``limit`` ``(memory_id, score)`` pairs, best first; higher score = better match.
+    ``kind``: the engine ``detect`` named."""
+    if kind == FTS5:
         return _search_fts(conn, memories, query, clauses, limit, match_budget)
+    if kind == POSTGRES:
+        phrases = affordable_phrases(conn, keyword_pg.phrases(query_chunks(query)), match_budget, keyword_pg.counts)
+        return keyword_pg.search(conn, memories, phrases, clauses, limit)
     return _search_like(conn, memories, query, clauses, limit)
 
 
-def affordable_phrases(conn: Connection, phrases: list[str], budget: int) -> list[str]:
+def affordable_phrases(conn: Connection, phrases: list[str], budget: int,
+                       counts: Callable[[Connection, list[str], int], dict[str, int]] | None = None) -> list[str]:
     """Rarest phrases first while their summed document counts stay within ``budget`` (0 = all).
 
     BM25 is computed for every row matching any phrase, so a phrase found in half the table costs a lot
     and adds little (low IDF). Phrases matching nothing are dropped; the rarest one is always kept.
+    ``counts(conn, phrases, budget)``: each phrase's document count (FTS5 by default).
     """
     if budget <= 0 or len(phrases) < 2:
         return phrases
-    count = text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q")
-    df = {p: conn.execute(count, {"q": p}).scalar_one() for p in phrases}
+    df = (counts or _fts5_counts)(conn, phrases, budget)
     chosen: list[str] = []
     total = 0
     for phrase in sorted((p for p in phrases if df[p]), key=df.__getitem__):
@@ -116,6 +152,11 @@ def affordable_phrases(conn: Connection, phrases: list[str], budget: int) -> lis
         chosen.append(phrase)
         total += df[phrase]
     return chosen
+
+
+def _fts5_counts(conn: Connection, phrases: list[str], _budget: int) -> dict[str, int]:
+    count = text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q")
+    return {p: conn.execute(count, {"q": p}).scalar_one() for p in phrases}
 
 
 def _search_fts(conn: Connection, memories: Table, query: str, clauses: list[ColumnElement],

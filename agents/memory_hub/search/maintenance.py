@@ -119,8 +119,8 @@ class Maintainer:
             began = time.monotonic()
             e = self.engine
             e.embedder.start(wait=False)        # the model loads on its own thread meanwhile
-            e.use_fts = keyword.fts_available(e.engine)
-            fts = keyword.check_fts(e.engine) if e.use_fts else None
+            e.keyword_engine = keyword.detect(e.engine)
+            fts = keyword.check(e.engine, e.keyword_engine)
             source = "snapshot" if self._load_snapshot() else "sql"
             if source == "sql":
                 self.rebuild()

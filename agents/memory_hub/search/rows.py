@@ -37,8 +37,9 @@ def resolve_engine(source: Any) -> Engine:
 
 
 def writer(engine: Engine) -> Engine:
-    """The engine for write transactions: ``BEGIN IMMEDIATE`` on ``SqlStore`` engines (no lock upgrade)."""
-    return engine.execution_options(sqlite_begin="IMMEDIATE") if engine.dialect.name == "sqlite" else engine
+    """The engine for write transactions: ``BEGIN IMMEDIATE`` on ``SqlStore``'s SQLite engines (no lock
+    upgrade), the writers' advisory lock on its PostgreSQL engines (see ``stores/sql.py``)."""
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
 def to_blob(vector: np.ndarray) -> bytes:

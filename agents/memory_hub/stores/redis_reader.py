@@ -17,6 +17,7 @@ router); ``send`` from any other thread (e.g. the HTTP server's) returns False, 
 from __future__ import annotations
 
 import collections
+import ssl
 import logging
 import threading
 import time
@@ -220,6 +221,11 @@ class RedisReader:
         except Exception as exc:
             log.debug("redis reader could not connect: %s", exc)
             conn = None
+        if conn is not None and isinstance(conn._sock, ssl.SSLSocket):
+            # TLS buffers records the poller cannot see: rediss:// reads keep the blocking path
+            log.info("redis reader off for a TLS connection; reads use the blocking path")
+            conn.disconnect()
+            conn, self._closed = None, True
         with self._lock:
             self._connecting = False
             if conn is None:

@@ -10,8 +10,17 @@ run). Timeouts are short (connect 0.25 s, read 0.5 s), so a down or stalled Redi
 ``RedisUnavailable`` (a ``bus.errors.Unavailable``, message "Redis is not available", wire code
 ``unavailable``, retryable) within about a second instead of hanging. Pooled connections reconnect by themselves when Redis comes back; the store never needs rebuilding.
 
-URLs: ``redis://[:password@]host:port``, ``rediss://...``, ``unix:///path/redis.sock`` or a bare socket path.
-A database number in the URL is ignored: the logical map above decides.
+URLs (``REDIS_URL``; a database number in the URL is ignored: the logical map above decides):
+
+* ``redis://[:password@]host:port`` -- one server; ``unix:///path/redis.sock`` or a bare socket path.
+* ``rediss://[:password@]host:port?ssl_ca_certs=/etc/ssl/redis-ca.pem`` -- TLS (certificates verified
+  against that CA; ``ssl_certfile``/``ssl_keyfile`` add a client certificate, ``ssl_cert_reqs=none`` turns
+  verification off).
+* ``redis+sentinel://[:password@]host:26379[,host2:26379...]/mymaster[?sentinel_password=...]`` -- the
+  master of service ``mymaster`` as Redis Sentinel names it; after a fail-over the next connection
+  asks the sentinels again (a demoted master's READONLY reply counts as a lost connection and is
+  retried), so the hub follows the new master by itself. ``rediss+sentinel://`` speaks TLS to the data
+  nodes (the same ``ssl_*`` query arguments apply); ``password`` is the data nodes' password.
 """
 from __future__ import annotations
 
@@ -20,11 +29,13 @@ import json
 import logging
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 from redis.backoff import EqualJitterBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from bus.errors import Unavailable
 
@@ -85,10 +96,31 @@ def redis_errors() -> Iterator[None]:
         raise
 
 
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SENTINEL_PORT = 26379
+
+
 def normalize_url(url: str) -> str:
     if url.startswith("/"):
         return f"unix://{url}"
     return url
+
+
+def parse_sentinel_url(url: str) -> dict[str, Any]:
+    """``{sentinels: [(host, port)], service, password, sentinel_password, ssl, options}`` of a sentinel URL."""
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    service = unquote(parts.path.strip("/").split("/")[0])
+    sentinels = []
+    for host in filter(None, hosts.split(",")):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+        sentinels.append((name, int(port) if port else SENTINEL_PORT))
+    if not sentinels or not service:
+        raise ValueError("a sentinel URL needs hosts and a service name: redis+sentinel://host:26379/mymaster")
+    options = dict(parse_qsl(parts.query))
+    return {"sentinels": sentinels, "service": service, "password": unquote(userinfo.partition(":")[2]) or None,
+            "sentinel_password": options.pop("sentinel_password", None),
+            "ssl": parts.scheme == "rediss+sentinel", "options": options}
 
 
 class RedisNamespace:
@@ -226,6 +258,7 @@ class RedisStore:
         self._run_id: bytes | None = None
         self._restart_listeners: list[Callable[[], None]] = []
         self._run_id_lock = threading.Lock()
+        self.sentinel = self._sentinel() if self.url.split("://", 1)[0] in SENTINEL_SCHEMES else None
         self._clients = {name: redis.Redis(connection_pool=self._pool(db)) for name, db in LOGICAL_DBS.items()}
         self._namespaces = {ns: RedisNamespace(ns, self._clients[db], self.on_restart)
                             for ns, db in NAMESPACES.items()}
@@ -250,8 +283,7 @@ class RedisStore:
 
     def _pool(self, db: int) -> redis.ConnectionPool:
         s = self.settings
-        options = dict(parse_url(self.url))
-        options.update(
+        common = dict(
             db=db,
             socket_connect_timeout=float(s["connect_timeout_s"]),
             socket_timeout=float(s["socket_timeout_s"]),
@@ -261,9 +293,31 @@ class RedisStore:
             max_connections=int(s["max_connections"]),
             redis_connect_func=self._on_connect,
         )
+        if self.sentinel is not None:
+            target = parse_sentinel_url(self.url)
+            return SentinelConnectionPool(target["service"], self.sentinel, password=target["password"],
+                                          ssl=target["ssl"], socket_keepalive=True, **target["options"], **common)
+        options = {**parse_url(self.url), **common}
         if options.get("connection_class") is not redis.UnixDomainSocketConnection:
             options["socket_keepalive"] = True
         return redis.ConnectionPool(**options)
+
+    def _sentinel(self) -> Sentinel:
+        target = parse_sentinel_url(self.url)
+        timeouts = {"socket_connect_timeout": float(self.settings["connect_timeout_s"]),
+                    "socket_timeout": float(self.settings["socket_timeout_s"])}
+        return Sentinel(target["sentinels"], sentinel_kwargs={**timeouts, "password": target["sentinel_password"]},
+                        **timeouts)
+
+    def master_address(self) -> str | None:
+        """``host:port`` of the current master (sentinel URLs; None otherwise or when no sentinel answers)."""
+        if self.sentinel is None:
+            return None
+        try:
+            host, port = self.sentinel.discover_master(parse_sentinel_url(self.url)["service"])
+        except (*UNAVAILABLE_ERRORS, redis.exceptions.RedisError):
+            return None
+        return f"{host}:{port}"
 
     # ------------------------------------------------------------------ access
     def client(self, db: str | int) -> redis.Redis:
@@ -307,7 +361,10 @@ class RedisStore:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         ok = self.available()
-        return ok, {"connected": ok, "url": _redact(self.url)}
+        detail = {"connected": ok, "url": _redact(self.url)}
+        if self.sentinel is not None:
+            detail["master"] = self.master_address()
+        return ok, detail
 
     def close(self) -> None:
         for client in self._clients.values():

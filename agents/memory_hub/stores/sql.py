@@ -1,8 +1,9 @@
 """SQL store: the engine and transaction scopes behind every MemoryHub table.
 
-``SqlStore(database_url=None, data_dir=...)`` opens ``sqlite:///<data_dir>/memory_hub.db`` by default; any
-SQLAlchemy URL works (PostgreSQL to go past one machine). The schema comes from Alembic only:
-``store.migrate()`` (or ``migrations.runner.upgrade_to_head``) before first use.
+``SqlStore(database_url=None, data_dir=...)`` opens ``sqlite:///<data_dir>/memory_hub.db`` by default; the
+other tested backend is PostgreSQL (``postgresql+psycopg://user:pass@host:5432/db``, driver from the
+``postgres`` extra). The schema comes from Alembic only: ``store.migrate()`` (or
+``migrations.runner.upgrade_to_head``) before first use.
 
 SQLite is set up on every new connection: WAL journal, ``synchronous=FULL`` (a committed transaction is
 fsynced to the WAL before ``commit`` returns, so it survives ``kill -9`` and power loss; ``NORMAL`` would
@@ -11,22 +12,36 @@ is replaced by explicit ``BEGIN`` statements: ``transaction()`` begins ``IMMEDIA
 up front, so concurrent writers queue on ``busy_timeout`` instead of failing on a lock upgrade), and
 ``session()`` begins ``DEFERRED`` (readers never block anyone in WAL mode).
 
+PostgreSQL keeps the same one-writer-at-a-time semantics: a write scope (any connection carrying the
+``sqlite_begin="IMMEDIATE"`` execution option, as ``transaction()`` does) first takes one transaction-scoped
+advisory lock (``pg_advisory_xact_lock(WRITE_LOCK_KEY)``), so read-modify-write code that is correct under
+SQLite's single writer stays correct under READ COMMITTED, across every replica sharing the database.
+Readers never wait for it. Each PostgreSQL connection is named after this replica
+(``application_name`` = ``replica``, which the change feed uses to skip its own writes), and
+``is_leader()`` says whether this replica runs the once-only background work (``stores/leader.py``;
+always true on SQLite).
+
 Errors leaving a scope are typed (``bus.errors``): ``IntegrityError`` -> ``Conflict``, a locked/busy
-database -> ``Busy`` (retryable), any other operational/connection failure -> ``Unavailable``.
+database and a PostgreSQL deadlock, serialization or lock-timeout failure -> ``Busy`` (retryable), a value
+the database cannot store (PostgreSQL: a NUL character in text, a string longer than its column) ->
+``BadRequest``, any other operational/connection failure -> ``Unavailable``.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from sqlalchemy import create_engine, event, pool
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bus.errors import Busy, Conflict, HubError, Unavailable
+from agents.memory_hub.stores.leader import Leadership
+from bus.errors import BadRequest, Busy, Conflict, HubError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
 
 DB_FILENAME = "memory_hub.db"
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+WRITE_LOCK_KEY = 0x6D656D68756201        # PostgreSQL advisory lock id of the writers ("memhub" + 1)
+RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}   # serialization failure, deadlock, lock not available
 
 
 def default_database_url(data_dir: str | Path) -> str:
@@ -59,19 +76,26 @@ class SqlStore:
             database_url = default_database_url(data_dir)
         self.settings = {**DEFAULTS["sql"], **dict(settings or {})}
         self.url = database_url
+        self.replica = replica_name()
         self.engine = self._create_engine(database_url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
-        write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
+        write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._write_factory = sessionmaker(bind=write_engine, expire_on_commit=False)
+        self.leadership = Leadership(database_url, self.replica)
 
     # ------------------------------------------------------------------ engine
     def _create_engine(self, database_url: str) -> Engine:
         url = make_url(database_url)
         echo = bool(self.settings["echo"])
         if url.get_backend_name() != "sqlite":
-            return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=int(self.settings["pool_size"]),
-                                 max_overflow=int(self.settings["max_overflow"]))
+            postgres = url.get_backend_name() == "postgresql"
+            engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=int(self.settings["pool_size"]),
+                                   max_overflow=int(self.settings["max_overflow"]),
+                                   connect_args={"application_name": self.replica} if postgres else {})
+            if postgres:
+                _install_postgres_write_lock(engine)
+            return engine
         if _is_memory(url.database):
             engine = create_engine(url, echo=echo, poolclass=pool.StaticPool,
                                    connect_args={"check_same_thread": False})
@@ -131,6 +155,10 @@ class SqlStore:
                 return upgrade_to_head(self.url, "memory_hub", connection=conn)
         return upgrade_to_head(self.url, "memory_hub")
 
+    def is_leader(self) -> bool:
+        """Does this replica run the once-only background work now? (SQLite: always.)"""
+        return self.leadership.is_leader()
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -147,11 +175,14 @@ class SqlStore:
         if ok and self.is_sqlite:
             with self.engine.connect() as conn:
                 detail["journal_mode"] = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        elif self.leadership.postgres:
+            detail.update(replica=self.replica, leader=self.is_leader())
         detail["connected"] = ok
         return ok, detail
 
     def close(self) -> None:
-        """Checkpoint the WAL into the main file (SQLite) and close every pooled connection."""
+        """Checkpoint the WAL into the main file (SQLite), hand leadership over, close every pooled connection."""
+        self.leadership.close()
         if self.is_sqlite and not _is_memory(make_url(self.url).database):
             try:
                 with self.engine.connect() as conn:
@@ -159,6 +190,18 @@ class SqlStore:
             except DBAPIError as exc:
                 log.warning("sql checkpoint at close failed: %s", exc)
         self.engine.dispose()
+
+
+def replica_name() -> str:
+    """This process's name on the database (at most 63 bytes: PostgreSQL's application_name limit)."""
+    return f"memory_hub {socket.gethostname()[:40]} {os.getpid()}"
+
+
+def _install_postgres_write_lock(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
 
 @contextlib.contextmanager
@@ -182,9 +225,11 @@ def _typed_errors() -> Iterator[None]:
         raise
     except IntegrityError as exc:
         raise Conflict(f"constraint violated: {exc.orig}") from exc
+    except DataError as exc:
+        raise BadRequest(f"value not storable: {_first_line(exc.orig)}") from exc
     except OperationalError as exc:
         text = str(exc.orig).lower()
-        if "locked" in text or "busy" in text:
+        if "locked" in text or "busy" in text or getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
             raise Busy("database is busy, retry later", retry_after_ms=100) from exc
         log.error("sql operational error: %s", exc)
         raise Unavailable(f"database is not available: {exc.orig}") from exc
@@ -192,6 +237,10 @@ def _typed_errors() -> Iterator[None]:
         if exc.connection_invalidated:
             raise Unavailable("database is not available") from exc
         raise
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().split("\n", 1)[0]
 
 
 def _is_memory(database: str | None) -> bool:

@@ -129,13 +129,12 @@ def test_prune_removes_low_items_only_from_a_full_window(sql_store):
     assert [i["text"] for i in windows.get("c") if i["text"].startswith("low")] == ["low 3", "low 2"]
 
 
-def test_windows_persist_per_context_id_across_instances(tmp_path):
-    first = SqlStore(data_dir=tmp_path / "db")
-    first.migrate()
+def test_windows_persist_per_context_id_across_instances(sql_url):
+    first = SqlStore(sql_url)
     ContextWindows(first).add("kitchen", "remember the oven", speaker="ana")
     ContextWindows(first).add("garage", "car keys")
     first.close()
-    second = SqlStore(data_dir=tmp_path / "db")
+    second = SqlStore(sql_url)
     try:
         windows = ContextWindows(second)
         assert [i["text"] for i in windows.get("kitchen")] == ["remember the oven"]

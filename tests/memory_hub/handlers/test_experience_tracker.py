@@ -56,12 +56,11 @@ def test_expired_experiences_vanish(agent, sql_store):
     assert [e["content"] for e in store.recent(10)] == ["live"]
 
 
-def test_experiences_survive_a_new_store(tmp_path):
-    first = SqlStore(data_dir=tmp_path / "db")
-    first.migrate()
+def test_experiences_survive_a_new_store(sql_url):
+    first = SqlStore(sql_url)
     exp_id = ExperienceStore(first).track("kept")["exp_id"]
     first.close()
-    second = SqlStore(data_dir=tmp_path / "db")
+    second = SqlStore(sql_url)
     try:
         assert ExperienceStore(second).get(exp_id)["content"] == "kept"
     finally:

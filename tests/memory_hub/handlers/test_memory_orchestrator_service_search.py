@@ -33,9 +33,8 @@ def embedder():
 
 
 @pytest.fixture
-def services(tmp_path, embedder):
-    sql = SqlStore(data_dir=tmp_path / "db")
-    sql.migrate()
+def services(tmp_path, sql_url, embedder):
+    sql = SqlStore(sql_url)
     engine = SearchEngine(sql, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path / "data")
     engine.start()
     yield MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher(), sql=sql, search=engine)

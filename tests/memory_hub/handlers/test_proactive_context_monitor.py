@@ -257,3 +257,26 @@ def test_context_items_seen_as_events_are_not_analysed_again_by_the_poll(pcm, sq
     volcano = [f for t, f in pcm.services.events.events if t == "context.changed" and "volcano" in f["text"]]
     assert len(volcano) <= 1
     assert not [f for t, f in pcm.services.events.events if t == "context.changed" and "lava flows" in f["text"]]
+
+
+def test_replicas_sharing_redis_suggest_a_memory_once(tmp_path, sql_store, redis_store):
+    """Two monitors (two replicas) on one Redis, both seeing the same new memory on topic: one suggests it."""
+    monitors = []
+    for name in ("a", "b"):
+        services = MemoryServices(settings={"context_monitor": {**FAST, "rate_limits": LOOSE}},
+                                  data_dir=tmp_path / name, events=NullPublisher(), sql=sql_store, redis=redis_store)
+        monitors.append(ProactiveContextMonitor(services))
+    for handler in monitors:
+        handler.start()
+    try:
+        for handler in monitors:
+            handler.handle_legacy({"action": "add_context", "context": "planning the hiking trip to the mountains"},
+                                  7119)
+            handler.observe("memory.added", {"memory_id": "m-1", "content": "hiking boots for the mountains trip"})
+        assert all(handler.monitor.drain() for handler in monitors)
+        suggested = [s for handler in monitors for s in events(handler, "context.suggestion")
+                     if s["reason"] == "memory"]
+        assert [s["memories"][0]["memory_id"] for s in suggested] == ["m-1"]
+    finally:
+        for handler in monitors:
+            handler.stop()

@@ -56,12 +56,11 @@ def test_twin_user_id_defaults_to_default(agent):
     assert agent.get_twin({"user_id": "default"}, ctx("get_twin"))["twin"] == {"name": "house"}
 
 
-def test_twins_persist_across_stores(tmp_path):
-    first = SqlStore(data_dir=tmp_path / "db")
-    first.migrate()
+def test_twins_persist_across_stores(sql_url):
+    first = SqlStore(sql_url)
     ReasoningStore(first).update_twin("bo", {"age": 7})
     first.close()
-    second = SqlStore(data_dir=tmp_path / "db")
+    second = SqlStore(sql_url)
     try:
         assert ReasoningStore(second).get_twin("bo") == {"age": 7}
     finally:

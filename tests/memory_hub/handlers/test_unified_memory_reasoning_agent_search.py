@@ -31,10 +31,9 @@ MEMORIES = {
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory):
+def agent(module_sql_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("umra-search")
-    sql = SqlStore(data_dir=tmp / "db")
-    sql.migrate()
+    sql = SqlStore(module_sql_url)
     with sql.transaction() as session:
         for memory_id, (content, kind) in MEMORIES.items():
             session.add(Memory(memory_id=memory_id, content=content, memory_type=kind, namespace="home"))

@@ -92,12 +92,12 @@ def insert_rows(engine: Engine, rows: list[dict[str, Any]]) -> list[str]:
     return [row["memory_id"] for row in rows]
 
 
-def populated(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, rows: list[dict[str, Any]],
-              **settings: Any) -> Iterator[SearchEngine]:
-    """Yield a started engine over a new database holding ``rows`` (embedded once, for a whole module)."""
+def populated(sql_url: str, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder,
+              rows: list[dict[str, Any]], **settings: Any) -> Iterator[SearchEngine]:
+    """Yield a started engine over ``sql_url`` (a fresh migrated database, ``module_sql_url``) holding
+    ``rows`` (embedded once, for a whole module)."""
     base = tmp_path_factory.mktemp("search")
-    store = SqlStore(data_dir=base / "sql")
-    store.migrate()
+    store = SqlStore(sql_url)
     insert_rows(store.engine, rows)
     settings.setdefault("maintenance_interval_s", 0)
     engine = SearchEngine(store, embedder, settings, data_dir=base / "data")

@@ -17,10 +17,10 @@ GARDEN = [
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, embedder):
+def engine(module_sql_url, tmp_path_factory, embedder):
     rows = [memory_row(text, memory_id=mid, namespace="garden") for mid, text in GARDEN]
     rows += [memory_row(text) for text in sentences(100, seed=4)]
-    yield from populated(tmp_path_factory, embedder, rows)
+    yield from populated(module_sql_url, tmp_path_factory, embedder, rows)
 
 
 def test_near_duplicates_are_found_within_the_namespace(engine):

@@ -28,10 +28,10 @@ def _rows() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def populated(tmp_path_factory, embedder):
-    """One migrated SQLite file with the rows above, embedded once for the whole module (read-only tests)."""
-    store = SqlStore(data_dir=tmp_path_factory.mktemp("filters-sql"))
-    store.migrate()
+def populated(module_sql_url, embedder):
+    """One migrated database (per backend) with the rows above, embedded once for the whole module (read-only
+    tests)."""
+    store = SqlStore(module_sql_url)
     rows = _rows()
     insert_rows(store.engine, rows)
     indexer = SearchEngine(store, embedder, {"maintenance_interval_s": 0, "snapshot_path": ""})

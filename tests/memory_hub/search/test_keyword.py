@@ -1,4 +1,5 @@
-"""Keyword (BM25/FTS5) search: rare tokens and names, query sanitising, trigger-maintained index."""
+"""Keyword search on both backends (BM25 over FTS5 on SQLite, ts_rank_cd over a generated tsvector on
+PostgreSQL): rare tokens and names, query sanitising, an index kept by the database for every write."""
 from __future__ import annotations
 
 import sqlite3
@@ -6,17 +7,18 @@ import sqlite3
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agents.memory_hub.search.keyword import affordable_phrases, fts_phrases, fts_query
+from agents.memory_hub.search import keyword_pg
+from agents.memory_hub.search.keyword import affordable_phrases, fts_phrases, fts_query, query_chunks
 from tests.memory_hub.search.corpus import insert_rows, memory_row, populated, sentences
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, embedder):
+def engine(module_sql_url, tmp_path_factory, embedder):
     rows = [memory_row(text) for text in sentences(300, seed=3)]
     rows.append(memory_row("Locker combination for the gym: ZX-4471.", memory_id="code"))
     rows.append(memory_row("Ask Thorvaldsdottir about the invoice.", memory_id="name"))
     rows.append(memory_row("The ZX series printer jammed again; model 9913.", memory_id="near-code"))
-    yield from populated(tmp_path_factory, embedder, rows)
+    yield from populated(module_sql_url, tmp_path_factory, embedder, rows)
 
 
 def test_rare_code_is_found_by_keyword_and_hybrid(engine):
@@ -73,13 +75,22 @@ def test_query_without_words_gives_no_keyword_hits(engine):
     assert engine.search("?!* ()", k=5, mode="keyword") == []
 
 
+def test_health_names_the_keyword_engine(engine):
+    expected = {"sqlite": "fts5", "postgresql": "postgres"}[engine.engine.dialect.name]
+    assert engine.health()[1]["fts"] == expected
+    status = engine.maintainer.status["fts"]     # the start-up check: FTS5 consistent, or the GIN index there
+    assert status.get("consistent", status.get("gin_index")) is True
+
+
 def test_common_phrases_are_dropped_beyond_the_match_budget(engine):
-    phrases = fts_phrases("the sofa ZX-4471")
-    assert phrases == ['"sofa"', '"ZX-4471"']
+    assert fts_phrases("the sofa ZX-4471") == ['"sofa"', '"ZX-4471"']
+    postgres = engine.engine.dialect.name == "postgresql"
+    phrases = keyword_pg.phrases(query_chunks("the sofa ZX-4471")) if postgres else fts_phrases("the sofa ZX-4471")
+    count = keyword_pg.counts if postgres else None
     with engine.engine.connect() as conn:
-        assert affordable_phrases(conn, phrases, 5) == ['"ZX-4471"']
-        assert affordable_phrases(conn, phrases, 0) == phrases
-        assert affordable_phrases(conn, ['"sofa"', '"nonexistentword"'], 5) == ['"sofa"']
+        assert affordable_phrases(conn, phrases, 5, count) == ['"ZX-4471"']
+        assert affordable_phrases(conn, phrases, 0, count) == phrases
+        assert affordable_phrases(conn, ['"sofa"', '"nonexistentword"'], 5, count) == ['"sofa"']
 
 
 @settings(max_examples=300, deadline=None)
@@ -91,3 +102,13 @@ def test_sanitised_query_is_always_valid_fts5(text):
     match = fts_query(text)
     if match is not None:
         conn.execute("SELECT rowid FROM t WHERE t MATCH ?", (match,)).fetchall()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=40) | st.text(alphabet="\"*^:()-+ ANDORNEAR!&|<>'\\\x00ab", max_size=30))
+def test_sanitised_query_is_always_valid_websearch(engine, text):
+    if engine.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's websearch syntax; FTS5's is test_sanitised_query_is_always_valid_fts5")
+    with engine.engine.connect() as conn:
+        assert isinstance(keyword_pg.search(conn, engine.rows.table, keyword_pg.phrases(query_chunks(text)), [], 5),
+                          list)

@@ -8,10 +8,10 @@ from tests.memory_hub.search.facts import FACTS, PARAPHRASES
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, embedder):
+def engine(module_sql_url, tmp_path_factory, embedder):
     rows = [memory_row(text, memory_id=mid) for mid, text in FACTS.items()]
     rows += [memory_row(text) for text in sentences(300, seed=11)]
-    yield from populated(tmp_path_factory, embedder, rows)
+    yield from populated(module_sql_url, tmp_path_factory, embedder, rows)
 
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])

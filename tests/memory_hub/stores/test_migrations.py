@@ -1,4 +1,5 @@
-"""Alembic migrations of MemoryHub: fresh schema, agreement with the models, idempotence, any cwd."""
+"""Alembic migrations of MemoryHub on SQLite and PostgreSQL: fresh schema, agreement with the models,
+idempotence, downgrade, any cwd."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from agents.memory_hub.stores.sql_models import TABLES, Base
 from migrations import runner
@@ -28,11 +29,25 @@ def _url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A database without any schema: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield _url(tmp_path / "hub.db")
+        return
+    databases = request.getfixturevalue("postgres")
+    name, url = databases.empty()
+    try:
+        yield url
+    finally:
+        databases.drop(name)
+
+
 def _strict_include_name(name: str | None, type_: str, _parents: dict) -> bool:
     """Only FTS tables (created by raw SQL in a later revision) and the version table are not models."""
     if type_ == "table" and name:
         return not name.startswith(("memories_fts", "alembic_version", "sqlite_"))
-    return True
+    return name not in ("search_tsv", "ix_memories_search_tsv")    # PostgreSQL's generated tsvector (0004)
 
 
 def _user_tables(url: str) -> set[str]:
@@ -55,8 +70,8 @@ def test_upgrade_creates_schema_on_fresh_file(tmp_path: Path) -> None:
     assert _user_tables(url) == EXPECTED_TABLES | {runner.version_table("memory_hub")}
 
 
-def test_models_and_migrations_agree(tmp_path: Path) -> None:
-    url = _url(tmp_path / "hub.db")
+def test_models_and_migrations_agree(empty_url: str) -> None:
+    url = empty_url
     runner.upgrade_to_head(url, "memory_hub")
     engine = create_engine(url)
     try:
@@ -78,8 +93,8 @@ def _table_of(obj) -> str | None:
     return table.name if table is not None else getattr(obj, "name", None)
 
 
-def test_revision_0001_alone_matches_models(tmp_path: Path) -> None:
-    url = _url(tmp_path / "hub.db")
+def test_revision_0001_alone_matches_models(empty_url: str) -> None:
+    url = empty_url
     cfg = runner.make_config(url, "memory_hub")
     engine = runner.migration_engine(url)
     try:
@@ -95,8 +110,8 @@ def test_revision_0001_alone_matches_models(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_upgrade_twice_is_a_noop(tmp_path: Path) -> None:
-    url = _url(tmp_path / "hub.db")
+def test_upgrade_twice_is_a_noop(empty_url: str) -> None:
+    url = empty_url
     first = runner.upgrade_to_head(url, "memory_hub")
     engine = create_engine(url)
     try:
@@ -113,8 +128,8 @@ def test_upgrade_twice_is_a_noop(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_downgrade_to_base_removes_every_table(tmp_path: Path) -> None:
-    url = _url(tmp_path / "hub.db")
+def test_downgrade_to_base_removes_every_table(empty_url: str) -> None:
+    url = empty_url
     runner.upgrade_to_head(url, "memory_hub")
     cfg = runner.make_config(url, "memory_hub")
     engine = runner.migration_engine(url)
@@ -129,9 +144,9 @@ def test_downgrade_to_base_removes_every_table(tmp_path: Path) -> None:
     assert EXPECTED_TABLES <= _user_tables(url)
 
 
-def test_server_defaults_fill_raw_inserts(tmp_path: Path) -> None:
+def test_server_defaults_fill_raw_inserts(empty_url: str) -> None:
     """Importers writing raw SQL get the legacy defaults from the database itself."""
-    url = _url(tmp_path / "hub.db")
+    url = empty_url
     runner.upgrade_to_head(url, "memory_hub")
     engine = create_engine(url)
     try:
@@ -157,16 +172,16 @@ def _check_env_sees_no_changes(url: str, which: str) -> None:
         engine.dispose()
 
 
-def test_env_ignores_fts_tables(tmp_path: Path) -> None:
-    url = _url(tmp_path / "hub.db")
+def test_env_ignores_fts_tables(empty_url: str) -> None:
+    url = empty_url
     runner.upgrade_to_head(url, "memory_hub")
     _check_env_sees_no_changes(url, "memory_hub")
 
 
 @pytest.mark.skipif(not (runner.MIGRATIONS_DIR / "model_manager_suite" / "env.py").exists(),
                     reason="ModelManagerSuite migrations not present")
-def test_both_hubs_can_share_one_database(tmp_path: Path) -> None:
-    url = _url(tmp_path / "shared.db")
+def test_both_hubs_can_share_one_database(empty_url: str) -> None:
+    url = empty_url
     heads = {which: runner.upgrade_to_head(url, which) for which in runner.TREES}
     assert {which: runner.current_revision(url, which) for which in runner.TREES} == heads
     assert {which: runner.upgrade_to_head(url, which) for which in runner.TREES} == heads
@@ -193,12 +208,18 @@ def test_runner_works_from_another_cwd_without_ini(tmp_path: Path) -> None:
 
 def _schema_sql(engine) -> list[tuple]:
     with engine.connect() as conn:
-        return conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").all()
+        if engine.dialect.name == "sqlite":
+            return conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").all()
+        columns = conn.execute(text("SELECT table_name, column_name, data_type, column_default, is_nullable, "
+                                    "generation_expression FROM information_schema.columns "
+                                    "WHERE table_schema = 'public' ORDER BY 1, 2")).all()
+        indexes = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                                    "ORDER BY 1")).all()
+        return [*columns, *indexes]
 
 
-def test_integer_ids_are_never_reused(tmp_path: Path) -> None:
-    from sqlalchemy import text
-    url = _url(tmp_path / "ids.db")
+def test_integer_ids_are_never_reused(empty_url: str) -> None:
+    url = empty_url
     runner.upgrade_to_head(url, "memory_hub")
     engine = create_engine(url)
     try:

@@ -1,6 +1,8 @@
-"""SqlStore: SQLite setup, transaction scopes, typed errors, foreign keys, durability under kill -9."""
+"""SqlStore on SQLite and PostgreSQL: connection setup, transaction scopes, typed errors, foreign keys,
+serialized writers (no lost update), durability under kill -9."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 from agents.memory_hub.stores.sql import SqlStore, default_database_url
 from agents.memory_hub.stores.sql_models import (ContextGroup, KVEntry, Memory, MemoryGroupMapping,
                                                  MemoryRelationship, Session, User, content_hash)
-from bus.errors import Conflict
+from bus.errors import BadRequest, Conflict
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -33,14 +35,14 @@ def test_default_url_lives_in_data_dir(tmp_path: Path) -> None:
         store.close()
 
 
-def test_sqlite_connection_settings(sql_store: SqlStore) -> None:
-    with sql_store.engine.connect() as conn:
+def test_sqlite_connection_settings(sqlite_store: SqlStore) -> None:
+    with sqlite_store.engine.connect() as conn:
         pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
                   for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
     assert pragma == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10000}
-    ok, detail = sql_store.health()
+    ok, detail = sqlite_store.health()
     assert ok and detail["journal_mode"] == "wal"
-    assert sql_store.ping() is True
+    assert sqlite_store.ping() is True
 
 
 def test_model_defaults_and_content_hash(sql_store: SqlStore) -> None:
@@ -152,7 +154,7 @@ CHILD = """
 import sys
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KVEntry
-store = SqlStore(data_dir=sys.argv[1])
+store = SqlStore(sys.argv[1])
 for i in range(10_000):
     with store.transaction() as s:
         s.add(KVEntry(key=f"k{i}", value=b"v"))
@@ -160,11 +162,9 @@ for i in range(10_000):
 """
 
 
-def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
-    SqlStore(data_dir=tmp_path).migrate()
+def test_acknowledged_writes_survive_kill_9(sql_url: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, sql_url], stdout=subprocess.PIPE, text=True, env=env)
     acked = -1
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -174,10 +174,45 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    store = SqlStore(data_dir=tmp_path)
+    store = SqlStore(sql_url)
     try:
         with store.session() as s:
             keys = set(s.scalars(select(KVEntry.key)))
         assert {f"k{i}" for i in range(acked + 1)} <= keys
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("memory_id, content, refusal", [("nul", "before\x00after", "NUL"),
+                                                          ("x" * 200, "an id longer than its column", "too long")])
+def test_text_postgresql_cannot_store_is_a_bad_request(sql_store: SqlStore, memory_id: str, content: str,
+                                                       refusal: str) -> None:
+    """A NUL character in text, a string longer than its column: SQLite stores them, PostgreSQL refuses them
+    (README "Scaling out") with a clear ``bad_request`` that leaves the store usable."""
+    postgres = sql_store.engine.dialect.name == "postgresql"
+    with contextlib.ExitStack() as stack:
+        if postgres:
+            stack.enter_context(pytest.raises(BadRequest, match=refusal))
+        with sql_store.transaction() as s:
+            s.add(Memory(memory_id=memory_id, content=content))
+    with sql_store.transaction() as s:
+        s.add(Memory(memory_id="fine", content="plain text"))
+    assert _count(sql_store, Memory) == (1 if postgres else 2)
+
+
+def test_one_leader_per_postgresql_database_and_it_moves_on_close(sql_url: str) -> None:
+    """SQLite: every store leads (one hub per file). PostgreSQL: the first store to ask holds the advisory
+    lock; when it goes, the next store to ask leads."""
+    first, second = SqlStore(sql_url), SqlStore(sql_url)
+    try:
+        if first.engine.dialect.name == "sqlite":
+            assert first.is_leader() and second.is_leader()
+            return
+        assert first.is_leader() and first.is_leader()
+        assert second.is_leader() is False
+        assert first.health()[1]["leader"] is True and second.health()[1]["leader"] is False
+        first.close()
+        assert second.is_leader() is True
+    finally:
+        first.close()
+        second.close()
