@@ -75,6 +75,7 @@ toolkit_root() {
   cu="$("$py" -c "import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], 'cu$major'))")"
   [ -e "$cu/include/cublas_v2.h" ] || die "nvidia-cublas installed but $cu/include/cublas_v2.h is missing"
   tk="$(cd "$venv" && pwd)/cuda-toolkit"
+  if [ -e "$tk/include/cublas_v2.h" ] && [ -e "$tk/lib64/libcublas.so" ]; then echo "$tk"; return; fi
   rm -rf "$tk"; mkdir -p "$tk/include" "$tk/lib64" "$tk/targets/x86_64-linux"
   ln -s "$nvcc_root/bin" "$tk/bin"
   [ -e "$nvcc_root/nvvm" ] && ln -s "$nvcc_root/nvvm" "$tk/nvvm"

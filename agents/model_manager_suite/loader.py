@@ -306,7 +306,9 @@ class ModelLoader:
     def _fit_vram(self, record: ModelRecord, device: str, n_ctx: int, layers: int) -> tuple[str, int]:
         """Partial offload when the whole model does not fit the VRAM budget (free + evictable)."""
         blocks = record.header.block_count if record.header else None
-        if not blocks:
+        with self._lock:
+            loaded = record.id in self._models
+        if not blocks or loaded:      # load() returns a loaded model as it is; a reload asks for all layers again
             return device, layers
         wanted = blocks if layers < 0 else min(layers, blocks)
         est = self.budget.estimate(record, n_ctx, device, wanted, self.store.get_model(record.id))
