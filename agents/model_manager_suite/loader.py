@@ -366,6 +366,9 @@ class ModelLoader:
         entry = LoadedModel(record=record, worker=worker, device=device, n_ctx=worker.n_ctx, estimate=estimate,
                             reserved_mb=max(estimate.total_mb, measured), measured_mb=measured,
                             loaded_at=time.time(), load_s=load_s, last_used=self.clock())
+        if measured > estimate.total_mb * 1.1:
+            log.warning("model %s took %.0f MB on %s, %.0f MB were estimated: the budget now counts the measured "
+                        "figure", record.id, measured, device, estimate.total_mb)
         self._emit("model.loaded", {"model_id": record.id, "version": record.version, "device": device,
                                     "n_ctx": worker.n_ctx, "load_s": round(load_s, 4),
                                     "memory_mb": round(measured, 1), "estimate_mb": round(estimate.total_mb, 1),
