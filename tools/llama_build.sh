@@ -29,10 +29,13 @@ print(count.value if ok else 0)
 EOF
 }
 
-find_nvcc() {
-  local c
+find_nvcc() {   # the real nvcc (not a wrapper script or symlink): its directory is the toolkit's bin/
+  local c here
   for c in "${CUDACXX:-}" "$(command -v nvcc 2>/dev/null || true)" "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc"; do
-    if [ -n "$c" ] && [ -x "$c" ]; then readlink -f "$c"; return 0; fi
+    if [ -n "$c" ] && [ -x "$c" ]; then
+      here="$(cd /tmp && "$c" -dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ _HERE_=//p' | head -1)"
+      if [ -n "$here" ] && [ -x "$here/nvcc" ]; then readlink -f "$here/nvcc"; return 0; fi
+    fi
   done
   return 1
 }
@@ -66,12 +69,13 @@ resolve() {
 # A toolkit from NVIDIA's PyPI wheels has no cuBLAS: bring the nvidia-cublas wheel of the same major
 # version into the venv and lay out one toolkit tree (symlinks) that CMake's FindCUDAToolkit understands.
 toolkit_root() {
-  local venv="$1" nvcc_root major py cu tk f
+  local venv="$1" nvcc_root release major py cu tk f
   nvcc_root="$(dirname "$(dirname "$NVCC")")"
   if [ -e "$nvcc_root/include/cublas_v2.h" ]; then echo "$nvcc_root"; return; fi
-  major="$("$NVCC" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')"
+  release="$("$NVCC" --version | sed -n 's/.*release \([0-9]*\.[0-9]*\).*/\1/p')"
+  major="${release%%.*}"
   py="$venv/bin/python"
-  "$py" -m pip install -q "nvidia-cublas>=$major,<$((major + 1))" "nvidia-cuda-runtime>=$major,<$((major + 1))" >&2
+  "$py" -m pip install -q "${CUBLAS_SPEC:-nvidia-cublas>=$major,<$((major + 1))}" "nvidia-cuda-runtime==$release.*" >&2
   cu="$("$py" -c "import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], 'cu$major'))")"
   [ -e "$cu/include/cublas_v2.h" ] || die "nvidia-cublas installed but $cu/include/cublas_v2.h is missing"
   tk="$(cd "$venv" && pwd)/cuda-toolkit"
@@ -79,8 +83,8 @@ toolkit_root() {
   rm -rf "$tk"; mkdir -p "$tk/include" "$tk/lib64" "$tk/targets/x86_64-linux"
   ln -s "$nvcc_root/bin" "$tk/bin"
   [ -e "$nvcc_root/nvvm" ] && ln -s "$nvcc_root/nvvm" "$tk/nvvm"
-  for f in "$nvcc_root"/include/* "$cu"/include/*; do ln -sf "$f" "$tk/include/"; done
-  for f in "$nvcc_root"/lib64/* "$nvcc_root"/lib/* "$cu"/lib/*; do [ -e "$f" ] && ln -sf "$f" "$tk/lib64/"; done
+  for f in "$cu"/include/* "$nvcc_root"/include/*; do ln -sf "$f" "$tk/include/"; done     # the toolkit's own win
+  for f in "$cu"/lib/* "$nvcc_root"/lib64/* "$nvcc_root"/lib/*; do [ -e "$f" ] && ln -sf "$f" "$tk/lib64/"; done
   for f in "$tk"/lib64/lib*.so.[0-9]*; do ln -sf "$(basename "$f")" "$tk/lib64/$(basename "${f%%.so.*}").so"; done
   ln -s lib64 "$tk/lib"; ln -s ../../include "$tk/targets/x86_64-linux/include"; ln -s ../../lib64 "$tk/targets/x86_64-linux/lib"
   echo "$tk"
