@@ -103,10 +103,27 @@ cmake_args() {   # MODE VENV -> stdout; exports CUDACXX for a CUDA build
   echo "$args"
 }
 
+llama_lib_dir() {   # VENV -> .../site-packages/llama_cpp/lib, or nothing
+  "$1/bin/python" -c "import importlib.util as u, os; s = u.find_spec('llama_cpp'); print(os.path.join(os.path.dirname(s.origin), 'lib') if s else '')" 2>/dev/null || true
+}
+
 installed_build() {   # VENV -> cpu|cuda|none
-  local lib
-  lib="$("$1/bin/python" -c "import importlib.util as u, os; s = u.find_spec('llama_cpp'); print(os.path.join(os.path.dirname(s.origin), 'lib') if s else '')" 2>/dev/null || true)"
+  local lib; lib="$(llama_lib_dir "$1")"
   if [ -z "$lib" ]; then echo none; elif ls "$lib"/libggml-cuda.so* >/dev/null 2>&1; then echo cuda; else echo cpu; fi
+}
+
+# libggml-cuda.so has RUNPATH $ORIGIN only: CUDA libraries the loader cannot find (cuBLAS from the wheel) are
+# linked next to it, so the hubs need no LD_LIBRARY_PATH.
+link_cuda_libs() {   # VENV ARGS
+  local lib tk name
+  lib="$(llama_lib_dir "$1")"
+  tk="$(sed -n 's/.*-DCUDAToolkit_ROOT=\([^ ]*\).*/\1/p' <<<"$2")"
+  for _ in 1 2 3; do   # ldd names a missing library's own dependencies only once that library is found
+    for name in $(ldd "$lib/libggml-cuda.so" | awk '/not found/ {print $1}'); do
+      [ -e "$tk/lib64/$name" ] && ln -sf "$(readlink -f "$tk/lib64/$name")" "$lib/$name"
+    done
+  done
+  "$1/bin/python" -c "import llama_cpp" 2>/dev/null || die "llama_cpp does not import: $(ldd "$lib/libggml-cuda.so" | grep 'not found' | tr -s ' \n' ' ')"
 }
 
 record() {   # VENV ARGS
@@ -129,6 +146,7 @@ ensure() {   # MODE VENV: install llama-cpp-python as the build MODE resolves to
     CMAKE_ARGS="$args" "$venv/bin/python" -m pip install -q "${flags[@]}" "$spec"
     [ "$(installed_build "$venv")" = "$BUILD" ] || die "the installed llama-cpp-python is not a $BUILD build"
   fi
+  if [ "$BUILD" = cuda ]; then link_cuda_libs "$venv" "$args"; fi
   record "$venv" "$args"
 }
 
