@@ -4,12 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# llama-cpp-python build: auto (CUDA when NVML sees a GPU and nvcc is found) | cuda | cpu; empty = as last installed
+GPU ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast bench soak load lint clean install-systemd
+.PHONY: install run test test-fast bench soak load lint clean install-systemd gpu-check
 
 install: $(STAMP)
+	@tools/llama_build.sh ensure "$(GPU)" $(VENV)
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -19,7 +22,8 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q torch==2.13.0
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install -q -e '.[test]'
+	tools/llama_build.sh ensure "$(GPU)" $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
 run: install
@@ -30,6 +34,10 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+# on a machine with an NVIDIA GPU and the CUDA build (make install GPU=cuda); refuses elsewhere
+gpu-check: install
+	$(PY) -m tests.gpu.gpu_check
 
 bench: install
 	$(PY) -m tests.bench

@@ -15,7 +15,7 @@ from typing import Any
 from .budget import MemoryBudget
 from .defaults import models_settings
 from .engine import InferenceEngine
-from .gpu import GpuMonitor
+from .gpu import GpuMonitor, offload_check
 from .loader import ModelLoader
 from .registry import ModelRegistry
 from .store import ModelStore, create_store_engine, default_database_url
@@ -35,8 +35,14 @@ class ModelCore:
 
     def start(self) -> None:
         result = self.registry.rescan()
-        log.info("model registry: %d models (%d invalid) in %s; %s", len(self.registry.list()),
-                 len(result.invalid), [str(d) for d in self.registry.dirs], self.gpu.reason)
+        log.info("model registry: %d models (%d invalid) in %s", len(self.registry.list()),
+                 len(result.invalid), [str(d) for d in self.registry.dirs])
+        log.info("device mode %s: %s; offload_supported=%s (%s); devices %s", self.gpu.mode, self.gpu.reason,
+                 self.gpu.offload_supported, self.gpu.offload_reason,
+                 [(d.device_id, d.name, round(d.memory_total_mb), round(d.memory_free_mb)) for d in self.gpu.devices()])
+        ok, detail = self.offload_check()
+        if not ok:
+            log.error("GPU OFFLOAD UNAVAILABLE: %s", detail)
         self.registry.start()
         self.loader.start()
 
@@ -46,6 +52,19 @@ class ModelCore:
         self.gpu.shutdown()
         self.store.engine.dispose()
 
+    def requested_gpu_layers(self) -> int:
+        """``n_gpu_layers`` the profile asks for: the default, else the first model config asking for some."""
+        if int(self.settings["n_gpu_layers"]):
+            return int(self.settings["n_gpu_layers"])
+        for record in self.registry.list():
+            if record.config.get("n_gpu_layers"):
+                return int(record.config["n_gpu_layers"])
+        return 0
+
+    def offload_check(self) -> tuple[bool, Any]:
+        ok, message = offload_check(self.requested_gpu_layers(), self.gpu.offload_supported, self.gpu.gpu_present)
+        return ok, {"message": message, "mode": self.gpu.mode, "offload_supported": self.gpu.offload_supported}
+
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
         records = self.registry.list()
         return {
@@ -54,6 +73,7 @@ class ModelCore:
                                       "last_scan": self.registry.last_scan}),
             "model_device": (True, {"mode": self.gpu.mode, "reason": self.gpu.reason,
                                     "loaded": len(self.loader.loaded())}),
+            "gpu_offload": self.offload_check(),
         }
 
 

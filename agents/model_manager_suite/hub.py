@@ -52,5 +52,5 @@ SPEC = HubSpec(
 
 
 def _core_checks(services: ModelServices) -> dict:
-    names = ("model_database", "model_registry", "model_device")
+    names = ("model_database", "model_registry", "model_device", "gpu_offload")
     return {name: (lambda name=name: services.core.health_checks()[name]) for name in names}

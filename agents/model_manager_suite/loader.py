@@ -6,6 +6,11 @@ sees a swap in progress and the resulting state. A load first estimates the mode
 order; when even that is not enough nothing is evicted and ``BudgetExceeded`` is raised. After the load
 the real memory is measured and remembered per model (SQL).
 
+GPU placement: a model asking for GPU layers goes to ``cuda:<NVML index of main_gpu>`` only in the effective
+``gpu`` mode (``budget.device_for``); when its full offload does not fit the VRAM budget (free + evictable),
+as many layers as fit are offloaded (``budget.layers_that_fit``) and the rest, with their KV cache, is charged
+to the RAM budget; when no layer fits it loads on the CPU.
+
 Hot swap keeps the old model serving until the new one is loaded (and warmed up), then switches in
 one step and drains the old one. Events: ``model.loaded``, ``model.unloaded``, ``model.evicted``.
 """
@@ -20,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from bus.errors import Conflict, NotFound, Unavailable
 
-from .budget import BudgetExceeded, Estimate, MemoryBudget
+from .budget import BudgetExceeded, Estimate, MemoryBudget, layers_that_fit, placement
 from .defaults import models_settings
 from .devlock import DeviceLock
 from .loaded import LoadedModel, chat_format_for
@@ -118,7 +123,8 @@ class ModelLoader:
                 "free_mb": round(self.budget.free_mb(device, reserved + others), 1),
                 "locked": lock.is_locked(), "holder": lock.holder(),
             }
-        return {"mode": self.budget.gpu.mode, "reason": self.budget.gpu.reason, "devices": devices,
+        return {"mode": self.budget.gpu.mode, "reason": self.budget.gpu.reason,
+                "offload_supported": self.budget.gpu.offload_supported, "devices": devices,
                 "loaded": self.loaded(), "aliases": dict(self.aliases)}
 
     # -- load / unload --------------------------------------------------------------------------
@@ -297,17 +303,45 @@ class ModelLoader:
         conf = record.config
         layers = int(conf.get("n_gpu_layers") if conf.get("n_gpu_layers") is not None else self.n_gpu_layers)
         device = self.budget.device_for(layers)
-        if device == "cpu":
-            layers = 0
         wanted = int(n_ctx or conf.get("n_ctx") or self.n_ctx)
         if record.context_length:
             wanted = min(wanted, record.context_length)
+        wanted = max(wanted, 16)
         threads = int(conf.get("n_threads") or self.n_threads)
-        return device, max(wanted, 16), max(threads, 1), layers
+        device, layers = self._fit_vram(record, device, wanted, layers) if device != "cpu" else ("cpu", 0)
+        return device, wanted, max(threads, 1), layers
+
+    def _fit_vram(self, record: ModelRecord, device: str, n_ctx: int, layers: int) -> tuple[str, int]:
+        """Partial offload when the whole model does not fit the VRAM budget (free + evictable)."""
+        blocks = record.header.block_count if record.header else None
+        with self._lock:
+            loaded = record.id in self._models
+        if not blocks or loaded:      # load() returns a loaded model as it is; a reload asks for all layers again
+            return device, layers
+        wanted = blocks if layers < 0 else min(layers, blocks)
+        est = self.budget.estimate(record, n_ctx, device, wanted, self.store.get_model(record.id))
+        with self._lock:
+            room = self.budget.free_mb(device, self._reserved(device) + self.device_lock(device).others_reserved_mb())
+            room += sum(e.reserved_mb for e in self._eviction_candidates(device, record, set()))
+        if est.total_mb <= room:
+            return device, layers
+        full = self.budget.estimate(record, n_ctx, device, -1)
+        fit = min(wanted, layers_that_fit(room, full.weights_mb, full.kv_cache_mb, full.overhead_mb, blocks))
+        if fit == 0:
+            log.warning("model %s: no layer fits the %.0f MB left on %s; loading it on the CPU", record.id, room,
+                        device)
+            return "cpu", 0
+        log.warning("model %s: needs %.0f MB on %s, %.0f MB left: partial offload of %d of %d layers, the rest "
+                    "in RAM", record.id, est.total_mb, device, room, fit, blocks)
+        return device, fit
 
     def _reserved(self, device: str) -> float:
+        """MB this process holds on ``device``; RAM includes the CPU share of partially offloaded models."""
         with self._lock:
-            return sum(e.reserved_mb for e in self._models.values() if e.device == device)
+            total = sum(e.reserved_mb for e in self._models.values() if e.device == device)
+            if device == "cpu":
+                total += sum(e.estimate.ram_mb for e in self._models.values() if e.device != "cpu")
+            return total
 
     def _start(self, record: ModelRecord, device: str, n_ctx: int, threads: int, layers: int, *,
                protect: set[str], evict: bool, reason: str) -> LoadedModel:
@@ -315,22 +349,24 @@ class ModelLoader:
         measured_row = self.store.get_model(record.id)
         estimate = self.budget.estimate(record, n_ctx, device, layers, measured_row)
         self._make_room(record, estimate, device, protect, evict)
-        before = self.budget.snapshot_mb(device)
+        self._check_ram_share(record, estimate)
+        before = self.budget.snapshot(device)
         started = time.perf_counter()
         worker = ModelWorker(record.id, record.path, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=layers,
-                             use_mmap=self.use_mmap, queue_limit=self.queue_limit, version=record.version,
-                             chat_format=chat_format_for(record))
+                             main_gpu=self.budget.main_gpu, use_mmap=self.use_mmap, queue_limit=self.queue_limit,
+                             version=record.version, chat_format=chat_format_for(record))
         try:
             worker.start()
         except Exception:
             self.store.add_stats(record.id, load_failures=1)
             raise
         load_s = time.perf_counter() - started
-        measured = max(0.0, self.budget.snapshot_mb(device) - before)
+        measured = self.budget.used_since(device, before)
         try:
             self.store.update_model(record.id, estimated_memory_mb=estimate.total_mb, measured_memory_mb=measured,
                                     measured_version=record.version, measured_n_ctx=worker.n_ctx,
-                                    measured_device=device, measured_at=time.time())
+                                    measured_device=placement(device, layers, record.header),
+                                    measured_at=time.time())
             self.store.add_stats(record.id, loads=1, total_load_s=load_s, last_load_s=load_s)
         except Exception:
             worker.close(drain=False)      # no untracked model left in memory
@@ -338,6 +374,9 @@ class ModelLoader:
         entry = LoadedModel(record=record, worker=worker, device=device, n_ctx=worker.n_ctx, estimate=estimate,
                             reserved_mb=max(estimate.total_mb, measured), measured_mb=measured,
                             loaded_at=time.time(), load_s=load_s, last_used=self.clock())
+        if measured > estimate.total_mb * 1.1:
+            log.warning("model %s took %.0f MB on %s, %.0f MB were estimated: the budget now counts the measured "
+                        "figure", record.id, measured, device, estimate.total_mb)
         self._emit("model.loaded", {"model_id": record.id, "version": record.version, "device": device,
                                     "n_ctx": worker.n_ctx, "load_s": round(load_s, 4),
                                     "memory_mb": round(measured, 1), "estimate_mb": round(estimate.total_mb, 1),
@@ -352,13 +391,7 @@ class ModelLoader:
             free = self.budget.free_mb(device, self._reserved(device) + others)
             if estimate.total_mb <= free:
                 return
-            flags = {e.model_id: self._current(e) for e in self._models.values()}
-            candidates = sorted(
-                (e for e in self._models.values()
-                 if e.device == device and e.model_id not in protect and e.model_id != record.id
-                 and not flags[e.model_id].pinned and e.leases == 0 and e.worker.idle
-                 and flags[e.model_id].priority <= record.priority),
-                key=lambda e: (flags[e.model_id].priority, e.last_used))
+            candidates = self._eviction_candidates(device, record, protect)
             evictable = sum(e.reserved_mb for e in candidates) if evict else 0.0
             if estimate.total_mb > free + evictable:
                 raise BudgetExceeded(record.id, device, estimate.total_mb, free, self.budget.capacity_mb(device),
@@ -371,6 +404,25 @@ class ModelLoader:
                 free += entry.reserved_mb
         for victim in victims:
             self._close(victim, "evicted", "model.evicted", for_model=record.id)
+
+    def _eviction_candidates(self, device: str, record: ModelRecord, protect: set[str]) -> list[LoadedModel]:
+        """Idle unpinned models on ``device`` of equal or lower priority, LRU first (call under ``_lock``)."""
+        flags = {e.model_id: self._current(e) for e in self._models.values()}
+        return sorted(
+            (e for e in self._models.values()
+             if e.device == device and e.model_id not in protect and e.model_id != record.id
+             and not flags[e.model_id].pinned and e.leases == 0 and e.worker.idle
+             and flags[e.model_id].priority <= record.priority),
+            key=lambda e: (flags[e.model_id].priority, e.last_used))
+
+    def _check_ram_share(self, record: ModelRecord, estimate: Estimate) -> None:
+        """The RAM part of a partially offloaded model must fit the RAM budget (nothing is evicted for it)."""
+        if not estimate.ram_mb:
+            return
+        free = self.budget.free_mb("cpu", self._reserved("cpu") + self.device_lock("cpu").others_reserved_mb())
+        if estimate.ram_mb > free:
+            raise BudgetExceeded(record.id, "cpu", estimate.ram_mb, free, self.budget.capacity_mb("cpu"),
+                                 note="the layers left in RAM by a partial offload do not fit the RAM budget")
 
     def _close(self, entry: LoadedModel, reason: str, topic: str, **extra: Any) -> None:
         entry.worker.close(drain=True)

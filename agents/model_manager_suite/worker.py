@@ -33,10 +33,10 @@ class WorkerClosed(Unavailable):
 
 class ModelWorker:
     def __init__(self, model_id: str, path: str, *, n_ctx: int, n_threads: int, n_gpu_layers: int = 0,
-                 use_mmap: bool = True, queue_limit: int = 16, seed: int | None = None, version: str | None = None,
+                 main_gpu: int = 0, use_mmap: bool = True, queue_limit: int = 16, seed: int | None = None, version: str | None = None,
                  warmup: bool = True, chat_format: str | None = None):
         self.model_id, self.path, self.version = model_id, path, version
-        self.n_ctx, self.n_threads, self.n_gpu_layers = n_ctx, n_threads, n_gpu_layers
+        self.n_ctx, self.n_threads, self.n_gpu_layers, self.main_gpu = n_ctx, n_threads, n_gpu_layers, main_gpu
         self._use_mmap, self._seed, self._warmup = use_mmap, seed, warmup
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_limit))
         self._lock = threading.Lock()
@@ -132,10 +132,11 @@ class ModelWorker:
             self._free()
 
     def _load(self) -> None:
-        from llama_cpp import Llama
+        from llama_cpp import LLAMA_SPLIT_MODE_NONE, Llama
 
         kwargs: dict[str, Any] = dict(model_path=self.path, n_ctx=self.n_ctx, n_threads=self.n_threads,
                                       n_threads_batch=self.n_threads, n_gpu_layers=self.n_gpu_layers,
+                                      main_gpu=self.main_gpu, split_mode=LLAMA_SPLIT_MODE_NONE,  # one GPU, budgeted
                                       use_mmap=self._use_mmap, verbose=False)
         if self._seed is not None:
             kwargs["seed"] = self._seed
