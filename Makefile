@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: install run test test-fast bench soak load lint clean install-systemd gpu-check
 
 install: $(STAMP)
-	@config/build/llama_build.sh ensure "$(GPU)" $(VENV)
+	@config/install/llama_build.sh ensure "$(GPU)" $(VENV)
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -22,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q torch==2.13.0
-	config/build/llama_build.sh ensure "$(GPU)" $(VENV)
+	config/install/llama_build.sh ensure "$(GPU)" $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 

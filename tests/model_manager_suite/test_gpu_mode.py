@@ -179,7 +179,7 @@ def test_gpu_check_refuses_without_a_gpu() -> None:
 
 
 def test_build_choice_script() -> None:
-    script = ROOT / "config" / "build" / "llama_build.sh"
+    script = ROOT / "config" / "install" / "llama_build.sh"
     env = {**os.environ, "PATH": "/usr/bin:/bin", "CUDA_HOME": str(ROOT / "no-such-toolkit")}
     env.pop("CUDACXX", None)
     cpu = subprocess.run([str(script), "cmake-args", "auto", "/nonexistent-venv"], capture_output=True, text=True,

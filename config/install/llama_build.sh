@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # How llama-cpp-python is built: `make install GPU=auto|cuda|cpu` (see README "GPU").
 #
-#   config/build/llama_build.sh cmake-args MODE VENV   print the CMAKE_ARGS for MODE (the choice is printed on stderr)
-#   config/build/llama_build.sh ensure MODE VENV       install llama-cpp-python, or rebuild it (only it), when the
+#   config/install/llama_build.sh cmake-args MODE VENV   print the CMAKE_ARGS for MODE (the choice is printed on stderr)
+#   config/install/llama_build.sh ensure MODE VENV       install llama-cpp-python, or rebuild it (only it), when the
 #                                               installed build is not the one MODE resolves to; record the
 #                                               choice in VENV/.gpu-build
 #
