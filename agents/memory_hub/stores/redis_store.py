@@ -267,7 +267,13 @@ class RedisStore:
         self._restart_listeners.append(listener)
 
     def _on_connect(self, conn: redis.connection.AbstractConnection) -> None:
-        conn.on_connect()
+        # as redis-py's own connect does: no health-check PING inside the handshake (a failing one reconnects,
+        # which runs this again, without end, e.g. plain text sent to a TLS port)
+        handshake = getattr(conn, "on_connect_check_health", None)
+        if handshake is not None:
+            handshake(check_health=False)
+        else:
+            conn.on_connect()
         conn.send_command("INFO", "server", check_health=False)
         info = conn.read_response()
         text = info.decode("utf-8", "replace") if isinstance(info, bytes) else str(info)

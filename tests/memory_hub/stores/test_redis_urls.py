@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
+from concurrent.futures import Future
 import time
 from pathlib import Path
 
@@ -54,7 +55,10 @@ def _kv_set(mc: MemoryClient, key: str, value: int) -> None:
 
 def _kv_get(mc: MemoryClient, key: str):
     spec, fn = mc.action_table()["kv_get"]
-    return fn(spec.schema.validate({"key": key}), CallContext(agent=mc.name, action="kv_get"))["value"]
+    result = fn(spec.schema.validate({"key": key}), CallContext(agent=mc.name, action="kv_get"))
+    if isinstance(result, Future):       # kv_get may answer through a future (the hub's loop reads Redis)
+        result = result.result(timeout=30)
+    return result["value"]
 
 
 def test_fail_over_during_writes_loses_nothing_acknowledged(trio, tmp_path, sqlite_store):
