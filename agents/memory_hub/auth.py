@@ -192,6 +192,7 @@ class RevocationList:
         self._fresh_at = time.monotonic()      # last time memory was known to hold every revocation
         self._published_at = 0.0
         self._watermark = 0.0                  # revoked_at of the newest SQL row seen
+        self._failing: set[str] = set()        # sources whose failure was logged (until a refresh succeeds)
         self._load_from_sql()
         self._poller = PeriodicTask("revocation-poll", float(settings["revocation_poll_s"]), self.refresh)
         if redis_store is not None or sql is not None:
@@ -239,9 +240,14 @@ class RevocationList:
                 continue
             try:
                 found = source()
+                if source.__name__ in self._failing:
+                    log.info("revocation_refresh_recovered", source=source.__name__)
+                    self._failing.discard(source.__name__)
                 break
             except Exception as exc:   # SQL down: Redis holds a copy of every revocation
-                log.warning("revocation_refresh_failed", source=source.__name__, error=repr(exc))
+                if source.__name__ not in self._failing:      # once per outage, not at every poll
+                    log.warning("revocation_refresh_failed", source=source.__name__, error=repr(exc))
+                self._failing.add(source.__name__)
         if found is None:
             return
         with self._lock:

@@ -96,4 +96,5 @@ def test_without_a_configured_token_the_suite_mints_one_from_the_shared_secret(t
 
             entry = wait_until(catalogue, what="catalogue entry sent with a minted token")
             assert entry["file"] == "tiny-b.gguf"
-            assert facts_health(suite)["detail"]["pending"] == 0
+            wait_until(lambda: facts_health(suite)["detail"]["pending"] == 0, what="outbox drained")
+            assert facts_health(suite)["detail"]["last_error"] is None
