@@ -136,7 +136,7 @@ ensure() {   # MODE VENV: install llama-cpp-python as the build MODE resolves to
   have="$(installed_build "$venv")"
   args="$(cmake_args "$1" "$venv")"
   if [ "$have" != "$BUILD" ]; then
-    spec="$(grep -o 'llama-cpp-python[<>=!~][^#[:space:]]*' "$(dirname "$0")/../setup.cfg" | head -1)"
+    spec="$(grep -o 'llama-cpp-python[<>=!~][^#[:space:]]*' "$(dirname "$0")/../../setup.cfg" | head -1)"
     if [ "$have" != none ]; then
       spec="llama-cpp-python==$("$venv/bin/python" -m pip show llama-cpp-python | sed -n 's/^Version: //p')"
       flags=(--force-reinstall --no-deps --no-cache-dir)
