@@ -283,7 +283,7 @@ class Checklist:
             return
         from agents.model_manager_suite.model_facts import FactsSender
 
-        token = FactsSender.token_from(section)
+        token = FactsSender.token_from(section.get("token"), section.get("token_file"))
         listed = self.legacy(models.legacy_host, 5575 + models.offset, {"action": "list_models"})
         ids = sorted(m["model_id"] for m in (listed or {}).get("models", []) if isinstance(m, dict))
         try:

@@ -27,8 +27,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from bus.settings import from_mapping
 from agents.model_manager_suite.predictor import (Candidate, LearnedPredictor, Resident, legacy_top,
-                                                  plan_preloads, predictor_settings)
+                                                  PredictorSettings, plan_preloads)
 
 SIZES_MB = {"stt": 400.0, "tts": 400.0, "llm-fast": 1800.0, "llm-quality": 2000.0, "code": 1600.0,
             "translator": 1000.0, "vision": 1200.0}
@@ -125,19 +126,19 @@ class SimLoader:
 
 
 def learned_policy(settings: dict | None = None) -> Callable[[SimLoader, float, str | None], None]:
-    predictor = LearnedPredictor(predictor_settings(settings))
-    cfg = predictor.cfg
+    predictor = LearnedPredictor(from_mapping(PredictorSettings, settings))
+    cfg = predictor.settings
 
     def step(sim: SimLoader, now: float, used: str | None) -> None:
         if used is not None:
             predictor.observe(used, now)
         scored = predictor.scores(now)
         scores = {m: s["score"] for m, s in scored.items()}
-        top = sorted(scores.items(), key=lambda x: (-x[1], x[0]))[: int(cfg["preload_top_n"])]
+        top = sorted(scores.items(), key=lambda x: (-x[1], x[0]))[: cfg.preload_top_n]
         plan = plan_preloads([Candidate(m, s, sim.sizes[m]) for m, s in top],
                              [Resident(m, sim.sizes[m]) for m in sim.loaded],
                              {"cpu": sim.budget - sim.used_mb()}, scores,
-                             min_score=float(cfg["min_score"]), hysteresis=float(cfg["hysteresis"]))
+                             min_score=cfg.min_score, hysteresis=cfg.hysteresis)
         for item in plan:
             sim.preload(item.model_id, item.unload_first)
 

@@ -23,7 +23,7 @@ import psutil
 
 from bus.errors import Conflict
 
-from .defaults import models_settings
+from .models_settings import ModelsSettings
 from .gpu import MB, MODE_GPU, GpuMonitor
 from .registry import ModelRecord
 
@@ -77,16 +77,13 @@ def layers_that_fit(free_mb: float, weights_mb: float, kv_mb: float, overhead_mb
 
 
 class MemoryBudget:
-    def __init__(self, gpu: GpuMonitor, settings: dict[str, Any] | None = None):
-        cfg = models_settings(settings)
+    def __init__(self, gpu: GpuMonitor, settings: ModelsSettings):
         self.gpu = gpu
-        self.ram_budget_mb = float(cfg["ram_budget_mb"])
-        self.vram_fraction = float(cfg["vram_fraction"])
-        if not 0 < self.vram_fraction <= 1:
-            raise ValueError(f"models.vram_fraction must be in (0, 1], got {self.vram_fraction}")
-        self.overhead_mb = float(cfg["overhead_mb"])
-        self.kv_bytes = float(cfg["kv_bytes_per_element"])
-        self.main_gpu = int(cfg["main_gpu"])
+        self.ram_budget_mb = settings.ram_budget_mb
+        self.vram_fraction = settings.vram_fraction
+        self.overhead_mb = settings.overhead_mb
+        self.kv_bytes = settings.kv_bytes_per_element
+        self.main_gpu = settings.main_gpu
 
     # -- devices --------------------------------------------------------------------------------
     def device_for(self, n_gpu_layers: int) -> str:

@@ -1,8 +1,8 @@
 """The model layer of ModelManagerSuite, composed: store, GPU monitor, budget, registry, loader, engine.
 
-``open_model_core(settings, data_dir, events)`` reads the hub settings tree (section ``models`` and
-``storage.database_url``; default ``sqlite:///<data_dir>/model_manager_suite.db``), migrates the database
-to head (``migrations/model_manager_suite``), and returns a ``ModelCore``. ``start()`` scans the model
+``open_model_core(settings, database_url, data_dir, events)`` builds it from the ``models`` section and
+the database URL (``hub.py`` passes ``storage.database_url``; empty: ``sqlite:///<data_dir>/model_manager_suite.db``),
+migrates the database to head (``migrations/model_manager_suite``), and returns a ``ModelCore``. ``start()`` scans the model
 dirs and starts the rescan poll and the idle-unload thread; ``stop()`` unloads every model and closes.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from .budget import MemoryBudget
-from .defaults import models_settings
-from .engine import InferenceEngine
+from .inference_engine import InferenceEngine
 from .gpu import GpuMonitor, offload_check
 from .loader import ModelLoader
+from .models_settings import ModelsSettings
 from .registry import ModelRegistry
 from .store import ModelStore, create_store_engine, default_database_url
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModelCore:
-    settings: dict[str, Any]       # the ``models`` section, defaults filled in
+    settings: ModelsSettings
     store: ModelStore
     gpu: GpuMonitor
     budget: MemoryBudget
@@ -54,8 +54,8 @@ class ModelCore:
 
     def requested_gpu_layers(self) -> int:
         """``n_gpu_layers`` the profile asks for: the default, else the first model config asking for some."""
-        if int(self.settings["n_gpu_layers"]):
-            return int(self.settings["n_gpu_layers"])
+        if self.settings.n_gpu_layers:
+            return self.settings.n_gpu_layers
         for record in self.registry.list():
             if record.config.get("n_gpu_layers"):
                 return int(record.config["n_gpu_layers"])
@@ -77,13 +77,13 @@ class ModelCore:
         }
 
 
-def open_model_core(settings: dict[str, Any], data_dir: str | Path, events: Any = None, *,
-                    migrate: bool = True) -> ModelCore:
-    """Build the model layer from the hub settings tree; ``events`` has ``publish(topic, fields)``."""
+def open_model_core(settings: ModelsSettings, database_url: str | None, data_dir: str | Path, events: Any = None,
+                    *, migrate: bool = True) -> ModelCore:
+    """Build the model layer; ``events`` has ``publish(topic, fields)``."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    cfg = models_settings(settings.get("models"))
-    url = (settings.get("storage") or {}).get("database_url") or default_database_url(data_dir)
+    cfg = settings
+    url = database_url or default_database_url(data_dir)
     if migrate:
         from migrations.runner import upgrade_to_head
 

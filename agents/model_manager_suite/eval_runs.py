@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import zmq
 
 from bus.errors import BadRequest
 
 from .eval_measure import paired_bootstrap, sign_test, summarise, text_nll, timed_generation, tokenize
+
+if TYPE_CHECKING:
+    from .evaluation_jobs import EvaluationSettings
 
 DEFAULT_TEXTS = (
     "The quick brown fox jumps over the lazy dog. It is a sentence that uses every letter of the alphabet.",
@@ -45,13 +48,13 @@ class JobInterrupted(Exception):
     """The hub is stopping: the job goes back to the queue."""
 
 
-def run_single(loader: Any, row: Any, cfg: dict[str, Any], progress: Progress,
+def run_single(loader: Any, row: Any, cfg: EvaluationSettings, progress: Progress,
                stop: threading.Event) -> dict[str, Any]:
     params = row.params or {}
     texts = list(params.get("texts") or DEFAULT_TEXTS)
     prompts = list(params.get("prompts") or DEFAULT_PROMPTS)
-    max_tokens = int(params.get("max_tokens") or cfg["max_tokens"])
-    rows = int(cfg["logits_batch"])
+    max_tokens = int(params.get("max_tokens") or cfg.max_tokens)
+    rows = cfg.logits_batch
     with loader.lease(row.model_id) as entry:
         versions = {"model_version": entry.record.version, "model_sha256": entry.record.sha256}
         per_text = []
@@ -89,11 +92,11 @@ def _single_results(versions: dict, per_text: list[dict], per_prompt: list[dict]
     }
 
 
-def run_ab(loader: Any, row: Any, cfg: dict[str, Any], progress: Progress, stop: threading.Event) -> dict[str, Any]:
+def run_ab(loader: Any, row: Any, cfg: EvaluationSettings, progress: Progress, stop: threading.Event) -> dict[str, Any]:
     params = row.params or {}
     items = [ab_item(i, item) for i, item in enumerate(params.get("prompts") or DEFAULT_AB_PROMPTS)]
-    max_tokens = int(params.get("max_tokens") or cfg["max_tokens"])
-    rows = int(cfg["logits_batch"])
+    max_tokens = int(params.get("max_tokens") or cfg.max_tokens)
+    rows = cfg.logits_batch
     sides: dict[str, list[dict[str, Any]]] = {}
     versions: dict[str, Any] = {}
     for side, model_id in (("a", row.model_id), ("b", row.model_b_id)):
@@ -111,7 +114,7 @@ def run_ab(loader: Any, row: Any, cfg: dict[str, Any], progress: Progress, stop:
     return _ab_results(versions, row, items, sides, cfg)
 
 
-def _ab_results(versions: dict, row: Any, items: list, sides: dict, cfg: dict) -> dict[str, Any]:
+def _ab_results(versions: dict, row: Any, items: list, sides: dict, cfg: EvaluationSettings) -> dict[str, Any]:
     per_prompt, diffs = [], []
     for index, (a, b) in enumerate(zip(sides["a"], sides["b"])):
         diff = a["score"] - b["score"] if a["score"] is not None and b["score"] is not None else None
@@ -121,14 +124,14 @@ def _ab_results(versions: dict, row: Any, items: list, sides: dict, cfg: dict) -
                            "diff": diff, "winner": None if diff is None or diff == 0 else ("a" if diff > 0 else "b"),
                            "ttft_ms_a": a["ttft_ms"], "ttft_ms_b": b["ttft_ms"]})
     sign = sign_test(diffs)
-    boot = paired_bootstrap(diffs, int(cfg["bootstrap_samples"]), seed=0)
-    significant = sign["p_value"] < float(cfg["alpha"])
+    boot = paired_bootstrap(diffs, cfg.bootstrap_samples, seed=0)
+    significant = sign["p_value"] < cfg.alpha
     mean_diff = boot["mean_diff"]
     winner = ("a" if mean_diff > 0 else "b") if significant and mean_diff else None
     summary = {"model_a": row.model_id, "model_b": row.model_b_id, "prompts": len(items),
                "mean_score_a": summarise([p["score_a"] for p in per_prompt]),
                "mean_score_b": summarise([p["score_b"] for p in per_prompt]),
-               "sign_test": sign, "bootstrap": boot, "alpha": float(cfg["alpha"]), "significant": significant,
+               "sign_test": sign, "bootstrap": boot, "alpha": cfg.alpha, "significant": significant,
                "winner": {"a": row.model_id, "b": row.model_b_id}.get(winner or ""),
                "score": "log-likelihood per byte of the reference given the prompt (higher is better)"}
     return {"versions": versions, "per_prompt": per_prompt, "summary": summary}
@@ -179,7 +182,7 @@ def _check(stop: threading.Event) -> None:
 
 
 # ------------------------------------------------------------------------------------------ trust
-def feed_trust(records: Any, row: Any, results: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+def feed_trust(records: Any, row: Any, results: dict[str, Any], cfg: EvaluationSettings) -> dict[str, Any]:
     summary = results["summary"]
     total = summary["total"] or 1
     ttft_s = (summary["ttft_ms"] or 0.0) / 1000.0
@@ -200,9 +203,9 @@ def feed_trust(records: Any, row: Any, results: dict[str, Any], cfg: dict[str, A
             metric_ids.append(records.log_metric({"agent_name": row.model_id, "metric_name": name, "value": value,
                                                   "context": context}))
     out: dict[str, Any] = {"trust_score": trust, "evaluation_id": evaluation_id, "metric_ids": metric_ids}
-    endpoint = str(cfg.get("trust_scorer_endpoint") or "")
+    endpoint = cfg.trust_scorer_endpoint
     if endpoint:
-        out["trust_scorer"] = _send_trust(endpoint, int(cfg["trust_scorer_timeout_ms"]), {
+        out["trust_scorer"] = _send_trust(endpoint, cfg.trust_scorer_timeout_ms, {
             "action": "log_performance", "model_id": row.model_id, "success": summary["ok"] == summary["total"],
             "response_time": ttft_s})
     return out

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import select, update
@@ -31,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from bus.errors import Conflict, HubError, NotFound
+from bus.settings import setting
 
 from .eval_models import EvalJobRow
 from .eval_runs import JobInterrupted, feed_trust, run_ab, run_single
@@ -39,30 +41,23 @@ from .evaluation import EvaluationRecords
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
 
-DEFAULTS: dict[str, Any] = {
-    "model_evaluation": {
-        "job_workers": 1,               # evaluation jobs run at the same time
-        "logits_batch": 16,             # positions decoded per llama_decode when scoring (memory: rows x vocab)
-        "max_tokens": 16,               # tokens generated per prompt for latency / tokens/s
-        "bootstrap_samples": 2000,
-        "alpha": 0.05,                  # significance level of the A/B verdict (sign test)
-        "trust_scorer_endpoint": "",    # e.g. tcp://pc2:7122: AgentTrustScorer log_performance feed; empty = off
-        "trust_scorer_timeout_ms": 2000,
-        "poll_interval_s": 1.0,         # runner idle poll (a submit wakes it at once)
-    }
-}
-
-
-def eval_settings(section: dict[str, Any] | None = None) -> dict[str, Any]:
-    merged = dict(DEFAULTS["model_evaluation"])
-    merged.update(section or {})
-    return merged
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Settings section ``model_evaluation`` (the evaluation job runner)."""
+    job_workers: int = setting(1, minimum=1, maximum=64)     # evaluation jobs run at the same time
+    logits_batch: int = setting(16, minimum=1, maximum=4096)  # positions per llama_decode when scoring (rows x vocab)
+    max_tokens: int = setting(16, minimum=1)                 # tokens generated per prompt for latency / tokens/s
+    bootstrap_samples: int = setting(2000, minimum=1)
+    alpha: float = setting(0.05, minimum=0.0, maximum=1.0)   # significance level of the A/B verdict (sign test)
+    trust_scorer_endpoint: str = ""     # e.g. tcp://pc2:7122: AgentTrustScorer log_performance feed; empty = off
+    trust_scorer_timeout_ms: int = setting(2000, minimum=1)
+    poll_interval_s: float = setting(1.0, minimum=0.01)      # runner idle poll (a submit wakes it at once)
 
 
 class EvalJobs:
-    def __init__(self, engine: Engine, loader: Any, events: Any = None, settings: dict[str, Any] | None = None,
+    def __init__(self, engine: Engine, loader: Any, events: Any, settings: EvaluationSettings,
                  *, clock: Callable[[], float] = time.time):
-        self.cfg = eval_settings(settings)
+        self.cfg = settings
         self.loader, self.events, self.clock = loader, events, clock
         self.records = EvaluationRecords(engine)
         self._session = sessionmaker(engine, expire_on_commit=False)
@@ -84,7 +79,7 @@ class EvalJobs:
         if self._threads:
             return
         self._stop.clear()
-        for index in range(max(1, int(self.cfg["job_workers"]))):
+        for index in range(self.cfg.job_workers):
             thread = threading.Thread(target=self._loop, name=f"eval-jobs-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -152,7 +147,7 @@ class EvalJobs:
                     continue
             except Exception:       # a runner must survive anything; the job itself is marked failed
                 log.exception("evaluation runner failed")
-            self._wake.wait(float(self.cfg["poll_interval_s"]))
+            self._wake.wait(self.cfg.poll_interval_s)
             self._wake.clear()
 
     def _claim_next(self) -> EvalJobRow | None:

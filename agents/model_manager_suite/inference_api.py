@@ -1,73 +1,51 @@
 """Model operations shared by GGUFModelManager and ModelManagerAgent, native and legacy paths alike.
 
-``model_api(services)`` returns the one ``ModelAPI`` of a hub (made on first use and kept on the services
-object, so both handlers share one inference engine and hence one set of conversations). It wraps the
-core: ``ModelRegistry`` (what exists), ``ModelLoader`` (load / unload / swap / evict under the device
-lock) and ``InferenceEngine`` (generation on each model's own thread). Errors are the core's typed
-errors: ``NotFound`` (unknown model), ``Conflict`` (corrupt file, over budget), ``BadRequest`` (prompt
-over the context), ``Busy`` (model queue full), ``Timeout``, ``Unavailable``.
+``hub.py`` builds the one ``ModelAPI`` of the hub and hands it to both handlers, so they share one
+inference engine and hence one set of conversations. It wraps the core: ``ModelRegistry`` (what exists),
+``ModelLoader`` (load / unload / swap / evict under the device lock) and ``InferenceEngine`` (generation on
+each model's own thread). Errors are the core's typed errors: ``NotFound`` (unknown model), ``Conflict``
+(corrupt file, over budget), ``BadRequest`` (prompt over the context), ``Busy`` (model queue full),
+``Timeout``, ``Unavailable``.
 
-Every model request (load, generation, STT approval) is recorded for the PredictiveLoader through
-``services.usage_hook(model_id)`` when the hub provides one.
+Every model request (load, generation, STT approval) is recorded through ``record_usage(model_id)`` (the
+PredictiveLoader's usage log in the hub).
 """
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bus.errors import BadRequest, Conflict, Unavailable
+from bus.errors import BadRequest, Conflict
 
-from .defaults import models_settings
-from .engine import Generation, InferenceEngine
-from .registry import ModelRecord
+from .inference_engine import Generation, InferenceEngine
+from .loader import ModelLoader
+from .models_settings import ModelsSettings
+from .registry import ModelRecord, ModelRegistry
+from .store import ModelStore
 
 log = logging.getLogger(__name__)
-_API_ATTR = "_model_api"
-_API_LOCK = threading.Lock()
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
 LEGACY_CAPABILITIES = ["code-generation"]   # legacy GGUFModelManager default for configured models
 
 
-def model_api(services: Any) -> "ModelAPI":
-    """The hub's shared ``ModelAPI``; ``Unavailable`` while the model core is not wired."""
-    api = getattr(services, _API_ATTR, None)
-    if api is not None:
-        return api
-    if getattr(services, "registry", None) is None or getattr(services, "loader", None) is None:
-        raise Unavailable("the model registry/loader is not configured in this hub")
-    with _API_LOCK:
-        api = getattr(services, _API_ATTR, None)
-        if api is None:
-            api = ModelAPI(services)
-            setattr(services, _API_ATTR, api)
-    return api
-
-
 class ModelAPI:
-    def __init__(self, services: Any):
-        self.services = services
-        self.registry = services.registry
-        self.loader = services.loader
-        self.store = services.store if services.store is not None else services.loader.store
-        self.settings = models_settings((services.settings or {}).get("models"))
-        engine = getattr(services, "engine", None)
-        self.engine: InferenceEngine = engine or InferenceEngine(self.loader, self.store, self.settings)
+    def __init__(self, registry: ModelRegistry, loader: ModelLoader, store: ModelStore, engine: InferenceEngine,
+                 settings: ModelsSettings, record_usage: Callable[[str], Any] | None = None):
+        self.registry, self.loader, self.store, self.engine = registry, loader, store, engine
+        self.settings = settings
+        self._record_usage = record_usage
         self.started_at = time.time()
 
     # -- usage ----------------------------------------------------------------------------------
     def record_usage(self, model_id: str) -> None:
         """Tell the predictive loader a model was requested (never fails the request)."""
-        hook: Callable[[str], Any] | None = getattr(self.services, "usage_hook", None)
-        if hook is None:
+        if self._record_usage is None:
             return
         try:
-            hook(model_id)
+            self._record_usage(model_id)
         except Exception:
-            log.exception("usage hook failed for %s", model_id)
+            log.exception("usage recording failed for %s", model_id)
 
     def ensure_scanned(self) -> None:
         if self.registry.last_scan is None:
@@ -152,7 +130,7 @@ class ModelAPI:
 
     # -- budget ---------------------------------------------------------------------------------
     def main_device(self) -> str:
-        return self.loader.budget.device_for(int(self.settings["n_gpu_layers"]))
+        return self.loader.budget.device_for(self.settings.n_gpu_layers)
 
     def memory_usage(self) -> dict[str, float]:
         """Budget of the main device: {total_mb, used_mb, remaining_mb} (RAM budget in CPU mode)."""
@@ -176,14 +154,14 @@ class ModelAPI:
             "model_path": conf.get("model_path") or self._relative_path(record.path),
             "n_ctx": n_ctx,
             "n_gpu_layers": live["n_gpu_layers"] if live else _first(conf.get("n_gpu_layers"),
-                                                                    self.settings["n_gpu_layers"]),
-            "n_threads": live["n_threads"] if live else _first(conf.get("n_threads"), self.settings["n_threads"]),
+                                                                    self.settings.n_gpu_layers),
+            "n_threads": live["n_threads"] if live else _first(conf.get("n_threads"), self.settings.n_threads),
             "verbose": False,
             "estimated_vram_mb": _round(live["reserved_mb"] if live else (self.estimate_mb(record)
                                                                           or conf.get("estimated_vram_mb") or 0)),
             "capabilities": list(conf.get("capabilities") or (LEGACY_CAPABILITIES if record.source == "config"
                                                               else ["text-generation"])),
-            "idle_timeout_seconds": _first(conf.get("idle_timeout_seconds"), self.settings["idle_unload_s"]),
+            "idle_timeout_seconds": _first(conf.get("idle_timeout_seconds"), self.settings.idle_unload_s),
             "loaded": live is not None,
         }
         last_used = self.store.get_stats(record.id).get("last_used")
@@ -221,58 +199,16 @@ class ModelAPI:
             return None
 
     def _n_ctx(self, record: ModelRecord) -> int:
-        wanted = int(record.config.get("n_ctx") or self.settings["n_ctx"])
+        wanted = int(record.config.get("n_ctx") or self.settings.n_ctx)
         return min(wanted, record.context_length) if record.context_length else wanted
 
     def _relative_path(self, path: str) -> str:
-        for base in self.settings["dirs"]:
+        for base in self.settings.dirs:
             try:
                 return str(Path(path).resolve().relative_to(Path(base).expanduser().resolve()))
             except (ValueError, OSError):
                 continue
         return path
-
-
-# -- argument coercion (query strings arrive as text) ----------------------------------------------
-def to_bool(name: str, value: Any, default: bool | None = None) -> bool | None:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value != 0
-    text = str(value).strip().lower()
-    if text in TRUE_WORDS:
-        return True
-    if text in FALSE_WORDS:
-        return False
-    raise BadRequest(f"field '{name}' must be a boolean", details={"field": name})
-
-
-def to_int(name: str, value: Any, default: int | None = None) -> int | None:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        raise BadRequest(f"field '{name}' must be an integer", details={"field": name})
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise BadRequest(f"field '{name}' must be an integer", details={"field": name}) from None
-
-
-def to_float(name: str, value: Any, default: float | None = None) -> float | None:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        raise BadRequest(f"field '{name}' must be a number", details={"field": name})
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        raise BadRequest(f"field '{name}' must be a number", details={"field": name}) from None
 
 
 def _first(*values: Any) -> Any:

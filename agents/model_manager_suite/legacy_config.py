@@ -58,7 +58,7 @@ def parse_model_configs(raw: Any) -> list[ConfiguredModel]:
     entries: list[tuple[str | None, Any]]
     if isinstance(raw, dict):
         entries = [(str(k), v) for k, v in raw.items()]
-    elif isinstance(raw, list):
+    elif isinstance(raw, (list, tuple)):
         entries = [(None, v) for v in raw]
     else:
         return []

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from bus.errors import Conflict, NotFound, Unavailable
+from bus.periodic import PeriodicTask
 
 from .budget import BudgetExceeded, Estimate, MemoryBudget, layers_that_fit, placement
-from .defaults import models_settings
+from .models_settings import ModelsSettings
 from .devlock import DeviceLock
 from .loaded import LoadedModel, chat_format_for
 from .registry import ModelRecord, ModelRegistry, ScanResult
@@ -38,24 +39,23 @@ log = logging.getLogger(__name__)
 
 class ModelLoader:
     def __init__(self, registry: ModelRegistry, store: ModelStore, budget: MemoryBudget,
-                 settings: dict[str, Any] | None = None, *, data_dir: str | Path, publisher: Any = None,
+                 settings: ModelsSettings, *, data_dir: str | Path, publisher: Any = None,
                  clock: Callable[[], float] = time.monotonic):
-        cfg = models_settings(settings)
         self.registry, self.store, self.budget = registry, store, budget
         self.publisher = publisher
         self.clock = clock
         self.data_dir = Path(data_dir)
-        self.n_ctx, self.n_threads = int(cfg["n_ctx"]), int(cfg["n_threads"])
-        self.n_gpu_layers, self.use_mmap = int(cfg["n_gpu_layers"]), bool(cfg["use_mmap"])
-        self.queue_limit, self.lock_timeout = int(cfg["queue_limit"]), float(cfg["lock_timeout_s"])
-        self.idle_unload_s, self.idle_interval = float(cfg["idle_unload_s"]), float(cfg["idle_check_interval_s"])
-        self.reload_on_change = bool(cfg["reload_on_change"])
+        self.n_ctx, self.n_threads = settings.n_ctx, settings.n_threads
+        self.n_gpu_layers, self.use_mmap = settings.n_gpu_layers, settings.use_mmap
+        self.queue_limit, self.lock_timeout = settings.queue_limit, settings.lock_timeout_s
+        self.idle_unload_s = settings.idle_unload_s
+        self.reload_on_change = settings.reload_on_change
         self.aliases: dict[str, str] = dict(registry.load_policy)
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.RLock()
         self._device_locks: dict[str, DeviceLock] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._idle_task = (PeriodicTask("model-idle-unload", settings.idle_check_interval_s, self.unload_idle)
+                           if settings.idle_check_interval_s > 0 else None)
         registry.add_listener(self._on_registry_change)
 
     # -- names ----------------------------------------------------------------------------------
@@ -272,25 +272,13 @@ class ModelLoader:
                 and now - entry.last_used >= timeout)
 
     def start(self) -> None:
-        if self._thread is not None or self.idle_interval <= 0:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._idle_loop, name="model-idle-unload", daemon=True)
-        self._thread.start()
+        if self._idle_task is not None:
+            self._idle_task.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        if self._idle_task is not None:
+            self._idle_task.stop()
         self.unload_all("shutdown")
-
-    def _idle_loop(self) -> None:
-        while not self._stop.wait(self.idle_interval):
-            try:
-                self.unload_idle()
-            except Exception:
-                log.exception("idle unload failed")
 
     # -- internals ------------------------------------------------------------------------------
     def _valid_record(self, model_id: str) -> ModelRecord:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,23 +33,33 @@ from sqlalchemy.engine import Engine
 from bus.client import HubClient
 from bus.errors import HubError
 from bus.log import get_logger
+from bus.settings import SettingError, setting
 
 from .sql_models import Base
 
 log = get_logger("model_manager_suite.model_facts")
 
-DEFAULTS: dict[str, Any] = {"model_facts": {
-    "memory_hub_endpoint": "",        # e.g. tcp://192.168.100.17:7010; empty: no facts are kept nor sent
-    "token": None,                    # a MemoryHub JWT with scope MemoryClient (env MEMORY_HUB_TOKEN)
-    "token_file": "",                 # or a file holding that token; neither: a 1 h token minted with the
-                                      # suite's own secret (works when both hubs share HUB_JWT_SECRET)
-    "prefix": "models:",
-    "event_ttl_s": 30 * 86400.0,
-    "batch": 100,                     # rows read per pass
-    "timeout_s": 5.0,                 # per kv_set
-    "backoff_initial_s": 1.0,
-    "backoff_max_s": 60.0,
-}}
+
+
+@dataclass(frozen=True)
+class ModelFactsSettings:
+    """Settings section ``model_facts``."""
+    memory_hub_endpoint: str = ""      # e.g. tcp://192.168.100.17:7010; empty: no facts are kept nor sent
+    token: str | None = None           # a MemoryHub JWT with scope MemoryClient (env MEMORY_HUB_TOKEN)
+    token_file: str = ""               # or a file holding that token; neither: a 1 h token minted with the
+                                       # suite's own secret (works when both hubs share HUB_JWT_SECRET)
+    prefix: str = "models:"
+    event_ttl_s: float = setting(30 * 86400.0, minimum=0.0)
+    batch: int = setting(100, minimum=1, maximum=10000)       # rows read per pass
+    timeout_s: float = setting(5.0, minimum=0.01)             # per kv_set
+    backoff_initial_s: float = setting(1.0, minimum=0.01)
+    backoff_max_s: float = setting(60.0, minimum=0.01)
+
+    def __post_init__(self) -> None:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise SettingError("backoff_max_s", f"must be >= backoff_initial_s ({self.backoff_initial_s!r})")
+
+
 PERMANENT = {"bad_request", "too_large", "unknown_action"}
 LOAD_TOPICS = {"model.loaded": True, "model.unloaded": False, "model.evicted": False}
 
@@ -104,11 +115,12 @@ class FactsOutbox:
 class ModelFacts:
     """Turns registry scans and model events into outbox rows (cheap: one SQL insert per fact)."""
 
-    def __init__(self, outbox: FactsOutbox, registry: Any, settings: dict, clock: Callable[[], float] = time.time):
+    def __init__(self, outbox: FactsOutbox, registry: Any, settings: ModelFactsSettings,
+                 clock: Callable[[], float] = time.time):
         self.outbox = outbox
         self.registry = registry
-        self.prefix = str(settings["prefix"])
-        self.event_ttl_s = float(settings["event_ttl_s"])
+        self.prefix = settings.prefix
+        self.event_ttl_s = settings.event_ttl_s
         self.clock = clock
 
     def snapshot(self) -> None:
@@ -157,11 +169,11 @@ class ModelFacts:
 class FactsSender:
     """Sends the outbox to MemoryHub in order; backs off while MemoryHub cannot take it."""
 
-    def __init__(self, outbox: FactsOutbox, settings: dict, mint: Callable[[], str] | None = None):
+    def __init__(self, outbox: FactsOutbox, settings: ModelFactsSettings, mint: Callable[[], str] | None = None):
         self.outbox = outbox
         self.settings = settings
         self.mint = mint          # a short-lived MemoryHub token from the shared HUB_JWT_SECRET, when no token is set
-        self.endpoint = str(settings["memory_hub_endpoint"])
+        self.endpoint = settings.memory_hub_endpoint
         self.sent = 0
         self.last_error: str | None = None
         self.last_sent_at: float | None = None
@@ -184,22 +196,22 @@ class FactsSender:
 
     def token(self) -> str | None:
         try:
-            configured = self.token_from(self.settings)
+            configured = self.token_from(self.settings.token, self.settings.token_file)
         except OSError as exc:
             self.last_error = f"token_file: {exc}"
             return None
         return configured if configured is not None or self.mint is None else self.mint()
 
     @staticmethod
-    def token_from(section: dict) -> str | None:
+    def token_from(token: str | None, token_file: str | None) -> str | None:
         """``token`` (env MEMORY_HUB_TOKEN), else the content of ``token_file``; read at each pass (rotation)."""
-        if section.get("token"):
-            return str(section["token"])
-        path = section.get("token_file")
+        if token:
+            return str(token)
+        path = token_file
         return (Path(path).read_text().strip() or None) if path else None
 
     def _run(self) -> None:
-        delay = float(self.settings["backoff_initial_s"])
+        delay = self.settings.backoff_initial_s
         while not self._stop.is_set():
             try:
                 progressed = self.send_pending()
@@ -208,24 +220,24 @@ class FactsSender:
             if progressed is None:            # nothing to send: wait for the next fact
                 self.outbox.added.wait(5.0)
                 self.outbox.added.clear()
-                delay = float(self.settings["backoff_initial_s"])
+                delay = self.settings.backoff_initial_s
             elif not progressed:
                 log.warning("model_facts_delayed", endpoint=self.endpoint, error=self.last_error, retry_in_s=delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, float(self.settings["backoff_max_s"]))
+                delay = min(delay * 2, self.settings.backoff_max_s)
             else:
-                delay = float(self.settings["backoff_initial_s"])
+                delay = self.settings.backoff_initial_s
 
     def send_pending(self) -> bool | None:
         """One pass: None when the outbox is empty, else whether every row read was delivered."""
-        rows = self.outbox.pending(int(self.settings["batch"]))
+        rows = self.outbox.pending(self.settings.batch)
         if not rows:
             return None
         token = self.token()
         if token is None:
             self.last_error = "no MemoryHub token (model_facts.token / MEMORY_HUB_TOKEN / token_file)"
             return False
-        with HubClient(self.endpoint, token=token, timeout=float(self.settings["timeout_s"])) as client:
+        with HubClient(self.endpoint, token=token, timeout=self.settings.timeout_s) as client:
             for row in rows:
                 if self._stop.is_set() or not self._send(client, row):
                     return False
@@ -279,11 +291,10 @@ def memory_hub_token_minter(tokens: Any) -> Callable[[], str]:
     return mint
 
 
-def start_model_facts(settings: dict, engine: Engine, registry: Any, events: Any,
+def start_model_facts(section: ModelFactsSettings, engine: Engine, registry: Any, events: Any,
                       mint: Callable[[], str] | None = None) -> FactsSender | None:
-    """Compose and start the facts path when ``model_facts.memory_hub_endpoint`` is set (after the first scan)."""
-    section = settings["model_facts"]
-    if not section["memory_hub_endpoint"]:
+    """Compose and start the facts path when ``memory_hub_endpoint`` is set (after the first scan)."""
+    if not section.memory_hub_endpoint:
         return None
     outbox = FactsOutbox(engine)
     facts = ModelFacts(outbox, registry, section)

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from bus.errors import HubError
 
-from .routing import ApprovalError, ModelRouter
+from .model_preferences import ApprovalError, ModelRouter
 
 
 def _utc_now() -> str:

@@ -30,42 +30,45 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from agents.model_manager_suite.store import db_guard
+from bus.settings import SettingError, setting
 
 from .eval_models import ModelUsageRow, UsageModelRow
 
-DEFAULTS: dict[str, Any] = {
-    "predictive_loader": {
-        "prediction_window_s": 3600.0,   # legacy heuristic window
-        "legacy_top_n": 3,               # legacy heuristic size
-        "preload_enabled": True,         # in-process preloading (replaces the legacy RequestCoordinator call)
-        "preload_interval_s": 60.0,      # periodic planning (legacy: every 60 s); also after each request
-        "settle_s": 0.5,                 # after a request, wait this long (the request leases its model) then plan
-        "preload_top_n": 2,              # candidates considered per planning round
-        "min_score": 0.15,               # a candidate below this score is not preloaded
-        "hysteresis": 0.25,              # a victim is unloaded only if its score < candidate's / (1 + this)
-        "horizon_s": 60.0,               # time-of-day component looks this far ahead
-        "transition_weight": 0.45,
-        "time_weight": 0.25,
-        "frequency_weight": 0.15,
-        "recency_weight": 0.15,
-        "transition_half_life_s": 7 * 86400.0,
-        "time_half_life_s": 14 * 86400.0,
-        "frequency_half_life_s": 3600.0,
-        "recency_tau_s": 900.0,
-        "time_bucket_s": 1800.0,         # time-of-day bucket (30 min)
-        "history_days": 30.0,            # usage replayed into the learned model at start
-        "retention_days": 90.0,          # usage rows older than this are pruned
-        "request_coordinator_endpoint": "",   # e.g. tcp://localhost:8571; empty = not sent
-        "request_coordinator_timeout_ms": 2000,
-        "request_coordinator_max_backoff_s": 600.0,
-    }
-}
+@dataclass(frozen=True)
+class PredictorSettings:
+    """Settings section ``predictive_loader`` (the usage log, the predictor and the preloader)."""
+    prediction_window_s: float = setting(3600.0, minimum=0.0)   # legacy heuristic window
+    legacy_top_n: int = setting(3, minimum=0)                   # legacy heuristic size
+    preload_enabled: bool = True          # in-process preloading (replaces the legacy RequestCoordinator call)
+    preload_interval_s: float = setting(60.0, minimum=0.05)    # periodic planning (legacy: every 60 s)
+    settle_s: float = setting(0.5, minimum=0.01)  # after a request, wait this long (it leases its model) then plan
+    preload_top_n: int = setting(2, minimum=0)    # candidates considered per planning round
+    min_score: float = setting(0.15, minimum=0.0, maximum=1.0)  # a candidate below this score is not preloaded
+    hysteresis: float = setting(0.25, minimum=0.0)  # a victim is unloaded only if score < candidate's / (1 + this)
+    horizon_s: float = setting(60.0, minimum=0.0)   # time-of-day component looks this far ahead
+    transition_weight: float = setting(0.45, minimum=0.0)
+    time_weight: float = setting(0.25, minimum=0.0)
+    frequency_weight: float = setting(0.15, minimum=0.0)
+    recency_weight: float = setting(0.15, minimum=0.0)
+    transition_half_life_s: float = 7 * 86400.0
+    time_half_life_s: float = 14 * 86400.0
+    frequency_half_life_s: float = 3600.0
+    recency_tau_s: float = 900.0
+    time_bucket_s: float = setting(1800.0, maximum=86400.0)   # time-of-day bucket (30 min)
+    history_days: float = setting(30.0, minimum=0.0)          # usage replayed into the learned model at start
+    retention_days: float = setting(90.0, minimum=0.0)        # usage rows older than this are pruned
+    request_coordinator_endpoint: str = ""                    # e.g. tcp://localhost:8571; empty = not sent
+    request_coordinator_timeout_ms: int = setting(2000, minimum=1)
+    request_coordinator_max_backoff_s: float = setting(600.0, minimum=0.0)
 
+    def __post_init__(self) -> None:
+        for name in ("transition_half_life_s", "time_half_life_s", "frequency_half_life_s", "recency_tau_s",
+                     "time_bucket_s"):
+            if not getattr(self, name) > 0:
+                raise SettingError(name, f"must be > 0, got {getattr(self, name)!r}")
 
-def predictor_settings(section: dict[str, Any] | None = None) -> dict[str, Any]:
-    merged = dict(DEFAULTS["predictive_loader"])
-    merged.update(section or {})
-    return merged
+    def weight(self, component: str) -> float:
+        return float(getattr(self, f"{component}_weight"))
 
 
 # ---------------------------------------------------------------------------------------------- usage log
@@ -147,17 +150,16 @@ class DecayingCounts:
 
 @dataclass
 class LearnedPredictor:
-    settings: dict[str, Any] = field(default_factory=predictor_settings)
+    settings: PredictorSettings = field(default_factory=PredictorSettings)
 
     def __post_init__(self) -> None:
-        cfg = predictor_settings(self.settings)
-        self.cfg = cfg
-        self.bucket_s = float(cfg["time_bucket_s"])
+        cfg = self.settings
+        self.bucket_s = cfg.time_bucket_s
         self.n_buckets = max(1, int(round(86400.0 / self.bucket_s)))
-        self.transitions = DecayingCounts(float(cfg["transition_half_life_s"]))   # key (prev, next)
-        self.from_totals = DecayingCounts(float(cfg["transition_half_life_s"]))   # key prev
-        self.by_time = DecayingCounts(float(cfg["time_half_life_s"]))             # key (bucket, model)
-        self.frequency = DecayingCounts(float(cfg["frequency_half_life_s"]))      # key model
+        self.transitions = DecayingCounts(cfg.transition_half_life_s)   # key (prev, next)
+        self.from_totals = DecayingCounts(cfg.transition_half_life_s)   # key prev
+        self.by_time = DecayingCounts(cfg.time_half_life_s)             # key (bucket, model)
+        self.frequency = DecayingCounts(cfg.frequency_half_life_s)      # key model
         self.last_use: dict[str, float] = {}
         self.last_model: str | None = None
         self.observations = 0
@@ -183,12 +185,12 @@ class LearnedPredictor:
             prev = self.last_model if last is None else last
             parts = {
                 "transition": self._transition(models, prev, now),
-                "time": self._time_of_day(models, now + float(self.cfg["horizon_s"])),
+                "time": self._time_of_day(models, now + self.settings.horizon_s),
                 "frequency": _normalise({m: self.frequency.get(m, now) for m in models}),
-                "recency": _normalise({m: math.exp(-max(0.0, now - self.last_use[m]) / float(self.cfg["recency_tau_s"]))
+                "recency": _normalise({m: math.exp(-max(0.0, now - self.last_use[m]) / self.settings.recency_tau_s)
                                        for m in models}),
             }
-        weights = {name: float(self.cfg[f"{name}_weight"]) for name in parts}
+        weights = {name: self.settings.weight(name) for name in parts}
         total_w = sum(weights.values()) or 1.0
         out = {}
         for m in models:

@@ -36,7 +36,7 @@ from bus.errors import Conflict, HubError, NotFound
 
 from .eval_models import PreloadRow
 from .predictor import (Candidate, LearnedPredictor, PreloadStep, Resident, UsageLog, legacy_top, plan_preloads,
-                        predictor_settings)
+                        PredictorSettings)
 from .rc_notifier import RequestCoordinatorNotifier
 
 log = logging.getLogger(__name__)
@@ -53,16 +53,16 @@ class PreloadMetrics:
 
 
 class Preloader:
-    def __init__(self, settings: dict[str, Any] | None, engine: Any, loader: Any, events: Any = None,
+    def __init__(self, settings: PredictorSettings, engine: Any, loader: Any, events: Any = None,
                  metrics_registry: CollectorRegistry | None = None, *, clock: Callable[[], float] = time.time):
-        self.cfg = predictor_settings(settings)
+        self.cfg = settings
         self.usage = UsageLog(engine)
         self.loader, self.events, self.clock = loader, events, clock
         self.metrics = PreloadMetrics(metrics_registry)
         self.learned = LearnedPredictor(self.cfg)
-        self.notifier = RequestCoordinatorNotifier(str(self.cfg["request_coordinator_endpoint"] or ""),
-                                                   int(self.cfg["request_coordinator_timeout_ms"]),
-                                                   float(self.cfg["request_coordinator_max_backoff_s"]), clock=clock)
+        self.notifier = RequestCoordinatorNotifier(settings.request_coordinator_endpoint,
+                                                   settings.request_coordinator_timeout_ms,
+                                                   settings.request_coordinator_max_backoff_s, clock=clock)
         self._session = sessionmaker(engine, expire_on_commit=False)
         self._pending: dict[str, int] = {}           # model id -> preloads row id (preloaded, not yet used)
         self._lock = threading.RLock()
@@ -80,7 +80,7 @@ class Preloader:
     def open(self) -> None:
         """Replay recent usage into the learned model; close preloads left pending by a previous run."""
         now = self.clock()
-        for ts, model_id in self.usage.history(now - float(self.cfg["history_days"]) * 86400):
+        for ts, model_id in self.usage.history(now - self.cfg.history_days * 86400):
             self.learned.observe(model_id, ts)
         with self._session.begin() as s:
             s.execute(update(PreloadRow).where(PreloadRow.outcome == "pending")
@@ -116,7 +116,7 @@ class Preloader:
             with self._lock:
                 self._use_seq += 1
                 self._last_use[resolved] = self._use_seq
-        if self.cfg["preload_enabled"]:
+        if self.cfg.preload_enabled:
             self._wake.set()
         return {"model_id": resolved, "was_loaded": was_loaded, "outcome": outcome}
 
@@ -148,8 +148,8 @@ class Preloader:
     def legacy_predictions(self, now: float | None = None) -> list[str]:
         """The legacy heuristic: top ``legacy_top_n`` by use within ``prediction_window_s``."""
         now = self.clock() if now is None else now
-        counts = self.usage.counts_since(now - float(self.cfg["prediction_window_s"]))
-        return legacy_top(counts, int(self.cfg["legacy_top_n"]))
+        counts = self.usage.counts_since(now - self.cfg.prediction_window_s)
+        return legacy_top(counts, self.cfg.legacy_top_n)
 
     def predict(self, n: int = 3, at: float | None = None, last: str | None = None) -> list[dict[str, Any]]:
         now = self.clock() if at is None else at
@@ -184,13 +184,13 @@ class Preloader:
         self.check_wasted(now)
         done: list[dict[str, Any]] = []
         self._deferred = self.loader is not None and self._request_loading(now)
-        if self.cfg["preload_enabled"] and self.loader is not None and not self._deferred \
+        if self.cfg.preload_enabled and self.loader is not None and not self._deferred \
                 and self._plan_lock.acquire(blocking=False):
             try:
                 scores = self._scores(now)
-                top = sorted(scores.items(), key=lambda x: (-x[1], x[0]))[: int(self.cfg["preload_top_n"])]
-                for step in self._plan(top, scores, hysteresis=float(self.cfg["hysteresis"]),
-                                       min_score=float(self.cfg["min_score"]), allow_victims=True):
+                top = sorted(scores.items(), key=lambda x: (-x[1], x[0]))[: self.cfg.preload_top_n]
+                for step in self._plan(top, scores, hysteresis=self.cfg.hysteresis,
+                                       min_score=self.cfg.min_score, allow_victims=True):
                     try:
                         done.append(self._apply(step, "prediction"))
                     except HubError as exc:
@@ -331,8 +331,8 @@ class Preloader:
 
     # -- background -------------------------------------------------------------------------------
     def _loop(self) -> None:
-        interval = max(0.05, float(self.cfg["preload_interval_s"]))
-        settle = max(0.01, float(self.cfg["settle_s"]))
+        interval = self.cfg.preload_interval_s
+        settle = self.cfg.settle_s
         last_prune = 0.0
         while not self._stop.is_set():
             woke = self._wake.wait(settle if self._deferred else interval)
@@ -349,6 +349,6 @@ class Preloader:
                 self.run_once(now, periodic=periodic)
                 if now - last_prune > 3600:
                     last_prune = now
-                    self.usage.prune(now - float(self.cfg["retention_days"]) * 86400)
+                    self.usage.prune(now - self.cfg.retention_days * 86400)
             except Exception:    # the planner must survive a bad round (logged with its traceback)
                 log.exception("preload round failed")

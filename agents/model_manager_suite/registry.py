@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bus.errors import NotFound
+from bus.periodic import PeriodicTask
 
-from .defaults import models_settings
+from .models_settings import ModelsSettings
 from .gguf_header import GGUFError, GGUFHeader, read_header
 from .legacy_config import (ConfiguredModel, parse_load_policy, parse_model_configs, resolve_model_path,
                             sanitize_id)
@@ -97,22 +98,20 @@ class ScanResult:
 
 
 class ModelRegistry:
-    def __init__(self, store: ModelStore, settings: dict[str, Any] | None = None):
-        cfg = models_settings(settings)
+    def __init__(self, store: ModelStore, settings: ModelsSettings):
         self.store = store
-        self.dirs = [Path(d).expanduser() for d in cfg["dirs"]]
-        self.interval = float(cfg["rescan_interval_s"])
-        self.configured = parse_model_configs(cfg["model_configs"])
-        self.load_policy = parse_load_policy(cfg["load_policy"])
-        self._pinned_cfg = {sanitize_id(str(x)) for x in cfg["pinned"]}
+        self.dirs = [Path(d).expanduser() for d in settings.dirs]
+        self.interval = settings.rescan_interval_s
+        self.configured = parse_model_configs(settings.model_configs)
+        self.load_policy = parse_load_policy(settings.load_policy)
+        self._pinned_cfg = {sanitize_id(str(x)) for x in settings.pinned}
         self._records: dict[str, ModelRecord] = {}
         self._headers: dict[str, tuple[int, int, GGUFHeader | GGUFError]] = {}
         self._lock = threading.RLock()
         self._scan_lock = threading.Lock()
         self._signature: tuple | None = None
         self._listeners: list[Callable[[ScanResult], None]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poll_task = PeriodicTask("model-registry-poll", self.interval, self.poll) if self.interval > 0 else None
         self.last_scan: float | None = None
 
     # -- queries --------------------------------------------------------------------------------
@@ -187,24 +186,12 @@ class ModelRegistry:
         return self.rescan()
 
     def start(self) -> None:
-        if self.interval <= 0 or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll_loop, name="model-registry-poll", daemon=True)
-        self._thread.start()
+        if self._poll_task is not None:
+            self._poll_task.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _poll_loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll()
-            except Exception:
-                log.exception("model registry poll failed")
+        if self._poll_task is not None:
+            self._poll_task.stop()
 
     # -- internals ------------------------------------------------------------------------------
     def _scan_files(self) -> list[Path]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from schemas.base import Field, Schema
+from schemas.model_manager_suite.query import QuerySchema
 
 MODEL_ID = Field(str, required=True, min_len=1, max_len=200, doc="model id, alias or display name")
 
@@ -14,9 +15,9 @@ PREDICT = Schema({
     "last": Field(str, min_len=1, max_len=200, doc="the model used last (default: the last recorded)"),
 }, doc="Learned prediction (transitions, time of day, frequency, recency) plus the legacy top 3.")
 
-PRELOAD = Schema({
+PRELOAD = QuerySchema({
     "model_id": MODEL_ID,
-    "evict": Field((bool, str, int), default=True,
+    "evict": Field(bool, default=True,
                    doc="may unload idle, unpinned, lower-scored models to make room (never pinned or busy ones)"),
 }, doc="Preload a model now within the memory budget; publishes model.preloaded.")
 

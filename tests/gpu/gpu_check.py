@@ -21,6 +21,7 @@ from typing import Any
 
 from agents.model_manager_suite.core import ModelCore, open_model_core
 from agents.model_manager_suite.gpu import OFFLOAD_FIX, GpuMonitor
+from agents.model_manager_suite.models_settings import ModelsSettings
 from agents.model_manager_suite.worker import ModelWorker
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -80,9 +81,9 @@ def run(work: Path) -> list[str]:
     gemma_path = Path(gemma.assemble(models / gemma.MODEL_NAME))
     shutil.copyfile(gemma_path, models / "gemma-copy.gguf")
     write_tiny_gguf(models / "context-warmup.gguf", seed=3)
-    settings = {"models": {"dirs": [str(models)], "n_gpu_layers": -1, "n_ctx": 512, "n_threads": 2,
-                           "rescan_interval_s": 0.0, "idle_check_interval_s": 0.0, "idle_unload_s": 0.0}}
-    core = open_model_core(settings, work / "data")
+    settings = ModelsSettings(dirs=(str(models),), n_gpu_layers=-1, n_ctx=512, n_threads=2, rescan_interval_s=0.0,
+                              idle_check_interval_s=0.0, idle_unload_s=0.0)
+    core = open_model_core(settings, None, work / "data")
     check = Check()
     try:
         core.start()

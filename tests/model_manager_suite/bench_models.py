@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from agents.model_manager_suite.budget import MemoryBudget
-from agents.model_manager_suite.defaults import models_settings
-from agents.model_manager_suite.engine import InferenceEngine
+from agents.model_manager_suite.models_settings import ModelsSettings
+from bus.settings import from_mapping
+from agents.model_manager_suite.inference_engine import InferenceEngine
 from agents.model_manager_suite.gguf_header import read_header
 from agents.model_manager_suite.gpu import GpuMonitor
 from agents.model_manager_suite.loader import ModelLoader
@@ -43,7 +44,7 @@ def bench_generation(path: Path, work: Path, n_threads: int = 2) -> dict[str, fl
     url = f"sqlite:///{work / 'bench.db'}"
     upgrade_to_head(url, "model_manager_suite")
     store = ModelStore(create_store_engine(url))
-    settings = models_settings({"dirs": [str(path.parent)], "n_ctx": 1024, "n_threads": n_threads})
+    settings = from_mapping(ModelsSettings, {"dirs": [str(path.parent)], "n_ctx": 1024, "n_threads": n_threads})
     registry = ModelRegistry(store, settings)
     registry.rescan()
     loader = ModelLoader(registry, store, MemoryBudget(GpuMonitor(), settings), settings, data_dir=work)

@@ -8,13 +8,14 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from agents.model_manager_suite.budget import MemoryBudget
-from agents.model_manager_suite.defaults import models_settings
-from agents.model_manager_suite.engine import InferenceEngine
+from agents.model_manager_suite.inference_engine import InferenceEngine
 from agents.model_manager_suite.gpu import GpuMonitor
 from agents.model_manager_suite.loader import ModelLoader
+from agents.model_manager_suite.models_settings import ModelsSettings
 from agents.model_manager_suite.registry import ModelRegistry
 from agents.model_manager_suite.store import ModelStore, create_store_engine
 from bus.events import NullPublisher
+from bus.settings import from_mapping
 from migrations.runner import upgrade_to_head
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -41,7 +42,7 @@ def models_dir(tmp_path: Path) -> Path:
 
 @dataclass
 class Suite:
-    settings: dict[str, Any]
+    settings: ModelsSettings
     store: ModelStore
     registry: ModelRegistry
     budget: MemoryBudget
@@ -58,9 +59,9 @@ def make_suite(tmp_path: Path, store: ModelStore) -> Iterator[Callable[..., Suit
     made: list[Suite] = []
 
     def make(dirs: list[Path] | None = None, data_dir: Path | None = None, **overrides: Any) -> Suite:
-        settings = models_settings({"dirs": [str(d) for d in (dirs or [tmp_path / "models"])], "n_ctx": 256,
-                                    "n_threads": 1, "rescan_interval_s": 0.0, "idle_check_interval_s": 0.0,
-                                    **overrides})
+        settings = from_mapping(ModelsSettings, {"dirs": [str(d) for d in (dirs or [tmp_path / "models"])],
+                                                 "n_ctx": 256, "n_threads": 1, "rescan_interval_s": 0.0,
+                                                 "idle_check_interval_s": 0.0, **overrides}, "models")
         registry = ModelRegistry(store, settings)
         registry.rescan()
         budget = MemoryBudget(GpuMonitor(), settings)

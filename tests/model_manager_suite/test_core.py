@@ -4,13 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.model_manager_suite.core import open_model_core
+from agents.model_manager_suite.models_settings import ModelsSettings
 from bus.events import NullPublisher
 
 
 def test_open_start_generate_stop(tmp_path: Path, models_dir: Path) -> None:
     events = NullPublisher()
-    settings = {"models": {"dirs": [str(models_dir)], "n_ctx": 128, "n_threads": 1}, "storage": {}}
-    core = open_model_core(settings, tmp_path / "data", events)
+    settings = ModelsSettings(dirs=(str(models_dir),), n_ctx=128, n_threads=1)
+    core = open_model_core(settings, None, tmp_path / "data", events)
     core.start()
     try:
         assert (tmp_path / "data" / "model_manager_suite.db").exists()

@@ -19,7 +19,7 @@ from agents.model_manager_suite.eval_measure import (paired_bootstrap, sign_test
 from agents.model_manager_suite.eval_models import EVAL_TABLES, EvalJobRow
 from agents.model_manager_suite.eval_runs import JobInterrupted, run_single
 from agents.model_manager_suite.evaluation import EvaluationRecords
-from agents.model_manager_suite.evaluation_jobs import EvalJobs
+from agents.model_manager_suite.evaluation_jobs import EvalJobs, EvaluationSettings
 from agents.model_manager_suite.sql_models import full_metadata
 from bus.errors import BadRequest, Conflict, NotFound
 from migrations.runner import upgrade_to_head
@@ -137,7 +137,7 @@ def two_models(models_dir: Path) -> Path:
 
 
 def _jobs(suite) -> EvalJobs:
-    return EvalJobs(suite.store.engine, suite.loader, suite.events, {"max_tokens": 4, "bootstrap_samples": 200})
+    return EvalJobs(suite.store.engine, suite.loader, suite.events, EvaluationSettings(max_tokens=4, bootstrap_samples=200))
 
 
 def test_evaluation_job_end_to_end(make_suite, two_models: Path) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 import psutil
 
 from agents.model_manager_suite.budget import BudgetExceeded, MemoryBudget
-from agents.model_manager_suite.defaults import DEFAULTS, models_settings
+from agents.model_manager_suite.hub import SPEC
+from agents.model_manager_suite.models_settings import ModelsSettings
+from bus.settings import from_mapping
 from agents.model_manager_suite.gpu import MB, GpuMonitor
 from agents.model_manager_suite.registry import ModelRegistry
 from agents.model_manager_suite.store import ModelStore
@@ -27,15 +29,15 @@ def test_cpu_mode_without_nvml_is_not_an_error() -> None:
 
 
 def test_ram_budget_default_is_half_of_ram() -> None:
-    budget = MemoryBudget(GpuMonitor(enabled=False), models_settings())
+    budget = MemoryBudget(GpuMonitor(enabled=False), ModelsSettings())
     assert abs(budget.capacity_mb("cpu") - psutil.virtual_memory().total / MB / 2) < 1
-    assert MemoryBudget(GpuMonitor(enabled=False), models_settings({"ram_budget_mb": 300})).capacity_mb("cpu") == 300
+    assert MemoryBudget(GpuMonitor(enabled=False), from_mapping(ModelsSettings, {"ram_budget_mb": 300})).capacity_mb("cpu") == 300
     assert budget.device_for(n_gpu_layers=-1) == "cpu"
 
 
 def test_estimate_is_weights_plus_kv_cache_plus_overhead(tmp_path: Path, store: ModelStore) -> None:
     write_tiny_gguf(tmp_path / "m" / "x.gguf", n_layer=3, n_embd=64, n_head=4, n_head_kv=2)
-    settings = models_settings({"dirs": [str(tmp_path / "m")], "overhead_mb": 10.0})
+    settings = from_mapping(ModelsSettings, {"dirs": [str(tmp_path / "m")], "overhead_mb": 10.0})
     registry = ModelRegistry(store, settings)
     registry.rescan()
     record = registry.get("x")
@@ -62,6 +64,6 @@ def test_defaults_load_through_bus_config(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("models:\n  dirs: [/srv/models]\n  model_configs:\n    - {model_id: m, model_path: m.gguf}\n"
                       "  load_policy: {fast: m}\n  idle_unload_s: 60\n")
-    settings = load_settings(DEFAULTS, config)
+    settings = load_settings(SPEC.defaults, config)
     assert settings["models"]["dirs"] == ["/srv/models"] and settings["models"]["idle_unload_s"] == 60.0
     assert settings["models"]["load_policy"] == {"fast": "m"}

@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
@@ -17,7 +18,8 @@ import pytest
 
 from agents.model_manager_suite.budget import BudgetExceeded, MemoryBudget, layers_that_fit, placement
 from agents.model_manager_suite.core import open_model_core
-from agents.model_manager_suite.defaults import models_settings
+from agents.model_manager_suite.models_settings import ModelsSettings
+from bus.settings import from_mapping
 from agents.model_manager_suite.gpu import (MODE_CPU, MODE_GPU, MODE_NO_OFFLOAD, GpuMonitor, effective_mode,
                                             offload_check, visible_nvml_indices)
 from agents.model_manager_suite.registry import ModelRegistry
@@ -70,7 +72,7 @@ def test_partial_offload_layer_count() -> None:
 
 def test_partial_estimate_charges_the_rest_to_ram(tmp_path: Path, store: ModelStore) -> None:
     write_tiny_gguf(tmp_path / "m" / "x.gguf", n_layer=4, n_embd=64, n_head=4, n_head_kv=2)
-    settings = models_settings({"dirs": [str(tmp_path / "m")], "overhead_mb": 10.0})
+    settings = from_mapping(ModelsSettings, {"dirs": [str(tmp_path / "m")], "overhead_mb": 10.0})
     registry = ModelRegistry(store, settings)
     registry.rescan()
     record = registry.get("x")
@@ -91,7 +93,7 @@ def test_partial_estimate_charges_the_rest_to_ram(tmp_path: Path, store: ModelSt
 
 def test_vram_fraction_is_validated() -> None:
     with pytest.raises(ValueError, match="vram_fraction"):
-        MemoryBudget(GpuMonitor(enabled=False), models_settings({"vram_fraction": 1.5}))
+        MemoryBudget(GpuMonitor(enabled=False), ModelsSettings(vram_fraction=1.5))
 
 
 @cpu_build_only
@@ -103,7 +105,7 @@ def test_this_machine_is_cpu_mode_with_a_build_that_cannot_offload() -> None:
     if not status["gpu_present"]:                                    # this machine: no NVIDIA driver
         assert status["mode"] == "cpu" and status["devices"] == []
     assert "no GPU offload" in status["offload_reason"]
-    assert MemoryBudget(GpuMonitor(offload_supported=True), models_settings()).device_for(-1) == "cpu"
+    assert MemoryBudget(GpuMonitor(offload_supported=True), ModelsSettings()).device_for(-1) == "cpu"
 
 
 @cpu_build_only
@@ -123,9 +125,9 @@ def test_gpu_layers_on_a_cpu_build_load_on_cpu_and_charge_ram(make_suite, models
 @cpu_build_only
 def test_core_reports_the_mismatch_once_and_in_health(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_tiny_gguf(tmp_path / "models" / "tiny.gguf", seed=5)
-    settings = {"models": {"dirs": [str(tmp_path / "models")], "n_gpu_layers": -1, "rescan_interval_s": 0.0,
-                           "idle_check_interval_s": 0.0}}
-    core = open_model_core(settings, tmp_path / "data")
+    settings = ModelsSettings(dirs=(str(tmp_path / "models"),), n_gpu_layers=-1, rescan_interval_s=0.0,
+                              idle_check_interval_s=0.0)
+    core = open_model_core(settings, None, tmp_path / "data")
     try:
         with caplog.at_level(logging.INFO, logger="agents.model_manager_suite.core"):
             core.start()
@@ -135,7 +137,7 @@ def test_core_reports_the_mismatch_once_and_in_health(tmp_path: Path, caplog: py
         assert not ok and detail["mode"].startswith("cpu") and detail["offload_supported"] is False
     finally:
         core.stop()
-    quiet = open_model_core({"models": {**settings["models"], "n_gpu_layers": 0}}, tmp_path / "data2")
+    quiet = open_model_core(replace(settings, n_gpu_layers=0), None, tmp_path / "data2")
     try:
         assert quiet.health_checks()["gpu_offload"][0]
     finally:

@@ -13,8 +13,9 @@ import zmq
 from prometheus_client import CollectorRegistry
 
 from agents.model_manager_suite.predictor import (Candidate, LearnedPredictor, Resident, UsageLog, legacy_top,
-                                                  plan_preloads)
+                                                  PredictorSettings, plan_preloads)
 from agents.model_manager_suite.preloader import Preloader
+from bus.settings import from_mapping
 from agents.model_manager_suite.rc_notifier import RequestCoordinatorNotifier
 from bus.errors import Conflict
 from tests.bench_predictor import simulate, synthetic_trace
@@ -50,11 +51,11 @@ def test_legacy_window_ranking_and_ties(store) -> None:
 
 def test_legacy_prediction_survives_restart(store) -> None:
     clock = Clock()
-    first = Preloader({}, store.engine, None, clock=clock)
+    first = Preloader(PredictorSettings(), store.engine, None, clock=clock)
     for model in ["m1", "m2", "m2", "m3", "m4", "m4", "m4"]:
         first.record_usage(model, source="legacy")
     assert first.legacy_predictions() == ["m4", "m2", "m1"]
-    again = Preloader({}, store.engine, None, clock=clock)          # a hub restart: same database
+    again = Preloader(PredictorSettings(), store.engine, None, clock=clock)          # a hub restart: same database
     assert again.legacy_predictions() == ["m4", "m2", "m1"]
     clock.now += 3600
     assert again.legacy_predictions() == []
@@ -71,7 +72,7 @@ def test_learned_beats_legacy_and_lru_on_daily_trace() -> None:
 
 
 def test_learned_uses_transitions_and_time_of_day() -> None:
-    predictor = LearnedPredictor({"recency_weight": 0.0, "frequency_weight": 0.0})
+    predictor = LearnedPredictor(PredictorSettings(recency_weight=0.0, frequency_weight=0.0))
     day = 86400.0
     for d in range(5):
         for hour, seq in ((8, ["stt", "llm", "tts"]), (20, ["stt", "translator", "tts"])):
@@ -122,7 +123,7 @@ def three_models(models_dir: Path) -> Path:
 
 
 def _preloader(suite, clock: Clock, **cfg) -> Preloader:
-    settings = {"preload_top_n": 1, "min_score": 0.0, "hysteresis": 0.0, **cfg}
+    settings = from_mapping(PredictorSettings, {"preload_top_n": 1, "min_score": 0.0, "hysteresis": 0.0, **cfg})
     return Preloader(settings, suite.store.engine, suite.loader, suite.events, CollectorRegistry(), clock=clock)
 
 

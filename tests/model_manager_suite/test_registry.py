@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from agents.model_manager_suite.defaults import models_settings
+from agents.model_manager_suite.models_settings import ModelsSettings
+from bus.settings import from_mapping
 from agents.model_manager_suite.registry import ModelRegistry
 from agents.model_manager_suite.sql_models import ModelRow
 from agents.model_manager_suite.store import ModelStore
@@ -17,7 +18,7 @@ from tests.support.tiny_gguf import write_corrupt_gguf, write_not_gguf, write_ti
 
 
 def registry(store: ModelStore, dirs: list[Path], **overrides) -> ModelRegistry:
-    return ModelRegistry(store, models_settings({"dirs": [str(d) for d in dirs], **overrides}))
+    return ModelRegistry(store, from_mapping(ModelsSettings, {"dirs": [str(d) for d in dirs], **overrides}))
 
 
 def test_scan_lists_valid_and_invalid(tmp_path: Path, store: ModelStore) -> None:

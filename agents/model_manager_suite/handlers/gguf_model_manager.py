@@ -35,25 +35,29 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from bus.errors import HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from agents.model_manager_suite.engine import Generation
-from agents.model_manager_suite.inference_api import ModelAPI, model_api, to_bool, to_float, to_int
-from agents.model_manager_suite.services import ModelServices
+from bus.settings import setting
+from agents.model_manager_suite.inference_engine import Generation
+from agents.model_manager_suite.inference_api import ModelAPI
 from schemas.model_manager_suite import gguf_model_manager as schemas
 
 LEGACY_NAME = "GgufModelManager"   # the name the legacy BaseAgent registered under
+
+
+@dataclass(frozen=True)
+class GGUFModelManagerSettings:
+    """Settings section ``gguf_model_manager``."""
+    legacy_timeout_s: float = setting(55.0, minimum=0.1)  # legacy generate_text time limit (hub deadline is 60 s)
 
 
 class GGUFModelManager(Handler):
     name = "GGUFModelManager"
     legacy_ports = (5575,)
     legacy_health_ports = (5576, 6575)
-    DEFAULTS = {"gguf_model_manager": {
-        "legacy_timeout_s": 55.0,     # generation time limit of a legacy generate_text (hub deadline is 60 s)
-    }}
     routes = (
         Route("GET", "/models", "list_models"),
         Route("GET", "/models/{model_id}", "get_model"),
@@ -65,22 +69,16 @@ class GGUFModelManager(Handler):
         Route("GET", "/gpu/status", "gpu_status"),
     )
 
-    def __init__(self, services: ModelServices):
-        self.services = services
-        section = (services.settings or {}).get("gguf_model_manager") or {}
-        self.legacy_timeout = float(section.get("legacy_timeout_s", 55.0))
+    def __init__(self, api: ModelAPI, settings: GGUFModelManagerSettings):
+        self.api = api
+        self.legacy_timeout = settings.legacy_timeout_s
         self._started_at = time.time()
-
-    @property
-    def api(self) -> ModelAPI:
-        return model_api(self.services)
 
     # -- native actions -------------------------------------------------------------------------
     @action(schemas.LIST_MODELS)
     def list_models(self, args: dict, ctx: CallContext) -> dict:
         """Every registered model (files in the model dirs and legacy model_configs)."""
-        models = self.api.list_models(rescan=bool(to_bool("rescan", args["rescan"], False)),
-                                      include_invalid=bool(to_bool("include_invalid", args["include_invalid"], True)))
+        models = self.api.list_models(rescan=args["rescan"], include_invalid=args["include_invalid"])
         return {"models": models, "count": len(models)}
 
     @action(schemas.GET_MODEL)
@@ -91,8 +89,7 @@ class GGUFModelManager(Handler):
     @action(schemas.LOAD_MODEL)
     def load_model(self, args: dict, ctx: CallContext) -> dict:
         """Load a model (pin / priority optional)."""
-        return self.api.load(args["model_id"], pin=to_bool("pin", args["pin"]),
-                             priority=to_int("priority", args["priority"]), n_ctx=to_int("n_ctx", args["n_ctx"]))
+        return self.api.load(args["model_id"], pin=args["pin"], priority=args["priority"], n_ctx=args["n_ctx"])
 
     @action(schemas.UNLOAD_MODEL)
     def unload_model(self, args: dict, ctx: CallContext) -> dict:
@@ -107,7 +104,7 @@ class GGUFModelManager(Handler):
     @action(schemas.SWAP)
     def swap(self, args: dict, ctx: CallContext) -> dict:
         """Hot swap one model for another (or reload it from its file)."""
-        return self.api.swap(args["model_id"], args["to"], n_ctx=to_int("n_ctx", args["n_ctx"]))
+        return self.api.swap(args["model_id"], args["to"], n_ctx=args["n_ctx"])
 
     @action(schemas.PREDICT, stream=True)
     def predict(self, args: dict, ctx: CallContext) -> Generation:
@@ -115,13 +112,11 @@ class GGUFModelManager(Handler):
 
         Returns the generation's future: the model's thread completes it and the bus answers then, so no
         bus worker waits for the generation; chunks go to ``ctx.stream`` from the model's thread."""
-        stream = to_bool("stream", args["stream"], False)
-        on_token = ctx.stream if stream and ctx.stream is not None else None
+        on_token = ctx.stream if args["stream"] and ctx.stream is not None else None
         return self.api.predict_async(
             args["model_id"], prompt=args["prompt"], messages=args["messages"], on_token=on_token,
-            deadline=_deadline(ctx), max_tokens=to_int("max_tokens", args["max_tokens"], 256),
-            temperature=to_float("temperature", args["temperature"], 0.7), top_p=to_float("top_p", args["top_p"], 0.95),
-            stop=args["stop"], seed=to_int("seed", args["seed"]), system_prompt=args["system_prompt"],
+            deadline=_deadline(ctx), max_tokens=args["max_tokens"], temperature=args["temperature"],
+            top_p=args["top_p"], stop=args["stop"], seed=args["seed"], system_prompt=args["system_prompt"],
             conversation_id=args["conversation_id"])
 
     @action(schemas.GPU_STATUS)
@@ -207,10 +202,7 @@ class GGUFModelManager(Handler):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
-        try:
-            api = self.api
-        except HubError as err:
-            return {"models": (False, err.message)}
+        api = self.api
         valid = len(api.registry.list(include_invalid=False))
         return {"models": (True, {"registered": len(api.registry.list()), "valid": valid,
                                   "loaded": len(api.loader.loaded()), "mode": api.loader.budget.gpu.mode})}

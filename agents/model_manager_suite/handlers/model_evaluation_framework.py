@@ -39,14 +39,12 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from bus.errors import BadRequest, HubError, Unavailable
+from bus.errors import BadRequest, HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import dispatch_legacy, message_error
 from agents.model_manager_suite.eval_runs import ab_item
 from agents.model_manager_suite.evaluation import EvaluationRecords
-from agents.model_manager_suite.evaluation_jobs import DEFAULTS as EVAL_DEFAULTS
 from agents.model_manager_suite.evaluation_jobs import EvalJobs
-from agents.model_manager_suite.services import ModelServices
 from schemas.model_manager_suite import model_evaluation_framework as schema
 
 
@@ -59,21 +57,11 @@ class ModelEvaluationFramework(Handler):
         Route("GET", "/evaluate/{eval_id}/status", "eval_status"),
         Route("GET", "/evaluate/{eval_id}/results", "eval_results"),
     )
-    DEFAULTS = EVAL_DEFAULTS
 
-    def __init__(self, services: ModelServices):
-        self.services = services
+    def __init__(self, jobs: EvalJobs):
+        self.jobs = jobs
+        self._jobs: EvalJobs | None = jobs      # read by legacy_health
         self.started_at = time.time()
-        self._jobs: EvalJobs | None = None
-        if services.store is not None:
-            self._jobs = EvalJobs(services.store.engine, services.loader, services.events,
-                                  (services.settings or {}).get("model_evaluation"))
-
-    @property
-    def jobs(self) -> EvalJobs:
-        if self._jobs is None:
-            raise Unavailable("the model database is not configured in this hub")
-        return self._jobs
 
     @property
     def records(self) -> EvaluationRecords:
@@ -165,18 +153,14 @@ class ModelEvaluationFramework(Handler):
 
     # ------------------------------------------------------------------ lifecycle
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
-        if self._jobs is None:
-            return {"evaluation_db": (False, "no model database")}
-        return {"evaluation_db": (self._jobs.records.ping(), "records and jobs in SQL")}
+        return {"evaluation_db": (self.jobs.records.ping(), "records and jobs in SQL")}
 
     def start(self) -> None:
-        if self._jobs is not None:
-            self._jobs.open()
-            self._jobs.start()
+        self.jobs.open()
+        self.jobs.start()
 
     def stop(self) -> None:
-        if self._jobs is not None:
-            self._jobs.stop()
+        self.jobs.stop()
 
 
 def _present(args: dict) -> dict:

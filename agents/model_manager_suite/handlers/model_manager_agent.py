@@ -1,6 +1,6 @@
 """ModelManagerAgent: legacy-protocol.md §3.2 (5570; health 5571 in code, 6570 in YAML) plus its native
 actions. The legacy replies are built in ``agents/model_manager_suite/model_manager_legacy.py``; the domain (model
-preferences, status, selection, STT approvals) is ``agents/model_manager_suite/routing.py``.
+preferences, status, selection, STT approvals) is ``agents/model_manager_suite/model_preferences.py``.
 
 Legacy main port (JSON):
   {"action": "generate", "model_pref": "fast", "prompt", "params": {max_tokens=256, temperature=0.7,
@@ -35,42 +35,47 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from bus.errors import HubError, NotFound
 from bus.handler import CallContext, Handler, action
-from agents.model_manager_suite.inference_api import ModelAPI, model_api
+from bus.settings import setting
+from agents.model_manager_suite.inference_api import ModelAPI
 from agents.model_manager_suite.model_manager_legacy import ModelManagerLegacy, ResponseCache
-from agents.model_manager_suite.routing import STT_DEFAULTS, ModelRouter
-from agents.model_manager_suite.services import ModelServices
+from agents.model_manager_suite.model_preferences import ModelRouter
 from schemas.model_manager_suite import model_manager_agent as schemas
+
+
+@dataclass(frozen=True)
+class ModelManagerAgentSettings:
+    """Settings section ``model_manager_agent``."""
+    legacy_timeout_s: float = setting(55.0, minimum=0.1)  # legacy request time limit (hub deadline is 60 s)
+    cache_ttl_s: float = setting(3600.0, minimum=0.0)     # PROCESS cache_response / get_cached_response
+    max_cache_entries: int = setting(1000, minimum=0)
+    machine_label: str = "MainPC"       # `device` of legacy loaded_models (VramOptimizerAgent filters on it)
+    stt_models: dict[str, Any] = setting(default_factory=dict)  # legacy whisper_model_config.models:
+                                                                 # {id: {vram_estimate_mb, model_path}}
+    model_priorities: dict[str, Any] = setting(default_factory=dict)  # legacy vram_management.model_priorities
+    default_model_priority: int = 5
+    default_quantization_level: str = "none"
+    stt_approval_ttl_s: float = setting(300.0, minimum=0.0)  # an approval of an external model holds budget this long
 
 
 class ModelManagerAgent(Handler):
     name = "ModelManagerAgent"
     legacy_ports = (5570,)
     legacy_health_ports = (5571, 6570)
-    DEFAULTS = {"model_manager_agent": {
-        "legacy_timeout_s": 55.0,         # generation time limit of a legacy request (hub deadline is 60 s)
-        "cache_ttl_s": 3600.0,            # PROCESS cache_response / get_cached_response
-        "max_cache_entries": 1000,
-        "machine_label": "MainPC",        # `device` of legacy loaded_models (VramOptimizerAgent filters on it)
-        **STT_DEFAULTS,
-    }}
-
-    def __init__(self, services: ModelServices):
-        self.services = services
-        section = dict((services.settings or {}).get("model_manager_agent") or {})
-        self.router = ModelRouter(lambda: model_api(self.services), section)
-        cache = ResponseCache(float(section.get("cache_ttl_s", 3600.0)), int(section.get("max_cache_entries", 1000)))
-        self.legacy = ModelManagerLegacy(self.router, self._health_reply,
-                                         float(section.get("legacy_timeout_s", 55.0)), cache,
-                                         str(section.get("machine_label", "MainPC")))
+    def __init__(self, api: ModelAPI, settings: ModelManagerAgentSettings):
+        self.api = api
+        self.router = ModelRouter(api, stt_models=settings.stt_models, model_priorities=settings.model_priorities,
+                                  default_priority=settings.default_model_priority,
+                                  default_quantization=settings.default_quantization_level,
+                                  approval_ttl_s=settings.stt_approval_ttl_s)
+        cache = ResponseCache(settings.cache_ttl_s, settings.max_cache_entries)
+        self.legacy = ModelManagerLegacy(self.router, self._health_reply, settings.legacy_timeout_s, cache,
+                                         settings.machine_label)
         self._started_at = time.time()
-
-    @property
-    def api(self) -> ModelAPI:
-        return model_api(self.services)
 
     # -- native actions -------------------------------------------------------------------------
     @action(schemas.GENERATE)
@@ -108,13 +113,8 @@ class ModelManagerAgent(Handler):
         return self._health_reply()
 
     def _health_reply(self) -> dict:
-        try:
-            self.api
-            status, message = "ok", "Agent is operational."
-        except HubError as err:
-            status, message = "error", err.message
-        return {"status": status, "details": {"status_message": message,
-                                              "uptime_seconds": time.time() - self._started_at}}
+        return {"status": "ok", "details": {"status_message": "Agent is operational.",
+                                            "uptime_seconds": time.time() - self._started_at}}
 
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
         try:

@@ -19,8 +19,8 @@ Native actions (agent "PredictiveLoader"):
                                     route POST /models/{model_id}/preload; conflict when it cannot fit
   stats                          -> {requests, hits, misses, resident, preloads, wasted, pending, hit_rate,
                                      preload_hit_rate, usage_rows, legacy_top, request_coordinator, ...}
-Every model request served by the hub is recorded through ``services.usage_hook`` (set here to
-``Preloader.record_usage``; ModelAPI calls it when a request arrives). The background planner preloads
+Every model request served by the hub is recorded with ``Preloader.record_usage`` (``hub.py`` hands it to
+the ModelAPI, which calls it when a request arrives). The background planner preloads
 predicted models within the memory budget and publishes ``model.preloaded`` (agents/model_manager_suite/
 preloader.py); prometheus: mms_preload_hits_total, mms_preload_misses_total, mms_preload_wasted_total,
 mms_preloads_total.
@@ -30,13 +30,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from bus.errors import Unavailable
 from bus.handler import CallContext, Handler, Route, action
 from bus.legacy import dispatch_legacy, message_error, no_attribute_get
-from agents.model_manager_suite.inference_api import to_bool
-from agents.model_manager_suite.predictor import DEFAULTS as PREDICTOR_DEFAULTS
 from agents.model_manager_suite.preloader import Preloader
-from agents.model_manager_suite.services import ModelServices
 from schemas.model_manager_suite import predictive_loader as schema
 
 
@@ -45,28 +41,10 @@ class PredictiveLoader(Handler):
     legacy_ports = (5617,)
     legacy_health_ports = (5618, 6617)
     routes = (Route("POST", "/models/{model_id}/preload", "preload"),)
-    DEFAULTS = PREDICTOR_DEFAULTS
 
-    def __init__(self, services: ModelServices):
-        self.services = services
+    def __init__(self, preloader: Preloader):
+        self.preloader = preloader
         self.started_at = time.time()
-        self.settings = (services.settings or {}).get("predictive_loader") or {}
-        self._preloader: Preloader | None = None
-        if services.store is not None:
-            self._preloader = Preloader(self.settings, services.store.engine, services.loader, services.events,
-                                        services.metrics)
-            if getattr(services, "usage_hook", None) is None:
-                services.usage_hook = self._preloader.record_usage   # type: ignore[attr-defined]
-
-    @property
-    def preloader(self) -> Preloader:
-        if self._preloader is None:
-            raise Unavailable("the model database is not configured in this hub")
-        return self._preloader
-
-    def record_usage(self, model_id: str) -> dict[str, Any]:
-        """Record one request for ``model_id`` (the hook the model handlers call per request)."""
-        return self.preloader.record_usage(model_id)
 
     # ------------------------------------------------------------------ native
     @action(schema.RECORD_USAGE, name="record_usage")
@@ -84,7 +62,7 @@ class PredictiveLoader(Handler):
     @action(schema.PRELOAD)
     def preload(self, args: dict, ctx: CallContext) -> dict:
         """Preload a model within the memory budget."""
-        return self.preloader.preload(args["model_id"], evict=bool(to_bool("evict", args["evict"], True)))
+        return self.preloader.preload(args["model_id"], evict=args["evict"])
 
     @action(schema.STATS)
     def stats(self, args: dict, ctx: CallContext) -> dict:
@@ -120,17 +98,13 @@ class PredictiveLoader(Handler):
 
     # ------------------------------------------------------------------ lifecycle
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
-        if self._preloader is None:
-            return {"usage_log": (False, "no model database")}
-        rc = self._preloader.notifier.status()
+        rc = self.preloader.notifier.status()
         # the RequestCoordinator is an optional neighbour: its state is reported, never a failed check
         return {"usage_log": (True, "usage in SQL"), "request_coordinator": (True, rc)}
 
     def start(self) -> None:
-        if self._preloader is not None:
-            self._preloader.open()
-            self._preloader.start()
+        self.preloader.open()
+        self.preloader.start()
 
     def stop(self) -> None:
-        if self._preloader is not None:
-            self._preloader.stop()
+        self.preloader.stop()

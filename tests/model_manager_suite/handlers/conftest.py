@@ -1,19 +1,25 @@
 """Fixtures for the GGUFModelManager / ModelManagerAgent handler tests.
 
-In-process tests compose the real core (migrated SQLite store, registry, loader, inference engine) from the
-parent conftest's ``make_suite`` and hand it to the handlers as ``ModelServices``; end-to-end tests start the
-hub as a process (``tests/support/hubproc.py``).
+In-process tests compose the hub as ``hub.py`` does (``compose``) over the real model layer from the parent
+conftest's ``make_suite`` (migrated SQLite store, registry, loader, inference engine); end-to-end tests start
+the hub as a process (``tests/support/hubproc.py``).
 """
 from __future__ import annotations
 
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
-from agents.model_manager_suite.services import ModelServices
+from agents.model_manager_suite.core import ModelCore
+from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager
+from agents.model_manager_suite.handlers.model_manager_agent import ModelManagerAgent, ModelManagerAgentSettings
+from agents.model_manager_suite.hub import ModelManagerSuite, compose
+from agents.model_manager_suite.settings import ModelManagerSuiteSettings
 from bus.handler import CallContext
+from bus.settings import from_mapping
 from tests.support.tiny_gguf import write_corrupt_gguf, write_tiny_gguf
 
 BIG = {"n_embd": 512, "n_layer": 6, "n_ff": 2048, "n_head": 8, "n_head_kv": 4}   # ~48 MB of weights
@@ -34,25 +40,40 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_models(tmp_path_factory.mktemp("handler-models"))
 
 
-@pytest.fixture
-def make_services(make_suite: Callable, models_dir: Path, tmp_path: Path) -> Callable[..., ModelServices]:
-    """ModelServices over a real core; budget 100 MB with 64 MB overhead: one tiny model at a time."""
-    made: list[ModelServices] = []
+@dataclass
+class ComposedHub:
+    """The hub's parts as ``hub.compose`` builds them, plus the test's model layer (events, loader)."""
+    suite: Any                 # the parent conftest's Suite (events, topics())
+    parts: ModelManagerSuite
 
-    def make(mma: dict | None = None, extra_dirs: tuple[Path, ...] = (), **models: Any) -> ModelServices:
+    @property
+    def loader(self) -> Any:
+        return self.suite.loader
+
+    @property
+    def gguf(self) -> GGUFModelManager:
+        return self.parts.gguf_model_manager
+
+    @property
+    def mma(self) -> ModelManagerAgent:
+        return self.parts.model_manager_agent
+
+
+@pytest.fixture
+def make_hub(make_suite: Callable, models_dir: Path) -> Iterator[Callable[..., ComposedHub]]:
+    """The composed hub over a real model layer; budget 100 MB with 64 MB overhead: one tiny model at a time."""
+    def make(mma: dict | None = None, extra_dirs: tuple[Path, ...] = (), **models: Any) -> ComposedHub:
         overrides = {"ram_budget_mb": 100.0, "overhead_mb": 64.0,
                      "load_policy": {"fast": "tiny-a", "quality": "tiny-b"}, **models}
         suite = make_suite([models_dir, *extra_dirs], **overrides)
-        services = ModelServices(settings={"models": suite.settings, "model_manager_agent": mma or {}},
-                                 data_dir=tmp_path / "data", events=suite.events, store=suite.store,
-                                 registry=suite.registry, loader=suite.loader)
-        services.suite = suite
-        made.append(services)
-        return services
+        settings = ModelManagerSuiteSettings(
+            models=suite.settings,
+            model_manager_agent=from_mapping(ModelManagerAgentSettings, mma, "model_manager_agent"))
+        core = ModelCore(settings=suite.settings, store=suite.store, gpu=suite.budget.gpu, budget=suite.budget,
+                         registry=suite.registry, loader=suite.loader, engine=suite.engine)
+        return ComposedHub(suite, compose(settings, core, suite.events))
 
-    yield make
-    for services in made:
-        services.close()
+    yield make       # make_suite stops the loaders and registries
 
 
 def ctx(agent: str, action: str, stream: Callable | None = None, deadline: float | None = None) -> CallContext:

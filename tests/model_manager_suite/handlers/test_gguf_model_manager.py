@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager
+from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager, GGUFModelManagerSettings
+from agents.model_manager_suite.inference_api import ModelAPI
 from bus.errors import BadRequest, Busy, Conflict, NotFound
 from tests.model_manager_suite.handlers.conftest import call
 
@@ -18,13 +19,13 @@ LEGACY_KEYS = {"model_id", "display_name", "model_path", "n_ctx", "n_gpu_layers"
 
 
 @pytest.fixture
-def services(make_services):
-    return make_services()
+def hub(make_hub):
+    return make_hub()
 
 
 @pytest.fixture
-def gguf(services) -> GGUFModelManager:
-    handler = GGUFModelManager(services)
+def gguf(hub) -> GGUFModelManager:
+    handler = hub.gguf
     handler.start()
     return handler
 
@@ -128,8 +129,8 @@ def test_legacy_prompt_over_the_context(gguf):
 
 # -- native actions ------------------------------------------------------------------------------
 
-def test_native_list_and_get(make_services, tmp_path):
-    gguf = GGUFModelManager(make_services(extra_dirs=(tmp_path / "more",)))
+def test_native_list_and_get(make_hub, tmp_path):
+    gguf = make_hub(extra_dirs=(tmp_path / "more",)).gguf
     listed = call(gguf, "list_models")
     assert listed["count"] == 4
     by_id = {m["id"]: m for m in listed["models"]}
@@ -170,27 +171,27 @@ def test_native_chat_stream_and_conversation(gguf):
     assert chat["message"]["role"] == "assistant"
 
 
-def test_native_swap_repoints_the_alias(make_services):
-    services = make_services(ram_budget_mb=150.0)             # old and new coexist during a swap
-    gguf = GGUFModelManager(services)
+def test_native_swap_repoints_the_alias(make_hub):
+    hub = make_hub(ram_budget_mb=150.0)             # old and new coexist during a swap
+    gguf = hub.gguf
     call(gguf, "load_model", {"model_id": "tiny-a"})
     swapped = call(gguf, "swap", {"model_id": "fast", "to": "tiny-b"})
     assert swapped["model_id"] == "tiny-b" and swapped["previous"] == "tiny-a" and "fast" in swapped["aliases"]
-    assert [m["model_id"] for m in services.loader.loaded()] == ["tiny-b"]
+    assert [m["model_id"] for m in hub.loader.loaded()] == ["tiny-b"]
     assert call(gguf, "predict", {"model_id": "fast", "prompt": "hi", "max_tokens": 2})["model_id"] == "tiny-b"
     reloaded = call(gguf, "swap", {"model_id": "tiny-b"})     # same model, reloaded from its file
     assert reloaded["model_id"] == "tiny-b" and reloaded["previous"] == "tiny-b"
     call(gguf, "load_model", {"model_id": "tiny-a"})
     call(gguf, "load_model", {"model_id": "big"})              # 111 MB: both tiny models are evicted
-    assert [m["model_id"] for m in services.loader.loaded()] == ["big"]
-    assert services.suite.topics().count("model.evicted") == 2
+    assert [m["model_id"] for m in hub.loader.loaded()] == ["big"]
+    assert hub.suite.topics().count("model.evicted") == 2
 
 
-def test_lru_eviction_within_the_budget(gguf, services):
+def test_lru_eviction_within_the_budget(gguf, hub):
     call(gguf, "load_model", {"model_id": "tiny-a"})
     call(gguf, "load_model", {"model_id": "tiny-b"})         # budget holds one: tiny-a is evicted
-    assert [m["model_id"] for m in services.loader.loaded()] == ["tiny-b"]
-    assert "model.evicted" in services.suite.topics()
+    assert [m["model_id"] for m in hub.loader.loaded()] == ["tiny-b"]
+    assert "model.evicted" in hub.suite.topics()
     call(gguf, "load_model", {"model_id": "tiny-b", "pin": True})
     with pytest.raises(Conflict, match="budget"):
         call(gguf, "load_model", {"model_id": "tiny-a"})     # the pinned model is never evicted
@@ -226,11 +227,11 @@ def test_native_errors(gguf):
         call(gguf, "predict", {"model_id": "tiny-a", "prompt": "x", "bogus": 1})
 
 
-def test_full_model_queue_answers_busy(make_services):
-    services = make_services(queue_limit=1)
-    gguf = GGUFModelManager(services)
+def test_full_model_queue_answers_busy(make_hub):
+    hub = make_hub(queue_limit=1)
+    gguf = hub.gguf
     call(gguf, "load_model", {"model_id": "tiny-a"})
-    worker = services.loader.entry("tiny-a").worker
+    worker = hub.loader.entry("tiny-a").worker
     release, started = threading.Event(), threading.Event()
     running = worker.submit(lambda llm: (started.set(), release.wait(30)))   # occupies the model thread
     assert started.wait(10)
@@ -247,22 +248,20 @@ def test_full_model_queue_answers_busy(make_services):
     assert call(gguf, "predict", {"model_id": "tiny-a", "prompt": "x", "max_tokens": 1})["model_id"] == "tiny-a"
 
 
-def test_usage_hook_sees_every_model_request(make_services):
-    services = make_services()
+def test_every_model_request_is_recorded_once(make_hub):
+    hub = make_hub()
+    core = hub.parts.core
     seen: list[str] = []
-    services.usage_hook = seen.append
-    gguf = GGUFModelManager(services)
+    api = ModelAPI(core.registry, core.loader, core.store, core.engine, core.settings, record_usage=seen.append)
+    gguf = GGUFModelManager(api, GGUFModelManagerSettings())
     call(gguf, "load_model", {"model_id": "fast"})
     call(gguf, "predict", {"model_id": "tiny-a", "prompt": "x", "max_tokens": 1})
     legacy(gguf, {"action": "generate_text", "model_id": "tiny-a", "prompt": "x", "max_tokens": 1})
     assert seen == ["tiny-a", "tiny-a", "tiny-a"]
 
 
-def test_unwired_hub_reports_unavailable(tmp_path):
-    from agents.model_manager_suite.services import ModelServices
-    from bus.events import NullPublisher
-
-    gguf = GGUFModelManager(ModelServices(settings={}, data_dir=tmp_path, events=NullPublisher()))
-    assert legacy(gguf, {"action": "list_models"})["status"] == "error"
-    assert gguf.health_checks()["models"][0] is False
-    assert legacy(gguf, {"action": "health_check"})["status"] == "unhealthy"
+def test_the_composed_hub_records_usage_in_the_predictive_loader(make_hub):
+    hub = make_hub()
+    call(hub.gguf, "load_model", {"model_id": "fast"})
+    call(hub.mma, "generate", {"prompt": "x", "max_tokens": 1})
+    assert hub.parts.preloader.usage.counts_since(0) == [("tiny-a", 2)]

@@ -20,13 +20,13 @@ STT = {"stt_models": {"whisper-small": {"vram_estimate_mb": 20, "model_path": "m
 
 
 @pytest.fixture
-def services(make_services):
-    return make_services(mma=STT)
+def hub(make_hub):
+    return make_hub(mma=STT)
 
 
 @pytest.fixture
-def mma(services) -> ModelManagerAgent:
-    return ModelManagerAgent(services)
+def mma(hub) -> ModelManagerAgent:
+    return hub.mma
 
 
 def legacy(handler: ModelManagerAgent, request) -> dict:
@@ -35,11 +35,11 @@ def legacy(handler: ModelManagerAgent, request) -> dict:
 
 # -- {"action": ...} -----------------------------------------------------------------------------
 
-def test_generate_routes_the_preference_through_the_load_policy(mma, services):
+def test_generate_routes_the_preference_through_the_load_policy(mma, hub):
     reply = legacy(mma, {"action": "generate", "model_pref": "quality", "prompt": "hello",
                          "params": {"max_tokens": 4, "temperature": 0.0, "top_p": 0.9}})
     assert reply["status"] == "ok" and reply["model_used"] == "tiny-b"
-    greedy = call(GGUFModelManager(services), "predict", {"model_id": "tiny-b", "prompt": "hello", "max_tokens": 4,
+    greedy = call(hub.gguf, "predict", {"model_id": "tiny-b", "prompt": "hello", "max_tokens": 4,
                                                           "temperature": 0.0, "top_p": 0.9})
     assert reply["response_text"] == greedy["text"]                     # the model's own text
     assert isinstance(reply["timestamp"], float) and "conversation_id" not in reply
@@ -63,8 +63,8 @@ def test_generate_conversation_and_clear(mma):
                                                             "message": "Missing 'conversation_id' field"}
 
 
-def test_generate_failures_are_error_replies_never_made_up_text(make_services):
-    mma = ModelManagerAgent(make_services(load_policy={"fast": "big", "broken": "broken"}))
+def test_generate_failures_are_error_replies_never_made_up_text(make_hub):
+    mma = make_hub(load_policy={"fast": "big", "broken": "broken"}).mma
     assert legacy(mma, {"action": "generate", "prompt": ""}) == {"status": "error", "message": "Missing 'prompt' field"}
     assert legacy(mma, {"action": "generate"}) == {"status": "error", "message": "Missing 'prompt' field"}
     too_big = legacy(mma, {"action": "generate", "prompt": "x"})            # fast -> big, over the budget
@@ -78,8 +78,8 @@ def test_generate_failures_are_error_replies_never_made_up_text(make_services):
     assert legacy(mma, {"action": "generate", "prompt": "x", "params": [1]})["status"] == "error"
 
 
-def test_generate_with_no_policy_match_names_the_preference(make_services):
-    mma = ModelManagerAgent(make_services(load_policy={}))
+def test_generate_with_no_policy_match_names_the_preference(make_hub):
+    mma = make_hub(load_policy={}).mma
     reply = legacy(mma, {"action": "generate", "model_pref": "quality", "prompt": "x"})
     assert reply == {"status": "error", "message": "No model found for preference: quality"}
 
@@ -220,10 +220,10 @@ def test_stt_errors(mma, request_, code):
     assert reply["error_message"] and reply["request_id"] == request_.get("request_id")
 
 
-def test_stt_missing_file_is_model_not_found(make_services, tmp_path):
-    services = make_services(model_configs=[{"model_id": "gone", "model_path": str(tmp_path / "gone.gguf"),
+def test_stt_missing_file_is_model_not_found(make_hub, tmp_path):
+    hub = make_hub(model_configs=[{"model_id": "gone", "model_path": str(tmp_path / "gone.gguf"),
                                              "serving_method": "gguf_direct"}])
-    reply = legacy(ModelManagerAgent(services), {"model_id": "gone", "request_id": "r"})
+    reply = legacy(hub.mma, {"model_id": "gone", "request_id": "r"})
     assert reply["error_code"] == "MODEL_NOT_FOUND"
 
 
@@ -240,8 +240,8 @@ def test_native_generate_status_select_clear(mma):
     assert chosen["model_id"] == "tiny-b" and chosen["model_info"]["status"] == "online"
 
 
-def test_native_errors(make_services):
-    mma = ModelManagerAgent(make_services(load_policy={}))
+def test_native_errors(make_hub):
+    mma = make_hub(load_policy={}).mma
     with pytest.raises(NotFound, match="No model found for preference: fast"):
         call(mma, "generate", {"prompt": "x"})
     with pytest.raises(BadRequest, match="prompt"):

@@ -26,15 +26,6 @@ from .budget import BudgetExceeded
 from .inference_api import ModelAPI
 from .registry import ModelRecord
 
-STT_DEFAULTS: dict[str, Any] = {
-    "stt_models": {},                      # legacy whisper_model_config.models: {id: {vram_estimate_mb, model_path}}
-    "model_priorities": {},                # legacy vram_management.model_priorities: {id: priority}
-    "default_model_priority": 5,
-    "default_quantization_level": "none",
-    "stt_approval_ttl_s": 300.0,           # an approval of an external (STT) model holds budget this long
-}
-
-
 class ApprovalError(Exception):
     """An STT model request that cannot be approved; ``code`` is the legacy error_code."""
 
@@ -55,23 +46,18 @@ class Approval:
 
 
 class ModelRouter:
-    def __init__(self, api: Callable[[], ModelAPI], section: dict[str, Any] | None = None,
+    def __init__(self, api: ModelAPI, *, stt_models: dict[str, Any], model_priorities: dict[str, Any],
+                 default_priority: int, default_quantization: str, approval_ttl_s: float,
                  clock: Callable[[], float] = time.time):
-        cfg = {**STT_DEFAULTS, **(section or {})}
-        self._api = api
-        self.stt_models: dict[str, dict] = {str(k): v for k, v in dict(cfg["stt_models"] or {}).items()
-                                            if isinstance(v, dict)}
-        self.priorities = dict(cfg["model_priorities"] or {})
-        self.default_priority = int(cfg["default_model_priority"])
-        self.default_quantization = str(cfg["default_quantization_level"])
-        self.approval_ttl = float(cfg["stt_approval_ttl_s"])
+        self.api = api
+        self.stt_models: dict[str, dict] = {str(k): v for k, v in stt_models.items() if isinstance(v, dict)}
+        self.priorities = dict(model_priorities)
+        self.default_priority = default_priority
+        self.default_quantization = default_quantization
+        self.approval_ttl = approval_ttl_s
         self.clock = clock
         self._approvals: dict[str, Approval] = {}
         self._lock = threading.Lock()
-
-    @property
-    def api(self) -> ModelAPI:
-        return self._api()
 
     # -- preferences ----------------------------------------------------------------------------
     def routing_policy(self) -> dict[str, str]:

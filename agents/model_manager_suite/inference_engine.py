@@ -26,7 +26,7 @@ from typing import Any, Callable
 from bus.errors import BadRequest, HubError, Timeout
 
 from .conversations import Conversation, ConversationStore
-from .defaults import models_settings
+from .models_settings import ModelsSettings
 from .generation import GenParams, check_messages, run_chat, run_completion
 from .loader import LoadedModel, ModelLoader
 from .store import ModelStore
@@ -45,12 +45,10 @@ class Generation(Future):
 
 
 class InferenceEngine:
-    def __init__(self, loader: ModelLoader, store: ModelStore, settings: dict[str, Any] | None = None, *,
+    def __init__(self, loader: ModelLoader, store: ModelStore, settings: ModelsSettings, *,
                  clock: Callable[[], float] = time.time):
-        cfg = models_settings(settings)
         self.loader, self.store = loader, store
-        self.conversations = ConversationStore(int(cfg["max_conversations"]), float(cfg["conversation_ttl_s"]),
-                                               clock=clock)
+        self.conversations = ConversationStore(settings.max_conversations, settings.conversation_ttl_s, clock=clock)
         self._conv_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
