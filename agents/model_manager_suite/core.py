@@ -1,9 +1,10 @@
 """The model layer of ModelManagerSuite, composed: store, GPU monitor, budget, registry, loader, engine.
 
 ``open_model_core(settings, database_url, data_dir, events)`` builds it from the ``models`` section and
-the database URL (``hub.py`` passes ``storage.database_url``; empty: ``sqlite:///<data_dir>/model_manager_suite.db``),
-migrates the database to head (``migrations/model_manager_suite``), and returns a ``ModelCore``. ``start()`` scans the model
-dirs and starts the rescan poll and the idle-unload thread; ``stop()`` unloads every model and closes.
+the database URL (``hub.py`` passes ``storage.database_url``; empty:
+``sqlite:///<data_dir>/model_manager_suite.db``),
+migrates the database to head (``migrations/model_manager_suite``), and returns a ``ModelCore``.
+``start()`` scans the model dirs and starts the rescan poll and the idle-unload thread; ``stop()`` unloads every model and closes.
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 import zmq
 
@@ -116,7 +117,7 @@ def run_ab(loader: Any, row: Any, cfg: EvaluationSettings, progress: Progress, s
 
 def _ab_results(versions: dict, row: Any, items: list, sides: dict, cfg: EvaluationSettings) -> dict[str, Any]:
     per_prompt, diffs = [], []
-    for index, (a, b) in enumerate(zip(sides["a"], sides["b"])):
+    for index, (a, b) in enumerate(zip(sides["a"], sides["b"], strict=False)):
         diff = a["score"] - b["score"] if a["score"] is not None and b["score"] is not None else None
         if diff is not None:
             diffs.append(diff)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import distinct, func, select
@@ -40,7 +40,7 @@ class _Strict(BaseModel):
 
     @field_validator("context", "comparison_data", check_fields=False)
     @classmethod
-    def _json_size(cls, value: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    def _json_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
             raise ValueError(f"must be at most {MAX_JSON_BYTES} bytes of JSON")
         return value
@@ -52,7 +52,7 @@ class PerformanceMetric(_Strict):
     metric_name: str
     value: float
     timestamp: datetime = Field(default_factory=_utcnow)
-    context: Optional[dict[str, Any]] = None
+    context: dict[str, Any] | None = None
 
 
 class ModelEvaluationScore(_Strict):
@@ -60,11 +60,11 @@ class ModelEvaluationScore(_Strict):
     model_name: str
     cycle_id: uuid.UUID
     trust_score: float = Field(..., ge=0.0, le=1.0)
-    accuracy: Optional[float] = Field(default=None, ge=0.0, le=1.0)
-    f1_score: Optional[float] = Field(default=None, ge=0.0, le=1.0)
+    accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
+    f1_score: float | None = Field(default=None, ge=0.0, le=1.0)
     avg_latency_ms: float = Field(..., ge=0.0)
     evaluation_timestamp: datetime = Field(default_factory=_utcnow)
-    comparison_data: Optional[dict[str, Any]] = None
+    comparison_data: dict[str, Any] | None = None
 
 
 def parse(model: type[BaseModel], data: Any) -> BaseModel:

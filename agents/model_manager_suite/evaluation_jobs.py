@@ -13,7 +13,7 @@ next start); a job found ``running`` at start (the hub was killed) is marked ``f
 Results attach to the model version: the job row keeps the model id, version and sha256 that were
 actually evaluated (from the leased model). A finished single-model job also feeds the trust score:
 it writes a ``model_evaluation_scores`` row (model_name = model id, cycle_id = eval id, trust_score by the
-AgentTrustScorer formula 0.7·success_ratio + 0.3·max(0, 1 − ttft_s/5), avg_latency_ms = mean time to first
+AgentTrustScorer formula 0.7·success_ratio + 0.3·max(0, 1 - ttft_s/5), avg_latency_ms = mean time to first
 token) and ``performance_metrics`` rows (agent_name = model id; eval.perplexity, eval.ttft_ms,
 eval.tokens_per_s), and, when ``trust_scorer_endpoint`` is set, sends AgentTrustScorer's legacy
 ``log_performance`` (success, response_time = ttft seconds) to it.
@@ -25,7 +25,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine

@@ -15,7 +15,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bus.errors import BadRequest, Timeout
 
@@ -37,7 +38,7 @@ class GenParams:
 
     @classmethod
     def build(cls, max_tokens: Any = 256, temperature: Any = 0.7, top_p: Any = 0.95, stop: Any = None,
-              seed: Any = None) -> "GenParams":
+              seed: Any = None) -> GenParams:
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
             raise BadRequest(f"max_tokens must be an integer between 1 and {MAX_TOKENS_LIMIT}")
         if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 <= temperature <= 5:
@@ -201,7 +202,7 @@ def run_chat(llm: Any, *, model_id: str, history: list[dict[str, str]], messages
     return {"text": text, "message": reply, "finish_reason": finish, "prompt_tokens": count,
             "completion_tokens": chunks, "elapsed_s": elapsed,
             "tokens_per_s": chunks / elapsed if elapsed > 0 else None, "history_trimmed": trimmed,
-            "messages": convo + [reply]}
+            "messages": [*convo, reply]}
 
 
 def _stream_chat(llm: Any, convo: list[dict[str, str]], params: GenParams, stopper: _Cancel,

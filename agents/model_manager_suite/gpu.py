@@ -16,6 +16,7 @@ The decision functions here take plain values so they are tested directly.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -229,10 +230,8 @@ class GpuMonitor:
 
     def shutdown(self) -> None:
         if self._nvml is not None:
-            try:
+            with contextlib.suppress(self._nvml.NVMLError):
                 self._nvml.nvmlShutdown()
-            except self._nvml.NVMLError:
-                pass
             self._nvml, self.gpu_present, self.visible = None, False, []
             self.mode, self.reason = effective_mode(False, self.offload_supported), "NVML shut down"
 

@@ -6,9 +6,9 @@ mid-request), run the generation job on the model's own worker thread and wait f
 ``timeout`` seconds (then ``Timeout`` and the generation stops at the next token).
 ``complete_async`` / ``chat_async`` do the same without waiting: they return a ``Future`` that the model's
 thread completes (lease, conversation and stats are settled there), so the caller's thread is free at once
-and a deadline (``time.monotonic()`` value) stops the generation at the next token with ``Timeout``. A full model queue is
-``Busy``; a prompt longer than the context is ``BadRequest``; an unloadable model is ``Conflict`` or
-``Unavailable``. Every request is counted in SQL ``model_stats``.
+and a deadline (``time.monotonic()`` value) stops the generation at the next token with ``Timeout``.
+A full model queue is ``Busy``; a prompt longer than the context is ``BadRequest``; an unloadable model is
+``Conflict`` or ``Unavailable``. Every request is counted in SQL ``model_stats``.
 
 Conversations (``conversation_id``): the transcript (completion) or message list (chat) is kept and
 prepended to the next request; up to ``max_conversations`` (legacy 50), idle ``conversation_ttl_s``
@@ -21,7 +21,8 @@ import contextlib
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bus.errors import BadRequest, HubError, Timeout
 
@@ -68,7 +69,7 @@ class InferenceEngine:
                        top_p: float = 0.95, stop: str | list[str] | None = None, seed: int | None = None,
                        system_prompt: str | None = None, conversation_id: str | None = None,
                        on_token: OnToken | None = None, deadline: float | None = None,
-                       autoload: bool = True) -> "Generation":
+                       autoload: bool = True) -> Generation:
         if not isinstance(prompt, str):
             raise BadRequest("prompt must be a string")
         params = GenParams.build(max_tokens, temperature, top_p, stop, seed)
@@ -78,7 +79,7 @@ class InferenceEngine:
                 llm, model_id=entry.model_id, prompt=prompt, history=conv.transcript if conv else "",
                 system_prompt=system_prompt, params=params, on_token=on_token, cancel=cancel, deadline=deadline)
 
-        def save(holder: "_ConversationHolder", entry: LoadedModel, result: dict[str, Any]) -> None:
+        def save(holder: _ConversationHolder, entry: LoadedModel, result: dict[str, Any]) -> None:
             holder.update(entry.model_id, transcript=result.pop("transcript"))
 
         return self._start(model, conversation_id, job_for, save, deadline, autoload)
@@ -87,7 +88,7 @@ class InferenceEngine:
                    temperature: float = 0.7, top_p: float = 0.95, stop: str | list[str] | None = None,
                    seed: int | None = None, system_prompt: str | None = None, conversation_id: str | None = None,
                    on_token: OnToken | None = None, deadline: float | None = None,
-                   autoload: bool = True) -> "Generation":
+                   autoload: bool = True) -> Generation:
         msgs = check_messages(messages)
         params = GenParams.build(max_tokens, temperature, top_p, stop, seed)
 
@@ -98,7 +99,7 @@ class InferenceEngine:
             return lambda llm, cancel: run_chat(llm, model_id=entry.model_id, history=history, messages=msgs,
                                                 params=params, on_token=on_token, cancel=cancel, deadline=deadline)
 
-        def save(holder: "_ConversationHolder", entry: LoadedModel, result: dict[str, Any]) -> None:
+        def save(holder: _ConversationHolder, entry: LoadedModel, result: dict[str, Any]) -> None:
             holder.update(entry.model_id, messages=result.pop("messages"))
 
         return self._start(model, conversation_id, job_for, save, deadline, autoload)
@@ -127,8 +128,8 @@ class InferenceEngine:
     # -- internals ------------------------------------------------------------------------------
     def _start(self, model: str, conversation_id: str | None,
                job_for: Callable[[LoadedModel, Conversation | None], Callable[[Any, Any], dict]],
-               save: Callable[["_ConversationHolder", LoadedModel, dict], None], deadline: float | None,
-               autoload: bool) -> "Generation":
+               save: Callable[[_ConversationHolder, LoadedModel, dict], None], deadline: float | None,
+               autoload: bool) -> Generation:
         """Lease the model, queue the job on its thread; the returned future is completed on that thread."""
         holder = self._conversation(conversation_id).__enter__()
         try:
@@ -154,7 +155,7 @@ class InferenceEngine:
                     lease.close()
                     raise
                 outer = Generation(events[0])
-                inner.add_done_callback(lambda done, entry=entry, lease=lease: self._settle(
+                inner.add_done_callback(lambda done, entry=entry, lease=lease, outer=outer: self._settle(
                     done, outer, entry, lease, holder, save, conversation_id))
                 return outer
             assert last_error is not None
@@ -163,9 +164,9 @@ class InferenceEngine:
             holder.__exit__(None, None, None)
             raise
 
-    def _settle(self, inner: "Future[dict]", outer: "Future[dict]", entry: LoadedModel,
-                lease: contextlib.ExitStack, holder: "_ConversationHolder",
-                save: Callable[["_ConversationHolder", LoadedModel, dict], None],
+    def _settle(self, inner: Future[dict], outer: Future[dict], entry: LoadedModel,
+                lease: contextlib.ExitStack, holder: _ConversationHolder,
+                save: Callable[[_ConversationHolder, LoadedModel, dict], None],
                 conversation_id: str | None) -> None:
         """On the model's thread: save the conversation, release lease and lock, count stats, answer."""
         try:
@@ -186,7 +187,7 @@ class InferenceEngine:
         outer.set_result(reply)
 
     @staticmethod
-    def _wait(start: Callable[[float | None], "Generation"], timeout: float | None) -> dict[str, Any]:
+    def _wait(start: Callable[[float | None], Generation], timeout: float | None) -> dict[str, Any]:
         """Start a generation with a deadline ``timeout`` seconds away and wait for it (the synchronous API)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         future = start(deadline)
@@ -206,7 +207,7 @@ class InferenceEngine:
             result["tokens_per_s"] = round(result["tokens_per_s"], 2)
         return result
 
-    def _conversation(self, conversation_id: str | None) -> "_ConversationHolder":
+    def _conversation(self, conversation_id: str | None) -> _ConversationHolder:
         if conversation_id is not None and (not isinstance(conversation_id, str) or not conversation_id):
             raise BadRequest("conversation_id must be a non-empty string")
         lock = None
@@ -230,7 +231,7 @@ class _ConversationHolder:
         self.existed = False
         self._conv: Conversation | None = None
 
-    def __enter__(self) -> "_ConversationHolder":
+    def __enter__(self) -> _ConversationHolder:
         if self.lock is not None:
             self.lock.acquire()
         if self.id is not None:

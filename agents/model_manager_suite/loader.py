@@ -21,7 +21,8 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from bus.errors import Conflict, NotFound, Unavailable
 from bus.periodic import PeriodicTask

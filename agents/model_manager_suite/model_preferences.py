@@ -18,7 +18,8 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bus.errors import BadRequest, Conflict, NotFound
 
@@ -81,7 +82,7 @@ class ModelRouter:
         return _generated(self.api.predict(model_id, prompt=prompt, timeout=timeout, **params))
 
     def generate_async(self, model_pref: str | None, prompt: str, *, deadline: float | None = None,
-                       **params: Any) -> "Future[dict[str, Any]]":
+                       **params: Any) -> Future[dict[str, Any]]:
         """``generate`` without waiting: a future completed on the model's thread (``deadline``: monotonic)."""
         if not isinstance(prompt, str) or not prompt:
             raise BadRequest("Missing 'prompt' field", details={"field": "prompt"})

@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bus.settings import SettingError, setting
@@ -31,8 +31,8 @@ class ModelsSettings:
     lock_timeout_s: float = setting(120.0, minimum=0.0)       # wait for the per-device lock held by another process
     max_conversations: int = setting(50, minimum=1)
     conversation_ttl_s: float = setting(3600.0, minimum=0.0)
-    model_configs: Any = setting(default_factory=list)  # legacy main_pc_settings.model_configs (list, or dict by id)
-    load_policy: dict[str, Any] = setting(default_factory=dict)  # legacy llm_config.yaml load_policy: pref -> id
+    model_configs: Any = field(default_factory=list)  # legacy main_pc_settings.model_configs (list, or dict by id)
+    load_policy: dict[str, Any] = field(default_factory=dict)  # legacy llm_config.yaml load_policy: pref -> id
     pinned: tuple[str, ...] = ()                # model ids never evicted nor idle-unloaded
 
     def __post_init__(self) -> None:

@@ -22,7 +22,8 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
@@ -155,7 +156,7 @@ class LearnedPredictor:
     def __post_init__(self) -> None:
         cfg = self.settings
         self.bucket_s = cfg.time_bucket_s
-        self.n_buckets = max(1, int(round(86400.0 / self.bucket_s)))
+        self.n_buckets = max(1, round(86400.0 / self.bucket_s))
         self.transitions = DecayingCounts(cfg.transition_half_life_s)   # key (prev, next)
         self.from_totals = DecayingCounts(cfg.transition_half_life_s)   # key prev
         self.by_time = DecayingCounts(cfg.time_half_life_s)             # key (bucket, model)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import func, select, update

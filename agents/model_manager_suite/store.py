@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine

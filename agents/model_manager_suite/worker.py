@@ -12,7 +12,8 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from bus.errors import Busy, Timeout, Unavailable
 
@@ -33,8 +34,8 @@ class WorkerClosed(Unavailable):
 
 class ModelWorker:
     def __init__(self, model_id: str, path: str, *, n_ctx: int, n_threads: int, n_gpu_layers: int = 0,
-                 main_gpu: int = 0, use_mmap: bool = True, queue_limit: int = 16, seed: int | None = None, version: str | None = None,
-                 warmup: bool = True, chat_format: str | None = None):
+                 main_gpu: int = 0, use_mmap: bool = True, queue_limit: int = 16, seed: int | None = None,
+                 version: str | None = None, warmup: bool = True, chat_format: str | None = None):
         self.model_id, self.path, self.version = model_id, path, version
         self.n_ctx, self.n_threads, self.n_gpu_layers, self.main_gpu = n_ctx, n_threads, n_gpu_layers, main_gpu
         self._use_mmap, self._seed, self._warmup = use_mmap, seed, warmup
@@ -90,7 +91,7 @@ class ModelWorker:
         return self._pending == 0
 
     # -- requests -------------------------------------------------------------------------------
-    def submit(self, fn: Callable[[Any], T]) -> "Future[T]":
+    def submit(self, fn: Callable[[Any], T]) -> Future[T]:
         """Queue ``fn(llm)`` for the worker thread; ``Busy`` when the queue is full."""
         future: Future = Future()
         with self._lock:
@@ -173,7 +174,7 @@ class ModelWorker:
             if item is _STOP:  # keep the stop marker for the worker loop
                 self._queue.put_nowait(_STOP)
                 return
-            fn, future = item
+            _fn, future = item
             with self._lock:
                 self._pending -= 1
             if future.set_running_or_notify_cancel():

@@ -5,7 +5,7 @@ turns them into booleans and numbers here, so the handler gets typed values.
 """
 from __future__ import annotations
 
-from schemas.base import Field, Schema
+from schemas.base import Field
 from schemas.model_manager_suite.query import QuerySchema
 
 MODEL_ID = Field(str, required=True, min_len=1, max_len=200, doc="model id, legacy load_policy alias or display name")
@@ -17,7 +17,8 @@ LIST_MODELS = QuerySchema({
     "include_invalid": Field(bool, default=True, doc="list files that cannot be loaded, with the reason"),
 }, doc="Every registered model with header facts, validity, load state; `rescan` re-reads the model dirs first.")
 
-GET_MODEL = QuerySchema({"model_id": MODEL_ID}, doc="One model: registry record, header metadata, estimate, load state.")
+GET_MODEL = QuerySchema({"model_id": MODEL_ID},
+                        doc="One model: registry record, header metadata, estimate, load state.")
 
 LOAD_MODEL = QuerySchema({
     "model_id": MODEL_ID,
@@ -46,7 +47,8 @@ PREDICT = QuerySchema({
 }, doc="Generate with one model (completion from `prompt`, chat from `messages`); loads it if needed. "
        "With `stream: true` on the native port, token chunks are streamed before the final result.")
 
-GPU_STATUS = QuerySchema({}, doc="GPU devices (NVML) or CPU mode with its reason, RAM, per-device budget and loaded models.")
+GPU_STATUS = QuerySchema({}, doc="GPU devices (NVML) or CPU mode with its reason, RAM, per-device budget and "
+                                  "loaded models.")
 
 SWAP = QuerySchema({
     "model_id": MODEL_ID,

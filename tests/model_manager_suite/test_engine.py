@@ -162,7 +162,7 @@ def test_unload_lets_queued_requests_finish(suite) -> None:
     while suite.loader.is_loaded("tiny-a"):
         time.sleep(0.01)
     gate.set()
-    for t in requests + [unloader]:
+    for t in [*requests, unloader]:
         t.join(30)
     assert results == ["tiny-a", "tiny-a"]
     assert not worker.thread.is_alive()

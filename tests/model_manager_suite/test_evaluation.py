@@ -137,7 +137,8 @@ def two_models(models_dir: Path) -> Path:
 
 
 def _jobs(suite) -> EvalJobs:
-    return EvalJobs(suite.store.engine, suite.loader, suite.events, EvaluationSettings(max_tokens=4, bootstrap_samples=200))
+    return EvalJobs(suite.store.engine, suite.loader, suite.events,
+                    EvaluationSettings(max_tokens=4, bootstrap_samples=200))
 
 
 def test_evaluation_job_end_to_end(make_suite, two_models: Path) -> None:

@@ -31,7 +31,7 @@ def test_cpu_mode_without_nvml_is_not_an_error() -> None:
 def test_ram_budget_default_is_half_of_ram() -> None:
     budget = MemoryBudget(GpuMonitor(enabled=False), ModelsSettings())
     assert abs(budget.capacity_mb("cpu") - psutil.virtual_memory().total / MB / 2) < 1
-    assert MemoryBudget(GpuMonitor(enabled=False), from_mapping(ModelsSettings, {"ram_budget_mb": 300})).capacity_mb("cpu") == 300
+    assert MemoryBudget(GpuMonitor(enabled=False), ModelsSettings(ram_budget_mb=300.0)).capacity_mb("cpu") == 300
     assert budget.device_for(n_gpu_layers=-1) == "cpu"
 
 

@@ -131,9 +131,8 @@ def test_model_in_use_is_not_evicted(make_suite, three_models: Path) -> None:
     suite = make_suite(**TIGHT)
     suite.loader.load("tiny-a")
     suite.loader.load("tiny-b")
-    with suite.loader.lease("tiny-a"), suite.loader.lease("tiny-b"):
-        with pytest.raises(BudgetExceeded):
-            suite.loader.load("tiny-c")
+    with suite.loader.lease("tiny-a"), suite.loader.lease("tiny-b"), pytest.raises(BudgetExceeded):
+        suite.loader.load("tiny-c")
     suite.loader.load("tiny-c")
     assert len(suite.loader.loaded()) == 2
 

@@ -33,6 +33,7 @@ prompt over the context size), busy (the model's queue is full), timeout, unavai
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import time
 from dataclasses import dataclass
@@ -208,10 +209,8 @@ class GGUFModelManager(Handler):
                                   "loaded": len(api.loader.loaded()), "mode": api.loader.budget.gpu.mode})}
 
     def start(self) -> None:
-        try:
+        with contextlib.suppress(HubError):
             self.api.ensure_scanned()
-        except HubError:
-            pass
 
 
 def _deadline(ctx: CallContext) -> float | None:

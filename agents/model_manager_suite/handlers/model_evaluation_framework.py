@@ -37,7 +37,8 @@ Jobs run in the background (agents/model_manager_suite/evaluation_jobs.py), pers
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bus.errors import BadRequest, HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bus.errors import HubError, NotFound
@@ -54,9 +54,9 @@ class ModelManagerAgentSettings:
     cache_ttl_s: float = setting(3600.0, minimum=0.0)     # PROCESS cache_response / get_cached_response
     max_cache_entries: int = setting(1000, minimum=0)
     machine_label: str = "MainPC"       # `device` of legacy loaded_models (VramOptimizerAgent filters on it)
-    stt_models: dict[str, Any] = setting(default_factory=dict)  # legacy whisper_model_config.models:
+    stt_models: dict[str, Any] = field(default_factory=dict)  # legacy whisper_model_config.models:
                                                                  # {id: {vram_estimate_mb, model_path}}
-    model_priorities: dict[str, Any] = setting(default_factory=dict)  # legacy vram_management.model_priorities
+    model_priorities: dict[str, Any] = field(default_factory=dict)  # legacy vram_management.model_priorities
     default_model_priority: int = 5
     default_quantization_level: str = "none"
     stt_approval_ttl_s: float = setting(300.0, minimum=0.0)  # an approval of an external model holds budget this long

@@ -28,7 +28,8 @@ mms_preloads_total.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bus.handler import CallContext, Handler, Route, action
 from bus.legacy import dispatch_legacy, message_error, no_attribute_get

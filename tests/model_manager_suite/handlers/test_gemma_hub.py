@@ -48,8 +48,9 @@ def test_legacy_list_load_generate_unload(hub):
     models = {m["model_id"]: m for m in hub.legacy_request(GGUF, {"action": "list_models"})["models"]}
     assert GEMMA in models and models[GEMMA]["n_ctx"] == 512 and models[GEMMA]["estimated_vram_mb"] > 235
     assert hub.legacy_request(GGUF, {"action": "load_model", "model_id": GEMMA}, timeout=120)["loaded"] is True
-    reply = hub.legacy_request(GGUF, {"action": "generate_text", "model_id": GEMMA, "prompt": "The capital of France is",
-                                      "max_tokens": 12, "temperature": 0.0}, timeout=120)
+    reply = hub.legacy_request(GGUF, {"action": "generate_text", "model_id": GEMMA,
+                                      "prompt": "The capital of France is", "max_tokens": 12, "temperature": 0.0},
+                               timeout=120)
     assert reply["status"] == "success" and reply["text"].strip()
     routed = hub.legacy_request(MMA, {"action": "generate", "model_pref": "quality", "prompt": "Once upon a time",
                                       "params": {"max_tokens": 12}}, timeout=120)

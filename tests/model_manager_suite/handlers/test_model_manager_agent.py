@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from agents.model_manager_suite.handlers.gguf_model_manager import GGUFModelManager
 from agents.model_manager_suite.handlers.model_manager_agent import ModelManagerAgent
 from bus.errors import BadRequest, NotFound
 from tests.model_manager_suite.handlers.conftest import call
