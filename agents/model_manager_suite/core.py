@@ -4,7 +4,8 @@
 the database URL (``hub.py`` passes ``storage.database_url``; empty:
 ``sqlite:///<data_dir>/model_manager_suite.db``),
 migrates the database to head (``migrations/model_manager_suite``), and returns a ``ModelCore``.
-``start()`` scans the model dirs and starts the rescan poll and the idle-unload thread; ``stop()`` unloads every model and closes.
+``start()`` scans the model dirs and starts the rescan poll and the idle-unload task; ``stop()`` unloads every
+model and closes.
 """
 from __future__ import annotations
 
