@@ -34,6 +34,7 @@ VERSION = "0.1.0"
 HANDLER_CLASSES = (GGUFModelManager, ModelManagerAgent, PredictiveLoader, ModelEvaluationFramework)
 ENV_MAP: dict[str, tuple[str, ...]] = {"MODELS_DIR": ("models", "dirs"), "MEMORY_HUB_TOKEN": ("model_facts", "token")}
 CORE_CHECKS = ("model_database", "model_registry", "model_device", "gpu_offload")
+SECTIONS = tuple(to_mapping(ModelManagerSuiteSettings()))    # this hub's own settings sections
 
 
 @dataclass
@@ -70,7 +71,8 @@ def compose(settings: ModelManagerSuiteSettings, core: ModelCore, events: Any,
 
 
 def hub_settings(runtime: Runtime) -> ModelManagerSuiteSettings:
-    # GLUE (issue 17, until the daemon hands ``runtime.hub_settings``): this hub's sections of the dict tree.
+    """GLUE (issue 17): until the daemon hands ``runtime.hub_settings`` (validated at load), this hub's
+    sections are checked here, from the dict tree; at merge this becomes ``runtime.hub_settings``."""
     return from_mapping(ModelManagerSuiteSettings, {name: runtime.settings[name] for name in SECTIONS})
 
 
@@ -101,7 +103,6 @@ def _core_check(core: ModelCore, name: str) -> Callable[[], tuple[bool, Any]]:
     return lambda: core.health_checks()[name]
 
 
-SECTIONS = tuple(to_mapping(ModelManagerSuiteSettings()))
 SPEC = HubSpec(
     name="model_manager_suite", title="ModelManagerSuite", version=VERSION,
     ports={"native_port": 7011, "http_port": 7111, "events_port": 7311},
