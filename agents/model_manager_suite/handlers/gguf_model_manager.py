@@ -39,6 +39,7 @@ from typing import Any
 
 from bus.errors import HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
+from bus.legacy import LegacyAction, LegacyCall, LegacyTable, LegacyVocabulary
 from agents.model_manager_suite.engine import Generation
 from agents.model_manager_suite.inference_api import ModelAPI, model_api, to_bool, to_float, to_int
 from agents.model_manager_suite.services import ModelServices
@@ -51,6 +52,8 @@ class GGUFModelManager(Handler):
     name = "GGUFModelManager"
     legacy_ports = (5575,)
     legacy_health_ports = (5576, 6575)
+    legacy_vocabulary = LegacyVocabulary(key="error", missing_field="{field} required",
+                                         mistyped_field="{field} required", not_an_object="Unknown action: None")
     DEFAULTS = {"gguf_model_manager": {
         "legacy_timeout_s": 55.0,     # generation time limit of a legacy generate_text (hub deadline is 60 s)
     }}
@@ -135,27 +138,20 @@ class GGUFModelManager(Handler):
         return {"cleared": self.api.clear_conversation(args["conversation_id"])}
 
     # -- legacy ---------------------------------------------------------------------------------
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "error": f"Unknown action: {None}"}
-        name = request.get("action")
-        handler = {"list_models": self._legacy_list, "load_model": self._legacy_load,
-                   "unload_model": self._legacy_unload, "generate_text": self._legacy_generate,
-                   "health_check": self._legacy_health_check}.get(name) if isinstance(name, str) else None
-        if handler is None:
-            return {"status": "error", "error": f"Unknown action: {name}"}
-        try:
-            return handler(request)
-        except HubError as err:
-            return {"status": "error", "error": err.message}
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return LegacyTable({
+            "list_models": self._legacy_list,
+            "load_model": LegacyAction(self._legacy_load, required=("model_id",), fields={"model_id": str}),
+            "unload_model": LegacyAction(self._legacy_unload, required=("model_id",), fields={"model_id": str}),
+            "generate_text": self._legacy_generate,
+            "health_check": self._legacy_health_check,
+        })
 
     def _legacy_list(self, request: dict) -> dict:
         return {"status": "success", "models": self.api.legacy_models()}
 
     def _legacy_load(self, request: dict) -> dict:
-        model_id = request.get("model_id")
-        if not model_id or not isinstance(model_id, str):
-            return {"status": "error", "error": "model_id required"}
+        model_id = request["model_id"]
         try:
             self.api.load(model_id)
         except HubError as err:
@@ -163,9 +159,7 @@ class GGUFModelManager(Handler):
         return {"status": "success", "loaded": True}
 
     def _legacy_unload(self, request: dict) -> dict:
-        model_id = request.get("model_id")
-        if not model_id or not isinstance(model_id, str):
-            return {"status": "error", "error": "model_id required"}
+        model_id = request["model_id"]
         try:
             unloaded = self.api.unload(model_id)["unloaded"]
         except HubError as err:

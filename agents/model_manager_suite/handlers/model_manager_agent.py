@@ -39,6 +39,7 @@ from typing import Any
 
 from bus.errors import HubError, NotFound
 from bus.handler import CallContext, Handler, action
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from agents.model_manager_suite.inference_api import ModelAPI, model_api
 from agents.model_manager_suite.model_manager_legacy import ModelManagerLegacy, ResponseCache
 from agents.model_manager_suite.routing import STT_DEFAULTS, ModelRouter
@@ -50,6 +51,7 @@ class ModelManagerAgent(Handler):
     name = "ModelManagerAgent"
     legacy_ports = (5570,)
     legacy_health_ports = (5571, 6570)
+    legacy_vocabulary = LegacyVocabulary()
     DEFAULTS = {"model_manager_agent": {
         "legacy_timeout_s": 55.0,         # generation time limit of a legacy request (hub deadline is 60 s)
         "cache_ttl_s": 3600.0,            # PROCESS cache_response / get_cached_response
@@ -101,8 +103,8 @@ class ModelManagerAgent(Handler):
         return {"model_id": chosen[0], "model_info": chosen[1]}
 
     # -- legacy ---------------------------------------------------------------------------------
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        return self.legacy.handle(request)
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return self.legacy.table()
 
     def legacy_health(self, port: int) -> dict:
         return self._health_reply()
