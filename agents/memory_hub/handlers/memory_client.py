@@ -28,8 +28,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from concurrent.futures import Future
 from collections.abc import Callable
+from concurrent.futures import Future
 from functools import cached_property, partial
 from typing import Any
 

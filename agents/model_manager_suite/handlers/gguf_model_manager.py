@@ -1,7 +1,7 @@
 """GGUFModelManager: legacy-protocol.md §3.1 (5575; health 5576 in code, 6575 in YAML), plus the model
 actions of the native port (7011) and the seed routes.
 
-Legacy main port (JSON, flat fields), served by ``handle_legacy``:
+Legacy main port (JSON, flat fields), declared in ``legacy_table``:
   {"action": "list_models"} -> {"status": "success", "models": [{model_id, display_name, model_path, n_ctx,
       n_gpu_layers, n_threads, verbose, estimated_vram_mb, capabilities, idle_timeout_seconds, loaded,
       last_used?, idle_time?}]}
