@@ -15,12 +15,17 @@ this contract:
   bus replies when the future completes (its result, or its exception mapped like a raised one).
 * ``routes``: the seed REST table for this agent, ``Route("GET", "/kv/{key}", "kv_get")``. Path
   parameters, then the query string (HTTP), then the body are merged into the action's args.
-* ``handle_legacy(request, port)``: the legacy JSON object received on a legacy main port; returns the
-  legacy JSON reply (a dict). It must not raise for bad input: legacy errors are replies in the
-  agent's own vocabulary. If it raises anyway, the bus answers as the legacy BaseAgent did:
-  ``{"status": "error", "error": str(exc)}``.
+* Legacy main ports: a handler declares ``legacy_vocabulary`` (how the agent worded its errors) and
+  ``legacy_table(call)`` (legacy action name -> method, the exceptions it renders itself); the one
+  ``bus.legacy.LegacyAdapter`` does the lookup, field checks, error replies and counts
+  (``bus/legacy.py``). The default table answers ``ping``/``health``/``health_check`` with
+  ``legacy_health``; anything else gets BaseAgent's ``{"status": "error", "error": "Unknown action: X"}``.
+* ``handle_legacy(request, port)``: the legacy reply (a dict) to the JSON value received on a legacy main
+  port. It must not raise for bad input: legacy errors are replies in the agent's own vocabulary. If it
+  raises anyway, the bus answers as the legacy BaseAgent did: ``{"status": "error", "error": str(exc)}``.
 * ``handle_legacy_from(request, port, peer)``: what the bus calls; the default ignores the peer address and
-  calls ``handle_legacy``. Handlers that limit legacy clients per peer (auth, trust writes) override it.
+  calls ``handle_legacy``. Handlers that limit legacy clients per peer (auth, trust writes) override it to
+  answer ``legacy_reply(request, LegacyCall(port, peer))``.
 * ``legacy_health(port)``: the reply to *any* message on a legacy health port.
 * ``health_checks()``: ``{"check_name": (ok: bool, detail)}`` merged into the hub's ``/health``.
 * ``start()`` / ``stop()``: background tasks (called once by the hub, after / before the sockets).
@@ -36,10 +41,15 @@ hub's composition code; they never open sockets and never read the environment.
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from datetime import datetime
+from functools import cached_property
+from typing import Any, ClassVar
 
+from bus.legacy import BASE_AGENT, LegacyAdapter, LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.base import EMPTY, Schema
 
 
@@ -62,7 +72,7 @@ class CallContext:
     agent: str
     action: str
     request_id: Any = None
-    principal: "Principal | None" = None
+    principal: Principal | None = None
     deadline: float | None = None          # time.monotonic() value, or None
     transport: str = "native"              # native | http | legacy
     peer: str | None = None
@@ -78,7 +88,7 @@ class Principal:
     scopes: tuple[str, ...] = ("*",)
     token_id: str | None = None
     expires_at: float | None = None
-    claims: dict = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict)
 
     def may_call(self, agent: str) -> bool:
         return "*" in self.scopes or agent in self.scopes
@@ -95,11 +105,12 @@ class ActionSpec:
 
 
 def action(schema: Schema = EMPTY, *, name: str | None = None, inline: bool = False, stream: bool = False,
-           public: bool = False) -> Callable:
+           public: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a handler method as a native action with its request schema."""
 
-    def mark(fn: Callable) -> Callable:
-        fn.__hub_action__ = ActionSpec(name or fn.__name__, schema, inline, (fn.__doc__ or "").strip(), stream, public)
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        spec = ActionSpec(name or fn.__name__, schema, inline, (fn.__doc__ or "").strip(), stream, public)
+        fn.__hub_action__ = spec  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -110,10 +121,11 @@ class Handler:
     legacy_ports: ClassVar[tuple[int, ...]] = ()
     legacy_health_ports: ClassVar[tuple[int, ...]] = ()
     routes: ClassVar[tuple[Route, ...]] = ()
-    DEFAULTS: ClassVar[dict] = {}   # this handler's settings section(s), merged into the hub's defaults
+    DEFAULTS: ClassVar[dict[str, Any]] = {}   # this handler's settings section(s), merged into the hub's defaults
+    legacy_vocabulary: ClassVar[LegacyVocabulary] = BASE_AGENT
 
-    def action_table(self) -> dict[str, tuple[ActionSpec, Callable[[dict, CallContext], Any]]]:
-        found: dict[str, tuple[ActionSpec, Callable]] = {}
+    def action_table(self) -> dict[str, tuple[ActionSpec, Callable[[dict[str, Any], CallContext], Any]]]:
+        found: dict[str, tuple[ActionSpec, Callable[[dict[str, Any], CallContext], Any]]] = {}
         for attr in dir(type(self)):
             fn = getattr(type(self), attr, None)
             spec = getattr(fn, "__hub_action__", None)
@@ -121,22 +133,33 @@ class Handler:
                 found[spec.name] = (spec, getattr(self, attr))
         return found
 
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        action_name = request.get("action") if isinstance(request, dict) else None
-        if action_name in ("ping", "health", "health_check"):
-            return self.legacy_health(port)
-        return {"status": "error", "error": f"Unknown action: {action_name}"}
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        """This agent's legacy actions (the default: the health actions only)."""
+        def health(_request: dict[str, Any]) -> dict[str, Any]:
+            return self.legacy_health(call.port)
 
-    def handle_legacy_from(self, request: Any, port: int, peer: str | None) -> dict:
+        return LegacyTable({"ping": health, "health": health, "health_check": health})
+
+    @cached_property
+    def legacy_adapter(self) -> LegacyAdapter:
+        return LegacyAdapter(self.name, self.legacy_vocabulary)
+
+    def legacy_reply(self, request: Any, call: LegacyCall) -> dict[str, Any]:
+        return self.legacy_adapter.handle(request, self.legacy_table(call))
+
+    def handle_legacy(self, request: Any, port: int) -> dict[str, Any]:
+        return self.legacy_reply(request, LegacyCall(port))
+
+    def handle_legacy_from(self, request: Any, port: int, peer: str | None) -> dict[str, Any]:
         return self.handle_legacy(request, port)
 
-    def legacy_health(self, port: int) -> dict:
+    def legacy_health(self, port: int) -> dict[str, Any]:
         return base_legacy_health(self.name, self._started_at)
 
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
         return {}
 
-    def watched(self) -> list:
+    def watched(self) -> list[Any]:
         return []
 
     def start(self) -> None:
@@ -148,11 +171,8 @@ class Handler:
     _started_at: float = time.time()
 
 
-def base_legacy_health(name: str, started_at: float, **extra: Any) -> dict:
+def base_legacy_health(name: str, started_at: float, **extra: Any) -> dict[str, Any]:
     """The legacy BaseAgent ``_get_health_status()`` reply (legacy-protocol.md §0.1)."""
-    import threading
-    from datetime import datetime
-
     reply = {
         "status": "ok",
         "ready": True,

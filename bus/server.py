@@ -355,7 +355,7 @@ class HubServer:
         if len(payload) > self.limits.max_frame_bytes:
             self._send(sock, envelope, encode_legacy(legacy_error("Request too large")))
             return
-        request, error = decode_legacy(payload)
+        request, error = decode_legacy(payload, binding.handler.legacy_vocabulary)
         if error is not None:
             self._send(sock, envelope, encode_legacy(error))
             return

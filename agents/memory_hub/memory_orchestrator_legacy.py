@@ -20,21 +20,24 @@ MemoryClient's port 5713 (the requests MemoryClient used to forward to 7140). Re
   batch_get_memories{memory_ids}                -> {status, memories, count}
   create_session{user_id, session_type, created_by, metadata?}  -> {status, session_id}
 Errors: ``{"status": "error", "message": ...}`` with the legacy messages ("memory_id is required.",
-"Memory with ID X not found.", "Invalid memory format: ...", "No memories provided.", ...).
+"Memory with ID X not found.", "Invalid memory format: ...", "No memories provided.", ...): a method raises
+``LegacyError`` (bad input) or a ``HubError`` and the handler's ``bus.legacy.LegacyAdapter`` words the reply.
+``data`` that is not an object -> "Invalid request format: data must be an object.".
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from agents.memory_hub.memories import Memories
 from bus.errors import HubError
-from bus.legacy import message_error
+from bus.legacy import LegacyInputError, message_error
 
 TEXT_FALLBACK = "Semantic search not fully implemented, falling back to text search"
 HYBRID = "Semantic search results (vector + keyword ranking)"
 
 
-class LegacyError(Exception):
+class LegacyError(LegacyInputError):
     """A legacy error reply message (bad input)."""
 
 
@@ -75,7 +78,7 @@ def _int(data: dict, name: str, default: int | None) -> int | None:
 
 
 class LegacyMemoryApi:
-    """``handle(action, data)`` -> legacy reply dict, or None when ``action`` is not a MOS action."""
+    """The MOS legacy actions: ``actions`` over ``data``, ``requests`` over the whole request (a table's)."""
 
     def __init__(self, memories: Memories, create_session: Callable[..., dict] | None = None,
                  on_outcome: Callable[[bool], None] | None = None):
@@ -92,11 +95,10 @@ class LegacyMemoryApi:
             "batch_add_memories": self.batch_add_memories, "batch_get_memories": self.batch_get_memories,
             "create_session": self.create_session_action,
         }
+        self.requests = {name: partial(self._call, fn) for name, fn in self.actions.items()}
 
-    def handle(self, action: Any, data: Any) -> dict[str, Any] | None:
-        fn = self.actions.get(action) if isinstance(action, str) else None
-        if fn is None:
-            return None
+    def _call(self, fn: Callable[[dict], dict], request: dict[str, Any]) -> dict[str, Any]:
+        data = request.get("data", {})
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -104,11 +106,9 @@ class LegacyMemoryApi:
         store_ok = True
         try:
             return fn(data)
-        except LegacyError as exc:
-            return message_error(str(exc))
         except HubError as exc:
             store_ok = not exc.retryable
-            return message_error(exc.message)
+            raise
         finally:
             if self.on_outcome is not None:
                 self.on_outcome(store_ok)

@@ -1,7 +1,7 @@
 """Legacy ModelManagerAgent replies (legacy-protocol.md §3.2): translate the legacy requests into
 ``ModelRouter`` / ``ModelAPI`` calls and the answers back into the legacy vocabularies.
 
-Dispatch of a request on 5570 (a JSON object):
+Dispatch of a request on 5570 (a JSON object), declared by ``table()`` for the hub's legacy adapter:
 * ``{"action": ...}``: ``generate``, ``clear_conversation``, ``status`` (status words ``ok``/``error``, key
   ``message``); ``ping``/``health``/``health_check`` get the agent's health reply; others
   ``{"status": "error", "message": "Unknown action: X"}``.
@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from bus.errors import HubError
+from bus.legacy import LegacyTable
 
 from .model_preferences import ApprovalError, ModelRouter
 
@@ -69,30 +70,25 @@ class ModelManagerLegacy:
         return {model_id: {**entry, "device": self.machine_label, "compute_device": entry["device"]}
                 for model_id, entry in loaded.items()}
 
-    def handle(self, request: Any) -> dict:
-        try:
-            if not isinstance(request, dict):
-                raise TypeError(f"request must be a JSON object, not {type(request).__name__}")
-            if request.get("action"):
-                return self._action(request)
-            if request.get("command"):
-                return self._command(request)
-            return self.model_request(request)
-        except Exception as exc:  # the legacy request loop answered any failure this way
-            return {"status": "ERROR", "error_message": str(exc), "timestamp": _utc_now()}
+    def table(self) -> LegacyTable:
+        """``{"action"}`` requests by name (unknown: the handler's vocabulary, "Unknown action: X"); a request
+        without an action is a command or a model request; any failure is the request loop's reply."""
+        def health(_request: dict) -> dict:
+            return self.health()
+
+        return LegacyTable({"generate": self.generate, "clear_conversation": self.clear_conversation,
+                            "status": lambda _request: self.status(),
+                            "ping": health, "health": health, "health_check": health},
+                           errors=((Exception, loop_failure),), without_action=self.command_or_model_request,
+                           not_an_object=lambda request: loop_failure(
+                               TypeError(f"request must be a JSON object, not {type(request).__name__}")))
+
+    def command_or_model_request(self, request: dict) -> dict:
+        if request.get("command"):
+            return self._command(request)
+        return self.model_request(request)
 
     # -- {"action": ...} ------------------------------------------------------------------------
-    def _action(self, request: dict) -> dict:
-        name = request["action"]
-        if name == "generate":
-            return self.generate(request)
-        if name == "clear_conversation":
-            return self.clear_conversation(request)
-        if name == "status":
-            return self.status()
-        if name in ("ping", "health", "health_check"):
-            return self.health()
-        return {"status": "error", "message": f"Unknown action: {name}"}
 
     def generate(self, request: dict) -> dict:
         prompt = request.get("prompt")
@@ -345,6 +341,11 @@ class ModelManagerLegacy:
             return _load_error(request_id, model_id, "PROCESSING_ERROR", str(exc))
         return {"status": "MODEL_READY", "request_id": request_id, "model_id": model_id, "access_info": access,
                 "timestamp": _utc_now()}
+
+
+def loop_failure(exc: BaseException) -> dict:
+    """What the legacy request loop answered for any failure."""
+    return {"status": "ERROR", "error_message": str(exc), "timestamp": _utc_now()}
 
 
 def _load_error(request_id: Any, model_id: str, code: str, message: str) -> dict:

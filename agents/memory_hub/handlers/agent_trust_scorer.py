@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from agents.memory_hub.auth import SlidingWindowLimiter
 from agents.memory_hub.services import MemoryServices
@@ -35,7 +35,7 @@ from agents.memory_hub.trust import DEFAULTS as TRUST_DEFAULTS
 from agents.memory_hub.trust import TrustStore, trust_components, trust_settings
 from bus.errors import BadRequest, Busy, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy, message_error, no_attribute_get
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.memory_hub import agent_trust_scorer as schema
 
 MAX_HISTORY = 10000
@@ -45,6 +45,7 @@ class AgentTrustScorer(Handler):
     name = "AgentTrustScorer"
     legacy_ports = (7122, 5626)
     legacy_health_ports = (8122, 5627)
+    legacy_vocabulary = LegacyVocabulary(not_an_object="'{type}' object has no attribute 'get'")
     routes = (Route("GET", "/trust/{user_id}", "get_trust"),)
     DEFAULTS = TRUST_DEFAULTS
 
@@ -101,15 +102,13 @@ class AgentTrustScorer(Handler):
         return {"model_id": args["model_id"], "history": self._store().get_history(args["model_id"], args["limit"])}
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        return self.handle_legacy_from(request, port, None)
-
     def handle_legacy_from(self, request: Any, port: int, peer: str | None) -> dict:
-        return dispatch_legacy(request, self._legacy_actions(peer), error=message_error, invalid=no_attribute_get)
+        return self.legacy_reply(request, LegacyCall(port, peer))
 
-    def _legacy_actions(self, peer: str | None) -> dict[str, Callable[[dict], dict]]:
-        return {"log_performance": lambda r: self._legacy_log(r, peer), "get_trust_score": self._legacy_score,
-                "get_performance_history": self._legacy_history, "health_check": lambda _r: self.legacy_health(0)}
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return LegacyTable({"log_performance": lambda r: self._legacy_log(r, call.peer),
+                            "get_trust_score": self._legacy_score, "get_performance_history": self._legacy_history,
+                            "health_check": lambda _r: self.legacy_health(0)})
 
     def _legacy_log(self, request: dict, peer: str | None) -> dict:
         if self.legacy_writes.hit(peer or "unknown") is not None:

@@ -40,7 +40,7 @@ from agents.memory_hub.auth import (LoginLimiter, PasswordGate, RevocationList, 
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, Forbidden, HubError, Unauthorized, Unavailable
 from bus.handler import CallContext, Handler, Principal, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy, message_error, unknown_or_blank
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.memory_hub import authentication_agent as schema
 
 _ATTR = "_auth_revocation_list"
@@ -71,6 +71,8 @@ class AuthenticationAgent(Handler):
     name = "AuthenticationAgent"
     legacy_ports = (7116,)
     legacy_health_ports = (8116,)
+    legacy_vocabulary = LegacyVocabulary(missing_action="", null_action="",
+                                         not_an_object="Internal server error: '{type}' object has no attribute 'get'")
     routes = (
         Route("POST", "/auth/login", "login"),
         Route("POST", "/auth/verify", "verify"),
@@ -198,18 +200,14 @@ class AuthenticationAgent(Handler):
                 "exp": principal.expires_at}
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        return self.handle_legacy_from(request, port, None)
-
     def handle_legacy_from(self, request: Any, port: int, peer: str | None) -> dict:
-        return dispatch_legacy(
-            request, self._legacy_actions(peer), error=message_error, unknown=unknown_or_blank,
-            invalid=lambda r: message_error(f"Internal server error: {type(r).__name__!r} object has no attribute 'get'"))
+        return self.legacy_reply(request, LegacyCall(port, peer))
 
-    def _legacy_actions(self, peer: str | None) -> dict[str, Callable[[dict], dict]]:
-        return {"register": lambda r: self._legacy_register(r, peer), "login": lambda r: self._legacy_login(r, peer),
-                "logout": self._legacy_logout, "validate_token": self._legacy_validate,
-                "health_check": lambda _r: self.legacy_health(0)}
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return LegacyTable({"register": lambda r: self._legacy_register(r, call.peer),
+                            "login": lambda r: self._legacy_login(r, call.peer),
+                            "logout": self._legacy_logout, "validate_token": self._legacy_validate,
+                            "health_check": lambda _r: self.legacy_health(0)})
 
     def _legacy_register(self, request: dict, peer: str | None) -> dict:
         self.register(request.get("user_id"), request.get("password"), peer=peer)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
-from types import MethodType
 from typing import Any, Callable
 
 from agents.memory_hub.cache import DEFAULTS as CACHE_DEFAULTS
@@ -44,7 +43,7 @@ from agents.memory_hub.cache import CacheStore, split_cache_key
 from agents.memory_hub.services import MemoryServices
 from bus.errors import HubError, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy, message_error
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from bus.log import get_logger
 from schemas.memory_hub import cache_manager as schema
 
@@ -58,6 +57,7 @@ class CacheManager(Handler):
     name = "CacheManager"
     legacy_ports = (7102,)
     legacy_health_ports = (8102,)
+    legacy_vocabulary = LegacyVocabulary(missing_action="")   # the agent read request.get("action", "")
     routes = (Route("GET", "/cache/{cache_key}", "cache_get"), Route("PUT", "/cache/{cache_key}", "cache_put"),
               Route("DELETE", "/cache/{cache_key}", "cache_delete"))
     DEFAULTS = CACHE_DEFAULTS
@@ -71,7 +71,6 @@ class CacheManager(Handler):
         self._redis_info: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
         self.refresh_redis_state()
 
     # ------------------------------------------------------------------ domain (shared by both paths)
@@ -165,16 +164,21 @@ class CacheManager(Handler):
         return {"cache_type": cache_type, "key": key, **stored}
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        # "Unknown action: " names a missing action as "" (the legacy agent read it with default "")
-        return dispatch_legacy(request, self.legacy_actions, error=message_error,
-                               health=lambda: self._fresh_legacy_health(port),
-                               unknown=lambda _: f"Unknown action: {request.get('action', '')}",
-                               errors=((Unavailable, lambda _: dict(REDIS_DOWN)),))
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        def health(_request: dict) -> dict:
+            self.refresh_redis_state()
+            return self.legacy_health(call.port)
 
-    def _fresh_legacy_health(self, port: int) -> dict:
-        self.refresh_redis_state()
-        return self.legacy_health(port)
+        return LegacyTable({
+            "get_cached_memory": self._legacy_get_cached_memory,
+            "cache_memory": self._legacy_cache_memory,
+            "invalidate_memory_cache": self._legacy_invalidate_memory_cache,
+            "get": self._legacy_get,
+            "put": self._legacy_put,
+            "invalidate": self._legacy_invalidate,
+            "flush": self._legacy_flush,
+            "ping": health, "health": health, "health_check": health,
+        }, errors=((Unavailable, lambda _: dict(REDIS_DOWN)),))
 
     def _legacy_get_cached_memory(self, req: dict) -> dict:
         memory_id = _legacy_id(req.get("memory_id"), "memory_id")
@@ -293,17 +297,6 @@ class CacheManager(Handler):
                     log.debug("cache_sweep", removed=removed)
                 except Unavailable:
                     self._redis_ok = False
-
-
-LEGACY_ACTIONS: dict[str, Callable[[CacheManager, dict], dict]] = {
-    "get_cached_memory": CacheManager._legacy_get_cached_memory,
-    "cache_memory": CacheManager._legacy_cache_memory,
-    "invalidate_memory_cache": CacheManager._legacy_invalidate_memory_cache,
-    "get": CacheManager._legacy_get,
-    "put": CacheManager._legacy_put,
-    "invalidate": CacheManager._legacy_invalidate,
-    "flush": CacheManager._legacy_flush,
-}
 
 
 class _LegacyInvalid(HubError):

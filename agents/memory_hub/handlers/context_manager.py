@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from types import MethodType
-from typing import Any, Callable
+from typing import Any
 
 from agents.memory_hub.context_window import DEFAULTS as WINDOW_DEFAULTS
 from agents.memory_hub.context_window import ContextWindows
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, Unavailable
 from bus.handler import CallContext, Handler, Route, action
-from bus.legacy import dispatch_legacy, message_error
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.base import Schema
 from schemas.memory_hub import context_manager as schema
 
@@ -48,6 +47,7 @@ class ContextManager(Handler):
     name = "ContextManager"
     legacy_ports = (7111,)
     legacy_health_ports = (8111,)
+    legacy_vocabulary = LegacyVocabulary()
     routes = (Route("GET", "/context/{context_id}", "context_get"),
               Route("POST", "/context/{context_id}", "context_add"),
               Route("DELETE", "/context/{context_id}", "context_clear"))
@@ -59,7 +59,6 @@ class ContextManager(Handler):
         self.windows = (ContextWindows(services.sql, self.section, services.redis)
                         if services.sql is not None else None)
         self._started_at = time.time()
-        self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
 
     # ------------------------------------------------------------------ domain
     def _windows(self) -> ContextWindows:
@@ -128,9 +127,18 @@ class ContextManager(Handler):
                 "items": items}
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        return dispatch_legacy(request, self.legacy_actions, error=message_error,
-                               health=lambda: self._health(self.legacy_health_ports[0]))
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        def health(_request: dict) -> dict:
+            return self._health(self.legacy_health_ports[0])
+
+        return LegacyTable({
+            "add_to_context": self._legacy_add,
+            "get_context": self._legacy_get,
+            "get_context_text": self._legacy_get_text,
+            "clear_context": self._legacy_clear,
+            "prune_context": self._legacy_prune,
+            "ping": health, "health": health, "health_check": health,
+        })
 
     def _legacy_args(self, request: dict, fields: Schema) -> dict:
         """Validate the legacy fields with the native schema; errors in the legacy words."""
@@ -182,13 +190,6 @@ class ContextManager(Handler):
 
 LEGACY_ITEM_KEYS = ("text", "timestamp", "speaker", "importance", "metadata")
 LEGACY_ADD = Schema({k: v for k, v in schema.ADD.fields.items() if k != "importance"})
-LEGACY_ACTIONS: dict[str, Callable[[ContextManager, dict], dict]] = {
-    "add_to_context": ContextManager._legacy_add,
-    "get_context": ContextManager._legacy_get,
-    "get_context_text": ContextManager._legacy_get_text,
-    "clear_context": ContextManager._legacy_clear,
-    "prune_context": ContextManager._legacy_prune,
-}
 
 
 def _max_items(value: int | str | None) -> int | None:

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from types import MethodType
-from typing import Any, Callable
+from typing import Any
 
 from agents.memory_hub.experiences import ExperienceStore, iso, parse_time
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, Unavailable
 from bus.handler import CallContext, Handler, Route, action
-from bus.legacy import dispatch_legacy, message_error
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary, message_error
 from schemas.memory_hub import experience_tracker as schema
 
 
@@ -41,6 +40,7 @@ class ExperienceTracker(Handler):
     name = "ExperienceTracker"
     legacy_ports = (7112,)
     legacy_health_ports = (8112,)
+    legacy_vocabulary = LegacyVocabulary()
     routes = (Route("GET", "/experience/{exp_id}", "get_experience"),
               Route("PUT", "/experience/{exp_id}", "put_experience"),
               Route("DELETE", "/experience/{exp_id}", "delete_experience"))
@@ -49,7 +49,6 @@ class ExperienceTracker(Handler):
         self.services = services
         self.store = ExperienceStore(services.sql) if services.sql is not None else None
         self._started_at = time.time()
-        self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
 
     def _store(self) -> ExperienceStore:
         if self.store is None:
@@ -87,10 +86,13 @@ class ExperienceTracker(Handler):
         return {"exp_id": args["exp_id"], "deleted": self._store().delete(args["exp_id"])}
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        return dispatch_legacy(request, self.legacy_actions, error=message_error,
-                               health=lambda: self._health(self.legacy_health_ports[0]),
-                               errors=((BadRequest, _legacy_bad_request),))
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        def health(_request: dict) -> dict:
+            return self._health(self.legacy_health_ports[0])
+
+        return LegacyTable({"track_experience": self._legacy_track, "get_experiences": self._legacy_get,
+                            "ping": health, "health": health, "health_check": health},
+                           errors=((BadRequest, _legacy_bad_request),))
 
     def _legacy_track(self, req: dict) -> dict:
         if req.get("content") in (None, "", {}):
@@ -112,12 +114,6 @@ class ExperienceTracker(Handler):
     def _health(self, health_port: int) -> dict:
         return {"status": "ok", "service": "ExperienceTracker", "initialization_status": "complete",
                 "port": self.legacy_ports[0], "health_port": health_port, "timestamp": datetime.now().isoformat()}
-
-
-LEGACY_ACTIONS: dict[str, Callable[[ExperienceTracker, dict], dict]] = {
-    "track_experience": ExperienceTracker._legacy_track,
-    "get_experiences": ExperienceTracker._legacy_get,
-}
 
 
 def _legacy_bad_request(err: BadRequest) -> dict:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Callable
+from typing import Any
 
 from agents.memory_hub.knowledge import DEFAULTS as KNOWLEDGE_DEFAULTS, SECTION, Knowledge
 from agents.memory_hub.memories import Memories
@@ -38,7 +38,7 @@ from agents.memory_hub.memory_orchestrator_legacy import LegacyError, memory_for
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError
 from bus.handler import CallContext, Handler, Route, action
-from bus.legacy import dispatch_legacy, message_error
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.memory_hub import knowledge_base as schema
 
 
@@ -46,6 +46,7 @@ class KnowledgeBase(Handler):
     name = "KnowledgeBase"
     legacy_ports = (5715,)
     legacy_health_ports = (6715,)
+    legacy_vocabulary = LegacyVocabulary()
     routes = (
         Route("GET", "/doc/{doc_id}", "doc_get"),
         Route("PUT", "/doc/{doc_id}", "doc_put"),
@@ -59,19 +60,22 @@ class KnowledgeBase(Handler):
         self.started_at = time.time()
         self._requests = itertools.count(1)
         self.request_count = 0
-        self.legacy_actions: dict[str, Callable[[dict], dict]] = {
-            "add_fact": self._legacy_add, "get_fact": self._legacy_get, "update_fact": self._legacy_update,
-            "search_facts": self._legacy_search,
-            "health_check": lambda _: {"status": "success", "healthy": True},
-        }
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        self.request_count = next(self._requests)
-        return dispatch_legacy(request, self.legacy_actions, error=message_error,
-                               health=lambda: self.legacy_health(port),
-                               health_actions=("ping", "health"),
-                               errors=((LegacyError, lambda exc: message_error(str(exc))),))
+        self.request_count = next(self._requests)       # every legacy request counts (health reply)
+        return super().handle_legacy(request, port)
+
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        def health(_request: dict) -> dict:
+            return self.legacy_health(call.port)
+
+        return LegacyTable({
+            "add_fact": self._legacy_add, "get_fact": self._legacy_get, "update_fact": self._legacy_update,
+            "search_facts": self._legacy_search,
+            "health_check": lambda _: {"status": "success", "healthy": True},
+            "ping": health, "health": health,
+        })
 
     def legacy_health(self, port: int) -> dict:
         return {"status": "HEALTHY", "service": self.name, "uptime_seconds": int(time.time() - self.started_at),

@@ -28,7 +28,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
+from functools import cached_property, partial
 from typing import Any
 
 from agents.memory_hub.handlers.memory_orchestrator_service import StoreProbe
@@ -39,7 +41,7 @@ from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.sessions import shared_sessions
 from bus.errors import BadRequest
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import message_error
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.memory_hub import memory_client as schema
 
 
@@ -84,6 +86,7 @@ class MemoryClient(Handler):
     name = "MemoryClient"
     legacy_ports = (5713,)
     legacy_health_ports = (6713,)
+    legacy_vocabulary = LegacyVocabulary(unknown_action="This client does not accept remote commands")
     routes = (
         Route("GET", "/kv", "kv_list"),
         Route("GET", "/kv/{key:path}", "kv_get"),
@@ -106,24 +109,36 @@ class MemoryClient(Handler):
 
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
-        self.request_count = next(self._requests)
-        if not isinstance(request, dict):
-            return message_error("Invalid request format")
-        act = request.get("action")
-        if act in ("ping", "health"):
-            return self.legacy_health(port)
-        if act == "health_check":
-            return {"status": "success", "agent": self.name, "connected": self.probe()[0],
-                    "circuit_breaker": self.breaker.status()}
-        if act == "reset_circuit_breaker":
-            self.breaker.reset()
-            return {"status": "success", "message": "Circuit breaker reset successfully", "new_state": self.breaker.state}
-        if isinstance(act, str) and act in self.legacy.actions:
-            if not self.breaker.allow():
-                return {"status": "error", "message": "Circuit breaker is open due to previous failures. Try again later.",
-                        "circuit_state": self.breaker.state}
-            return self.legacy.handle(act, request.get("data", {}))
-        return message_error("This client does not accept remote commands")
+        self.request_count = next(self._requests)       # every legacy request counts (health reply)
+        return super().handle_legacy(request, port)
+
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        def health(_request: dict) -> dict:
+            return self.legacy_health(call.port)
+
+        return LegacyTable({**self._memory_actions, "ping": health, "health": health,
+                            "health_check": self._legacy_health_check,
+                            "reset_circuit_breaker": self._legacy_reset_breaker})
+
+    @cached_property
+    def _memory_actions(self) -> dict[str, Callable[[dict], dict]]:
+        """MemoryOrchestratorService's legacy actions (memory_orchestrator_legacy.py) behind the breaker."""
+        return {name: partial(self._guarded, run) for name, run in self.legacy.requests.items()}
+
+    def _guarded(self, run: Callable[[dict], dict], request: dict) -> dict:
+        """A memory action, refused while the breaker is open."""
+        if not self.breaker.allow():
+            return {"status": "error", "message": "Circuit breaker is open due to previous failures. Try again later.",
+                    "circuit_state": self.breaker.state}
+        return run(request)
+
+    def _legacy_health_check(self, _request: dict) -> dict:
+        return {"status": "success", "agent": self.name, "connected": self.probe()[0],
+                "circuit_breaker": self.breaker.status()}
+
+    def _legacy_reset_breaker(self, _request: dict) -> dict:
+        self.breaker.reset()
+        return {"status": "success", "message": "Circuit breaker reset successfully", "new_state": self.breaker.state}
 
     def watched(self) -> list:
         return [self.kv.reader] if self.kv.reader is not None else []

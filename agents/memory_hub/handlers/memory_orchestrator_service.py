@@ -52,11 +52,8 @@ from agents.memory_hub.sessions import shared_sessions
 from bus.config import merge_defaults
 from bus.events import EventPublisher
 from bus.handler import CallContext, Handler, action, base_legacy_health
-from bus.legacy import message_error
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.memory_hub import memory_orchestrator_service as schema
-
-HEALTH_ACTIONS = ("ping", "health", "health_check")
-
 
 class StoreProbe:
     """(sql_ok, redis_ok) for health replies. The first call probes; later calls answer the last result at once
@@ -99,6 +96,7 @@ class MemoryOrchestratorService(Handler):
     name = "MemoryOrchestratorService"
     legacy_ports = (7140,)
     legacy_health_ports = (7141, 8140)
+    legacy_vocabulary = LegacyVocabulary()
     DEFAULTS = merge_defaults(MEMORY_DEFAULTS, LIFECYCLE_DEFAULTS)
 
     def __init__(self, services: MemoryServices):
@@ -111,16 +109,12 @@ class MemoryOrchestratorService(Handler):
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return message_error("Invalid request format")
-        act = request.get("action")
-        if act == "health_check":
-            return self.main_port_health_check(port)
-        if act in HEALTH_ACTIONS:
-            return self.legacy_health(port)
-        reply = self.legacy.handle(act, request.get("data", {}))
-        return reply if reply is not None else message_error(f"Unknown action: {act}")
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        def health(_request: dict) -> dict:
+            return self.legacy_health(call.port)
+
+        return LegacyTable({**self.legacy.requests, "ping": health, "health": health,
+                            "health_check": lambda _r: self.main_port_health_check(call.port)})
 
     def legacy_health(self, port: int) -> dict:
         db, redis = self.probe()

@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
@@ -37,7 +37,7 @@ from agents.memory_hub.context_monitor import ContextMonitor
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError, TooLarge
 from bus.handler import CallContext, Handler, action, base_legacy_health
-from bus.legacy import dispatch_legacy, message_error, no_attribute_get, unknown_or_blank
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from bus.log import get_logger
 from schemas.memory_hub import proactive_context_monitor as schema
 
@@ -117,6 +117,8 @@ class ProactiveContextMonitor(Handler):
     name = "ProactiveContextMonitor"
     legacy_ports = (7119,)
     legacy_health_ports = (8119,)
+    legacy_vocabulary = LegacyVocabulary(missing_action="", null_action="",
+                                         not_an_object="'{type}' object has no attribute 'get'")
     DEFAULTS = DEFAULTS
 
     def __init__(self, services: MemoryServices):
@@ -176,13 +178,13 @@ class ProactiveContextMonitor(Handler):
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
         with self._count_lock:
-            self.request_count += 1
-        return dispatch_legacy(request, self._legacy_actions(), error=message_error, unknown=unknown_or_blank,
-                               invalid=no_attribute_get)
+            self.request_count += 1                    # every legacy request counts (health reply)
+        return super().handle_legacy(request, port)
 
-    def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
-        return {"add_context": self._legacy_add, "get_context_history": self._legacy_history,
-                "clear_context_history": self._legacy_clear, "health_check": lambda _r: self.legacy_health(0)}
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return LegacyTable({"add_context": self._legacy_add, "get_context_history": self._legacy_history,
+                            "clear_context_history": self._legacy_clear,
+                            "health_check": lambda _r: self.legacy_health(0)})
 
     def _legacy_add(self, request: dict) -> dict:
         self.add_context(request.get("context"))

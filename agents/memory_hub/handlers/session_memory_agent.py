@@ -35,14 +35,14 @@ from __future__ import annotations
 import itertools
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from agents.memory_hub.memory_orchestrator_legacy import LegacyError, memory_format_error
 from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.sessions import DEFAULTS as SESSION_DEFAULTS, shared_sessions
 from bus.errors import HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy, message_error
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.memory_hub import session_memory_agent as schema
 
 
@@ -84,6 +84,7 @@ class SessionMemoryAgent(Handler):
     name = "SessionMemoryAgent"
     legacy_ports = (5574,)
     legacy_health_ports = (6583, 6574)
+    legacy_vocabulary = LegacyVocabulary()
     routes = (
         Route("GET", "/session/{session_id}", "get_session"),
         Route("PUT", "/session/{session_id}", "put_session"),
@@ -99,20 +100,23 @@ class SessionMemoryAgent(Handler):
         self.started_at = time.time()
         self._requests = itertools.count(1)
         self.request_count = 0
-        self.legacy_actions: dict[str, Callable[[dict], dict]] = {
+
+    # ------------------------------------------------------------------ legacy
+    def handle_legacy(self, request: Any, port: int) -> dict:
+        self.request_count = next(self._requests)       # every legacy request counts (health reply)
+        return super().handle_legacy(request, port)
+
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        def health(_request: dict) -> dict:
+            return self.legacy_health(call.port)
+
+        return LegacyTable({
             "create_session": self._legacy_create, "add_interaction": self._legacy_add,
             "get_context": self._legacy_context, "delete_session": self._legacy_delete,
             "search_interactions": self._legacy_search,
             "health_check": lambda _: {"status": "success", "agent": self.name, "healthy": True},
-        }
-
-    # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        self.request_count = next(self._requests)
-        return dispatch_legacy(request, self.legacy_actions, error=message_error,
-                               health=lambda: self.legacy_health(port),
-                               health_actions=("ping", "health"),
-                               errors=((LegacyError, lambda exc: message_error(str(exc))),))
+            "ping": health, "health": health,
+        })
 
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self.started_at, service=self.name,

@@ -38,15 +38,14 @@ from __future__ import annotations
 
 import threading
 import time
-from types import MethodType
-from typing import Any, Callable
+from typing import Any
 
 from agents.memory_hub.reasoning import DEFAULTS as REASONING_DEFAULTS
 from agents.memory_hub.reasoning import ReasoningStore, require_twin
 from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.base import Schema
 from schemas.memory_hub import unified_memory_reasoning_agent as schema
 
@@ -60,6 +59,7 @@ class UnifiedMemoryReasoningAgent(Handler):
     name = "UnifiedMemoryReasoningAgent"
     legacy_ports = (7105,)
     legacy_health_ports = (7106, 8105)
+    legacy_vocabulary = LegacyVocabulary(key="reason", unknown_action="Unknown action")
     routes = (Route("GET", "/embedding/{query}", "semantic_search"),)
     DEFAULTS = REASONING_DEFAULTS
 
@@ -73,7 +73,6 @@ class UnifiedMemoryReasoningAgent(Handler):
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.last_request_time: float | None = None
         self._totals: tuple[float, dict[str, int]] = (0.0, {})
-        self.legacy_actions = {name: MethodType(fn, self) for name, fn in LEGACY_ACTIONS.items()}
 
     def _store(self) -> ReasoningStore:
         if self.reasoning is None:
@@ -161,17 +160,27 @@ class UnifiedMemoryReasoningAgent(Handler):
             with self._lock:                         # every non-health request counts, unknown ones too
                 self.counters["request_count"] += 1
                 self.last_request_time = time.time()
-        return dispatch_legacy(request, self.legacy_actions, error=_legacy_error,
-                               health=lambda: self._counted_health(port), health_actions=HEALTH_ACTIONS,
-                               unknown=lambda _: "Unknown action", errors=((HubError, self._legacy_failure),))
+        return super().handle_legacy(request, port)
 
-    def _counted_health(self, port: int) -> dict:
-        self._count("health_check_count")
-        return self.legacy_health(port)
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        def health(_request: dict) -> dict:
+            self._count("health_check_count")
+            return self.legacy_health(call.port)
+
+        return LegacyTable({
+            "update_twin": self._legacy_update_twin,
+            "get_twin": self._legacy_get_twin,
+            "delete_twin": self._legacy_delete_twin,
+            "add_interaction": self._legacy_add_interaction,
+            "get_context": self._legacy_get_context,
+            "add_error_pattern": self._legacy_add_error_pattern,
+            "get_error_solution": self._legacy_get_error_solution,
+            **dict.fromkeys(HEALTH_ACTIONS, health),
+        }, errors=((HubError, self._legacy_failure),))
 
     def _legacy_failure(self, err: HubError) -> dict:
         self._count("error_count")
-        return _legacy_error(err.message)
+        return self.legacy_vocabulary.error(err.message)
 
     def _legacy_update_twin(self, req: dict) -> dict:
         self._count("update_count")
@@ -248,21 +257,6 @@ class UnifiedMemoryReasoningAgent(Handler):
                 totals = {}
             self._totals = (time.monotonic(), totals)
         return dict(totals)
-
-
-LEGACY_ACTIONS: dict[str, Callable[[UnifiedMemoryReasoningAgent, dict], dict]] = {
-    "update_twin": UnifiedMemoryReasoningAgent._legacy_update_twin,
-    "get_twin": UnifiedMemoryReasoningAgent._legacy_get_twin,
-    "delete_twin": UnifiedMemoryReasoningAgent._legacy_delete_twin,
-    "add_interaction": UnifiedMemoryReasoningAgent._legacy_add_interaction,
-    "get_context": UnifiedMemoryReasoningAgent._legacy_get_context,
-    "add_error_pattern": UnifiedMemoryReasoningAgent._legacy_add_error_pattern,
-    "get_error_solution": UnifiedMemoryReasoningAgent._legacy_get_error_solution,
-}
-
-
-def _legacy_error(reason: str) -> dict:
-    return {"status": "error", "reason": reason}
 
 
 def _legacy_str(req: dict, name: str, default: str) -> str:

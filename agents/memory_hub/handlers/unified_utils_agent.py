@@ -43,7 +43,7 @@ from agents.memory_hub.services import MemoryServices
 from bus.config import ConfigError
 from bus.errors import BadRequest
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy, message_error, unknown_or_blank
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.memory_hub import unified_utils_agent as schema
 
 WINDOWS_ONLY = "Windows Disk Cleanup is only available on Windows"
@@ -53,6 +53,9 @@ class UnifiedUtilsAgent(Handler):
     name = "UnifiedUtilsAgent"
     legacy_ports = (7118,)
     legacy_health_ports = (8118,)
+    legacy_vocabulary = LegacyVocabulary(missing_action="", null_action="",
+                                         not_an_object="'{type}' object has no attribute 'get'",
+                                         not_an_object_key="error")
     routes = (
         Route("POST", "/utils/{operation}", "operation"),
         Route("GET", "/utils/{operation}", "preview"),
@@ -194,27 +197,25 @@ class UnifiedUtilsAgent(Handler):
     # ------------------------------------------------------------------ legacy
     def handle_legacy(self, request: Any, port: int) -> dict:
         with self._count_lock:
-            self.request_count += 1
-        actions = {name: (lambda _request, run=run: run()) for name, run in self._legacy_actions().items()}
-        return dispatch_legacy(request, actions, error=message_error, unknown=unknown_or_blank,
-                               invalid=lambda r: {"status": "error",
-                                                  "error": f"'{type(r).__name__}' object has no attribute 'get'"})
+            self.request_count += 1                    # every legacy request counts (health reply)
+        return super().handle_legacy(request, port)
 
-    def _legacy_actions(self) -> dict[str, Callable[[], dict]]:
-        def browser() -> dict:
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        """The legacy actions ignore every request field but ``action``."""
+        def browser(_request: dict) -> dict:
             reply = self.browser_cache()
             reply.pop("directories")
             return reply
 
-        return {
-            "cleanup_temp_files": lambda: self.sweep("cleanup_temp_files").legacy(),
-            "cleanup_logs": lambda: self.sweep("cleanup_logs").legacy(),
-            "cleanup_cache": lambda: self.sweep("cleanup_cache").legacy(),
+        return LegacyTable({
+            "cleanup_temp_files": lambda _r: self.sweep("cleanup_temp_files").legacy(),
+            "cleanup_logs": lambda _r: self.sweep("cleanup_logs").legacy(),
+            "cleanup_cache": lambda _r: self.sweep("cleanup_cache").legacy(),
             "cleanup_browser_cache": browser,
-            "run_windows_disk_cleanup": self.windows_disk_cleanup,
-            "cleanup_system": self.system,
-            "health_check": lambda: self.legacy_health(0),
-        }
+            "run_windows_disk_cleanup": lambda _r: self.windows_disk_cleanup(),
+            "cleanup_system": lambda _r: self.system(),
+            "health_check": lambda _r: self.legacy_health(0),
+        })
 
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self.started_at, status="ok", agent="UnifiedUtilsAgent",

@@ -1,7 +1,7 @@
 """GGUFModelManager: legacy-protocol.md §3.1 (5575; health 5576 in code, 6575 in YAML), plus the model
 actions of the native port (7011) and the seed routes.
 
-Legacy main port (JSON, flat fields), served by ``handle_legacy``:
+Legacy main port (JSON, flat fields), declared in ``legacy_table``:
   {"action": "list_models"} -> {"status": "success", "models": [{model_id, display_name, model_path, n_ctx,
       n_gpu_layers, n_threads, verbose, estimated_vram_mb, capabilities, idle_timeout_seconds, loaded,
       last_used?, idle_time?}]}
@@ -44,6 +44,7 @@ from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.settings import setting
 from agents.model_manager_suite.inference_engine import Generation
 from agents.model_manager_suite.inference_api import ModelAPI
+from bus.legacy import LegacyAction, LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.model_manager_suite import gguf_model_manager as schemas
 
 LEGACY_NAME = "GgufModelManager"   # the name the legacy BaseAgent registered under
@@ -59,6 +60,8 @@ class GGUFModelManager(Handler):
     name = "GGUFModelManager"
     legacy_ports = (5575,)
     legacy_health_ports = (5576, 6575)
+    legacy_vocabulary = LegacyVocabulary(key="error", missing_field="{field} required",
+                                         mistyped_field="{field} required", not_an_object="Unknown action: None")
     routes = (
         Route("GET", "/models", "list_models"),
         Route("GET", "/models/{model_id}", "get_model"),
@@ -131,27 +134,20 @@ class GGUFModelManager(Handler):
         return {"cleared": self.api.clear_conversation(args["conversation_id"])}
 
     # -- legacy ---------------------------------------------------------------------------------
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        if not isinstance(request, dict):
-            return {"status": "error", "error": f"Unknown action: {None}"}
-        name = request.get("action")
-        handler = {"list_models": self._legacy_list, "load_model": self._legacy_load,
-                   "unload_model": self._legacy_unload, "generate_text": self._legacy_generate,
-                   "health_check": self._legacy_health_check}.get(name) if isinstance(name, str) else None
-        if handler is None:
-            return {"status": "error", "error": f"Unknown action: {name}"}
-        try:
-            return handler(request)
-        except HubError as err:
-            return {"status": "error", "error": err.message}
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return LegacyTable({
+            "list_models": self._legacy_list,
+            "load_model": LegacyAction(self._legacy_load, required=("model_id",), fields={"model_id": str}),
+            "unload_model": LegacyAction(self._legacy_unload, required=("model_id",), fields={"model_id": str}),
+            "generate_text": self._legacy_generate,
+            "health_check": self._legacy_health_check,
+        })
 
     def _legacy_list(self, request: dict) -> dict:
         return {"status": "success", "models": self.api.legacy_models()}
 
     def _legacy_load(self, request: dict) -> dict:
-        model_id = request.get("model_id")
-        if not model_id or not isinstance(model_id, str):
-            return {"status": "error", "error": "model_id required"}
+        model_id = request["model_id"]
         try:
             self.api.load(model_id)
         except HubError as err:
@@ -159,9 +155,7 @@ class GGUFModelManager(Handler):
         return {"status": "success", "loaded": True}
 
     def _legacy_unload(self, request: dict) -> dict:
-        model_id = request.get("model_id")
-        if not model_id or not isinstance(model_id, str):
-            return {"status": "error", "error": "model_id required"}
+        model_id = request["model_id"]
         try:
             unloaded = self.api.unload(model_id)["unloaded"]
         except HubError as err:

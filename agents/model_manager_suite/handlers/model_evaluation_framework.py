@@ -38,11 +38,10 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from collections.abc import Callable
 
 from bus.errors import BadRequest, HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
-from bus.legacy import dispatch_legacy, message_error
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from agents.model_manager_suite.eval_runs import ab_item
 from agents.model_manager_suite.evaluation import EvaluationRecords
 from agents.model_manager_suite.evaluation_jobs import EvalJobs
@@ -53,6 +52,7 @@ class ModelEvaluationFramework(Handler):
     name = "ModelEvaluationFramework"
     legacy_ports = (7220,)
     legacy_health_ports = (7221,)
+    legacy_vocabulary = LegacyVocabulary()
     routes = (
         Route("POST", "/evaluate/{model_id}", "evaluate"),
         Route("GET", "/evaluate/{eval_id}/status", "eval_status"),
@@ -123,11 +123,8 @@ class ModelEvaluationFramework(Handler):
         return {"evaluations": self.jobs.list(args["model_id"], args["limit"])}
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        return dispatch_legacy(request, self._legacy_actions(), error=message_error)
-
-    def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
-        return {
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return LegacyTable({
             "log_performance_metric": lambda r: {"status": "success",
                                                  "metric_id": self.records.log_metric(_key(r, "metric"))},
             "get_performance_metrics": lambda r: {"status": "success", "metrics": self.records.metrics(
@@ -137,7 +134,7 @@ class ModelEvaluationFramework(Handler):
             "get_model_evaluation_scores": lambda r: {"status": "success", "evaluations": self.records.evaluations(
                 r.get("model_name"), r.get("limit", 10))},
             "get_stats": lambda r: {"status": "success", "metrics": self.records.stats()},
-        }
+        })
 
     def legacy_health(self, port: int) -> dict:
         counts, connected = {"performance_logs": 0, "trust_score_updates": 0, "models_tracked": 0}, False

@@ -42,6 +42,7 @@ from bus.errors import HubError, NotFound
 from bus.handler import CallContext, Handler, action
 from bus.settings import setting
 from agents.model_manager_suite.inference_api import ModelAPI
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from agents.model_manager_suite.model_manager_legacy import ModelManagerLegacy, ResponseCache
 from agents.model_manager_suite.model_preferences import ModelRouter
 from schemas.model_manager_suite import model_manager_agent as schemas
@@ -66,6 +67,8 @@ class ModelManagerAgent(Handler):
     name = "ModelManagerAgent"
     legacy_ports = (5570,)
     legacy_health_ports = (5571, 6570)
+    legacy_vocabulary = LegacyVocabulary()
+
     def __init__(self, api: ModelAPI, settings: ModelManagerAgentSettings):
         self.api = api
         self.router = ModelRouter(api, stt_models=settings.stt_models, model_priorities=settings.model_priorities,
@@ -106,8 +109,8 @@ class ModelManagerAgent(Handler):
         return {"model_id": chosen[0], "model_info": chosen[1]}
 
     # -- legacy ---------------------------------------------------------------------------------
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        return self.legacy.handle(request)
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return self.legacy.table()
 
     def legacy_health(self, port: int) -> dict:
         return self._health_reply()

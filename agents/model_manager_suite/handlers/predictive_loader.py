@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from collections.abc import Callable
 
 from bus.handler import CallContext, Handler, Route, action
-from bus.legacy import dispatch_legacy, message_error, no_attribute_get
+from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from agents.model_manager_suite.preloader import Preloader
 from schemas.model_manager_suite import predictive_loader as schema
 
@@ -41,6 +40,7 @@ class PredictiveLoader(Handler):
     name = "PredictiveLoader"
     legacy_ports = (5617,)
     legacy_health_ports = (5618, 6617)
+    legacy_vocabulary = LegacyVocabulary(not_an_object="'{type}' object has no attribute 'get'")
     routes = (Route("POST", "/models/{model_id}/preload", "preload"),)
 
     def __init__(self, preloader: Preloader):
@@ -71,12 +71,9 @@ class PredictiveLoader(Handler):
         return self.preloader.stats()
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        return dispatch_legacy(request, self._legacy_actions(), error=message_error, invalid=no_attribute_get)
-
-    def _legacy_actions(self) -> dict[str, Callable[[dict], dict]]:
-        return {"record_usage": self._legacy_record, "predict_models": self._legacy_predict,
-                "health_check": lambda _r: self.legacy_health(0)}
+    def legacy_table(self, call: LegacyCall) -> LegacyTable:
+        return LegacyTable({"record_usage": self._legacy_record, "predict_models": self._legacy_predict,
+                            "health_check": lambda _r: self.legacy_health(0)})
 
     def _legacy_record(self, request: dict) -> dict:
         model_id = request.get("model_id")
