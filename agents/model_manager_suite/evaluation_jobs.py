@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from bus.periodic import PeriodicTask
 from bus.errors import Conflict, HubError, NotFound
 from bus.settings import setting
 
@@ -62,10 +63,10 @@ class EvalJobs:
         self.loader, self.events, self.clock = loader, events, clock
         self.records = EvaluationRecords(engine)
         self._session = sessionmaker(engine, expire_on_commit=False)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._stop = threading.Event()      # also tells a running evaluation to end early
+        self._wake = threading.Event()      # set on submit: every idle runner looks for the new job
         self._claim = threading.Lock()
-        self._threads: list[threading.Thread] = []
+        self._runners: list[PeriodicTask] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     def open(self) -> int:
@@ -77,20 +78,20 @@ class EvalJobs:
             return int(result.rowcount or 0)
 
     def start(self) -> None:
-        if self._threads:
+        if self._runners:
             return
         self._stop.clear()
         for index in range(self.cfg.job_workers):
-            thread = threading.Thread(target=self._loop, name=f"eval-jobs-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            runner = PeriodicTask(f"eval-jobs-{index}", self.cfg.poll_interval_s, self._run_one, wake=self._wake,
+                                  run_sets_delay=True)
+            runner.start()
+            self._runners.append(runner)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        self._wake.set()
-        for thread in self._threads:
-            thread.join(timeout)
-        self._threads.clear()
+        for runner in self._runners:
+            runner.stop(timeout)
+        self._runners.clear()
 
     # -- API ------------------------------------------------------------------------------------
     def submit(self, model: str, params: dict[str, Any], compare_with: str | None = None) -> dict[str, Any]:
@@ -141,15 +142,14 @@ class EvalJobs:
         return row.id
 
     # -- runner ---------------------------------------------------------------------------------
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.run_next() is not None:
-                    continue
-            except Exception:       # a runner must survive anything; the job itself is marked failed
-                log.exception("evaluation runner failed")
-            self._wake.wait(self.cfg.poll_interval_s)
-            self._wake.clear()
+    def _run_one(self) -> float | None:
+        """A runner's pass: at once again after a job (more may be queued), else the poll interval."""
+        try:
+            if self.run_next() is not None:
+                return 0.0
+        except Exception:       # a runner must survive anything; the job itself is marked failed
+            log.exception("evaluation runner failed")
+        return None
 
     def _claim_next(self) -> EvalJobRow | None:
         with self._claim, self._session.begin() as s:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from bus.client import HubClient
 from bus.errors import HubError
+from bus.periodic import PeriodicTask
 from bus.log import get_logger
 from bus.settings import SettingError, setting
 
@@ -178,16 +179,15 @@ class FactsSender:
         self.sent = 0
         self.last_error: str | None = None
         self.last_sent_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="model-facts-sender", daemon=True)
+        self._delay = settings.backoff_initial_s
+        # woken when a fact is added; otherwise looks every 5 s, or after the back-off while MemoryHub is away
+        self._task = PeriodicTask("model-facts-sender", 5.0, self._pass, wake=outbox.added, run_sets_delay=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._task.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self.outbox.added.set()
-        self._thread.join(timeout)
+        self._task.stop(timeout)
 
     def health(self) -> tuple[bool, dict]:
         """Ok unless rows were refused for good; pending rows only mean MemoryHub is behind."""
@@ -211,23 +211,19 @@ class FactsSender:
         path = token_file
         return (Path(path).read_text().strip() or None) if path else None
 
-    def _run(self) -> None:
-        delay = self.settings.backoff_initial_s
-        while not self._stop.is_set():
-            try:
-                progressed = self.send_pending()
-            except Exception as exc:          # the local database: retried like an outage
-                self.last_error, progressed = repr(exc), False
-            if progressed is None:            # nothing to send: wait for the next fact
-                self.outbox.added.wait(5.0)
-                self.outbox.added.clear()
-                delay = self.settings.backoff_initial_s
-            elif not progressed:
-                log.warning("model_facts_delayed", endpoint=self.endpoint, error=self.last_error, retry_in_s=delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.settings.backoff_max_s)
-            else:
-                delay = self.settings.backoff_initial_s
+    def _pass(self) -> float | None:
+        """Send what is pending; the seconds until the next pass (doubling while MemoryHub cannot take it)."""
+        try:
+            progressed = self.send_pending()
+        except Exception as exc:          # the local database: retried like an outage
+            self.last_error, progressed = repr(exc), False
+        if progressed is False:
+            delay = self._delay
+            log.warning("model_facts_delayed", endpoint=self.endpoint, error=self.last_error, retry_in_s=delay)
+            self._delay = min(delay * 2, self.settings.backoff_max_s)
+            return delay
+        self._delay = self.settings.backoff_initial_s
+        return None if progressed is None else 0.0      # empty: wait for the next fact; else send the rest now
 
     def send_pending(self) -> bool | None:
         """One pass: None when the outbox is empty, else whether every row read was delivered."""
@@ -240,7 +236,7 @@ class FactsSender:
             return False
         with HubClient(self.endpoint, token=token, timeout=self.settings.timeout_s) as client:
             for row in rows:
-                if self._stop.is_set() or not self._send(client, row):
+                if self._task.stopping or not self._send(client, row):
                     return False
         return True
 

@@ -23,7 +23,8 @@ import threading
 import time
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bus.errors import HubError
 from bus.legacy import LegacyTable

@@ -34,6 +34,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from bus.errors import Conflict, HubError, NotFound
+from bus.periodic import PeriodicTask
 
 from .eval_models import PreloadRow
 from .predictor import (Candidate, LearnedPredictor, PreloadStep, Resident, UsageLog, legacy_top, plan_preloads,
@@ -68,10 +69,11 @@ class Preloader:
         self._pending: dict[str, int] = {}           # model id -> preloads row id (preloaded, not yet used)
         self._lock = threading.RLock()
         self._plan_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # woken by each recorded request; a round runs after settle_s so a burst of requests makes one round
+        self._task = PeriodicTask("predictive-preloader", self.cfg.preload_interval_s, self._background_round,
+                                  settle_s=self.cfg.settle_s, run_sets_delay=True)
         self._last_round = 0.0
+        self._last_prune = 0.0
         self._last_request: tuple[str, float] | None = None
         self._deferred = False           # a round was skipped while a request loads its model: retry soon
         self._use_seq = 0                # counts recorded requests; per model the number of its latest one
@@ -88,18 +90,10 @@ class Preloader:
                       .values(outcome="interrupted", resolved_at=now))
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="predictive-preloader", daemon=True)
-        self._thread.start()
+        self._task.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
+        self._task.stop(30)
         self.notifier.close()
 
     # -- usage ------------------------------------------------------------------------------------
@@ -118,7 +112,7 @@ class Preloader:
                 self._use_seq += 1
                 self._last_use[resolved] = self._use_seq
         if self.cfg.preload_enabled:
-            self._wake.set()
+            self._task.wake()
         return {"model_id": resolved, "was_loaded": was_loaded, "outcome": outcome}
 
     def _loaded_state(self, model_id: str) -> tuple[str, bool | None]:
@@ -331,25 +325,17 @@ class Preloader:
         }
 
     # -- background -------------------------------------------------------------------------------
-    def _loop(self) -> None:
-        interval = self.cfg.preload_interval_s
-        settle = self.cfg.settle_s
-        last_prune = 0.0
-        while not self._stop.is_set():
-            woke = self._wake.wait(settle if self._deferred else interval)
-            self._wake.clear()
-            if woke and self._stop.wait(settle):
-                return
-            if self._stop.is_set():
-                return
-            now = self.clock()
-            periodic = now - self._last_round >= interval
-            if periodic:
-                self._last_round = now
-            try:
-                self.run_once(now, periodic=periodic)
-                if now - last_prune > 3600:
-                    last_prune = now
-                    self.usage.prune(now - self.cfg.retention_days * 86400)
-            except Exception:    # the planner must survive a bad round (logged with its traceback)
-                log.exception("preload round failed")
+    def _background_round(self) -> float | None:
+        """One round of the background task; soon again (settle_s) while a request is loading its model."""
+        now = self.clock()
+        periodic = now - self._last_round >= self.cfg.preload_interval_s
+        if periodic:
+            self._last_round = now
+        try:
+            self.run_once(now, periodic=periodic)
+            if now - self._last_prune > 3600:
+                self._last_prune = now
+                self.usage.prune(now - self.cfg.retention_days * 86400)
+        except Exception:    # the planner must survive a bad round (logged with its traceback)
+            log.exception("preload round failed")
+        return self.cfg.settle_s if self._deferred else None

@@ -52,3 +52,78 @@ def test_runs_only_while_its_condition_holds():
         assert calls
     finally:
         task.stop()
+
+
+def test_wake_runs_the_next_pass_early_after_settling():
+    ran = threading.Event()
+    calls: list[float] = []
+
+    def run() -> None:
+        calls.append(time.monotonic())
+        ran.set()
+
+    task = PeriodicTask("test-wake", 3600.0, run, settle_s=0.05)
+    task.start()
+    try:
+        time.sleep(0.05)
+        assert calls == []                 # an hour's interval: nothing yet
+        woken_at = time.monotonic()
+        for _ in range(5):                 # a burst of wake-ups makes one pass
+            task.wake()
+        assert ran.wait(5)
+        time.sleep(0.1)
+        assert len(calls) == 1
+        assert calls[0] - woken_at >= 0.05
+    finally:
+        task.stop()
+
+
+def test_a_shared_wake_event_wakes_the_task():
+    event = threading.Event()
+    ran = threading.Event()
+    task = PeriodicTask("test-shared-wake", 3600.0, ran.set, wake=event)
+    task.start()
+    try:
+        event.set()
+        assert ran.wait(5)
+    finally:
+        task.stop()
+
+
+def test_run_sets_the_delay_before_the_next_pass():
+    delays = iter([0.0, 0.0, 3600.0])
+    calls: list[float] = []
+    third = threading.Event()
+
+    def run() -> float:
+        calls.append(time.monotonic())
+        if len(calls) == 3:
+            third.set()
+        return next(delays, 3600.0)
+
+    task = PeriodicTask("test-delay", 0.01, run, run_sets_delay=True)
+    task.start()
+    try:
+        assert third.wait(5)               # two passes at once after the first
+        time.sleep(0.1)
+        assert len(calls) == 3             # then the run asked for an hour
+    finally:
+        task.stop()
+
+
+def test_a_number_returned_without_run_sets_delay_is_ignored():
+    calls: list[float] = []
+    third = threading.Event()
+
+    def run() -> int:
+        calls.append(time.monotonic())
+        if len(calls) >= 3:
+            third.set()
+        return 3600                        # e.g. a count of rows cleaned: not a delay
+
+    task = PeriodicTask("test-count", 0.01, run)
+    task.start()
+    try:
+        assert third.wait(5)
+    finally:
+        task.stop()
