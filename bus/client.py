@@ -24,7 +24,9 @@ class NamedHub:
     The bus knows no hub: the hub-aware layer (``agents/hubs.py``) hands these to ``resolve_endpoint`` and hubctl.
     """
 
+    name: str              # the hub's name (its module under agents/, its settings profile's name)
     native_port: int
+    http_port: int
     events_port: int
     data_dir: str          # holds the hub's jwt.secret (hubctl mints tokens from it)
 

@@ -8,9 +8,10 @@ its socket on a dedicated thread (ZeroMQ sockets are not thread-safe), fed by a 
 subscribers are slow and the queue is full, the oldest events are dropped and counted, never blocking
 a handler.
 
-What goes on the wire is private by default (issue 18): fields named in ``events.content_fields`` (text,
-memory content, metadata...) are removed from every event before it is sent (nested maps and lists too) and
-the event is marked ``redacted: true``; subscribers get ids, topics and counts. ``events.include_content:
+What goes on the wire is private by default (issue 18): the content fields the hub names
+(``HubSpec.event_content_fields``: text, memory content, metadata...) are removed from every event before
+it is sent (nested maps and lists too) and the event is marked ``redacted: true``; subscribers get ids,
+topics and counts. ``events.include_content:
 true`` sends them. In-process observers always see the full event. ``events.curve: true`` makes the PUB
 socket a CURVE server with the hub's ``curve`` keys (and allowed client keys), like the native port.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import msgpack
@@ -28,14 +30,13 @@ from bus.log import get_logger
 
 log = get_logger("bus.events")
 
-DEFAULTS: dict[str, Any] = {
-    "events": {
-        "include_content": False,     # send content fields to subscribers (trusted hosts only)
-        "content_fields": ["text", "content", "metadata", "value", "query", "summary", "context", "topic",
-                           "previous_topic"],
-        "curve": False,               # CURVE on the events port (needs curve.server_* keys)
-    },
-}
+
+@dataclass(frozen=True)
+class EventsSettings:
+    """Section ``events``; which fields are content is the hub's to say (``HubSpec.event_content_fields``)."""
+
+    include_content: bool = False     # send content fields to subscribers (trusted hosts only)
+    curve: bool = False               # CURVE on the events port (needs curve.server_* keys)
 
 
 class EventPublisher:

@@ -33,21 +33,24 @@ from bus.errors import HTTP_STATUS, BadRequest, HubError, Internal, TooLarge, Un
 from bus.errors import Timeout as HubTimeout
 from bus.log import get_logger
 from bus.metrics import HubMetrics
+from bus.settings import setting
 from bus.wire import MAX_DEADLINE_MS, MAX_NESTING, nesting_exceeds
 
 log = get_logger("bus.http")
 
-DEFAULTS: dict[str, Any] = {
-    "http": {
-        "backlog": 1024,              # listen(2) backlog of the HTTP port
-        "max_connections": 512,       # open connections + running requests beyond which the answer is 503
-        "idle_timeout_s": 5.0,        # keep-alive: an idle connection is closed after this long
-        "request_timeout_s": 10.0,    # the request head, then the body, must arrive within this long each
-        "max_header_bytes": 16384,    # request line + headers (h11); larger is a 400
-        "max_body_bytes": 4 * 1024 * 1024,
-        "reply_margin_s": 5.0,        # wait this long past a request's deadline for the router's reply
-    },
-}
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Section ``http``."""
+
+    backlog: int = setting(1024, minimum=1)               # listen(2) backlog of the HTTP port
+    max_connections: int = setting(512, minimum=1)        # connections + running requests beyond which: 503
+    idle_timeout_s: float = setting(5.0, minimum=0.001)   # keep-alive: an idle connection is closed after this
+    request_timeout_s: float = setting(10.0, minimum=0.001)   # the head, then the body, must arrive within this
+    max_header_bytes: int = setting(16384, minimum=1024)  # request line + headers (h11); larger is a 400
+    max_body_bytes: int = setting(4 * 1024 * 1024, minimum=1)
+    reply_margin_s: float = setting(5.0, minimum=0.0)     # wait this long past a deadline for the router's reply
+
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -66,10 +69,9 @@ class HttpLimits:
     default_deadline_s: float
 
     @classmethod
-    def from_settings(cls, section: dict, default_deadline_s: float) -> "HttpLimits":
-        return cls(int(section["backlog"]), int(section["max_connections"]), float(section["idle_timeout_s"]),
-                   float(section["request_timeout_s"]), int(section["max_header_bytes"]),
-                   int(section["max_body_bytes"]), float(section["reply_margin_s"]), default_deadline_s)
+    def from_settings(cls, section: HttpSettings, default_deadline_s: float) -> HttpLimits:
+        return cls(section.backlog, section.max_connections, section.idle_timeout_s, section.request_timeout_s,
+                   section.max_header_bytes, section.max_body_bytes, section.reply_margin_s, default_deadline_s)
 
 
 class HttpError(Exception):

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from bus.config import HubSection
 from bus.log import get_logger
 
 log = get_logger("bus.idempotency")
@@ -151,10 +152,9 @@ def _packable(obj: Any) -> Any:
     return str(obj)
 
 
-def open_idempotency(engine: Engine, table_name: str, hub_settings: dict) -> IdempotencyStore:
+def open_idempotency(engine: Engine, table_name: str, hub: HubSection) -> IdempotencyStore:
     """The hub's store (settings ``hub.idempotency_window_s`` / ``_running_s``), with stale claims released."""
-    store = IdempotencyStore(engine, table_name, hub_settings["idempotency_window_s"],
-                             hub_settings["idempotency_running_s"])
+    store = IdempotencyStore(engine, table_name, hub.idempotency_window_s, hub.idempotency_running_s)
     released = store.release_running()
     if released:
         log.warning("idempotency_claims_released", count=released, reason="left running by a previous run")

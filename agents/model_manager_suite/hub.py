@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bus.config import merge_defaults
-from bus.daemon import Assembly, HubSpec, Runtime
+from bus.daemon import Assembly, HubSpec, Runtime, transitional_settings_class
 from bus.idempotency import open_idempotency
 from agents.model_manager_suite.sql_models import IDEMPOTENCY
 from agents.model_manager_suite import defaults as model_defaults
@@ -24,14 +24,14 @@ ENV_MAP: dict[str, tuple[str, ...]] = {"MODELS_DIR": ("models", "dirs"), "MEMORY
 
 
 def build(runtime: Runtime) -> Assembly:
-    services = open_services(runtime.settings, runtime.data_dir, runtime.events, runtime.tokens,
+    services = open_services(runtime.raw_settings, runtime.data_dir, runtime.events, runtime.tokens,
                              runtime.metrics.registry)
     try:
         handlers = [cls(services) for cls in HANDLER_CLASSES]
         services.core.start()
         runtime.metrics.registry.register(ModelCollector(services.loader))
-        idempotency = open_idempotency(services.store.engine, IDEMPOTENCY.name, runtime.settings["hub"])
-        facts = model_facts.start_model_facts(runtime.settings, services.store.engine, services.registry,
+        idempotency = open_idempotency(services.store.engine, IDEMPOTENCY.name, runtime.settings.hub)
+        facts = model_facts.start_model_facts(runtime.raw_settings, services.store.engine, services.registry,
                                               runtime.events, model_facts.memory_hub_token_minter(runtime.tokens))
     except Exception:
         services.close()
@@ -47,7 +47,13 @@ def build(runtime: Runtime) -> Assembly:
 SPEC = HubSpec(
     name="model_manager_suite", title="ModelManagerSuite", version=VERSION,
     ports={"native_port": 7011, "http_port": 7111, "events_port": 7311},
-    defaults=DEFAULTS, env_map=ENV_MAP, build=build,
+    settings_class=transitional_settings_class("ModelManagerSuiteSettings", DEFAULTS), env_map=ENV_MAP,
+    build=build,
+    event_content_fields=("text", "content", "metadata", "value", "query", "summary", "context", "topic",
+                          "previous_topic"),
+    watched_checks=("model_database",),
+    agent_capabilities={name: "model_inference" for name in ("GGUFModelManager", "ModelManagerAgent",
+                                                             "PredictiveLoader", "ModelEvaluationFramework")},
 )
 
 

@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from bus.daemon import Assembly, HubSpec, Runtime, main as run_daemon
 from bus.errors import Conflict, Forbidden, NotFound, Unavailable
@@ -92,13 +93,18 @@ class EchoAgent(Handler):
         return super().handle_legacy(request, port)
 
 
+@dataclass(frozen=True)
+class EchoSettings:
+    """The echo hub has no sections of its own."""
+
+
 def build(runtime: Runtime) -> Assembly:
     return Assembly(handlers=[EchoAgent()], checks={"always": lambda: (True, "fine")})
 
 
 SPEC = HubSpec(name="echo_hub", title="EchoHub", version="test",
                ports={"native_port": 7010, "http_port": 7110, "events_port": 7310},
-               defaults={}, env_map={}, build=build)
+               settings_class=EchoSettings, env_map={}, build=build)
 
 if __name__ == "__main__":
     sys.exit(run_daemon(SPEC))

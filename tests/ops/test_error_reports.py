@@ -14,8 +14,9 @@ import zmq
 
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
 from agents.memory_hub.stores.redis_store import RedisStore
-from bus.error_reports import DEFAULTS as REPORT_DEFAULTS, ErrorReports, RateLimit
-from bus.neighbours import Neighbours
+from bus.error_reports import ErrorReports, ErrorReportSettings, RateLimit
+from bus.neighbours import Neighbours, NeighboursSettings
+from bus.settings import from_mapping
 from tests.ops.conftest import fast_backoff
 from tests.support.hubproc import HubProcess
 from tests.support.tiny_gguf import write_not_gguf, write_tiny_gguf
@@ -60,6 +61,11 @@ def error_bus_config(endpoint: str, **reports) -> dict:
                                          "reports": {"window_s": 60.0, **reports}}}}
 
 
+def error_bus_settings(endpoint: str) -> NeighboursSettings:
+    return from_mapping(NeighboursSettings, {"error_bus": {"enabled": True, "endpoints": [endpoint]},
+                                             "registration": {"enabled": False}, "backoff": fast_backoff()})
+
+
 def test_rate_limit_admits_per_type_and_counts_what_it_refused():
     now = [0.0]
     limit = RateLimit(per_type=2, window_s=10.0, clock=lambda: now[0])
@@ -98,9 +104,8 @@ def test_echo_hub_reports_handler_exceptions_native_and_legacy_rate_limited(tmp_
 
 def test_suppressed_count_rides_on_the_next_report_after_the_window(zmq_context):
     sub, endpoint = bound_sub(zmq_context)
-    neighbours = Neighbours({"error_bus": {"enabled": True, "endpoints": [endpoint]},
-                             "registration": {"enabled": False}, "backoff": fast_backoff()}, zmq_context, "MemoryHub")
-    reports = ErrorReports(neighbours.report_error, {**REPORT_DEFAULTS, "per_type": 2, "window_s": 0.5}, "MemoryHub")
+    neighbours = Neighbours(error_bus_settings(endpoint), zmq_context, "MemoryHub")
+    reports = ErrorReports(neighbours.report_error, ErrorReportSettings(per_type=2, window_s=0.5), "MemoryHub")
     neighbours.start()
     try:
         sent = [reports.report("bad_request", f"bad {i}", "WARNING") for i in range(7)]
@@ -119,9 +124,8 @@ def test_redis_outage_and_reconnect_are_reported_once_each(tmp_path, zmq_context
     server = EmbeddedRedis(tmp_path / "redis")
     store = RedisStore(server.start())
     sub, endpoint = bound_sub(zmq_context)
-    neighbours = Neighbours({"error_bus": {"enabled": True, "endpoints": [endpoint]},
-                             "registration": {"enabled": False}, "backoff": fast_backoff()}, zmq_context, "MemoryHub")
-    reports = ErrorReports(neighbours.report_error, REPORT_DEFAULTS, "MemoryHub")
+    neighbours = Neighbours(error_bus_settings(endpoint), zmq_context, "MemoryHub")
+    reports = ErrorReports(neighbours.report_error, ErrorReportSettings(), "MemoryHub", watched_checks=("redis",))
     checks = {"redis": store.health, "search": lambda: (False, "not watched")}
     neighbours.start()
     try:
