@@ -198,6 +198,6 @@ def test_prometheus_scrapes_both_hubs_http_ports():
     prom = yaml.safe_load((CONFIG / "observability" / "prometheus.yml").read_text())
     assert "hub-alerts.yml" in prom["rule_files"]
     targets = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in prom["scrape_configs"]}
-    assert targets["memory-hub"].endswith(f":{profile_settings('memory_hub')['hub']['http_port']}")
-    assert targets["model-manager-suite"].endswith(f":{profile_settings('model_manager_suite')['hub']['http_port']}")
+    assert targets["memory-hub"].endswith(f":{profile_settings('memory_hub').common.hub.http_port}")
+    assert targets["model-manager-suite"].endswith(f":{profile_settings('model_manager_suite').common.hub.http_port}")
     assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in prom["scrape_configs"])
