@@ -19,7 +19,7 @@ class EchoAgent(Handler):
     name = "EchoAgent"
     legacy_ports = (7102,)
     legacy_health_ports = (8102,)
-    routes = (Route("GET", "/echo/{word}", "echo"), Route("POST", "/echo", "echo"))
+    routes = (Route("GET", "/echo/{word}", "echo"), Route("POST", "/echo", "echo"), Route("GET", "/words", "words"))
 
     @action(Schema({"word": Field(str, required=True, max_len=1000), "n": Field(int, min=0, max=10, default=1),
                     "extra": Field(ANY)}))
@@ -27,6 +27,12 @@ class EchoAgent(Handler):
         """Repeat a word n times."""
         return {"word": args["word"] * args["n"], "extra": args["extra"],
                 "caller": ctx.principal.subject if ctx.principal else None}
+
+    @action(Schema({"limit": Field(int, min=1, max=100, default=10), "ratio": Field(float, min=0, max=1),
+                    "exact": Field(bool, default=False), "tags": Field(list, item=Field(int), max_len=5)}))
+    def words(self, args: dict, ctx: CallContext) -> dict:
+        """The arguments as the action received them, with their type names (for the query-string tests)."""
+        return {name: [value, type(value).__name__] for name, value in args.items()}
 
     @action(Schema({"seconds": Field(float, required=True, min=0, max=30)}))
     def sleep(self, args: dict, ctx: CallContext) -> dict:
