@@ -22,16 +22,15 @@ __all__ = ["COMMON_DEFAULTS", "COMMON_ENV", "AuthSection", "ConfigError", "Curve
            "LegacyAgentSection", "LegacySection", "LoggingSection", "StorageSection", "load_settings",
            "merge_defaults", "port_offset"]
 
-PORT = {"minimum": 0, "maximum": 65535}
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 @dataclass(frozen=True)
 class HubSection:
     host: str = "127.0.0.1"                  # bind address of the native, HTTP and events ports
-    native_port: int = setting(0, **PORT)    # set by each hub
-    http_port: int = setting(0, **PORT)
-    events_port: int = setting(0, **PORT)
+    native_port: int = setting(0, minimum=0, maximum=65535)    # set by each hub
+    http_port: int = setting(0, minimum=0, maximum=65535)
+    events_port: int = setting(0, minimum=0, maximum=65535)
     workers: int = setting(8, minimum=1)     # worker threads for blocking handlers
     queue_limit: int = setting(2000, minimum=1)   # pending requests beyond which the reply is `busy`
     max_frame_bytes: int = setting(16 * 1024 * 1024, minimum=1024)
@@ -158,7 +157,7 @@ def merge_defaults(*parts: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_settings(defaults: Mapping[str, Any], path: str | os.PathLike | None = None,
+def load_settings(defaults: Mapping[str, Any], path: str | os.PathLike[str] | None = None,
                   env: Mapping[str, str] | None = None, env_map: Mapping[str, tuple[str, ...]] | None = None,
                   overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     settings = copy.deepcopy(dict(defaults))
@@ -175,16 +174,16 @@ def load_settings(defaults: Mapping[str, Any], path: str | os.PathLike | None = 
         _merge_into(settings, loaded, path=(), strict=True)
     for var, key_path in {**COMMON_ENV, **(env_map or {})}.items():
         value = (env or {}).get(var)
-        if value not in (None, ""):
+        if value:
             _set_path(settings, key_path, _parse_env_value(value, _get_path(defaults, key_path)))
     if overrides:
         _merge_into(settings, copy.deepcopy(dict(overrides)), path=(), strict=True)
     return settings
 
 
-def _merge_into(base: dict, new: Mapping[str, Any], path: tuple[str, ...], strict: bool) -> None:
+def _merge_into(base: dict[str, Any], new: Mapping[str, Any], path: tuple[str, ...], strict: bool) -> None:
     for key, value in new.items():
-        here = path + (str(key),)
+        here = (*path, str(key))
         if key not in base:
             if strict and not _free_form(base, path):
                 raise ConfigError(f"unknown config key '{'.'.join(here)}'")
@@ -199,7 +198,7 @@ def _merge_into(base: dict, new: Mapping[str, Any], path: tuple[str, ...], stric
             base[key] = value
 
 
-def _free_form(base: dict, path: tuple[str, ...]) -> bool:
+def _free_form(base: dict[str, Any], path: tuple[str, ...]) -> bool:
     return not base and bool(path)
 
 
@@ -230,7 +229,7 @@ def _get_path(tree: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
-def _set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:
+def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = tree
     for key in path[:-1]:
         node = node.setdefault(key, {})

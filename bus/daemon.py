@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import keyword
 import os
 import signal
@@ -156,7 +157,7 @@ def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]
     if args.log_level:
         overrides["logging"] = {"level": args.log_level}
     root = _root_class(spec.settings_class)
-    tree = load(root, [defaults], args.config, env=env, env_map={**COMMON_ENV, **spec.env_map},
+    tree: Any = load(root, [defaults], args.config, env=env, env_map={**COMMON_ENV, **spec.env_map},
                 overrides=overrides)
     return LoadedSettings(_part(CommonSettings, tree), _part(spec.settings_class, tree))
 
@@ -193,7 +194,7 @@ def transitional_settings_class(name: str, defaults: Mapping[str, Any]) -> type:
             section = transitional_settings_class(f"{name}_{key}", value)
             fields.append((key, section, dataclasses.field(default_factory=section)))
         elif isinstance(value, Mapping):
-            fields.append((key, dict[str, Any], dataclasses.field(default_factory=lambda v=value: dict(v))))
+            fields.append((key, dict[str, Any], dataclasses.field(default_factory=functools.partial(dict, value))))
         elif isinstance(value, list | tuple):
             fields.append((key, tuple[Any, ...], dataclasses.field(default=tuple(value))))
         elif value is None:
@@ -251,7 +252,6 @@ class Daemon:
         self.assembly: Assembly | None = None
         self.server: HubServer | None = None
         self.neighbours: Neighbours | None = None
-        self.reports: ErrorReports | None = None
         self.watch: PeriodicTask | None = None
 
     def port(self, name: str) -> int:
@@ -275,12 +275,13 @@ class Daemon:
         events.start()
         runtime = Runtime(self.settings, self.loaded.hub, self.loaded.raw(), self.data_dir, events, self.metrics,
                           tokens, self.offset, self.context, self.env)
-        self.neighbours = Neighbours(self.settings.neighbours, self.context, self.spec.title, offset=self.offset)
-        self.reports = ErrorReports(self.neighbours.report_error, self.settings.neighbours.error_bus.reports,
-                                    self.spec.title, self.spec.watched_checks)
-        events.observers.append(self.reports.on_event)     # `hub.error` events of the domain code
+        neighbours = self.neighbours = Neighbours(self.settings.neighbours, self.context, self.spec.title,
+                                                  offset=self.offset)
+        reports = ErrorReports(neighbours.report_error, self.settings.neighbours.error_bus.reports, self.spec.title,
+                               self.spec.watched_checks)
+        events.observers.append(reports.on_event)     # `hub.error` events of the domain code
         try:
-            self.assembly = self.spec.build(runtime)
+            assembly = self.assembly = self.spec.build(runtime)
         except BaseException:
             feed.stop()
             events.stop()
@@ -291,37 +292,41 @@ class Daemon:
             log.warning("AUTH_DISABLED", hub=self.spec.name,
                         message="auth.required is false: every native/HTTP caller is trusted. "
                                 "Use only on a trusted single host.")
-        builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions(),
-                             tokens, self.assembly.revoke or _bus_revoke(revocations, tokens))
-        dispatcher = Dispatcher(self.assembly.handlers, self.metrics, tokens, auth_required, builtin,
-                                self.assembly.policies, self.assembly.after_call, self.assembly.idempotency)
+        def describe_actions() -> dict[str, Any]:
+            return dispatcher.describe_actions()
+
+        builtin = HubActions(self.spec.title, self.spec.version, self.health, describe_actions,
+                             tokens, assembly.revoke or _bus_revoke(revocations, tokens))
+        dispatcher = Dispatcher(assembly.handlers, self.metrics, tokens, auth_required, builtin,
+                                assembly.policies, assembly.after_call, assembly.idempotency)
         limits = ServerLimits(hub.max_frame_bytes, hub.default_deadline_ms / 1000, hub.drain_timeout_s)
-        self.server = HubServer(self.context, dispatcher, self.metrics, hub.workers, hub.queue_limit, limits)
-        sockets = self._bind(security)
-        self.server.attach(sockets)
-        for handler in self.assembly.handlers:
+        server = self.server = HubServer(self.context, dispatcher, self.metrics, hub.workers, hub.queue_limit,
+                                         limits)
+        sockets = self._bind(security, assembly)
+        server.attach(sockets)
+        for handler in assembly.handlers:
             for source in handler.watched():
-                self.server.watch(source)
-        self._start_neighbours()
-        http = HttpFrontend(hub.host, self.port("http_port"), self.context, self.server.http_endpoint,
+                server.watch(source)
+        self._start_neighbours(assembly, server, neighbours, reports)
+        http = HttpFrontend(hub.host, self.port("http_port"), self.context, server.http_endpoint,
                             self.metrics, self.health,
                             lambda: openapi_document(self.spec.title, self.spec.version, dispatcher),
                             HttpLimits.from_settings(self.settings.http, limits.default_deadline_s))
         http.start()
-        for handler in self.assembly.handlers:
+        for handler in assembly.handlers:
             handler.start()
         self.metrics.info.labels(self.spec.title, self.spec.version).set(1)
-        notifier = SystemdNotifier(self.env)
+        notifier = SystemdNotifier(dict(self.env))
         self._install_signals()
         log.info("hub_started", hub=self.spec.name, native=self.port("native_port"), http=http.port,
                  events=self.port("events_port"), legacy=[b.bound_port for b in sockets.legacy.values()],
                  data_dir=str(self.data_dir), auth_required=auth_required)
         for note in self.legacy_notes:
             log.warning("legacy_port_note", note=note)
-        self._notify_ready(notifier)
+        self._notify_ready(notifier, assembly.startup)
         notifier.start_watchdog(lambda: True)
         try:
-            self.server.serve_forever()
+            server.serve_forever()
         finally:
             notifier.notify("STOPPING=1")
             feed.stop()
@@ -329,9 +334,9 @@ class Daemon:
         log.info("hub_stopped", hub=self.spec.name)
         return 0
 
-    def _notify_ready(self, notifier: SystemdNotifier) -> None:
+    def _notify_ready(self, notifier: SystemdNotifier, startup: list[Callable[[], bool]]) -> None:
         """READY=1 once the assembly's start-up waits returned (the ports already answer meanwhile)."""
-        waits = list(self.assembly.startup)
+        waits = list(startup)
 
         def wait_and_notify() -> None:
             ok = all([wait() for wait in waits])
@@ -344,19 +349,20 @@ class Daemon:
         else:
             notifier.notify("READY=1\nSTATUS=serving")
 
-    def _start_neighbours(self) -> None:
+    def _start_neighbours(self, assembly: Assembly, server: HubServer, neighbours: Neighbours,
+                          reports: ErrorReports) -> None:
         """ErrorBus reports and SystemDigitalTwin/CoreOrchestrator registration: optional, never fatal."""
         hub = self.settings.hub
-        agents = agents_from_handlers(self.assembly.handlers, self.spec.title, hub.native_port, hub.http_port,
+        agents = agents_from_handlers(assembly.handlers, self.spec.title, hub.native_port, hub.http_port,
                                       self.offset, self.spec.agent_capabilities)
-        self.neighbours.start(agents)
-        self.assembly.checks["neighbours"] = self.neighbours.health_check
+        neighbours.start(agents)
+        assembly.checks["neighbours"] = neighbours.health_check
         for failed in self.legacy_failed:
-            self.reports.report("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
-        self.server.dispatcher.after_call.append(self.reports.after_call)
-        self.server.legacy_failure_hooks.append(self.reports.on_legacy_failure)
-        if self.neighbours.errors is not None:
-            self.watch = self.reports.watch(self.assembly.checks)
+            reports.report("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
+        server.dispatcher.after_call.append(reports.after_call)
+        server.legacy_failure_hooks.append(reports.on_legacy_failure)
+        if neighbours.errors is not None:
+            self.watch = reports.watch(assembly.checks)
             self.watch.start()
 
     def _token_service(self, revocations: Revocations) -> TokenService:
@@ -369,7 +375,7 @@ class Daemon:
                             audience=auth.audience or self.spec.name,
                             mint_audiences=list(auth.mint_audiences), max_lifetime_s=auth.max_token_lifetime_s)
 
-    def _bind(self, security: SocketSecurity) -> Sockets:
+    def _bind(self, security: SocketSecurity, assembly: Assembly) -> Sockets:
         hub, legacy = self.settings.hub, self.settings.legacy
         native = self.context.socket(zmq.ROUTER)
         _tune(native, hub.max_frame_bytes)
@@ -378,7 +384,7 @@ class Daemon:
         native.bind(native_endpoint)
         sockets = Sockets(native=native)
         reserved = {self.port("native_port"), self.port("http_port"), self.port("events_port")}
-        bindings, self.legacy_notes = resolve_legacy_ports(self.assembly.handlers, legacy.agent_overrides(),
+        bindings, self.legacy_notes = resolve_legacy_ports(assembly.handlers, legacy.agent_overrides(),
                                                            self.offset, reserved, legacy.enabled)
         for binding in bindings:
             sock = self.context.socket(zmq.ROUTER)
@@ -395,7 +401,7 @@ class Daemon:
         return sockets
 
     def _install_signals(self) -> None:
-        def stop(signum, _frame) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("signal_received", signal=signal.Signals(signum).name)
             if self.server:
                 self.server.request_stop()
@@ -426,8 +432,8 @@ class Daemon:
             self.server.close()
         security.stop()
 
-    def health(self) -> dict:
-        checks: dict[str, dict] = {}
+    def health(self) -> dict[str, Any]:
+        checks: dict[str, dict[str, Any]] = {}
         assembly = self.assembly
         for name, check in (assembly.checks.items() if assembly else []):
             checks[name] = _run_check(check)
@@ -453,7 +459,7 @@ def _bus_revoke(revocations: Revocations, tokens: TokenService) -> Callable[[Pri
     return revoke
 
 
-def _run_check(check: Check) -> dict:
+def _run_check(check: Check) -> dict[str, Any]:
     try:
         ok, detail = check()
     except Exception as exc:
@@ -461,14 +467,14 @@ def _run_check(check: Check) -> dict:
     return {"ok": bool(ok), "detail": detail}
 
 
-def _safe_handler_checks(handler: Handler) -> dict:
+def _safe_handler_checks(handler: Handler) -> dict[str, Any]:
     try:
         return handler.health_checks()
     except Exception as exc:
         return {"checks": (False, repr(exc))}
 
 
-def _tune(sock: zmq.Socket, max_frame: int) -> None:
+def _tune(sock: zmq.Socket[Any], max_frame: int) -> None:
     sock.setsockopt(zmq.LINGER, 500)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
     sock.setsockopt(zmq.RCVHWM, 10000)

@@ -85,7 +85,7 @@ class ErrorReports:
         self._check_state: dict[str, bool] = {}
 
     def report(self, error_type: str, message: str, severity: str = "ERROR", *, agent: str | None = None,
-               details: dict | None = None) -> bool:
+               details: dict[str, Any] | None = None) -> bool:
         """Send one report unless its type is over the rate limit; True when it was sent."""
         passes, suppressed = self.limit.admit(error_type)
         if not passes:
@@ -101,7 +101,7 @@ class ErrorReports:
         return True
 
     # -- sources --------------------------------------------------------------------------------------
-    def on_event(self, topic: str, fields: dict | None) -> None:
+    def on_event(self, topic: str, fields: dict[str, Any] | None) -> None:
         if topic != "hub.error" or not fields:
             return
         self.report(str(fields.get("error_type") or "error"), str(fields.get("message") or ""),

@@ -25,7 +25,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import msgpack
 import sqlalchemy as sa
@@ -55,7 +56,7 @@ def idempotency_table(name: str, metadata: sa.MetaData | None = None) -> sa.Tabl
     )
 
 
-def fingerprint(agent: str, action: str, args: dict) -> str:
+def fingerprint(agent: str, action: str, args: dict[str, Any]) -> str:
     canonical = json.dumps([agent, action, args], sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -130,7 +131,7 @@ class IdempotencyStore:
         return Begin("running")
 
     def _expired(self, row: Any, now: float) -> bool:
-        age = now - row.created_at
+        age = now - float(row.created_at)
         return age >= self.window_s or (row.state == "running" and age >= self.running_timeout_s)
 
     def _maybe_purge(self) -> None:

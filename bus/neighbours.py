@@ -147,9 +147,9 @@ class Backoff:
 @dataclass
 class _Endpoint:
     address: str
-    sock: zmq.Socket
-    monitor: zmq.Socket
-    backlog: deque = field(default_factory=deque)
+    sock: zmq.Socket[Any]
+    monitor: zmq.Socket[Any]
+    backlog: deque[bytes] = field(default_factory=deque)
     connected: bool = False
     subscribed: bool = False
     sent: int = 0
@@ -173,7 +173,7 @@ class _Endpoint:
 class ErrorBusPublisher:
     """The background thread owning one XPUB per ErrorBus endpoint; ``report`` is thread-safe."""
 
-    def __init__(self, context: zmq.Context, endpoints: list[str], backlog: int, backoff: BackoffSettings):
+    def __init__(self, context: zmq.Context[Any], endpoints: list[str], backlog: int, backoff: BackoffSettings):
         self.context = context
         self.addresses = list(endpoints)
         self.backlog_size = int(backlog)
@@ -192,7 +192,7 @@ class ErrorBusPublisher:
     def report(self, payload: bytes) -> None:
         self._queue.put(payload)
 
-    def status(self) -> dict[str, dict]:
+    def status(self) -> dict[str, dict[str, Any]]:
         return {ep.address: {"connected": ep.connected, "subscribed": ep.subscribed, "sent": ep.sent,
                              "waiting": len(ep.backlog)} for ep in list(self._endpoints)}
 
@@ -255,7 +255,7 @@ class ErrorBusPublisher:
             endpoint.flush()
 
     @staticmethod
-    def _on_monitor(endpoint: _Endpoint, event: dict) -> None:
+    def _on_monitor(endpoint: _Endpoint, event: Mapping[str, Any]) -> None:
         kind, value = event["event"], int(event["value"])
         if kind == zmq.EVENT_CONNECTED:
             endpoint.connected, endpoint.last_retry_ms = True, 0
@@ -276,7 +276,7 @@ class ErrorBusPublisher:
 class Registrar:
     """Registers ``agents`` with one neighbour (a REQ per attempt), retrying with backoff until done."""
 
-    def __init__(self, context: zmq.Context, target: str, endpoint: str, agents: list[AgentInfo],
+    def __init__(self, context: zmq.Context[Any], target: str, endpoint: str, agents: list[AgentInfo],
                  settings: RegistrationSettings, backoff: BackoffSettings, stop: threading.Event):
         self.context = context
         self.target = target
@@ -289,7 +289,7 @@ class Registrar:
         self.last_error: str | None = None
         self.thread = threading.Thread(target=self._run, name=f"neighbours-{target}", daemon=True)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "registered": list(self.registered),
                 "pending": [a.name for a in self.pending], "attempts": self.backoff.attempts,
                 "last_error": self.last_error}
@@ -324,7 +324,7 @@ class Registrar:
             self.pending.remove(agent)
             self.registered.append(agent.name)
 
-    def _request(self, payload: dict) -> Any:
+    def _request(self, payload: dict[str, Any]) -> Any:
         sock = self.context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         try:
@@ -381,7 +381,7 @@ class Neighbours:
         neighbours.stop()
     """
 
-    def __init__(self, settings: NeighboursSettings, context: zmq.Context, hub_name: str,
+    def __init__(self, settings: NeighboursSettings, context: zmq.Context[Any], hub_name: str,
                  agents: Iterable[AgentInfo] = (), *, offset: int = 0):
         self.settings = settings
         self.context = context
@@ -424,7 +424,7 @@ class Neighbours:
             self.errors.stop(timeout)
 
     def report_error(self, error_type: str, message: str, severity: str = "ERROR", *, agent: str | None = None,
-                     details: dict | None = None) -> None:
+                     details: dict[str, Any] | None = None) -> None:
         """Queue one legacy ``ERROR:`` report to every ErrorBus endpoint (never blocks, never raises)."""
         if not self.errors:
             return
@@ -434,11 +434,11 @@ class Neighbours:
             report["details"] = details
         self.errors.report(("ERROR:" + json.dumps(report, default=str)).encode("utf-8"))
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return {"error_bus": self.errors.status() if self.errors else {},
                 "registration": {r.target: r.status() for r in self.registrars}}
 
-    def health_check(self) -> tuple[bool, dict]:
+    def health_check(self) -> tuple[bool, dict[str, Any]]:
         """Always ok (neighbours are optional); the detail says which are reachable."""
         return True, self.status()
 

@@ -25,7 +25,7 @@ ERROR_SCHEMA = {
 
 
 def openapi_document(title: str, version: str, dispatcher: Dispatcher) -> dict[str, Any]:
-    paths: dict[str, dict] = {
+    paths: dict[str, dict[str, Any]] = {
         "/health": {"get": {"summary": "Health report", "security": [], "operationId": "hub_health",
                             "responses": {"200": _json_response("healthy or degraded"),
                                           "503": _json_response("down")}}},

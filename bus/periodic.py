@@ -6,7 +6,7 @@ is asked before each run and the run is skipped unless it says yes (e.g. "this r
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from bus.log import get_logger
 

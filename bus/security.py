@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 import zmq
 from zmq.utils import z85
@@ -23,7 +24,8 @@ LEGACY_DOMAIN, NATIVE_DOMAIN = b"legacy", b"native"
 
 
 class SocketSecurity:
-    def __init__(self, context: zmq.Context, legacy_allow: Iterable[str], curve: CurveSection, metrics: HubMetrics):
+    def __init__(self, context: zmq.Context[Any], legacy_allow: Iterable[str], curve: CurveSection,
+                 metrics: HubMetrics):
         self.context = context
         self.legacy_allow = {str(a) for a in legacy_allow}
         self.curve = curve
@@ -34,22 +36,22 @@ class SocketSecurity:
         if self.legacy_allow or curve.enabled:
             self._start()
 
-    def secure_legacy(self, sock: zmq.Socket) -> None:
+    def secure_legacy(self, sock: zmq.Socket[Any]) -> None:
         if self.legacy_allow:
             sock.zap_domain = LEGACY_DOMAIN
 
-    def secure_events(self, sock: zmq.Socket) -> None:
+    def secure_events(self, sock: zmq.Socket[Any]) -> None:
         """CURVE on the PUB socket (``events.curve``): the same server keys and client allow-list."""
         self._curve_server(sock)
         if self._thread is None:
             self._start()
 
-    def secure_native(self, sock: zmq.Socket) -> None:
+    def secure_native(self, sock: zmq.Socket[Any]) -> None:
         if not self.curve.enabled:
             return
         self._curve_server(sock)
 
-    def _curve_server(self, sock: zmq.Socket) -> None:
+    def _curve_server(self, sock: zmq.Socket[Any]) -> None:
         secret, public = self.curve.server_secret_key, self.curve.server_public_key
         if not secret or not public:
             raise ConfigError("CURVE (curve.enabled or events.curve) needs curve.server_secret_key and "

@@ -24,7 +24,8 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from collections.abc import Mapping
 
 import yaml
 
@@ -215,11 +216,8 @@ def _convert(annotation: Any, value: Any, key: str) -> Any:
 def _scalar(annotation: Any, value: Any, key: str) -> Any:
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if annotation in (int, float) and isinstance(value, bool):
-        ok = False
-    else:
-        ok = isinstance(value, annotation)
-    if not ok:
+    bool_as_number = isinstance(value, bool) and annotation in (int, float)    # bool is an int subclass
+    if bool_as_number or not isinstance(value, annotation):
         raise ConfigError(f"must be {annotation.__name__}, got {type(value).__name__}", key)
     return value
 

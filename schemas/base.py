@@ -38,8 +38,8 @@ class Field:
     max: float | None = None
     max_len: int | None = None      # strings, bytes, lists, dicts
     min_len: int | None = None
-    choices: tuple | None = None
-    item: "Field | None" = None     # element spec for lists
+    choices: tuple[Any, ...] | None = None
+    item: Field | None = None     # element spec for lists
     nullable: bool = True           # an explicit null counts as "absent" unless required
     doc: str = ""
 
@@ -205,8 +205,8 @@ def _coerce_type(name: str, value: Any, spec: Field) -> Any:
         return value
     if float in types and isinstance(value, int):
         return float(value)
-    raise BadRequest(f"field '{name}' must be {spec.type_name()}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}",
-                     details={"field": name})
+    got = _TYPE_NAMES.get(type(value), type(value).__name__)
+    raise BadRequest(f"field '{name}' must be {spec.type_name()}, got {got}", details={"field": name})
 
 
 def _copy_default(default: Any) -> Any:
