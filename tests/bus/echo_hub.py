@@ -5,11 +5,14 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from bus.config import ConfigError
 from bus.daemon import Assembly, HubSpec, Runtime, main as run_daemon
 from bus.errors import Conflict, Forbidden, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action
+from bus.settings import setting
 from schemas.base import ANY, Field, Schema
 
 ERRORS = {"not_found": NotFound, "conflict": Conflict, "unavailable": Unavailable, "forbidden": Forbidden}
@@ -83,7 +86,7 @@ class EchoAgent(Handler):
         threading.Thread(target=finish, name="releaser").start()
         return {"released": len(parked)}
 
-    _parked: list = []
+    _parked: ClassVar[list[tuple[Future[dict[str, Any]], Any, int]]] = []
     _parked_lock = threading.Lock()
 
     def handle_legacy(self, request, port: int) -> dict:
@@ -100,17 +103,27 @@ class EchoAgent(Handler):
 
 
 @dataclass(frozen=True)
+class EchoSection:
+    max_repeat: int = setting(10, minimum=1)
+
+
+@dataclass(frozen=True)
 class EchoSettings:
-    """The echo hub has no sections of its own."""
+    """The echo hub's own sections (the common ones are the bus's)."""
+
+    echo: EchoSection = field(default_factory=EchoSection)
 
 
 def build(runtime: Runtime) -> Assembly:
+    # a rule across the hub's and the common sections, checked while the hub is built
+    if runtime.hub_settings.echo.max_repeat > runtime.settings.hub.queue_limit:
+        raise ConfigError("must not exceed hub.queue_limit", "echo.max_repeat")
     return Assembly(handlers=[EchoAgent()], checks={"always": lambda: (True, "fine")})
 
 
 SPEC = HubSpec(name="echo_hub", title="EchoHub", version="test",
                ports={"native_port": 7010, "http_port": 7110, "events_port": 7310},
-               settings_class=EchoSettings, env_map={}, build=build)
+               settings_class=EchoSettings, env_map={"ECHO_MAX_REPEAT": ("echo", "max_repeat")}, build=build)
 
 if __name__ == "__main__":
     sys.exit(run_daemon(SPEC))
