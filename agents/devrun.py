@@ -54,7 +54,7 @@ def main() -> int:
         procs.append(subprocess.Popen([sys.executable, "-m", f"agents.{hub.name}", "--config", str(profile(hub))],
                                       cwd=REPO, env=env))
     try:
-        for hub, proc in zip(hubs, procs):
+        for hub, proc in zip(hubs, procs, strict=True):
             native = hub.native_port + offset
             wait_ready(hub.name, f"tcp://127.0.0.1:{native}", proc)
             print(f"{hub.name}: native tcp://127.0.0.1:{native}  http http://127.0.0.1:{http_port(hub) + offset}  "

@@ -188,7 +188,7 @@ def test_dashboard_and_alerts_use_only_metrics_the_hubs_export():
     assert mms_used - declared <= REQUESTED_MMS, mms_used - declared - REQUESTED_MMS
     missing = REQUESTED_MMS & (mms_used - declared)
     if missing:
-        warnings.warn(f"dashboard panels waiting for ModelManagerSuite gauges: {sorted(missing)}")
+        warnings.warn(f"dashboard panels waiting for ModelManagerSuite gauges: {sorted(missing)}", stacklevel=1)
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     for topic in ("request rate", "latency", "error", "sql", "redis", "loaded models", "memory budget"):
         assert topic in titles, topic

@@ -15,6 +15,7 @@ import zmq
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
 from agents.memory_hub.stores.redis_store import RedisStore
 from bus.error_reports import ErrorReports, ErrorReportSettings, RateLimit
+from bus.errors import HubError
 from bus.neighbours import Neighbours, NeighboursSettings
 from bus.settings import from_mapping
 from tests.ops.conftest import fast_backoff
@@ -82,9 +83,9 @@ def test_echo_hub_reports_handler_exceptions_native_and_legacy_rate_limited(tmp_
                         config=error_bus_config(endpoint, per_type=3)) as hub:
             with hub.client() as client:
                 for _ in range(10):                          # a flood of failing requests
-                    with pytest.raises(Exception):
+                    with pytest.raises(HubError):
                         client.call("EchoAgent", "fail", {"code": "internal"})
-                with pytest.raises(Exception):
+                with pytest.raises(HubError):
                     client.call("EchoAgent", "fail", {"code": "unavailable"})
             legacy = hub.legacy_request(7102, {"action": "fail"})
             assert legacy == {"status": "error", "error": "legacy handler bug"}   # BaseAgent's reply, as before
@@ -156,7 +157,7 @@ def test_failed_model_load_and_failed_evaluation_reach_the_error_bus(tmp_path, z
         with HubProcess("model_manager_suite", tmp_path / "data", config=config,
                         env={"MODELS_DIR": str(models)}) as hub:
             with hub.client() as client:
-                with pytest.raises(Exception):
+                with pytest.raises(HubError):
                     client.call("GGUFModelManager", "load_model", {"model_id": "junk"})
                 load = reports_until(sub, "model_load_failed")[-1]
                 job = client.call("ModelEvaluationFramework", "evaluate", {"model_id": "tiny-a"})
