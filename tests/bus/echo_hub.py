@@ -104,7 +104,7 @@ class EchoAgent(Handler):
 
 @dataclass(frozen=True)
 class EchoSection:
-    max_repeat: int = setting(10, minimum=1)
+    max_repeat: int = setting(1, minimum=1)
 
 
 @dataclass(frozen=True)

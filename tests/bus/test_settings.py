@@ -39,7 +39,7 @@ def test_defaults_are_the_hubs_ports_and_data_dir(tmp_path):
     assert isinstance(settings.common, CommonSettings)
     assert settings.common.hub == HubSection(native_port=7010, http_port=7110, events_port=7310)
     assert settings.common.storage.data_dir == "./var/echo_hub"
-    assert settings.hub.echo.max_repeat == 10
+    assert settings.hub.echo.max_repeat == 1
 
 
 def test_yaml_environment_then_flags(tmp_path):
@@ -88,7 +88,7 @@ def test_legacy_agent_overrides_keep_only_what_was_set(tmp_path):
 def test_raw_tree_is_the_whole_settings_as_plain_dicts(tmp_path):
     raw = load(tmp_path, {"legacy": {"allow": ["10.0.0.1"]}}).raw()
     assert raw["hub"]["native_port"] == 7010 and raw["legacy"]["allow"] == ["10.0.0.1"]
-    assert raw["echo"] == {"max_repeat": 10}
+    assert raw["echo"] == {"max_repeat": 1}
 
 
 def test_a_hub_section_may_not_shadow_a_common_one():
@@ -121,7 +121,7 @@ def test_print_config_masks_the_secret(capsys, monkeypatch):
     printed = capsys.readouterr().out
     tree = yaml.safe_load(printed)
     assert "do-not-print" not in printed and tree["auth"]["secret"] == "***"
-    assert tree["echo"] == {"max_repeat": 10} and tree["hub"]["workers"] == 8
+    assert tree["echo"] == {"max_repeat": 1} and tree["hub"]["workers"] == 8
 
 
 def test_config_error_at_load_exits_2(tmp_path, capsys):
