@@ -158,7 +158,7 @@ def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]
         overrides["logging"] = {"level": args.log_level}
     root = _root_class(spec.settings_class)
     tree: Any = load(root, [defaults], args.config, env=env, env_map={**COMMON_ENV, **spec.env_map},
-                overrides=overrides)
+                     overrides=overrides)
     return LoadedSettings(_part(CommonSettings, tree), _part(spec.settings_class, tree))
 
 
