@@ -1,4 +1,4 @@
-# The two commands: `make run` and `make test`. Both install what they need first.
+# The two commands: `make run` and `make test` (and `make lint`). All install what they need first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -42,8 +42,10 @@ gpu-check: install
 bench: install
 	$(PY) -m tests.bench
 
+# ruff on the whole repo, mypy strict on bus/ and schemas/ (configuration in pyproject.toml)
 lint: install
-	$(PY) -m compileall -q agents bus schemas migrations tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 soak: install
 	$(PY) -m tests.soak

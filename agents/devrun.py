@@ -12,10 +12,21 @@ import sys
 import time
 from pathlib import Path
 
-from bus.client import HubClient
+from agents.hubs import HUBS
+from bus.client import HubClient, NamedHub
+from bus.settings import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-HUBS = (("memory_hub", 7010, 7110, 7310), ("model_manager_suite", 7011, 7211, 7311))
+
+
+def profile(hub: NamedHub) -> Path:
+    return REPO / "config" / "dev" / f"{hub.name}.yaml"
+
+
+def http_port(hub: NamedHub) -> int:
+    """The hub's HTTP port, or the one its dev profile sets (the suite's moves to 7211 on a single host)."""
+    section = read_yaml(profile(hub)).get("hub") or {}
+    return int(section.get("http_port", hub.http_port))
 
 
 def ensure_model(models_dir: Path) -> None:
@@ -37,15 +48,17 @@ def main() -> int:
     models_dir = Path(os.environ.get("MODELS_DIR", str(REPO / "var" / "models")).split(":")[0])
     ensure_model(models_dir)
     env = {**os.environ, "MODELS_DIR": os.environ.get("MODELS_DIR", str(models_dir))}
-    procs: list[subprocess.Popen] = []
-    for hub, *_ in HUBS:
-        procs.append(subprocess.Popen([sys.executable, "-m", f"agents.{hub}", "--config",
-                                       str(REPO / "config" / "dev" / f"{hub}.yaml")], cwd=REPO, env=env))
+    procs: list[subprocess.Popen[bytes]] = []
+    hubs = list(HUBS.values())
+    for hub in hubs:
+        procs.append(subprocess.Popen([sys.executable, "-m", f"agents.{hub.name}", "--config", str(profile(hub))],
+                                      cwd=REPO, env=env))
     try:
-        for (hub, native, http, events), proc in zip(HUBS, procs):
-            wait_ready(hub, f"tcp://127.0.0.1:{native + offset}", proc)
-            print(f"{hub}: native tcp://127.0.0.1:{native + offset}  http http://127.0.0.1:{http + offset}  "
-                  f"events tcp://127.0.0.1:{events + offset}")
+        for hub, proc in zip(hubs, procs, strict=True):
+            native = hub.native_port + offset
+            wait_ready(hub.name, f"tcp://127.0.0.1:{native}", proc)
+            print(f"{hub.name}: native tcp://127.0.0.1:{native}  http http://127.0.0.1:{http_port(hub) + offset}  "
+                  f"events tcp://127.0.0.1:{hub.events_port + offset}")
         print("both hubs are up: try `hubctl ping memory`, `hubctl ping models`; Ctrl-C stops them")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

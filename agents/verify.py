@@ -34,17 +34,22 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import zmq
 
+from agents.hubs import HUBS
 from bus.client import HubClient
 from bus.errors import HubError
 from bus.legacy import resolve_legacy_ports
 
+if TYPE_CHECKING:
+    from bus.daemon import LoadedSettings
+    from bus.forwarder import ForwarderSettings
+
 REPO = Path(__file__).resolve().parents[1]
 HOSTS = {"pc2": ("memory",), "mainpc": ("models",), "dev": ("memory", "models")}
-HUB_NAMES = {"memory": "memory_hub", "models": "model_manager_suite"}
+HUB_NAMES = {key: hub.name for key, hub in HUBS.items()}
 HEALTHY = {"ok", "healthy", "success"}
 Check = Callable[[Any], bool]
 
@@ -106,15 +111,16 @@ class Target:
     title: str
     host: str
     offset: int
-    settings: dict
+    settings: LoadedSettings
     handlers: tuple = ()
+    legacy_address: str = ""        # where its legacy ports are reached, when not its legacy.host
 
     def port(self, name: str) -> int:
-        return int(self.settings["hub"][name]) + self.offset
+        return int(getattr(self.settings.common.hub, name)) + self.offset
 
     @property
     def legacy_host(self) -> str:
-        return _connectable(self.settings["legacy"]["host"], self.host)
+        return _connectable(self.legacy_address or self.settings.common.legacy.host, self.host)
 
     @property
     def http_url(self) -> str:
@@ -238,10 +244,10 @@ class Checklist:
                                                                            else " missing"))
 
     def check_legacy(self, t: Target) -> None:
-        legacy = t.settings["legacy"]
+        legacy = t.settings.common.legacy
         reserved = {t.port("native_port"), t.port("http_port"), t.port("events_port")}
-        bindings, _ = resolve_legacy_ports(list(t.handlers), legacy["agents"], t.offset, reserved,
-                                           legacy["enabled"])
+        bindings, _ = resolve_legacy_ports(list(t.handlers), legacy.agent_overrides(), t.offset, reserved,
+                                           legacy.enabled)
         for handler in t.handlers:
             mine = [b for b in bindings if b.handler is handler]
             if not mine:
@@ -277,36 +283,36 @@ class Checklist:
                         request, judge)
 
     def check_model_facts(self, models: Target) -> None:
-        section = models.settings.get("model_facts") or {}
-        if not section.get("memory_hub_endpoint"):
+        section = models.settings.hub.model_facts
+        if not section.memory_hub_endpoint:
             self.add(models.title, "model facts in MemoryHub", None, "model_facts.memory_hub_endpoint not set")
             return
         from agents.model_manager_suite.model_facts import FactsSender
 
-        token = FactsSender.token_from(section.get("token"), section.get("token_file"))
+        token = FactsSender.token_from(section.token, section.token_file)
         listed = self.legacy(models.legacy_host, 5575 + models.offset, {"action": "list_models"})
         ids = sorted(m["model_id"] for m in (listed or {}).get("models", []) if isinstance(m, dict))
         try:
-            with HubClient(section["memory_hub_endpoint"], token=token, timeout=self.timeout,
+            with HubClient(section.memory_hub_endpoint, token=token, timeout=self.timeout,
                            context=self.context) as client:
                 keys = set(client.call("MemoryClient", "kv_list",
-                                       {"prefix": f"{section['prefix']}catalogue:", "limit": 100000})["keys"])
+                                       {"prefix": f"{section.prefix}catalogue:", "limit": 100000})["keys"])
                 with HubClient(models.native, timeout=self.timeout, context=self.context) as suite:
                     outbox = suite.call("hub", "health")["checks"].get("model_facts", {})
         except HubError as exc:
             self.add(models.title, "model facts in MemoryHub", False, f"{exc.code}: {exc.message}")
             return
-        missing = [i for i in ids if f"{section['prefix']}catalogue:{i}" not in keys]
+        missing = [i for i in ids if f"{section.prefix}catalogue:{i}" not in keys]
         detail = outbox.get("detail") or {}
         ok = listed is not None and not missing and outbox.get("ok", False)
         self.add(models.title, "model facts in MemoryHub", ok,
                  f"{len(ids) - len(missing)}/{len(ids)} models in the catalogue; outbox pending "
                  f"{detail.get('pending')}, refused {detail.get('dead')}" + (f"; missing {missing}" if missing else ""))
 
-    def check_forwarder(self, forwarder: dict, offset: int) -> None:
-        host = _connectable(forwarder["bind_host"], "127.0.0.1")
-        for port in forwarder["ports"]:
-            self.legacy_row("forwarder", f"relay {port} -> {forwarder['remote_host']}", host, int(port) + offset,
+    def check_forwarder(self, forwarder: ForwarderSettings, offset: int) -> None:
+        host = _connectable(forwarder.bind_host, "127.0.0.1")
+        for port in forwarder.ports:
+            self.legacy_row("forwarder", f"relay {port} -> {forwarder.remote_host}", host, port + offset,
                             {"action": "health_check"}, _answered)
 
     def render(self) -> str:
@@ -330,15 +336,14 @@ def _short(value: Any, limit: int = 160) -> str:
 # ------------------------------------------------------------------ settings and entry point
 
 def load_target(key: str, host: str, offset: int, config: str | None, env: dict[str, str]) -> Target:
-    from migrations.legacy.cli import hub_settings
+    from bus.daemon import settings_for
 
-    name = HUB_NAMES[key]
-    settings = hub_settings(name, config, env)
     if key == "memory":
         from agents.memory_hub.hub import HANDLER_CLASSES, SPEC
     else:
         from agents.model_manager_suite.hub import HANDLER_CLASSES, SPEC
-    return Target(key, SPEC.title, _connectable(host or settings["hub"]["host"], "127.0.0.1"), offset, settings,
+    settings = settings_for(SPEC, argparse.Namespace(config=config, data_dir=None, log_level=None), env)
+    return Target(key, SPEC.title, _connectable(host or settings.common.hub.host, "127.0.0.1"), offset, settings,
                   tuple(HANDLER_CLASSES))
 
 
@@ -347,14 +352,13 @@ def profile(config_dir: Path, host: str, key: str) -> str | None:
     return str(path) if path.is_file() else None
 
 
-def forwarder_settings(path: str | None, env: dict[str, str]) -> dict | None:
+def forwarder_settings(path: str | None, env: dict[str, str]) -> ForwarderSettings | None:
     if not path or not Path(path).is_file():
         return None
     from agents.hubs import forwarder_defaults
-    from bus import forwarder
-    from bus.config import load_settings
+    from bus.forwarder import load_relay_settings
 
-    return load_settings(forwarder_defaults(), path, env=env, env_map=forwarder.ENV_MAP)["forwarder"]
+    return load_relay_settings(forwarder_defaults(), path, env).forwarder
 
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> Checklist:
@@ -377,11 +381,11 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> Checklist:
     if args.host == "mainpc":
         forwarder = forwarder_settings(args.forwarder_config or str(config_dir / "mainpc" / "hub_forwarder.yaml"),
                                        env)
-        remote_host = args.memory_host or (forwarder or {}).get("remote_host") or "127.0.0.1"
-        remote_offset = args.memory_offset if args.memory_offset is not None else int(
-            (forwarder or {}).get("remote_port_offset", 0))
+        remote_host = args.memory_host or (forwarder.remote_host if forwarder else "") or "127.0.0.1"
+        remote_offset = args.memory_offset if args.memory_offset is not None else (
+            forwarder.remote_port_offset if forwarder else 0)
         memory = load_target("memory", remote_host, remote_offset, configs["memory"], env)
-        memory.settings["legacy"]["host"] = remote_host
+        memory.legacy_address = remote_host
         checklist.check_inter_service(memory, "ModelManagerSuite host")
         if forwarder is not None and not args.no_forwarder:
             checklist.check_forwarder(forwarder, offset)

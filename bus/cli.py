@@ -26,7 +26,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import msgpack
 import zmq
@@ -50,7 +51,7 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse, run the command, map errors to exit codes (1: the hub said no, 2: usage)."""
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        return int(args.func(args))
     except HubError as err:
         print(f"hubctl: {err.code}: {err.message}", file=sys.stderr)
         return EXIT_FAIL
@@ -128,7 +129,7 @@ def _client(args: argparse.Namespace, endpoint: str | None) -> HubClient:
 
 def _token(args: argparse.Namespace, endpoint: str | None) -> str | None:
     if args.token:
-        return args.token
+        return str(args.token)
     if os.environ.get("HUB_TOKEN"):
         return os.environ["HUB_TOKEN"]
     data_dir = args.data_dir or (args.hubs[endpoint].data_dir if endpoint in args.hubs else None)
@@ -193,12 +194,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK if report["status"] == "ok" else EXIT_FAIL
 
 
-def _health_report(args: argparse.Namespace, until: float) -> dict | None:
+def _health_report(args: argparse.Namespace, until: float) -> dict[str, Any] | None:
     """The hub's health report; None while it does not answer (a hub still starting) and --wait is set."""
     timeout = args.timeout if args.wait <= 0 else max(0.1, min(args.timeout, until - time.monotonic()))
     try:
         with _client(args, args.endpoint) as client:
-            return client.call("hub", "health", timeout=timeout)
+            report: dict[str, Any] = client.call("hub", "health", timeout=timeout)
+            return report
     except HubError:
         if args.wait > 0:
             return None

@@ -9,7 +9,8 @@ import itertools
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
+from collections.abc import Iterator, Mapping
 
 import zmq
 
@@ -24,7 +25,9 @@ class NamedHub:
     The bus knows no hub: the hub-aware layer (``agents/hubs.py``) hands these to ``resolve_endpoint`` and hubctl.
     """
 
+    name: str              # the hub's name (its module under agents/, its settings profile's name)
     native_port: int
+    http_port: int
     events_port: int
     data_dir: str          # holds the hub's jwt.secret (hubctl mints tokens from it)
 
@@ -57,7 +60,7 @@ def _endpoint_forms(hubs: Mapping[str, NamedHub]) -> str:
 
 class HubClient:
     def __init__(self, endpoint: str, token: str | None = None, timeout: float = 10.0, encoding: str = MSGPACK,
-                 curve_server_key: str | None = None, context: zmq.Context | None = None):
+                 curve_server_key: str | None = None, context: zmq.Context[Any] | None = None):
         self.endpoint = endpoint
         self.token = token
         self.timeout = timeout
@@ -65,9 +68,9 @@ class HubClient:
         self._curve_server_key = curve_server_key
         self._context = context or zmq.Context.instance()
         self._ids = itertools.count(1)
-        self._sock: zmq.Socket | None = None
+        self._sock: zmq.Socket[Any] | None = None
 
-    def __enter__(self) -> "HubClient":
+    def __enter__(self) -> HubClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -78,7 +81,7 @@ class HubClient:
             self._sock.close(linger=0)
             self._sock = None
 
-    def _socket(self) -> zmq.Socket:
+    def _socket(self) -> zmq.Socket[Any]:
         if self._sock is None:
             sock = self._context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
@@ -90,7 +93,7 @@ class HubClient:
             self._sock = sock
         return self._sock
 
-    def request(self, payload: dict, timeout: float | None = None) -> dict:
+    def request(self, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send one envelope (``id`` and ``token`` filled in) and return the raw reply map."""
         payload = dict(payload)
         payload.setdefault("v", 1)
@@ -101,7 +104,7 @@ class HubClient:
         sock.send_multipart([b"", encode(payload, self.encoding)])
         return self._receive(payload["id"], timeout)
 
-    def _receive(self, request_id: Any, timeout: float | None) -> dict:
+    def _receive(self, request_id: Any, timeout: float | None) -> dict[str, Any]:
         sock = self._socket()
         until = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
@@ -114,7 +117,7 @@ class HubClient:
             if isinstance(reply, dict) and reply.get("id") == request_id:
                 return reply
 
-    def call(self, agent: str, action: str, args: dict | None = None, *, deadline_ms: int | None = None,
+    def call(self, agent: str, action: str, args: dict[str, Any] | None = None, *, deadline_ms: int | None = None,
              timeout: float | None = None) -> Any:
         payload: dict[str, Any] = {"agent": agent, "action": action, "args": args or {}}
         if deadline_ms:
@@ -127,7 +130,7 @@ class HubClient:
             payload["body"] = body
         return _result(self.request(payload, timeout))
 
-    def stream(self, agent: str, action: str, args: dict | None = None,
+    def stream(self, agent: str, action: str, args: dict[str, Any] | None = None,
                timeout: float | None = None) -> Iterator[Any]:
         """Yield streamed chunks, then the final result (as the last item)."""
         request_id = next(self._ids)
@@ -151,7 +154,7 @@ class HubClient:
         return time.perf_counter() - started
 
 
-def _result(reply: dict) -> Any:
+def _result(reply: dict[str, Any]) -> Any:
     if reply.get("ok"):
         return reply.get("result")
     raise error_from_wire(reply.get("error") or {"code": "internal", "message": "malformed reply"})

@@ -1,71 +1,123 @@
-"""Settings: built-in defaults, then a YAML file, then environment overrides; unknown keys are an error.
+"""The settings sections every hub has (``hub``, ``legacy``, ``auth``, ``curve``, ``logging``, ``storage``).
 
-Each hub composes its defaults from ``COMMON_DEFAULTS`` plus the sections its components declare
-(``DEFAULTS`` dicts next to the code that uses them) and calls ``load_settings``. The result is a plain
-nested dict; components receive their own section, never the environment.
-
-Types are checked against the defaults: a YAML value must have the default's type (ints are accepted
-where floats are expected; ``null`` defaults accept anything). A section whose default is ``{}`` is
-free-form (e.g. per-agent overrides).
+Each section is a frozen dataclass (``bus.settings``) with its defaults and ranges; the sections of other bus
+parts live next to the code that uses them (``bus.http.HttpSettings``, ``bus.events.EventsSettings``,
+``bus.neighbours.NeighboursSettings``) and ``bus.daemon.CommonSettings`` holds them all. Values come from the
+defaults, the YAML file, then the environment (``COMMON_ENV`` plus the hub's own map), checked once at load.
 """
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
+from bus.settings import ConfigError, SettingError, setting, to_mapping
 
-class ConfigError(ValueError):
-    pass
+__all__ = ["COMMON_DEFAULTS", "COMMON_ENV", "AuthSection", "ConfigError", "CurveSection", "HubSection",
+           "LegacyAgentSection", "LegacySection", "LoggingSection", "StorageSection", "load_settings",
+           "merge_defaults", "port_offset"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-COMMON_DEFAULTS: dict[str, Any] = {
-    "hub": {
-        "host": "127.0.0.1",          # bind address of the native, HTTP and events ports
-        "native_port": 0,             # set by each hub
-        "http_port": 0,
-        "events_port": 0,
-        "workers": 8,                 # worker threads for blocking handlers
-        "queue_limit": 2000,          # pending requests beyond which the reply is `busy`
-        "max_frame_bytes": 16 * 1024 * 1024,
-        "default_deadline_ms": 60000,
-        "drain_timeout_s": 10.0,
-        "watchdog": True,
-        "idempotency_window_s": 86400.0,   # a repeated idempotency_key answers its first result this long
-        "idempotency_running_s": 600.0,    # a key still `running` after this is taken over (its hub died)
-    },
-    "legacy": {
-        "enabled": True,
-        "host": "127.0.0.1",          # the legacy agents bound *; PC2/MainPC host profiles set 0.0.0.0
-        "allow": [],                  # peer IP allow-list for legacy ports (ZAP); empty = everyone who can reach the bind
-        "agents": {},                 # per agent: {enabled: bool, ports: [...], health_ports: [...]}
-    },
-    "auth": {
-        "required": True,
-        "algorithm": "HS256",
-        "secret_file": "",            # default: <data_dir>/jwt.secret (mode 0600, created on first start)
-        "secret": None,               # from env HUB_JWT_SECRET; never in YAML committed to git
-        "issuer": "voice-hubs",
-        "token_ttl_s": 86400,
-        "leeway_s": 5,
-        "audience": "",               # this hub's `aud` (default: the hub's name); tokens must name it or all-hubs
-        "mint_audiences": [],         # `aud` of tokens this hub mints (default: its own audience only)
-        "max_token_lifetime_s": 604800,  # tokens living longer (exp - iat) are refused; minted ones are capped
-        "revocation_feeds": [],       # events endpoints of hubs whose `auth.revoked` events this hub obeys
-        "revocation_feed_server_key": None,  # z85 public key when those events ports require CURVE
-    },
-    "curve": {
-        "enabled": False,
-        "server_secret_key": None,    # z85 strings; see README "Security"
-        "server_public_key": None,
-        "allowed_client_keys": [],
-    },
-    "logging": {"level": "info", "json": True},
-    "storage": {"data_dir": "./var", "redis_url": None, "database_url": None},
-}
+@dataclass(frozen=True)
+class HubSection:
+    host: str = "127.0.0.1"                  # bind address of the native, HTTP and events ports
+    native_port: int = setting(0, minimum=0, maximum=65535)    # set by each hub
+    http_port: int = setting(0, minimum=0, maximum=65535)
+    events_port: int = setting(0, minimum=0, maximum=65535)
+    workers: int = setting(8, minimum=1)     # worker threads for blocking handlers
+    queue_limit: int = setting(2000, minimum=1)   # pending requests beyond which the reply is `busy`
+    max_frame_bytes: int = setting(16 * 1024 * 1024, minimum=1024)
+    default_deadline_ms: int = setting(60000, minimum=1)
+    drain_timeout_s: float = setting(10.0, minimum=0.0)
+    watchdog: bool = True
+    idempotency_window_s: float = setting(86400.0, minimum=1.0)   # a repeated key answers its first result
+    idempotency_running_s: float = setting(600.0, minimum=1.0)    # a key `running` longer is taken over
+
+    def __post_init__(self) -> None:
+        if self.idempotency_running_s > self.idempotency_window_s:
+            raise SettingError("idempotency_running_s", "must not exceed idempotency_window_s")
+
+
+@dataclass(frozen=True)
+class LegacyAgentSection:
+    """Per legacy agent: off, or other ports than the handler's (None = the handler's own)."""
+
+    enabled: bool = True
+    ports: tuple[int, ...] | None = None
+    health_ports: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ports", "health_ports"):
+            for port in getattr(self, name) or ():
+                if not 0 < port <= 65535:
+                    raise SettingError(name, f"ports must be in 1..65535, got {port}")
+
+
+@dataclass(frozen=True)
+class LegacySection:
+    enabled: bool = True
+    host: str = "127.0.0.1"          # the legacy agents bound *; PC2/MainPC host profiles set 0.0.0.0
+    allow: tuple[str, ...] = ()      # peer IP allow-list for legacy ports (ZAP); empty = whoever reaches the bind
+    agents: dict[str, LegacyAgentSection] = field(default_factory=dict)
+
+    def agent_overrides(self) -> dict[str, dict[str, Any]]:
+        """``agents`` as ``bus.legacy.resolve_legacy_ports`` reads them (unset ports left out)."""
+        return {name: {key: value for key, value in (("enabled", agent.enabled), ("ports", agent.ports),
+                                                     ("health_ports", agent.health_ports)) if value is not None}
+                for name, agent in self.agents.items()}
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    required: bool = True
+    algorithm: str = setting("HS256", choices=("HS256", "HS384", "HS512"))
+    secret_file: str = ""            # default: <data_dir>/jwt.secret (mode 0600, created on first start)
+    secret: str | None = None        # from env HUB_JWT_SECRET; never in YAML committed to git
+    issuer: str = "voice-hubs"
+    token_ttl_s: int = setting(86400, minimum=1)
+    leeway_s: int = setting(5, minimum=0)
+    audience: str = ""               # this hub's `aud` (default: the hub's name); tokens must name it or all-hubs
+    mint_audiences: tuple[str, ...] = ()   # `aud` of tokens this hub mints (default: its own audience only)
+    max_token_lifetime_s: int = setting(604800, minimum=1)   # longer-living tokens are refused; minted ones capped
+    revocation_feeds: tuple[str, ...] = ()   # events endpoints of hubs whose `auth.revoked` events this hub obeys
+    revocation_feed_server_key: str | None = None   # z85 public key when those events ports require CURVE
+
+
+@dataclass(frozen=True)
+class CurveSection:
+    enabled: bool = False
+    server_secret_key: str | None = None    # z85 strings; see README "Security"
+    server_public_key: str | None = None
+    allowed_client_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.enabled and not self.has_server_keys():
+            raise SettingError("enabled", "needs server_secret_key and server_public_key "
+                                          "(generate with: hubctl curve-keys)")
+
+    def has_server_keys(self) -> bool:
+        return bool(self.server_secret_key and self.server_public_key)
+
+
+@dataclass(frozen=True)
+class LoggingSection:
+    level: str = setting("info", choices=LOG_LEVELS + tuple(level.upper() for level in LOG_LEVELS))
+    json: bool = True
+
+
+@dataclass(frozen=True)
+class StorageSection:
+    data_dir: str = "./var"
+    redis_url: str | None = None
+    database_url: str | None = None
+
 
 # environment variable -> settings path; applied after the YAML file
 COMMON_ENV: dict[str, tuple[str, ...]] = {
@@ -78,6 +130,25 @@ COMMON_ENV: dict[str, tuple[str, ...]] = {
 }
 
 
+def port_offset(env: Mapping[str, str]) -> int:
+    raw = env.get("PORT_OFFSET", "0") or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"must be an integer, got {raw!r}", "PORT_OFFSET") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TRANSITIONAL: the dict machinery, still used by the hubs' DEFAULTS and their tests until they are typed; the
+# daemon does not use it. Remove with them.
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    name: to_mapping(section()) for name, section in (
+        ("hub", HubSection), ("legacy", LegacySection), ("auth", AuthSection), ("curve", CurveSection),
+        ("logging", LoggingSection), ("storage", StorageSection))
+}
+
+
 def merge_defaults(*parts: Mapping[str, Any]) -> dict[str, Any]:
     """Combine default trees; a key defined twice with different values is a programming error."""
     out: dict[str, Any] = {}
@@ -86,7 +157,7 @@ def merge_defaults(*parts: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_settings(defaults: Mapping[str, Any], path: str | os.PathLike | None = None,
+def load_settings(defaults: Mapping[str, Any], path: str | os.PathLike[str] | None = None,
                   env: Mapping[str, str] | None = None, env_map: Mapping[str, tuple[str, ...]] | None = None,
                   overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     settings = copy.deepcopy(dict(defaults))
@@ -103,24 +174,16 @@ def load_settings(defaults: Mapping[str, Any], path: str | os.PathLike | None = 
         _merge_into(settings, loaded, path=(), strict=True)
     for var, key_path in {**COMMON_ENV, **(env_map or {})}.items():
         value = (env or {}).get(var)
-        if value not in (None, ""):
+        if value:
             _set_path(settings, key_path, _parse_env_value(value, _get_path(defaults, key_path)))
     if overrides:
         _merge_into(settings, copy.deepcopy(dict(overrides)), path=(), strict=True)
     return settings
 
 
-def port_offset(env: Mapping[str, str]) -> int:
-    raw = env.get("PORT_OFFSET", "0") or "0"
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"PORT_OFFSET must be an integer, got {raw!r}") from exc
-
-
-def _merge_into(base: dict, new: Mapping[str, Any], path: tuple[str, ...], strict: bool) -> None:
+def _merge_into(base: dict[str, Any], new: Mapping[str, Any], path: tuple[str, ...], strict: bool) -> None:
     for key, value in new.items():
-        here = path + (str(key),)
+        here = (*path, str(key))
         if key not in base:
             if strict and not _free_form(base, path):
                 raise ConfigError(f"unknown config key '{'.'.join(here)}'")
@@ -135,7 +198,7 @@ def _merge_into(base: dict, new: Mapping[str, Any], path: tuple[str, ...], stric
             base[key] = value
 
 
-def _free_form(base: dict, path: tuple[str, ...]) -> bool:
+def _free_form(base: dict[str, Any], path: tuple[str, ...]) -> bool:
     return not base and bool(path)
 
 
@@ -166,7 +229,7 @@ def _get_path(tree: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
-def _set_path(tree: dict, path: tuple[str, ...], value: Any) -> None:
+def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = tree
     for key in path[:-1]:
         node = node.setdefault(key, {})

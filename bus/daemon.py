@@ -1,60 +1,94 @@
 """Run a hub as a daemon: settings, logging, sockets, HTTP, events, handlers, signals, systemd notify.
 
-Each hub provides a ``HubSpec`` (name, version, default ports, defaults, and a ``build`` function that
-turns a ``Runtime`` into an ``Assembly`` of handlers and health checks). This module is the only place
-that reads the process environment (PORT_OFFSET, env overrides, NOTIFY_SOCKET).
+Each hub provides a ``HubSpec`` (name, version, default ports, its settings class, and a ``build`` function
+that turns a ``Runtime`` into an ``Assembly`` of handlers and health checks). Settings are checked once, at
+load: the sections every hub has into ``CommonSettings``, the hub's own into ``spec.settings_class`` (one YAML
+file holds both; its top-level keys are split by field name). A ``ConfigError`` at load or while the hub is
+built exits 2 with ``<hub>: configuration error: <key>: <reason>``. This module is the only place that reads
+the process environment (PORT_OFFSET, env overrides, NOTIFY_SOCKET).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
+import keyword
 import os
 import signal
 import sys
 import threading
 import time
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from types import FrameType
+from typing import Any
 
+import yaml
 import zmq
 
-from bus.config import COMMON_DEFAULTS, ConfigError, load_settings, merge_defaults, port_offset
+from bus.config import (COMMON_ENV, AuthSection, ConfigError, CurveSection, HubSection, LegacySection,
+                        LoggingSection, StorageSection, port_offset)
 from bus.dispatch import AfterCall, Dispatcher, Policy
 from bus.error_reports import ErrorReports
 from bus.errors import HubError
-from bus.events import DEFAULTS as EVENT_DEFAULTS, EventPublisher
+from bus.events import EventPublisher, EventsSettings
 from bus.filemodes import PRIVATE_UMASK, secure_data_dir
 from bus.handler import Handler, Principal
+from bus.http import HttpFrontend, HttpLimits, HttpSettings
 from bus.hub_actions import HubActions
-from bus.http import DEFAULTS as HTTP_DEFAULTS, HttpFrontend, HttpLimits
 from bus.idempotency import IdempotencyStore
 from bus.legacy import resolve_legacy_ports
 from bus.log import configure_logging, get_logger
-from bus.neighbours import DEFAULTS as NEIGHBOUR_DEFAULTS, Neighbours, agents_from_handlers
-from bus.periodic import PeriodicTask
 from bus.metrics import HubMetrics
+from bus.neighbours import Neighbours, NeighboursSettings, agents_from_handlers
 from bus.openapi import openapi_document
+from bus.periodic import PeriodicTask
 from bus.revocations import FILE_NAME as REVOCATIONS_FILE, RevocationFeed, Revocations
 from bus.sdnotify import SystemdNotifier
 from bus.security import SocketSecurity
 from bus.server import HubServer, ServerLimits, Sockets
+from bus.settings import SettingError, load, to_mapping
 from bus.tokens import TokenService, load_or_create_secret, secret_path
 
 log = get_logger("bus.daemon")
 Check = Callable[[], tuple[bool, Any]]
 
 
+@dataclass(frozen=True)
+class CommonSettings:
+    """The sections every hub has, whatever its own."""
+
+    hub: HubSection = field(default_factory=HubSection)
+    legacy: LegacySection = field(default_factory=LegacySection)
+    auth: AuthSection = field(default_factory=AuthSection)
+    curve: CurveSection = field(default_factory=CurveSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
+    neighbours: NeighboursSettings = field(default_factory=NeighboursSettings)
+
+    def __post_init__(self) -> None:
+        if self.events.curve and not self.curve.has_server_keys():
+            raise SettingError("events.curve", "needs curve.server_secret_key and curve.server_public_key "
+                                               "(generate with: hubctl curve-keys)")
+
+
 @dataclass
 class Runtime:
     """What a hub's composition code gets: settings, data dir, and the shared bus services."""
 
-    settings: dict
+    settings: CommonSettings
+    hub_settings: Any                  # an instance of the hub's ``HubSpec.settings_class``
+    raw_settings: dict[str, Any]       # TRANSITIONAL: the same settings as one plain dict, until the hubs are typed
     data_dir: Path
     events: EventPublisher
     metrics: HubMetrics
     tokens: TokenService
     port_offset: int
-    context: zmq.Context
+    context: zmq.Context[Any]
     env: Mapping[str, str]
 
 
@@ -72,15 +106,37 @@ class Assembly:
     startup: list[Callable[[], bool]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class HubSpec:
     name: str                      # e.g. "memory_hub"
     title: str                     # e.g. "MemoryHub"
     version: str
     ports: dict[str, int]          # native_port, http_port, events_port
-    defaults: dict
-    env_map: dict[str, tuple[str, ...]]
+    settings_class: type           # frozen dataclass of the hub's own sections (bus.settings)
+    env_map: dict[str, tuple[str, ...]]   # the hub's environment variables -> settings path
     build: Callable[[Runtime], Assembly]
+    # event fields that carry content: stripped from what subscribers get unless events.include_content
+    event_content_fields: tuple[str, ...] = ()
+    # health checks (names in Assembly.checks) whose outages and recoveries are reported to the ErrorBus
+    watched_checks: tuple[str, ...] = ()
+    # capability each legacy agent announces when registering with SystemDigitalTwin (default basic_agent)
+    agent_capabilities: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    common: CommonSettings
+    hub: Any                       # an instance of ``HubSpec.settings_class``
+
+    def raw(self) -> dict[str, Any]:
+        """TRANSITIONAL: both as one plain nested dict (lists, not tuples), for code not typed yet."""
+        return {**to_mapping(self.common), **to_mapping(self.hub)}
+
+    def printable(self) -> dict[str, Any]:
+        """``raw()`` with the JWT secret masked (``--print-config``)."""
+        tree = self.raw()
+        tree["auth"]["secret"] = "***" if self.common.auth.secret else None
+        return tree
 
 
 def parse_args(spec: HubSpec, argv: list[str] | None) -> argparse.Namespace:
@@ -92,16 +148,69 @@ def parse_args(spec: HubSpec, argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]) -> dict:
-    defaults = merge_defaults(COMMON_DEFAULTS, HTTP_DEFAULTS, EVENT_DEFAULTS, NEIGHBOUR_DEFAULTS, spec.defaults)
-    defaults["hub"].update(spec.ports)
-    defaults["storage"]["data_dir"] = f"./var/{spec.name}"
-    settings = load_settings(defaults, args.config, env=env, env_map=spec.env_map)
+def settings_for(spec: HubSpec, args: argparse.Namespace, env: Mapping[str, str]) -> LoadedSettings:
+    """Defaults (the hub's ports, ./var/<hub>), the YAML file, the environment, then the command line."""
+    defaults = {"hub": dict(spec.ports), "storage": {"data_dir": f"./var/{spec.name}"}}
+    overrides: dict[str, Any] = {}
     if args.data_dir:
-        settings["storage"]["data_dir"] = args.data_dir
+        overrides["storage"] = {"data_dir": args.data_dir}
     if args.log_level:
-        settings["logging"]["level"] = args.log_level
-    return settings
+        overrides["logging"] = {"level": args.log_level}
+    root = _root_class(spec.settings_class)
+    tree: Any = load(root, [defaults], args.config, env=env, env_map={**COMMON_ENV, **spec.env_map},
+                     overrides=overrides)
+    return LoadedSettings(_part(CommonSettings, tree), _part(spec.settings_class, tree))
+
+
+def _root_class(hub_class: type) -> type:
+    """One dataclass with the common sections and the hub's: what the YAML file's top level may hold."""
+    own = {f.name for f in dataclasses.fields(hub_class)}
+    common = {f.name for f in dataclasses.fields(CommonSettings)}
+    if own & common:
+        raise TypeError(f"{hub_class.__name__} redefines common sections: {sorted(own & common)}")
+    fields: list[tuple[str, Any, Any]] = []
+    for cls in (CommonSettings, hub_class):
+        hints = typing.get_type_hints(cls)
+        for spec in dataclasses.fields(cls):
+            fields.append((spec.name, hints[spec.name], dataclasses.field(
+                default=spec.default, default_factory=spec.default_factory, metadata=spec.metadata)))
+    return dataclasses.make_dataclass("Settings", fields, frozen=True)
+
+
+def _part(cls: type, tree: Any) -> Any:
+    """Section class ``cls`` from the root's fields of the same names (its own cross-field checks run here)."""
+    try:
+        return cls(**{spec.name: getattr(tree, spec.name) for spec in dataclasses.fields(cls)})
+    except SettingError as exc:
+        raise ConfigError(exc.reason, exc.key) from None
+
+
+def transitional_settings_class(name: str, defaults: Mapping[str, Any]) -> type:
+    """TRANSITIONAL, for hubs whose settings are still ``DEFAULTS`` dicts: a frozen dataclass per nested mapping,
+    a field per key typed from its default (``None`` takes anything, ``{}`` any mapping, lists any list)."""
+    fields: list[tuple[str, Any, Any]] = []
+    for key, value in defaults.items():
+        if isinstance(value, Mapping) and value and all(_is_name(str(k)) for k in value):
+            section = transitional_settings_class(f"{name}_{key}", value)
+            fields.append((key, section, dataclasses.field(default_factory=section)))
+        elif isinstance(value, Mapping):
+            fields.append((key, dict[str, Any], dataclasses.field(default_factory=functools.partial(dict, value))))
+        elif isinstance(value, list | tuple):
+            fields.append((key, tuple[Any, ...], dataclasses.field(default=tuple(value))))
+        elif value is None:
+            fields.append((key, Any, dataclasses.field(default=None)))
+        else:
+            fields.append((key, type(value), dataclasses.field(default=value)))
+    return dataclasses.make_dataclass(name, fields, frozen=True)
+
+
+def _is_name(key: str) -> bool:
+    return key.isidentifier() and not keyword.iskeyword(key)
+
+
+def configuration_error(spec: HubSpec, exc: ConfigError | SettingError) -> int:
+    print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
+    return 2
 
 
 def main(spec: HubSpec, argv: list[str] | None = None) -> int:
@@ -112,28 +221,29 @@ def main(spec: HubSpec, argv: list[str] | None = None) -> int:
         settings = settings_for(spec, args, env)
         offset = port_offset(env)
     except ConfigError as exc:
-        print(f"{spec.name}: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return configuration_error(spec, exc)
     if args.print_config:
-        import yaml
-        safe = {**settings, "auth": {**settings["auth"], "secret": "***" if settings["auth"]["secret"] else None}}
-        print(yaml.safe_dump(safe, sort_keys=False))
+        print(yaml.safe_dump(settings.printable(), sort_keys=False))
         return 0
-    configure_logging(settings["logging"]["level"], settings["logging"]["json"])
+    configure_logging(settings.common.logging.level, settings.common.logging.json)
     try:
         return Daemon(spec, settings, offset, env).run()
-    except (ConfigError, OSError, zmq.ZMQError, HubError, RuntimeError) as exc:
+    except (ConfigError, SettingError) as exc:      # e.g. a range the hub checks while it is built
+        log.error("startup_failed", hub=spec.name, error=str(exc), kind=type(exc).__name__)
+        return configuration_error(spec, exc)
+    except (OSError, zmq.ZMQError, HubError, RuntimeError) as exc:
         log.error("startup_failed", hub=spec.name, error=str(exc), kind=type(exc).__name__)
         return 1
 
 
 class Daemon:
-    def __init__(self, spec: HubSpec, settings: dict, offset: int, env: Mapping[str, str]):
+    def __init__(self, spec: HubSpec, settings: LoadedSettings, offset: int, env: Mapping[str, str]):
         self.spec = spec
-        self.settings = settings
+        self.loaded = settings
+        self.settings = settings.common
         self.offset = offset
         self.env = env
-        self.data_dir = Path(settings["storage"]["data_dir"]).resolve()
+        self.data_dir = Path(self.settings.storage.data_dir).resolve()
         self.metrics = HubMetrics(spec.name)
         self.context = zmq.Context.instance()
         self.started_at = time.time()
@@ -142,73 +252,81 @@ class Daemon:
         self.assembly: Assembly | None = None
         self.server: HubServer | None = None
         self.neighbours: Neighbours | None = None
-        self.reports: ErrorReports | None = None
         self.watch: PeriodicTask | None = None
 
     def port(self, name: str) -> int:
-        return int(self.settings["hub"][name]) + self.offset
+        return int(getattr(self.settings.hub, name)) + self.offset
 
     def run(self) -> int:
         secure_data_dir(self.data_dir)
-        hub = self.settings["hub"]
-        revocations = Revocations(self.data_dir / REVOCATIONS_FILE, leeway_s=float(self.settings["auth"]["leeway_s"]))
+        hub, auth = self.settings.hub, self.settings.auth
+        revocations = Revocations(self.data_dir / REVOCATIONS_FILE, leeway_s=float(auth.leeway_s))
         tokens = self._token_service(revocations)       # a hub with its own list (MemoryHub) replaces it in build
-        feed = RevocationFeed(self.context, self.settings["auth"]["revocation_feeds"], revocations,
-                              on_revoked=tokens.forget,
-                              curve_server_key=self.settings["auth"]["revocation_feed_server_key"])
+        feed = RevocationFeed(self.context, list(auth.revocation_feeds), revocations, on_revoked=tokens.forget,
+                              curve_server_key=auth.revocation_feed_server_key)
         feed.start()
-        security = SocketSecurity(self.context, self.settings["legacy"]["allow"], self.settings["curve"],
-                                  self.metrics)
-        event_settings = self.settings["events"]
-        events = EventPublisher(self.context, f"tcp://{hub['host']}:{self.port('events_port')}", self.spec.title,
+        security = SocketSecurity(self.context, self.settings.legacy.allow, self.settings.curve, self.metrics)
+        event_settings = self.settings.events
+        events = EventPublisher(self.context, f"tcp://{hub.host}:{self.port('events_port')}", self.spec.title,
                                 on_publish=lambda topic: self.metrics.events.labels(topic).inc(),
-                                private_fields=() if event_settings["include_content"]
-                                else event_settings["content_fields"],
-                                secure=security.secure_events if event_settings["curve"] else None)
+                                private_fields=() if event_settings.include_content
+                                else self.spec.event_content_fields,
+                                secure=security.secure_events if event_settings.curve else None)
         events.start()
-        runtime = Runtime(self.settings, self.data_dir, events, self.metrics, tokens, self.offset, self.context,
-                          self.env)
-        self.neighbours = Neighbours(self.settings["neighbours"], self.context, self.spec.title, offset=self.offset)
-        self.reports = ErrorReports(self.neighbours.report_error, self.neighbours.settings["error_bus"]["reports"],
-                                    self.spec.title)
-        events.observers.append(self.reports.on_event)     # `hub.error` events of the domain code
-        self.assembly = self.spec.build(runtime)
-        auth_required = bool(self.settings["auth"]["required"])
+        runtime = Runtime(self.settings, self.loaded.hub, self.loaded.raw(), self.data_dir, events, self.metrics,
+                          tokens, self.offset, self.context, self.env)
+        neighbours = self.neighbours = Neighbours(self.settings.neighbours, self.context, self.spec.title,
+                                                  offset=self.offset)
+        reports = ErrorReports(neighbours.report_error, self.settings.neighbours.error_bus.reports, self.spec.title,
+                               self.spec.watched_checks)
+        events.observers.append(reports.on_event)     # `hub.error` events of the domain code
+        try:
+            assembly = self.assembly = self.spec.build(runtime)
+        except BaseException:
+            feed.stop()
+            events.stop()
+            security.stop()
+            raise
+        auth_required = auth.required
         if not auth_required:
             log.warning("AUTH_DISABLED", hub=self.spec.name,
                         message="auth.required is false: every native/HTTP caller is trusted. "
                                 "Use only on a trusted single host.")
-        builtin = HubActions(self.spec.title, self.spec.version, self.health, lambda: dispatcher.describe_actions(),
-                             tokens, self.assembly.revoke or _bus_revoke(revocations, tokens))
-        dispatcher = Dispatcher(self.assembly.handlers, self.metrics, tokens, auth_required, builtin,
-                                self.assembly.policies, self.assembly.after_call, self.assembly.idempotency)
-        limits = ServerLimits(hub["max_frame_bytes"], hub["default_deadline_ms"] / 1000, hub["drain_timeout_s"])
-        self.server = HubServer(self.context, dispatcher, self.metrics, hub["workers"], hub["queue_limit"], limits)
-        sockets = self._bind(security)
-        self.server.attach(sockets)
-        for handler in self.assembly.handlers:
+        def describe_actions() -> dict[str, Any]:
+            return dispatcher.describe_actions()
+
+        builtin = HubActions(self.spec.title, self.spec.version, self.health, describe_actions,
+                             tokens, assembly.revoke or _bus_revoke(revocations, tokens))
+        dispatcher = Dispatcher(assembly.handlers, self.metrics, tokens, auth_required, builtin,
+                                assembly.policies, assembly.after_call, assembly.idempotency)
+        limits = ServerLimits(hub.max_frame_bytes, hub.default_deadline_ms / 1000, hub.drain_timeout_s)
+        server = self.server = HubServer(self.context, dispatcher, self.metrics, hub.workers, hub.queue_limit,
+                                         limits)
+        sockets = self._bind(security, assembly)
+        server.attach(sockets)
+        for handler in assembly.handlers:
             for source in handler.watched():
-                self.server.watch(source)
-        self._start_neighbours()
-        http = HttpFrontend(hub["host"], self.port("http_port"), self.context, self.server.http_endpoint,
+                server.watch(source)
+        self._start_neighbours(assembly, server, neighbours, reports)
+        http = HttpFrontend(hub.host, self.port("http_port"), self.context, server.http_endpoint,
                             self.metrics, self.health,
                             lambda: openapi_document(self.spec.title, self.spec.version, dispatcher),
-                            HttpLimits.from_settings(self.settings["http"], limits.default_deadline_s))
+                            HttpLimits.from_settings(self.settings.http, limits.default_deadline_s))
         http.start()
-        for handler in self.assembly.handlers:
+        for handler in assembly.handlers:
             handler.start()
         self.metrics.info.labels(self.spec.title, self.spec.version).set(1)
-        notifier = SystemdNotifier(self.env)
+        notifier = SystemdNotifier(dict(self.env))
         self._install_signals()
         log.info("hub_started", hub=self.spec.name, native=self.port("native_port"), http=http.port,
                  events=self.port("events_port"), legacy=[b.bound_port for b in sockets.legacy.values()],
                  data_dir=str(self.data_dir), auth_required=auth_required)
         for note in self.legacy_notes:
             log.warning("legacy_port_note", note=note)
-        self._notify_ready(notifier)
+        self._notify_ready(notifier, assembly.startup)
         notifier.start_watchdog(lambda: True)
         try:
-            self.server.serve_forever()
+            server.serve_forever()
         finally:
             notifier.notify("STOPPING=1")
             feed.stop()
@@ -216,9 +334,9 @@ class Daemon:
         log.info("hub_stopped", hub=self.spec.name)
         return 0
 
-    def _notify_ready(self, notifier: SystemdNotifier) -> None:
+    def _notify_ready(self, notifier: SystemdNotifier, startup: list[Callable[[], bool]]) -> None:
         """READY=1 once the assembly's start-up waits returned (the ports already answer meanwhile)."""
-        waits = list(self.assembly.startup)
+        waits = list(startup)
 
         def wait_and_notify() -> None:
             ok = all([wait() for wait in waits])
@@ -231,48 +349,49 @@ class Daemon:
         else:
             notifier.notify("READY=1\nSTATUS=serving")
 
-    def _start_neighbours(self) -> None:
+    def _start_neighbours(self, assembly: Assembly, server: HubServer, neighbours: Neighbours,
+                          reports: ErrorReports) -> None:
         """ErrorBus reports and SystemDigitalTwin/CoreOrchestrator registration: optional, never fatal."""
-        hub = self.settings["hub"]
-        agents = agents_from_handlers(self.assembly.handlers, self.spec.title, hub["native_port"], hub["http_port"],
-                                      self.offset)
-        self.neighbours.start(agents)
-        self.assembly.checks["neighbours"] = self.neighbours.health_check
+        hub = self.settings.hub
+        agents = agents_from_handlers(assembly.handlers, self.spec.title, hub.native_port, hub.http_port,
+                                      self.offset, self.spec.agent_capabilities)
+        neighbours.start(agents)
+        assembly.checks["neighbours"] = neighbours.health_check
         for failed in self.legacy_failed:
-            self.reports.report("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
-        self.server.dispatcher.after_call.append(self.reports.after_call)
-        self.server.legacy_failure_hooks.append(self.reports.on_legacy_failure)
-        if self.neighbours.errors is not None:
-            self.watch = self.reports.watch(self.assembly.checks)
+            reports.report("legacy_bind_failed", f"legacy port in use: {failed}", "WARNING")
+        server.dispatcher.after_call.append(reports.after_call)
+        server.legacy_failure_hooks.append(reports.on_legacy_failure)
+        if neighbours.errors is not None:
+            self.watch = reports.watch(assembly.checks)
             self.watch.start()
 
     def _token_service(self, revocations: Revocations) -> TokenService:
-        auth = self.settings["auth"]
-        secret = auth["secret"]
+        auth = self.settings.auth
+        secret: str | bytes | None = auth.secret
         if not secret:
-            secret = load_or_create_secret(secret_path(self.data_dir, auth["secret_file"]))
-        return TokenService(secret, algorithm=auth["algorithm"], issuer=auth["issuer"], ttl_s=auth["token_ttl_s"],
-                            leeway_s=auth["leeway_s"], is_revoked=revocations.is_revoked,
-                            audience=auth["audience"] or self.spec.name,
-                            mint_audiences=auth["mint_audiences"], max_lifetime_s=auth["max_token_lifetime_s"])
+            secret = load_or_create_secret(secret_path(self.data_dir, auth.secret_file))
+        return TokenService(secret, algorithm=auth.algorithm, issuer=auth.issuer, ttl_s=auth.token_ttl_s,
+                            leeway_s=auth.leeway_s, is_revoked=revocations.is_revoked,
+                            audience=auth.audience or self.spec.name,
+                            mint_audiences=list(auth.mint_audiences), max_lifetime_s=auth.max_token_lifetime_s)
 
-    def _bind(self, security: SocketSecurity) -> Sockets:
-        hub, legacy = self.settings["hub"], self.settings["legacy"]
+    def _bind(self, security: SocketSecurity, assembly: Assembly) -> Sockets:
+        hub, legacy = self.settings.hub, self.settings.legacy
         native = self.context.socket(zmq.ROUTER)
-        _tune(native, hub["max_frame_bytes"])
+        _tune(native, hub.max_frame_bytes)
         security.secure_native(native)
-        native_endpoint = f"tcp://{hub['host']}:{self.port('native_port')}"
+        native_endpoint = f"tcp://{hub.host}:{self.port('native_port')}"
         native.bind(native_endpoint)
         sockets = Sockets(native=native)
         reserved = {self.port("native_port"), self.port("http_port"), self.port("events_port")}
-        bindings, self.legacy_notes = resolve_legacy_ports(self.assembly.handlers, legacy["agents"], self.offset,
-                                                           reserved, legacy["enabled"])
+        bindings, self.legacy_notes = resolve_legacy_ports(assembly.handlers, legacy.agent_overrides(),
+                                                           self.offset, reserved, legacy.enabled)
         for binding in bindings:
             sock = self.context.socket(zmq.ROUTER)
-            _tune(sock, hub["max_frame_bytes"])
+            _tune(sock, hub.max_frame_bytes)
             security.secure_legacy(sock)
             try:
-                sock.bind(f"tcp://{legacy['host']}:{binding.bound_port}")
+                sock.bind(f"tcp://{legacy.host}:{binding.bound_port}")
             except zmq.ZMQError as exc:
                 sock.close(linger=0)
                 self.legacy_failed.append(f"{binding.handler.name}:{binding.bound_port}")
@@ -282,7 +401,7 @@ class Daemon:
         return sockets
 
     def _install_signals(self) -> None:
-        def stop(signum, _frame) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("signal_received", signal=signal.Signals(signum).name)
             if self.server:
                 self.server.request_stop()
@@ -313,8 +432,8 @@ class Daemon:
             self.server.close()
         security.stop()
 
-    def health(self) -> dict:
-        checks: dict[str, dict] = {}
+    def health(self) -> dict[str, Any]:
+        checks: dict[str, dict[str, Any]] = {}
         assembly = self.assembly
         for name, check in (assembly.checks.items() if assembly else []):
             checks[name] = _run_check(check)
@@ -340,7 +459,7 @@ def _bus_revoke(revocations: Revocations, tokens: TokenService) -> Callable[[Pri
     return revoke
 
 
-def _run_check(check: Check) -> dict:
+def _run_check(check: Check) -> dict[str, Any]:
     try:
         ok, detail = check()
     except Exception as exc:
@@ -348,14 +467,14 @@ def _run_check(check: Check) -> dict:
     return {"ok": bool(ok), "detail": detail}
 
 
-def _safe_handler_checks(handler: Handler) -> dict:
+def _safe_handler_checks(handler: Handler) -> dict[str, Any]:
     try:
         return handler.health_checks()
     except Exception as exc:
         return {"checks": (False, repr(exc))}
 
 
-def _tune(sock: zmq.Socket, max_frame: int) -> None:
+def _tune(sock: zmq.Socket[Any], max_frame: int) -> None:
     sock.setsockopt(zmq.LINGER, 500)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
     sock.setsockopt(zmq.RCVHWM, 10000)

@@ -70,8 +70,9 @@ class Dispatcher:
     # -- resolution ---------------------------------------------------------------------------------
     def resolve(self, req: Request, transport: str = "native", peer: str | None = None,
                 query: dict | None = None) -> Call:
+        text_fields: frozenset[str] = frozenset()     # path and query-string values: text the schema parses
         if req.path is not None:
-            agent, action_name, args = self._match_route(req.method or "GET", req.path, query, req.body)
+            agent, action_name, args, text_fields = self._match_route(req.method or "GET", req.path, query, req.body)
         else:
             agent, action_name, args = req.agent or "", req.action or "", req.args
         entry = self._actions.get((agent, action_name))
@@ -85,7 +86,8 @@ class Dispatcher:
         deadline = time.monotonic() + req.deadline_ms / 1000 if req.deadline_ms else None
         ctx = CallContext(agent=agent, action=action_name, request_id=req.id, principal=principal,
                           deadline=deadline, transport=transport, peer=peer)
-        return Call(spec=spec, fn=fn, args=spec.schema.validate(args), ctx=ctx, idempotency_key=idempotency_key)
+        return Call(spec=spec, fn=fn, args=spec.schema.validate(args, text_fields), ctx=ctx,
+                    idempotency_key=idempotency_key)
 
     def _idempotency_key(self, args: Any, spec: ActionSpec) -> tuple[Any, str | None]:
         """``args`` without ``idempotency_key``, and the key (validated here, once, for every action)."""
@@ -118,7 +120,8 @@ class Dispatcher:
             policy(principal, agent, action_name)
         return principal
 
-    def _match_route(self, method: str, path: str, query: dict | None, body: Any) -> tuple[str, str, dict]:
+    def _match_route(self, method: str, path: str, query: dict | None,
+                     body: Any) -> tuple[str, str, dict, frozenset[str]]:
         path, _, query_string = path.partition("?")
         if query is None and query_string:
             query = dict(parse_qsl(query_string))
@@ -135,12 +138,13 @@ class Dispatcher:
             args: dict[str, Any] = {k: unquote(v) for k, v in match.groupdict().items()}
             for key, value in (query or {}).items():
                 args.setdefault(key, value)
+            text_fields = frozenset(args)
             if isinstance(body, dict):
                 for key, value in body.items():
                     args.setdefault(key, value)
             elif body is not None:
                 args.setdefault("body", body)
-            return agent, action_name, args
+            return agent, action_name, args, text_fields
         if path_matched:
             raise UnknownAction(f"method {_shown(method)} not allowed on {_shown(path)}")
         raise UnknownAction(f"no route {_shown(method)} {_shown(path)}")

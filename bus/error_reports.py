@@ -10,7 +10,7 @@ four places and hands them to a sender (``Neighbours.report_error``):
 * ``after_call``: a dispatcher hook for native and HTTP calls: ``internal`` (a handler exception) and
   ``unavailable`` (storage or model not ready) outcomes.
 * ``on_legacy_failure``: a handler exception on a legacy port (the caller got BaseAgent's error reply).
-* ``watch``: a periodic pass over the hub's storage health checks (``watch_checks``); a check that fails
+* ``watch``: a periodic pass over the health checks the hub names (``watched_checks``); a check that fails
   is reported once as ``<check>_unavailable`` (ERROR), its recovery as ``<check>_reconnected`` (INFO),
   e.g. ``redis_unavailable`` / ``redis_reconnected`` around a Redis restart.
 
@@ -22,19 +22,26 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from bus.log import get_logger
 from bus.periodic import PeriodicTask
+from bus.settings import setting
 
 log = get_logger("bus.error_reports")
 
-DEFAULTS: dict[str, Any] = {
-    "per_type": 5,                                    # reports per error type per window
-    "window_s": 60.0,
-    "watch_checks": ["sql", "redis", "model_database"],   # health checks whose outages are reported
-    "watch_interval_s": 5.0,
-}
+
+
+@dataclass(frozen=True)
+class ErrorReportSettings:
+    """Section ``neighbours.error_bus.reports``."""
+
+    per_type: int = setting(5, minimum=1)                  # reports per error type per window
+    window_s: float = setting(60.0, minimum=0.001)
+    watch_interval_s: float = setting(5.0, minimum=0.01)   # how often the watched health checks run
+
 
 Send = Callable[..., None]          # (error_type, message, severity, *, agent, details) -> None
 Check = Callable[[], tuple[bool, Any]]
@@ -67,17 +74,18 @@ class RateLimit:
 
 
 class ErrorReports:
-    def __init__(self, send: Send, settings: Mapping[str, Any], hub_name: str,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, send: Send, settings: ErrorReportSettings, hub_name: str,
+                 watched_checks: Iterable[str] = (), clock: Callable[[], float] = time.monotonic):
         self.send = send
-        self.settings = settings          # complete: neighbours.error_bus.reports (DEFAULTS below)
+        self.settings = settings
         self.hub_name = hub_name
-        self.limit = RateLimit(self.settings["per_type"], self.settings["window_s"], clock)
+        self.watched_checks = tuple(watched_checks)     # the hub's storage checks (e.g. sql, redis)
+        self.limit = RateLimit(settings.per_type, settings.window_s, clock)
         self.suppressed_total = 0
         self._check_state: dict[str, bool] = {}
 
     def report(self, error_type: str, message: str, severity: str = "ERROR", *, agent: str | None = None,
-               details: dict | None = None) -> bool:
+               details: dict[str, Any] | None = None) -> bool:
         """Send one report unless its type is over the rate limit; True when it was sent."""
         passes, suppressed = self.limit.admit(error_type)
         if not passes:
@@ -93,7 +101,7 @@ class ErrorReports:
         return True
 
     # -- sources --------------------------------------------------------------------------------------
-    def on_event(self, topic: str, fields: dict | None) -> None:
+    def on_event(self, topic: str, fields: dict[str, Any] | None) -> None:
         if topic != "hub.error" or not fields:
             return
         self.report(str(fields.get("error_type") or "error"), str(fields.get("message") or ""),
@@ -112,7 +120,7 @@ class ErrorReports:
 
     def check_once(self, checks: Mapping[str, Check]) -> None:
         """Report storage checks that changed state since the last pass (unknown before = healthy)."""
-        for name in self.settings["watch_checks"]:
+        for name in self.watched_checks:
             check = checks.get(name)
             if check is None:
                 continue
@@ -130,7 +138,7 @@ class ErrorReports:
 
     def watch(self, checks: Mapping[str, Check]) -> PeriodicTask:
         """A task (not started) running ``check_once`` every ``watch_interval_s``."""
-        return PeriodicTask("error-reports-watch", float(self.settings["watch_interval_s"]),
+        return PeriodicTask("error-reports-watch", self.settings.watch_interval_s,
                             lambda: self.check_once(checks))
 
 

@@ -15,7 +15,7 @@ class HubError(Exception):
     code = "internal"
     retryable = False
 
-    def __init__(self, message: str, *, retry_after_ms: int | None = None, details: dict | None = None):
+    def __init__(self, message: str, *, retry_after_ms: int | None = None, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         self.retry_after_ms = retry_after_ms
@@ -62,8 +62,9 @@ class Busy(HubError):
     code = "busy"
     retryable = True
 
-    def __init__(self, message: str = "queue full, retry later", *, retry_after_ms: int = 50, **kw):
-        super().__init__(message, retry_after_ms=retry_after_ms, **kw)
+    def __init__(self, message: str = "queue full, retry later", *, retry_after_ms: int = 50,
+                 details: dict[str, Any] | None = None):
+        super().__init__(message, retry_after_ms=retry_after_ms, details=details)
 
 
 class Timeout(HubError):

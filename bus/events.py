@@ -8,18 +8,22 @@ its socket on a dedicated thread (ZeroMQ sockets are not thread-safe), fed by a 
 subscribers are slow and the queue is full, the oldest events are dropped and counted, never blocking
 a handler.
 
-What goes on the wire is private by default (issue 18): fields named in ``events.content_fields`` (text,
-memory content, metadata...) are removed from every event before it is sent (nested maps and lists too) and
-the event is marked ``redacted: true``; subscribers get ids, topics and counts. ``events.include_content:
+What goes on the wire is private by default (issue 18): the content fields the hub names
+(``HubSpec.event_content_fields``: text, memory content, metadata...) are removed from every event before
+it is sent (nested maps and lists too) and the event is marked ``redacted: true``; subscribers get ids,
+topics and counts. ``events.include_content:
 true`` sends them. In-process observers always see the full event. ``events.curve: true`` makes the PUB
 socket a CURVE server with the hub's ``curve`` keys (and allowed client keys), like the native port.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import msgpack
 import zmq
@@ -27,33 +31,33 @@ import zmq
 from bus.log import get_logger
 
 log = get_logger("bus.events")
+Observer = Callable[[str, dict[str, Any]], None]     # (topic, fields) -> None
 
-DEFAULTS: dict[str, Any] = {
-    "events": {
-        "include_content": False,     # send content fields to subscribers (trusted hosts only)
-        "content_fields": ["text", "content", "metadata", "value", "query", "summary", "context", "topic",
-                           "previous_topic"],
-        "curve": False,               # CURVE on the events port (needs curve.server_* keys)
-    },
-}
+
+@dataclass(frozen=True)
+class EventsSettings:
+    """Section ``events``; which fields are content is the hub's to say (``HubSpec.event_content_fields``)."""
+
+    include_content: bool = False     # send content fields to subscribers (trusted hosts only)
+    curve: bool = False               # CURVE on the events port (needs curve.server_* keys)
 
 
 class EventPublisher:
     """Thread-safe publisher. ``NullPublisher`` has the same interface for tests of pure logic."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, source: str, queue_size: int = 10000,
+    def __init__(self, context: zmq.Context[Any], endpoint: str, source: str, queue_size: int = 10000,
                  on_publish: Callable[[str], None] | None = None, private_fields: Iterable[str] = (),
-                 secure: Callable[[zmq.Socket], None] | None = None):
+                 secure: Callable[[zmq.Socket[Any]], None] | None = None):
         self._source = source
         self._private = frozenset(private_fields)
         self._secure = secure
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(maxsize=queue_size)
         self._context = context
         self._endpoint = endpoint
         self._stop = threading.Event()
         self._on_publish = on_publish
         self.dropped = 0
-        self.observers: list[Callable[[str, dict], None]] = []
+        self.observers: list[Observer] = []
         self._ready = threading.Event()
         self._bind_error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="events-pub", daemon=True)
@@ -70,10 +74,8 @@ class EventPublisher:
         try:
             self._queue.put_nowait((topic, payload))
         except queue.Full:
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._queue.get_nowait()
-            except queue.Empty:
-                pass
             self.dropped += 1
             self._queue.put_nowait((topic, payload))
         notify_observers(self.observers, topic, fields)
@@ -112,15 +114,15 @@ class NullPublisher:
     """Collects events in memory; for unit tests of handler logic and for hubs without a PUB socket."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-        self.observers: list[Callable[[str, dict], None]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.observers: list[Observer] = []
 
     def publish(self, topic: str, fields: dict[str, Any] | None = None) -> None:
         self.events.append((topic, dict(fields or {})))
         notify_observers(self.observers, topic, fields)
 
 
-def notify_observers(observers: list[Callable[[str, dict], None]], topic: str, fields: dict | None) -> None:
+def notify_observers(observers: list[Observer], topic: str, fields: dict[str, Any] | None) -> None:
     for observer in list(observers):
         try:
             observer(topic, dict(fields or {}))
@@ -128,7 +130,7 @@ def notify_observers(observers: list[Callable[[str, dict], None]], topic: str, f
             log.error("event_observer_failed", topic=topic, error=repr(exc))
 
 
-def without_fields(fields: dict, private: frozenset[str], depth: int = 0) -> dict:
+def without_fields(fields: dict[str, Any], private: frozenset[str], depth: int = 0) -> dict[str, Any]:
     """``fields`` without the private names (in nested maps and lists too); ``redacted: True`` if any went."""
     removed = False
 
@@ -148,7 +150,7 @@ def without_fields(fields: dict, private: frozenset[str], depth: int = 0) -> dic
             return [strip(item, level + 1) for item in value]
         return value
 
-    out = strip(fields, depth)
+    out: dict[str, Any] = strip(fields, depth)
     if removed:
         out["redacted"] = True
     return out

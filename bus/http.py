@@ -21,7 +21,8 @@ import json
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 import msgpack
 import uvicorn
@@ -33,25 +34,28 @@ from bus.errors import HTTP_STATUS, BadRequest, HubError, Internal, TooLarge, Un
 from bus.errors import Timeout as HubTimeout
 from bus.log import get_logger
 from bus.metrics import HubMetrics
+from bus.settings import setting
 from bus.wire import MAX_DEADLINE_MS, MAX_NESTING, nesting_exceeds
 
 log = get_logger("bus.http")
 
-DEFAULTS: dict[str, Any] = {
-    "http": {
-        "backlog": 1024,              # listen(2) backlog of the HTTP port
-        "max_connections": 512,       # open connections + running requests beyond which the answer is 503
-        "idle_timeout_s": 5.0,        # keep-alive: an idle connection is closed after this long
-        "request_timeout_s": 10.0,    # the request head, then the body, must arrive within this long each
-        "max_header_bytes": 16384,    # request line + headers (h11); larger is a 400
-        "max_body_bytes": 4 * 1024 * 1024,
-        "reply_margin_s": 5.0,        # wait this long past a request's deadline for the router's reply
-    },
-}
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Section ``http``."""
+
+    backlog: int = setting(1024, minimum=1)               # listen(2) backlog of the HTTP port
+    max_connections: int = setting(512, minimum=1)        # connections + running requests beyond which: 503
+    idle_timeout_s: float = setting(5.0, minimum=0.001)   # keep-alive: an idle connection is closed after this
+    request_timeout_s: float = setting(10.0, minimum=0.001)   # the head, then the body, must arrive within this
+    max_header_bytes: int = setting(16384, minimum=1024)  # request line + headers (h11); larger is a 400
+    max_body_bytes: int = setting(4 * 1024 * 1024, minimum=1)
+    reply_margin_s: float = setting(5.0, minimum=0.0)     # wait this long past a deadline for the router's reply
+
 
 Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,9 @@ class HttpLimits:
     default_deadline_s: float
 
     @classmethod
-    def from_settings(cls, section: dict, default_deadline_s: float) -> "HttpLimits":
-        return cls(int(section["backlog"]), int(section["max_connections"]), float(section["idle_timeout_s"]),
-                   float(section["request_timeout_s"]), int(section["max_header_bytes"]),
-                   int(section["max_body_bytes"]), float(section["reply_margin_s"]), default_deadline_s)
+    def from_settings(cls, section: HttpSettings, default_deadline_s: float) -> HttpLimits:
+        return cls(section.backlog, section.max_connections, section.idle_timeout_s, section.request_timeout_s,
+                   section.max_header_bytes, section.max_body_bytes, section.reply_margin_s, default_deadline_s)
 
 
 class HttpError(Exception):
@@ -89,15 +92,15 @@ class RouterBridge:
     connected to the router's inproc ROUTER; frames are ``[client address, msgpack request]``.
     """
 
-    def __init__(self, context: zmq.Context, endpoint: str):
+    def __init__(self, context: zmq.Context[Any], endpoint: str):
         self._context = zmq.asyncio.Context.shadow(context.underlying)
         self._endpoint = endpoint
         self._sock: zmq.asyncio.Socket | None = None
-        self._reader: asyncio.Task | None = None
-        self._waiting: dict[int, asyncio.Future] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
 
-    async def call(self, envelope: dict, peer: str, wait_s: float) -> dict:
+    async def call(self, envelope: dict[str, Any], peer: str, wait_s: float) -> dict[str, Any]:
         sock = self._socket()
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
@@ -109,7 +112,7 @@ class RouterBridge:
         try:
             await sock.send_multipart([peer.encode(), payload])
             return await asyncio.wait_for(future, wait_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise HttpError(504, HubTimeout("no reply from the hub in time")) from None
         finally:
             self._waiting.pop(request_id, None)
@@ -142,7 +145,7 @@ class RouterBridge:
             except Exception as exc:
                 log.error("http_bridge_bad_reply", error=repr(exc))
                 continue
-            future = self._waiting.get(reply.get("id")) if isinstance(reply, dict) else None
+            future = self._waiting.get(reply.get("id", 0)) if isinstance(reply, dict) else None
             if future is not None and not future.done():
                 future.set_result(reply)
 
@@ -152,8 +155,8 @@ class RouterBridge:
 class HubHttpApp:
     """The ASGI application: health, metrics and the OpenAPI document here; everything else to the router."""
 
-    def __init__(self, bridge: RouterBridge, metrics: HubMetrics, health: Callable[[], dict],
-                 openapi: Callable[[], dict], limits: HttpLimits):
+    def __init__(self, bridge: RouterBridge, metrics: HubMetrics, health: Callable[[], dict[str, Any]],
+                 openapi: Callable[[], dict[str, Any]], limits: HttpLimits):
         self.bridge = bridge
         self.metrics = metrics
         self.health = health
@@ -178,7 +181,7 @@ class HubHttpApp:
                                 (b"content-length", str(len(body)).encode()), *headers]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _serve(self, scope: Scope, receive: Receive) -> tuple[int, bytes, str, list]:
+    async def _serve(self, scope: Scope, receive: Receive) -> tuple[int, bytes, str, list[tuple[bytes, bytes]]]:
         method, path = scope["method"], scope["path"]
         head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
             len(name) + len(value) + 4 for name, value in scope.get("headers", []))
@@ -196,7 +199,7 @@ class HubHttpApp:
             return 200, self._openapi_body, "application/json", []
         return await self._forward(scope, receive)
 
-    async def _forward(self, scope: Scope, receive: Receive) -> tuple[int, bytes, str, list]:
+    async def _forward(self, scope: Scope, receive: Receive) -> tuple[int, bytes, str, list[tuple[bytes, bytes]]]:
         headers = _headers(scope)
         deadline_ms = _deadline_ms(headers.get("x-deadline-ms"))
         body = _parse_json(await self._read_body(headers, receive))
@@ -220,7 +223,8 @@ class HubHttpApp:
         extra = []
         if error.get("retry_after_ms") is not None:
             extra.append((b"retry-after", str(max(1, -(-int(error["retry_after_ms"]) // 1000))).encode()))
-        return HTTP_STATUS.get(error.get("code"), 500), _json({"error": error}), "application/json", extra
+        status = HTTP_STATUS.get(str(error.get("code")), 500)
+        return status, _json({"error": error}), "application/json", extra
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.limits.max_body_bytes
@@ -234,7 +238,7 @@ class HubHttpApp:
         while True:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, until - loop.time()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise HttpError(408, BadRequest("request body not received in time"), close=True) from None
             if message["type"] == "http.disconnect":
                 raise HttpError(400, BadRequest("client disconnected"), close=True)
@@ -324,8 +328,8 @@ class GuardedH11Protocol(H11Protocol):
 class HttpFrontend:
     """uvicorn on its own thread and event loop; ``start`` binds (errors raise here), ``stop`` ends it."""
 
-    def __init__(self, host: str, port: int, context: zmq.Context, router_endpoint: str, metrics: HubMetrics,
-                 health: Callable[[], dict], openapi: Callable[[], dict], limits: HttpLimits):
+    def __init__(self, host: str, port: int, context: zmq.Context[Any], router_endpoint: str, metrics: HubMetrics,
+                 health: Callable[[], dict[str, Any]], openapi: Callable[[], dict[str, Any]], limits: HttpLimits):
         self.limits = limits
         self.bridge = RouterBridge(context, router_endpoint)
         app = HubHttpApp(self.bridge, metrics, health, openapi, limits)
@@ -333,7 +337,7 @@ class HttpFrontend:
         self.config = uvicorn.Config(
             app, http=protocol, lifespan="off", log_config=None, access_log=False, server_header=False,
             backlog=limits.backlog, limit_concurrency=limits.max_connections,
-            timeout_keep_alive=max(1, int(round(limits.idle_timeout_s))),
+            timeout_keep_alive=max(1, round(limits.idle_timeout_s)),
             h11_max_incomplete_event_size=limits.max_header_bytes, timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(self.config)
         # proto IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets; without it a keep-alive reply
@@ -348,7 +352,7 @@ class HttpFrontend:
 
     @property
     def port(self) -> int:
-        return self._sock.getsockname()[1]
+        return int(self._sock.getsockname()[1])
 
     def start(self) -> None:
         self._sock.bind((self._host, self._port))

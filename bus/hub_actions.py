@@ -4,14 +4,15 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bus.errors import BadRequest, Unauthorized
 from bus.handler import CallContext, Handler, Principal, action
 from bus.tokens import TokenService
 from schemas.base import Field, Schema
 
-HealthFn = Callable[[], dict]
+HealthFn = Callable[[], dict[str, Any]]
 LOGOUT = Schema({"token": Field(str, min_len=1, max_len=8192, doc="token to revoke; default: the caller's own")},
                 doc="Public: revoke a token on this hub until it expires (holding it is the right to revoke it).")
 
@@ -19,7 +20,7 @@ LOGOUT = Schema({"token": Field(str, min_len=1, max_len=8192, doc="token to revo
 class HubActions(Handler):
     name = "hub"
 
-    def __init__(self, hub_name: str, version: str, health: HealthFn, describe: Callable[[], dict],
+    def __init__(self, hub_name: str, version: str, health: HealthFn, describe: Callable[[], dict[str, Any]],
                  tokens: TokenService | None = None, revoke: Callable[[Principal], None] | None = None):
         self.hub_name = hub_name
         self._tokens = tokens
@@ -30,28 +31,28 @@ class HubActions(Handler):
         self.started_at = time.time()
 
     @action(inline=True, public=True)
-    def ping(self, args: dict, ctx: CallContext) -> dict:
+    def ping(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Liveness: answers at once from the socket loop."""
         return {"pong": True, "hub": self.hub_name, "time": time.time()}
 
     @action(public=True)
-    def health(self, args: dict, ctx: CallContext) -> dict:
+    def health(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Health report: status ok|degraded|down and each check."""
         return self._health()
 
     @action(inline=True)
-    def actions(self, args: dict, ctx: CallContext) -> dict:
+    def actions(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """The action table with request schemas, and the route table."""
         return self._describe()
 
     @action(inline=True)
-    def version(self, args: dict, ctx: CallContext) -> dict[str, Any]:
+    def version(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Hub name, software version, wire protocol version, host and pid."""
         return {"hub": self.hub_name, "version": self.version_string, "protocol": 1, "host": socket.gethostname(),
                 "pid": os.getpid(), "uptime_s": time.time() - self.started_at}
 
     @action(LOGOUT, public=True)
-    def logout(self, args: dict, ctx: CallContext) -> dict:
+    def logout(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Public: revoke the given token, or the caller's own."""
         if args["token"]:
             if self._tokens is None:

@@ -25,13 +25,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import msgpack
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from bus.config import HubSection
 from bus.log import get_logger
 
 log = get_logger("bus.idempotency")
@@ -54,7 +56,7 @@ def idempotency_table(name: str, metadata: sa.MetaData | None = None) -> sa.Tabl
     )
 
 
-def fingerprint(agent: str, action: str, args: dict) -> str:
+def fingerprint(agent: str, action: str, args: dict[str, Any]) -> str:
     canonical = json.dumps([agent, action, args], sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -129,7 +131,7 @@ class IdempotencyStore:
         return Begin("running")
 
     def _expired(self, row: Any, now: float) -> bool:
-        age = now - row.created_at
+        age = now - float(row.created_at)
         return age >= self.window_s or (row.state == "running" and age >= self.running_timeout_s)
 
     def _maybe_purge(self) -> None:
@@ -151,10 +153,9 @@ def _packable(obj: Any) -> Any:
     return str(obj)
 
 
-def open_idempotency(engine: Engine, table_name: str, hub_settings: dict) -> IdempotencyStore:
+def open_idempotency(engine: Engine, table_name: str, hub: HubSection) -> IdempotencyStore:
     """The hub's store (settings ``hub.idempotency_window_s`` / ``_running_s``), with stale claims released."""
-    store = IdempotencyStore(engine, table_name, hub_settings["idempotency_window_s"],
-                             hub_settings["idempotency_running_s"])
+    store = IdempotencyStore(engine, table_name, hub.idempotency_window_s, hub.idempotency_running_s)
     released = store.release_running()
     if released:
         log.warning("idempotency_claims_released", count=released, reason="left running by a previous run")

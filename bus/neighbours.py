@@ -33,41 +33,60 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from bus import error_reports
+from bus.error_reports import ErrorReportSettings
 from bus.log import get_logger
+from bus.settings import setting
 
 log = get_logger("bus.neighbours")
 
-DEFAULTS: dict[str, Any] = {
-    "neighbours": {
-        "error_bus": {
-            "enabled": True,
-            "endpoints": ["tcp://127.0.0.1:7150", "tcp://127.0.0.1:9002"],
-            "backlog": 1000,                  # reports kept per endpoint until a collector subscribes
-            "reports": dict(error_reports.DEFAULTS),   # rate limit per error type, watched checks
-        },
-        "registration": {
-            "enabled": True,
-            "system_digital_twin": "tcp://127.0.0.1:7120",   # empty string: do not register there
-            "core_orchestrator": "tcp://127.0.0.1:7000",
-            "location": "",                   # "PC2" | "MainPC"; empty: the host name
-            "host": "",                       # address announced in registration_data; empty: resolved
-            "agents": True,                   # also register every legacy agent the hub serves
-            "timeout_s": 5.0,
-        },
-        "backoff": {"initial_s": 1.0, "factor": 2.0, "max_s": 300.0, "max_attempts": 0},
-        # PORT_OFFSET shifts the neighbours' ports too (7120, 7000, 7150, 9002), as the legacy configs
-        # shifted every port of a host; false for neighbours that run unshifted
-        "apply_port_offset": True,
-    }
-}
+
+
+@dataclass(frozen=True)
+class ErrorBusSettings:
+    enabled: bool = True
+    endpoints: tuple[str, ...] = ("tcp://127.0.0.1:7150", "tcp://127.0.0.1:9002")
+    backlog: int = setting(1000, minimum=0)    # reports kept per endpoint until a collector subscribes
+    reports: ErrorReportSettings = field(default_factory=ErrorReportSettings)   # rate limit, watch interval
+
+
+@dataclass(frozen=True)
+class RegistrationSettings:
+    enabled: bool = True
+    system_digital_twin: str = "tcp://127.0.0.1:7120"   # empty string: do not register there
+    core_orchestrator: str = "tcp://127.0.0.1:7000"
+    location: str = ""               # "PC2" | "MainPC"; empty: the host name
+    host: str = ""                   # address announced in registration_data; empty: resolved
+    agents: bool = True              # also register every legacy agent the hub serves
+    timeout_s: float = setting(5.0, minimum=0.001)
+
+
+@dataclass(frozen=True)
+class BackoffSettings:
+    initial_s: float = setting(1.0, minimum=0.001)
+    factor: float = setting(2.0, minimum=1.0)
+    max_s: float = setting(300.0, minimum=0.001)
+    max_attempts: int = setting(0, minimum=0)        # 0 = forever
+
+
+@dataclass(frozen=True)
+class NeighboursSettings:
+    """Section ``neighbours``."""
+
+    error_bus: ErrorBusSettings = field(default_factory=ErrorBusSettings)
+    registration: RegistrationSettings = field(default_factory=RegistrationSettings)
+    backoff: BackoffSettings = field(default_factory=BackoffSettings)
+    # PORT_OFFSET shifts the neighbours' ports too (7120, 7000, 7150, 9002), as the legacy configs
+    # shifted every port of a host; false for neighbours that run unshifted
+    apply_port_offset: bool = True
+
 
 TARGETS = (("SystemDigitalTwin", "system_digital_twin"), ("CoreOrchestrator", "core_orchestrator"))
 MONITORED = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
@@ -86,8 +105,10 @@ class AgentInfo:
 
 
 def agents_from_handlers(handlers: Iterable[Any], hub_title: str, native_port: int, http_port: int,
-                         offset: int = 0) -> list[AgentInfo]:
-    """The hub (native port / HTTP port) then each handler with legacy ports, shifted by ``offset``."""
+                         offset: int = 0, capabilities: Mapping[str, str] | None = None) -> list[AgentInfo]:
+    """The hub (native port / HTTP port) then each handler with legacy ports, shifted by ``offset``; each
+    agent announces the capability the hub gives it in ``capabilities`` (default ``basic_agent``)."""
+    capabilities = capabilities or {}
     infos = [AgentInfo(hub_title, native_port + offset, http_port + offset, hub_title, ("hub",))]
     for handler in handlers:
         ports = tuple(getattr(handler, "legacy_ports", ()) or ())
@@ -95,17 +116,8 @@ def agents_from_handlers(handlers: Iterable[Any], hub_title: str, native_port: i
             continue
         health = tuple(getattr(handler, "legacy_health_ports", ()) or ()) or (ports[0] + 1,)
         infos.append(AgentInfo(handler.name, ports[0] + offset, health[0] + offset, hub_title,
-                               (_capability(handler.name),)))
+                               (capabilities.get(handler.name, "basic_agent"),)))
     return infos
-
-
-def _capability(name: str) -> str:
-    lowered = name.lower()
-    if "memory" in lowered:
-        return "memory_management"
-    if "model" in lowered or "loader" in lowered:
-        return "model_inference"
-    return "basic_agent"
 
 
 def shift_endpoint(endpoint: str, offset: int) -> str:
@@ -116,11 +128,11 @@ def shift_endpoint(endpoint: str, offset: int) -> str:
 class Backoff:
     """``initial * factor**n`` capped at ``maximum``; ``max_attempts`` 0 = unlimited."""
 
-    def __init__(self, settings: dict):
-        self.initial = float(settings["initial_s"])
-        self.factor = float(settings["factor"])
-        self.maximum = float(settings["max_s"])
-        self.max_attempts = int(settings["max_attempts"])
+    def __init__(self, settings: BackoffSettings):
+        self.initial = settings.initial_s
+        self.factor = settings.factor
+        self.maximum = settings.max_s
+        self.max_attempts = settings.max_attempts
         self.attempts = 0
 
     def next_delay(self) -> float:
@@ -135,9 +147,9 @@ class Backoff:
 @dataclass
 class _Endpoint:
     address: str
-    sock: zmq.Socket
-    monitor: zmq.Socket
-    backlog: deque = field(default_factory=deque)
+    sock: zmq.Socket[Any]
+    monitor: zmq.Socket[Any]
+    backlog: deque[bytes] = field(default_factory=deque)
     connected: bool = False
     subscribed: bool = False
     sent: int = 0
@@ -161,7 +173,7 @@ class _Endpoint:
 class ErrorBusPublisher:
     """The background thread owning one XPUB per ErrorBus endpoint; ``report`` is thread-safe."""
 
-    def __init__(self, context: zmq.Context, endpoints: list[str], backlog: int, backoff: dict):
+    def __init__(self, context: zmq.Context[Any], endpoints: list[str], backlog: int, backoff: BackoffSettings):
         self.context = context
         self.addresses = list(endpoints)
         self.backlog_size = int(backlog)
@@ -180,7 +192,7 @@ class ErrorBusPublisher:
     def report(self, payload: bytes) -> None:
         self._queue.put(payload)
 
-    def status(self) -> dict[str, dict]:
+    def status(self) -> dict[str, dict[str, Any]]:
         return {ep.address: {"connected": ep.connected, "subscribed": ep.subscribed, "sent": ep.sent,
                              "waiting": len(ep.backlog)} for ep in list(self._endpoints)}
 
@@ -193,8 +205,8 @@ class ErrorBusPublisher:
         sock = self.context.socket(zmq.XPUB)
         sock.setsockopt(zmq.LINGER, 500)
         sock.setsockopt(zmq.SNDHWM, 10000)
-        sock.setsockopt(zmq.RECONNECT_IVL, max(1, int(float(self.backoff["initial_s"]) * 1000)))
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, max(1, int(float(self.backoff["max_s"]) * 1000)))
+        sock.setsockopt(zmq.RECONNECT_IVL, max(1, int(self.backoff.initial_s * 1000)))
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, max(1, int(self.backoff.max_s * 1000)))
         monitor = sock.get_monitor_socket(MONITORED)
         sock.connect(address)
         return _Endpoint(address, sock, monitor, deque(maxlen=max(0, self.backlog_size)))
@@ -243,7 +255,7 @@ class ErrorBusPublisher:
             endpoint.flush()
 
     @staticmethod
-    def _on_monitor(endpoint: _Endpoint, event: dict) -> None:
+    def _on_monitor(endpoint: _Endpoint, event: Mapping[str, Any]) -> None:
         kind, value = event["event"], int(event["value"])
         if kind == zmq.EVENT_CONNECTED:
             endpoint.connected, endpoint.last_retry_ms = True, 0
@@ -264,8 +276,8 @@ class ErrorBusPublisher:
 class Registrar:
     """Registers ``agents`` with one neighbour (a REQ per attempt), retrying with backoff until done."""
 
-    def __init__(self, context: zmq.Context, target: str, endpoint: str, agents: list[AgentInfo],
-                 settings: dict, backoff: dict, stop: threading.Event):
+    def __init__(self, context: zmq.Context[Any], target: str, endpoint: str, agents: list[AgentInfo],
+                 settings: RegistrationSettings, backoff: BackoffSettings, stop: threading.Event):
         self.context = context
         self.target = target
         self.endpoint = endpoint
@@ -277,7 +289,7 @@ class Registrar:
         self.last_error: str | None = None
         self.thread = threading.Thread(target=self._run, name=f"neighbours-{target}", daemon=True)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "registered": list(self.registered),
                 "pending": [a.name for a in self.pending], "attempts": self.backoff.attempts,
                 "last_error": self.last_error}
@@ -312,14 +324,14 @@ class Registrar:
             self.pending.remove(agent)
             self.registered.append(agent.name)
 
-    def _request(self, payload: dict) -> Any:
+    def _request(self, payload: dict[str, Any]) -> Any:
         sock = self.context.socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
         try:
             sock.connect(self.endpoint)
             sock.send(json.dumps(payload).encode("utf-8"))
-            if not sock.poll(int(float(self.settings["timeout_s"]) * 1000)):
-                raise TimeoutError(f"no reply from {self.endpoint} within {self.settings['timeout_s']}s")
+            if not sock.poll(int(self.settings.timeout_s * 1000)):
+                raise TimeoutError(f"no reply from {self.endpoint} within {self.settings.timeout_s}s")
             try:
                 return json.loads(sock.recv().decode("utf-8"))
             except ValueError:
@@ -328,14 +340,14 @@ class Registrar:
             sock.close()
 
 
-def register_request(agent: AgentInfo, settings: dict) -> dict:
+def register_request(agent: AgentInfo, settings: RegistrationSettings) -> dict[str, Any]:
     """The BaseAgent ``register_agent`` message, envelope fields included (legacy-protocol.md §0.1)."""
-    host = settings.get("host") or _local_address()
+    host = settings.host or _local_address()
     return {
         "action": "register_agent",
         "agent_name": agent.name,
         "status": "HEALTHY",
-        "location": settings.get("location") or socket.gethostname(),
+        "location": settings.location or socket.gethostname(),
         "registration_data": {
             "agent_id": agent.name,
             "agent_type": agent.agent_type,
@@ -363,35 +375,35 @@ def _local_address() -> str:
 class Neighbours:
     """Everything optional around a hub. ``start()`` returns at once; nothing here raises on absence.
 
-        neighbours = Neighbours(settings["neighbours"], context, "MemoryHub", agents, offset=offset)
+        neighbours = Neighbours(settings.neighbours, context, hub_title, agents, offset=offset)
         neighbours.start()
         neighbours.report_error("legacy_bind_failed", "port 7102 in use", severity="ERROR")
         neighbours.stop()
     """
 
-    def __init__(self, settings: dict, context: zmq.Context, hub_name: str,
+    def __init__(self, settings: NeighboursSettings, context: zmq.Context[Any], hub_name: str,
                  agents: Iterable[AgentInfo] = (), *, offset: int = 0):
-        self.settings = _complete(settings)
+        self.settings = settings
         self.context = context
         self.hub_name = hub_name
         self.agents = list(agents)
-        shift = self.shift = offset if self.settings["apply_port_offset"] else 0
-        bus = self.settings["error_bus"]
+        shift = self.shift = offset if settings.apply_port_offset else 0
+        bus = settings.error_bus
         self.errors: ErrorBusPublisher | None = None
-        if bus["enabled"] and bus["endpoints"]:
-            self.errors = ErrorBusPublisher(context, [shift_endpoint(e, shift) for e in bus["endpoints"]],
-                                            bus["backlog"], self.settings["backoff"])
+        if bus.enabled and bus.endpoints:
+            self.errors = ErrorBusPublisher(context, [shift_endpoint(e, shift) for e in bus.endpoints],
+                                            bus.backlog, settings.backoff)
         self._stop = threading.Event()
         self.registrars = self._registrars(shift)
 
     def _registrars(self, shift: int) -> list[Registrar]:
-        reg = self.settings["registration"]
-        if not reg["enabled"]:
+        reg = self.settings.registration
+        if not reg.enabled:
             return []
-        agents = self.agents if reg["agents"] else self.agents[:1]
-        return [Registrar(self.context, target, shift_endpoint(reg[key], shift), agents, reg,
-                          self.settings["backoff"], self._stop)
-                for target, key in TARGETS if reg.get(key) and agents]
+        agents = self.agents if reg.agents else self.agents[:1]
+        return [Registrar(self.context, target, shift_endpoint(getattr(reg, key), shift), agents, reg,
+                          self.settings.backoff, self._stop)
+                for target, key in TARGETS if getattr(reg, key) and agents]
 
     def start(self, agents: Iterable[AgentInfo] | None = None) -> None:
         """Start the ErrorBus publisher and the registrations (of ``agents`` when given here)."""
@@ -412,7 +424,7 @@ class Neighbours:
             self.errors.stop(timeout)
 
     def report_error(self, error_type: str, message: str, severity: str = "ERROR", *, agent: str | None = None,
-                     details: dict | None = None) -> None:
+                     details: dict[str, Any] | None = None) -> None:
         """Queue one legacy ``ERROR:`` report to every ErrorBus endpoint (never blocks, never raises)."""
         if not self.errors:
             return
@@ -422,21 +434,11 @@ class Neighbours:
             report["details"] = details
         self.errors.report(("ERROR:" + json.dumps(report, default=str)).encode("utf-8"))
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return {"error_bus": self.errors.status() if self.errors else {},
                 "registration": {r.target: r.status() for r in self.registrars}}
 
-    def health_check(self) -> tuple[bool, dict]:
+    def health_check(self) -> tuple[bool, dict[str, Any]]:
         """Always ok (neighbours are optional); the detail says which are reachable."""
         return True, self.status()
 
-
-def _complete(settings: dict | None) -> dict:
-    """``settings`` over ``DEFAULTS`` (a partial or empty ``neighbours`` section is fine)."""
-    merged = json.loads(json.dumps(DEFAULTS["neighbours"]))
-    for key, value in (settings or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return merged

@@ -1,8 +1,8 @@
 """The HTTP port's OpenAPI 3.1 document, generated from the dispatcher's routes and their request schemas.
 
-Path parameters come from the route template; for GET routes the remaining *string* fields are query
-parameters (query values arrive as strings, so other types can only be sent in a body); other methods take a
-JSON body described by the action's schema. Actions marked public need no token; the rest need
+Path parameters come from the route template; for GET routes the remaining string, integer, number and
+boolean fields are query parameters (the action's schema parses and checks them, ``schemas.base.parse_text``);
+other methods take a JSON body described by the action's schema. Actions marked public need no token; the rest need
 ``Authorization: Bearer <JWT>``. Every error is ``{"error": {code, message, retryable, ...}}``.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bus.dispatch import Dispatcher
 from bus.errors import ERROR_CODES, HTTP_STATUS
 from schemas.base import field_json_schema
 
+QUERY_TYPES = (str, int, float, bool)     # what schemas.base.parse_text reads from a query string
 _PARAM = re.compile(r"\{(\w+)(?::path)?\}")
 
 ERROR_SCHEMA = {
@@ -25,7 +26,7 @@ ERROR_SCHEMA = {
 
 
 def openapi_document(title: str, version: str, dispatcher: Dispatcher) -> dict[str, Any]:
-    paths: dict[str, dict] = {
+    paths: dict[str, dict[str, Any]] = {
         "/health": {"get": {"summary": "Health report", "security": [], "operationId": "hub_health",
                             "responses": {"200": _json_response("healthy or degraded"),
                                           "503": _json_response("down")}}},
@@ -57,8 +58,8 @@ def _operation(method: str, template: str, agent: str, action_name: str, spec: A
                                  "parameters": parameters, "responses": _responses()}
     rest = {name: f for name, f in fields.items() if name not in in_path}
     if method == "GET":
-        parameters += [{"name": name, "in": "query", "required": f.required, "schema": _string_only(f)}
-                       for name, f in rest.items() if f.type is str]
+        parameters += [{"name": name, "in": "query", "required": f.required, "schema": _query_schema(f)}
+                       for name, f in rest.items() if _in_query(f)]
     elif rest:
         body = spec.schema.json_schema()
         body["properties"] = {k: v for k, v in body["properties"].items() if k in rest}
@@ -68,6 +69,18 @@ def _operation(method: str, template: str, agent: str, action_name: str, spec: A
     if spec.public:
         operation["security"] = []
     return operation
+
+
+def _in_query(field: Any) -> bool:
+    return field.type in QUERY_TYPES
+
+
+def _query_schema(field: Any) -> dict[str, Any]:
+    """A query value is never null: the field's schema without the null alternative."""
+    schema = _string_only(field)
+    options = [option for option in schema.get("anyOf", []) if option.get("type") != "null"]
+    return {**options[0], **({"description": schema["description"]} if "description" in schema else {})} \
+        if len(options) == 1 else schema
 
 
 def _string_only(field: Any) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgpack
 import zmq
@@ -53,7 +54,7 @@ class Revocations:
             self._known[jti] = float(exp)
             self._prune(now)
             if self.path is not None:
-                self._append(jti, float(exp))
+                self._append(self.path, jti, float(exp))
         return True
 
     def live(self) -> list[tuple[str, float]]:
@@ -61,8 +62,8 @@ class Revocations:
             self._prune(time.time())
             return list(self._known.items())
 
-    def _append(self, jti: str, exp: float) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    def _append(self, path: Path, jti: str, exp: float) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, (json.dumps({"jti": jti, "exp": exp}) + "\n").encode())
         finally:
@@ -97,8 +98,8 @@ class Revocations:
 class RevocationFeed:
     """A SUB socket on other hubs' events ports (topic ``auth.revoked``) feeding ``Revocations``."""
 
-    def __init__(self, context: zmq.Context, endpoints: Iterable[str], revocations: Revocations,
-                 on_revoked=None, curve_server_key: str | None = None):
+    def __init__(self, context: zmq.Context[Any], endpoints: Iterable[str], revocations: Revocations,
+                 on_revoked: Callable[[str], None] | None = None, curve_server_key: str | None = None):
         self.context = context
         self.endpoints = list(endpoints)
         self.revocations = revocations

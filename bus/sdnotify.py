@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Callable
 
 
 class SystemdNotifier:
@@ -31,7 +32,7 @@ class SystemdNotifier:
         except OSError:
             return False
 
-    def start_watchdog(self, is_alive) -> None:
+    def start_watchdog(self, is_alive: Callable[[], bool]) -> None:
         """Ping WATCHDOG=1 at half the configured interval while ``is_alive()`` holds."""
         if not self.enabled or not self.watchdog_interval:
             return

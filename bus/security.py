@@ -8,11 +8,13 @@ and counted in ``hub_refused_peers_total``. The native port can require CURVE en
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
+from typing import Any
 
 import zmq
 from zmq.utils import z85
 
-from bus.config import ConfigError
+from bus.config import ConfigError, CurveSection
 from bus.log import get_logger
 from bus.metrics import HubMetrics
 
@@ -22,37 +24,38 @@ LEGACY_DOMAIN, NATIVE_DOMAIN = b"legacy", b"native"
 
 
 class SocketSecurity:
-    def __init__(self, context: zmq.Context, legacy_allow: list[str], curve: dict, metrics: HubMetrics):
+    def __init__(self, context: zmq.Context[Any], legacy_allow: Iterable[str], curve: CurveSection,
+                 metrics: HubMetrics):
         self.context = context
         self.legacy_allow = {str(a) for a in legacy_allow}
         self.curve = curve
         self.metrics = metrics
-        self.allowed_keys = {k.encode() if isinstance(k, str) else k for k in curve.get("allowed_client_keys") or []}
+        self.allowed_keys = {key.encode() for key in curve.allowed_client_keys}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        if self.legacy_allow or curve.get("enabled"):
+        if self.legacy_allow or curve.enabled:
             self._start()
 
-    def secure_legacy(self, sock: zmq.Socket) -> None:
+    def secure_legacy(self, sock: zmq.Socket[Any]) -> None:
         if self.legacy_allow:
             sock.zap_domain = LEGACY_DOMAIN
 
-    def secure_events(self, sock: zmq.Socket) -> None:
+    def secure_events(self, sock: zmq.Socket[Any]) -> None:
         """CURVE on the PUB socket (``events.curve``): the same server keys and client allow-list."""
         self._curve_server(sock)
         if self._thread is None:
             self._start()
 
-    def secure_native(self, sock: zmq.Socket) -> None:
-        if not self.curve.get("enabled"):
+    def secure_native(self, sock: zmq.Socket[Any]) -> None:
+        if not self.curve.enabled:
             return
         self._curve_server(sock)
 
-    def _curve_server(self, sock: zmq.Socket) -> None:
-        secret, public = self.curve.get("server_secret_key"), self.curve.get("server_public_key")
+    def _curve_server(self, sock: zmq.Socket[Any]) -> None:
+        secret, public = self.curve.server_secret_key, self.curve.server_public_key
         if not secret or not public:
-            raise ConfigError("CURVE (curve.enabled or events.curve) needs curve.server_secret_key and curve.server_public_key "
-                             "(generate with: hubctl curve-keys)")
+            raise ConfigError("CURVE (curve.enabled or events.curve) needs curve.server_secret_key and "
+                              "curve.server_public_key (generate with: hubctl curve-keys)", "curve")
         sock.curve_server = True
         sock.curve_secretkey = secret.encode()
         sock.curve_publickey = public.encode()

@@ -24,14 +24,22 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from collections.abc import Mapping
 
 import yaml
 
-from bus.config import ConfigError
-
 T = TypeVar("T")
 _MISSING: Any = dataclasses.MISSING
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used: ``key`` (dotted, may be empty) and ``reason``; str() is ``key: reason``."""
+
+    def __init__(self, reason: str, key: str = ""):
+        super().__init__(f"{key}: {reason}" if key else reason)
+        self.key = key
+        self.reason = reason
 
 
 class SettingError(ValueError):
@@ -57,12 +65,12 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"config key '{path or '<root>'}' must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"must be a mapping, got {type(data).__name__}", path or "<root>")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown config key '{_join(path, unknown[0])}'")
+        raise ConfigError("unknown config key", _join(path, unknown[0]))
     values: dict[str, Any] = {}
     for name, value in data.items():
         key = _join(path, str(name))
@@ -71,11 +79,11 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -
         if name in values:
             continue
         if spec.default is _MISSING and spec.default_factory is _MISSING:
-            raise ConfigError(f"config key '{_join(path, name)}' is required")
+            raise ConfigError("is required", _join(path, name))
     try:
         return cls(**values)
     except SettingError as exc:
-        raise ConfigError(f"config key '{_join(path, exc.key)}': {exc.reason}") from None
+        raise ConfigError(exc.reason, _join(path, exc.key)) from None
 
 
 def load(cls: type[T], layers: list[Mapping[str, Any]], yaml_path: str | os.PathLike[str] | None = None,
@@ -94,7 +102,7 @@ def load(cls: type[T], layers: list[Mapping[str, Any]], yaml_path: str | os.Path
             continue
         annotation = field_type(cls, dotted)
         if annotation is None:
-            raise ConfigError(f"environment variable {variable} names unknown key '{'.'.join(dotted)}'")
+            raise ConfigError(f"unknown config key (from environment variable {variable})", ".".join(dotted))
         node = raw
         for name in dotted[:-1]:
             node = node.setdefault(name, {})
@@ -160,8 +168,7 @@ def parse_env_value(raw: str, annotation: Any, key: str) -> Any:
         if annotation is float:
             return float(raw)
     except ValueError:
-        raise ConfigError(f"config key '{key}' (from the environment) must be {annotation.__name__}, "
-                          f"got {raw!r}") from None
+        raise ConfigError(f"must be {annotation.__name__}, got {raw!r} (from the environment)", key) from None
     if get_origin(annotation) in (tuple, list):
         return [part for part in raw.split(":") if part]
     return raw
@@ -183,20 +190,20 @@ def _convert(annotation: Any, value: Any, key: str) -> Any:
                 return _convert(option, value, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"config key '{key}' has the wrong type ({type(value).__name__})")
+        raise ConfigError(f"has the wrong type ({type(value).__name__})", key)
     if origin is Literal:
         allowed = get_args(annotation)
         if value not in allowed:
-            raise ConfigError(f"config key '{key}' must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            raise ConfigError(f"must be one of {', '.join(map(repr, allowed))}, got {value!r}", key)
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}' must be a list, got {type(value).__name__}")
+            raise ConfigError(f"must be a list, got {type(value).__name__}", key)
         item_type = get_args(annotation)[0] if get_args(annotation) else Any
         return tuple(_convert(item_type, item, f"{key}[{index}]") for index, item in enumerate(value))
     if origin is dict or annotation is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be a mapping, got {type(value).__name__}")
+            raise ConfigError(f"must be a mapping, got {type(value).__name__}", key)
         value_type = get_args(annotation)[1] if get_args(annotation) else Any
         return {str(name): _convert(value_type, item, _join(key, str(name))) for name, item in value.items()}
     if _is_section(annotation):
@@ -209,12 +216,9 @@ def _convert(annotation: Any, value: Any, key: str) -> Any:
 def _scalar(annotation: Any, value: Any, key: str) -> Any:
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if annotation in (int, float) and isinstance(value, bool):
-        ok = False
-    else:
-        ok = isinstance(value, annotation)
-    if not ok:
-        raise ConfigError(f"config key '{key}' must be {annotation.__name__}, got {type(value).__name__}")
+    bool_as_number = isinstance(value, bool) and annotation in (int, float)    # bool is an int subclass
+    if bool_as_number or not isinstance(value, annotation):
+        raise ConfigError(f"must be {annotation.__name__}, got {type(value).__name__}", key)
     return value
 
 
@@ -224,11 +228,11 @@ def _check_range(spec: dataclasses.Field[Any], key: str, value: Any) -> Any:
     if value is None:
         return value
     if minimum is not None and value < minimum:
-        raise ConfigError(f"config key '{key}' must be >= {minimum}, got {value!r}")
+        raise ConfigError(f"must be >= {minimum}, got {value!r}", key)
     if maximum is not None and value > maximum:
-        raise ConfigError(f"config key '{key}' must be <= {maximum}, got {value!r}")
+        raise ConfigError(f"must be <= {maximum}, got {value!r}", key)
     if choices is not None and value not in choices:
-        raise ConfigError(f"config key '{key}' must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise ConfigError(f"must be one of {', '.join(map(repr, choices))}, got {value!r}", key)
     return value
 
 

@@ -18,7 +18,8 @@ import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import jwt
 
@@ -29,7 +30,7 @@ SECRET_FILE_NAME = "jwt.secret"
 ALL_HUBS = "all-hubs"     # the audience of operator tokens: accepted by every hub sharing the secret
 
 
-def secret_path(data_dir: str | os.PathLike, configured: str = "") -> Path:
+def secret_path(data_dir: str | os.PathLike[str], configured: str = "") -> Path:
     return Path(configured) if configured else Path(data_dir) / SECRET_FILE_NAME
 
 
@@ -85,7 +86,7 @@ class TokenService:
         self._lock = threading.Lock()
 
     def mint(self, subject: str, scopes: Iterable[str] = ("*",), ttl_s: int | None = None,
-             extra: dict | None = None) -> tuple[str, dict]:
+             extra: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         now = int(time.time())
         ttl = int(ttl_s or self.ttl_s)
         if self.max_lifetime_s:

@@ -2,7 +2,9 @@
 
 A ``Schema`` maps field names to ``Field`` specs. ``Schema.validate(args)`` returns a new dict with
 defaults filled in, or raises ``BadRequest`` naming the offending field. Unknown fields are refused
-unless the schema says ``extra=True``. ``Schema.describe()`` gives a JSON-able description used by
+unless the schema says ``extra=True``. Values that arrived as text (an HTTP path or query string, named in
+``text_fields``) are first parsed as their field's type (``"5"`` -> 5, ``"true"`` -> True, ``"a,b"`` -> a
+list), then checked exactly like msgpack or JSON values. ``Schema.describe()`` gives a JSON-able description used by
 the ``hub/actions`` table.
 
     PUT = Schema({
@@ -14,6 +16,7 @@ the ``hub/actions`` table.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field as dc_field
 from typing import Any
 
@@ -35,8 +38,8 @@ class Field:
     max: float | None = None
     max_len: int | None = None      # strings, bytes, lists, dicts
     min_len: int | None = None
-    choices: tuple | None = None
-    item: "Field | None" = None     # element spec for lists
+    choices: tuple[Any, ...] | None = None
+    item: Field | None = None     # element spec for lists
     nullable: bool = True           # an explicit null counts as "absent" unless required
     doc: str = ""
 
@@ -51,7 +54,8 @@ class Schema:
     extra: bool = False
     doc: str = ""
 
-    def validate(self, args: Any) -> dict[str, Any]:
+    def validate(self, args: Any, text_fields: Collection[str] = ()) -> dict[str, Any]:
+        """``args`` checked, defaults filled; the values of ``text_fields`` are strings to parse first."""
         if args is None:
             args = {}
         if not isinstance(args, dict):
@@ -68,6 +72,8 @@ class Schema:
                     raise BadRequest(f"missing field '{name}'", details={"field": name})
                 out[name] = _copy_default(spec.default)
                 continue
+            if name in text_fields and isinstance(value, str):
+                value = parse_text(name, value, spec)
             out[name] = check_value(name, value, spec)
         return out
 
@@ -162,6 +168,33 @@ def check_value(name: str, value: Any, spec: Field) -> Any:
     return value
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_text(name: str, raw: str, spec: Field) -> Any:
+    """A path or query-string value as the field's type wants it; a field that takes strings keeps it as is."""
+    types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if ANY in types or str in types:
+        return raw
+    if bool in types and raw.lower() in TRUE_WORDS + FALSE_WORDS:
+        return raw.lower() in TRUE_WORDS
+    if int in types:
+        try:
+            return int(raw)
+        except ValueError:
+            pass
+    if float in types:
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    if list in types:
+        parts = [part for part in raw.split(",") if part]
+        return parts if spec.item is None else [parse_text(f"{name}[{i}]", part, spec.item)
+                                                for i, part in enumerate(parts)]
+    raise BadRequest(f"field '{name}' must be {spec.type_name()}, got {raw!r}", details={"field": name})
+
+
 def _coerce_type(name: str, value: Any, spec: Field) -> Any:
     types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
     if ANY in types:
@@ -172,8 +205,8 @@ def _coerce_type(name: str, value: Any, spec: Field) -> Any:
         return value
     if float in types and isinstance(value, int):
         return float(value)
-    raise BadRequest(f"field '{name}' must be {spec.type_name()}, got {_TYPE_NAMES.get(type(value), type(value).__name__)}",
-                     details={"field": name})
+    got = _TYPE_NAMES.get(type(value), type(value).__name__)
+    raise BadRequest(f"field '{name}' must be {spec.type_name()}, got {got}", details={"field": name})
 
 
 def _copy_default(default: Any) -> Any:

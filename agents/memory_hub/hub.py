@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bus.config import merge_defaults
-from bus.daemon import Assembly, HubSpec, Runtime
+from bus.daemon import Assembly, HubSpec, Runtime, transitional_settings_class
 from bus.idempotency import open_idempotency
 from agents.memory_hub.stores.sql_models import IDEMPOTENCY
 from agents.memory_hub.services import open_services
@@ -36,11 +36,11 @@ ENV_MAP: dict[str, tuple[str, ...]] = {}
 
 
 def build(runtime: Runtime) -> Assembly:
-    services = open_services(runtime.settings, runtime.data_dir, runtime.events, runtime.tokens,
+    services = open_services(runtime.raw_settings, runtime.data_dir, runtime.events, runtime.tokens,
                              runtime.metrics.registry)
     try:
         handlers = [cls(services) for cls in HANDLER_CLASSES]
-        idempotency = open_idempotency(services.sql.engine, IDEMPOTENCY.name, runtime.settings["hub"])
+        idempotency = open_idempotency(services.sql.engine, IDEMPOTENCY.name, runtime.settings.hub)
     except Exception:
         services.close()
         raise
@@ -61,5 +61,10 @@ def build(runtime: Runtime) -> Assembly:
 SPEC = HubSpec(
     name="memory_hub", title="MemoryHub", version=VERSION,
     ports={"native_port": 7010, "http_port": 7110, "events_port": 7310},
-    defaults=DEFAULTS, env_map=ENV_MAP, build=build,
+    settings_class=transitional_settings_class("MemoryHubSettings", DEFAULTS), env_map=ENV_MAP, build=build,
+    event_content_fields=("text", "content", "metadata", "value", "query", "summary", "context", "topic",
+                          "previous_topic"),
+    watched_checks=("sql", "redis"),
+    agent_capabilities={name: "memory_management" for name in ("MemoryOrchestratorService", "MemoryClient",
+                                                               "SessionMemoryAgent", "UnifiedMemoryReasoningAgent")},
 )

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from bus.daemon import Assembly, HubSpec, Runtime
 from bus.handler import Handler
 from bus.idempotency import open_idempotency
-from bus.settings import from_mapping, to_mapping
 from agents.model_manager_suite.core import ModelCore, open_model_core
 from agents.model_manager_suite.evaluation_jobs import EvalJobs
 from agents.model_manager_suite.inference_api import ModelAPI
@@ -34,7 +33,6 @@ VERSION = "0.1.0"
 HANDLER_CLASSES = (GGUFModelManager, ModelManagerAgent, PredictiveLoader, ModelEvaluationFramework)
 ENV_MAP: dict[str, tuple[str, ...]] = {"MODELS_DIR": ("models", "dirs"), "MEMORY_HUB_TOKEN": ("model_facts", "token")}
 CORE_CHECKS = ("model_database", "model_registry", "model_device", "gpu_offload")
-SECTIONS = tuple(to_mapping(ModelManagerSuiteSettings()))    # this hub's own settings sections
 
 
 @dataclass
@@ -70,21 +68,15 @@ def compose(settings: ModelManagerSuiteSettings, core: ModelCore, events: Any,
         model_evaluation_framework=ModelEvaluationFramework(jobs))
 
 
-def hub_settings(runtime: Runtime) -> ModelManagerSuiteSettings:
-    """GLUE (issue 17): until the daemon hands ``runtime.hub_settings`` (validated at load), this hub's
-    sections are checked here, from the dict tree; at merge this becomes ``runtime.hub_settings``."""
-    return from_mapping(ModelManagerSuiteSettings, {name: runtime.settings[name] for name in SECTIONS})
-
-
 def build(runtime: Runtime) -> Assembly:
-    settings = hub_settings(runtime)
-    database_url: str | None = runtime.settings["storage"]["database_url"]
+    settings: ModelManagerSuiteSettings = runtime.hub_settings
+    database_url: str | None = runtime.settings.storage.database_url
     core = open_model_core(settings.models, database_url, Path(runtime.data_dir), runtime.events)
     try:
         suite = compose(settings, core, runtime.events, runtime.metrics.registry)
         core.start()
         runtime.metrics.registry.register(ModelCollector(core.loader))
-        idempotency = open_idempotency(core.store.engine, IDEMPOTENCY.name, runtime.settings["hub"])
+        idempotency = open_idempotency(core.store.engine, IDEMPOTENCY.name, runtime.settings.hub)
         facts = start_model_facts(settings.model_facts, core.store.engine, core.registry, runtime.events,
                                   memory_hub_token_minter(runtime.tokens))
     except Exception:
@@ -106,5 +98,11 @@ def _core_check(core: ModelCore, name: str) -> Callable[[], tuple[bool, Any]]:
 SPEC = HubSpec(
     name="model_manager_suite", title="ModelManagerSuite", version=VERSION,
     ports={"native_port": 7011, "http_port": 7111, "events_port": 7311},
-    defaults=to_mapping(ModelManagerSuiteSettings()), env_map=ENV_MAP, build=build,
+    settings_class=ModelManagerSuiteSettings, env_map=ENV_MAP,
+    build=build,
+    event_content_fields=("text", "content", "metadata", "value", "query", "summary", "context", "topic",
+                          "previous_topic"),
+    watched_checks=("model_database",),
+    agent_capabilities={name: "model_inference" for name in ("GGUFModelManager", "ModelManagerAgent",
+                                                             "PredictiveLoader", "ModelEvaluationFramework")},
 )

@@ -45,7 +45,7 @@ def hub_settings(hub: str, config: str | None, env: dict[str, str]) -> dict:
     from bus.daemon import settings_for
 
     spec = _spec(hub)
-    return settings_for(spec, argparse.Namespace(config=config, data_dir=None, log_level=None), env)
+    return settings_for(spec, argparse.Namespace(config=config, data_dir=None, log_level=None), env).raw()
 
 
 def _spec(hub: str) -> Any:

@@ -5,10 +5,14 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from bus.config import ConfigError
 from bus.daemon import Assembly, HubSpec, Runtime, main as run_daemon
 from bus.errors import Conflict, Forbidden, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action
+from bus.settings import setting
 from schemas.base import ANY, Field, Schema
 
 ERRORS = {"not_found": NotFound, "conflict": Conflict, "unavailable": Unavailable, "forbidden": Forbidden}
@@ -18,7 +22,7 @@ class EchoAgent(Handler):
     name = "EchoAgent"
     legacy_ports = (7102,)
     legacy_health_ports = (8102,)
-    routes = (Route("GET", "/echo/{word}", "echo"), Route("POST", "/echo", "echo"))
+    routes = (Route("GET", "/echo/{word}", "echo"), Route("POST", "/echo", "echo"), Route("GET", "/words", "words"))
 
     @action(Schema({"word": Field(str, required=True, max_len=1000), "n": Field(int, min=0, max=10, default=1),
                     "extra": Field(ANY)}))
@@ -26,6 +30,12 @@ class EchoAgent(Handler):
         """Repeat a word n times."""
         return {"word": args["word"] * args["n"], "extra": args["extra"],
                 "caller": ctx.principal.subject if ctx.principal else None}
+
+    @action(Schema({"limit": Field(int, min=1, max=100, default=10), "ratio": Field(float, min=0, max=1),
+                    "exact": Field(bool, default=False), "tags": Field(list, item=Field(int), max_len=5)}))
+    def words(self, args: dict, ctx: CallContext) -> dict:
+        """The arguments as the action received them, with their type names (for the query-string tests)."""
+        return {name: [value, type(value).__name__] for name, value in args.items()}
 
     @action(Schema({"seconds": Field(float, required=True, min=0, max=30)}))
     def sleep(self, args: dict, ctx: CallContext) -> dict:
@@ -76,7 +86,7 @@ class EchoAgent(Handler):
         threading.Thread(target=finish, name="releaser").start()
         return {"released": len(parked)}
 
-    _parked: list = []
+    _parked: ClassVar[list[tuple[Future[dict[str, Any]], Any, int]]] = []
     _parked_lock = threading.Lock()
 
     def handle_legacy(self, request, port: int) -> dict:
@@ -92,13 +102,28 @@ class EchoAgent(Handler):
         return super().handle_legacy(request, port)
 
 
+@dataclass(frozen=True)
+class EchoSection:
+    max_repeat: int = setting(1, minimum=1)
+
+
+@dataclass(frozen=True)
+class EchoSettings:
+    """The echo hub's own sections (the common ones are the bus's)."""
+
+    echo: EchoSection = field(default_factory=EchoSection)
+
+
 def build(runtime: Runtime) -> Assembly:
+    # a rule across the hub's and the common sections, checked while the hub is built
+    if runtime.hub_settings.echo.max_repeat > runtime.settings.hub.queue_limit:
+        raise ConfigError("must not exceed hub.queue_limit", "echo.max_repeat")
     return Assembly(handlers=[EchoAgent()], checks={"always": lambda: (True, "fine")})
 
 
 SPEC = HubSpec(name="echo_hub", title="EchoHub", version="test",
                ports={"native_port": 7010, "http_port": 7110, "events_port": 7310},
-               defaults={}, env_map={}, build=build)
+               settings_class=EchoSettings, env_map={"ECHO_MAX_REPEAT": ("echo", "max_repeat")}, build=build)
 
 if __name__ == "__main__":
     sys.exit(run_daemon(SPEC))

@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -219,3 +220,39 @@ def test_openapi_document_lists_routes_from_the_schemas(hub):
     assert echo["properties"]["n"]["anyOf"][0] == {"type": "integer", "minimum": 0, "maximum": 10}
     assert "word" in echo["required"]
     assert doc["paths"]["/echo/{word}"]["get"]["parameters"][0]["in"] == "path"
+
+
+# ------------------------------------------------------------------------------------------- query strings
+def get_json(hub, path: str) -> tuple[int, dict]:
+    request = urllib.request.Request(hub.http_url + path, headers={"Authorization": f"Bearer {hub.token()}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_query_string_values_are_parsed_by_the_schema(hub):
+    status, body = get_json(hub, "/words?limit=5&ratio=0.25&exact=true&tags=1,2")
+    assert status == 200
+    assert body == {"limit": [5, "int"], "ratio": [0.25, "float"], "exact": [True, "bool"],
+                    "tags": [[1, 2], "list"]}
+    status, body = get_json(hub, "/words")                       # defaults, as for a msgpack call
+    assert status == 200 and body["limit"] == [10, "int"] and body["ratio"] == [None, "NoneType"]
+
+
+@pytest.mark.parametrize("query,field", [("limit=abc", "limit"), ("limit=0", "limit"), ("limit=101", "limit"),
+                                         ("ratio=2", "ratio"), ("exact=maybe", "exact"), ("tags=1,x", "tags[1]"),
+                                         ("other=1", "other")])
+def test_bad_query_values_are_a_400_naming_the_field(hub, query, field):
+    status, body = get_json(hub, f"/words?{query}")
+    assert status == 400
+    assert body["error"]["code"] == "bad_request" and body["error"]["details"]["field"] == field
+    assert f"'{field}'" in body["error"]["message"]
+
+
+def test_query_and_native_calls_get_the_same_refusal(hub):
+    _, over_http = get_json(hub, "/words?limit=0")
+    with hub.client() as client, pytest.raises(Exception) as native:
+        client.call("EchoAgent", "words", {"limit": 0})
+    assert over_http["error"]["message"] == native.value.message

@@ -30,7 +30,7 @@ def store_and_clock(tmp_path: Path):
 
 
 def test_store_claims_once_replays_done_and_refuses_other_requests(store_and_clock):
-    store, now = store_and_clock
+    store, _now = store_and_clock
     first = fingerprint("A", "write", {"x": 1})
     assert store.begin("alice", "k1", first).state == "new"
     assert store.begin("alice", "k1", first).state == "running"          # the first run is not finished

@@ -149,7 +149,8 @@ def test_token_is_refused_after_logout(hub):
 
 def test_legacy_logout_revokes_on_the_native_port_too(hub):
     hub.legacy_request(7116, {"action": "register", "user_id": "both", "password": "pw-secret"})
-    token = hub.legacy_request(7116, {"action": "login", "user_id": "both", "password": "pw-secret"})["session"]["token"]
+    login = hub.legacy_request(7116, {"action": "login", "user_id": "both", "password": "pw-secret"})
+    token = login["session"]["token"]
     with hub.client(token=None) as anonymous:
         assert anonymous.call("AuthenticationAgent", "verify", {"token": token})["valid"] is True
     hub.legacy_request(7116, {"action": "logout", "token": token})
@@ -195,7 +196,8 @@ def test_scope_escalation_through_register_is_refused(hub):
         admin.call("AuthenticationAgent", "register", {"user_id": "registrar", "password": "pw-secret",
                                                        "scopes": ["AuthenticationAgent"]})
     with hub.client(token=None) as anonymous:
-        token = anonymous.call("AuthenticationAgent", "login", {"user_id": "registrar", "password": "pw-secret"})["token"]
+        token = anonymous.call("AuthenticationAgent", "login",
+                               {"user_id": "registrar", "password": "pw-secret"})["token"]
     with pytest.raises(Forbidden):
         call_with(hub, token, "AuthenticationAgent", "register", {"user_id": "root2", "password": "pw-secret",
                                                                   "scopes": ["*"]})
@@ -255,7 +257,7 @@ def test_utilities_never_touch_files_outside_their_directories(hub, tmp_path):
             with pytest.raises(HubError) as err:
                 admin.call("UnifiedUtilsAgent", "cleanup_temp_files", {"subdir": subdir})
             assert err.value.code == "bad_request"
-        status, body = http_post(hub, "/utils/cleanup_logs", {"subdir": "linked"}, token=hub.token())
+        status, _body = http_post(hub, "/utils/cleanup_logs", {"subdir": "linked"}, token=hub.token())
         assert status == 400
     reply = hub.legacy_request(7118, {"action": "cleanup_system", "temp_dir": str(outside), "log_dir": str(outside)})
     assert reply["temp_files"] == {"files_removed": 3, "errors": []}

@@ -86,7 +86,7 @@ def test_logout_on_the_suite(pair):
 
 
 def test_hub_logout_on_memory_hub_uses_its_revocation_list(pair):
-    memory, suite = pair
+    memory, _suite = pair
     token = login(memory, "leaver")
     with memory.client(token=token) as client:
         assert client.call("hub", "logout", {})["revoked"]

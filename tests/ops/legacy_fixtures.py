@@ -38,7 +38,8 @@ CREATE INDEX idx_group_memory ON memory_group_mappings(group_id);
 
 T0 = 1_752_000_000.0
 GOOD_MEMORIES = [
-    # memory_id, content, type, tier, importance, access_count, last_accessed, created, expires, metadata, tags, rel, parent
+    # memory_id, content, type, tier, importance, access_count, last_accessed, created, expires, metadata, tags,
+    # rel, parent
     ("mem-a", "The user's cat is called Miso", "knowledge_fact", "long", 0.8, 3, T0 + 50, T0, None,
      {"topic": "pets"}, ["pets"], {"parent_of": ["mem-b"]}, None),
     ("mem-b", "Miso likes tuna", "general", "medium", 0.6, 0, T0 + 10, T0 + 5, T0 + 99999, {}, [], {}, "mem-a"),

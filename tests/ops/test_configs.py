@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bus import forwarder, neighbours
-from bus.config import COMMON_DEFAULTS, load_settings, merge_defaults
-from bus.daemon import settings_for
+from bus.daemon import LoadedSettings, settings_for
+from bus.forwarder import load_relay_settings
 from bus.metrics import HubMetrics
 from tests.support.hubproc import REPO
 
@@ -33,22 +32,17 @@ def spec(hub: str):
     return SPEC, HANDLER_CLASSES
 
 
-def profile_settings(hub: str) -> dict:
+def profile_settings(hub: str) -> LoadedSettings:
     args = argparse.Namespace(config=str(PROFILES[hub]), data_dir=None, log_level=None)
     return settings_for(spec(hub)[0], args, {})
 
 
 @pytest.mark.parametrize("hub", sorted(PROFILES))
 def test_host_profiles_load_with_the_hubs_defaults(hub):
-    settings = profile_settings(hub)
-    assert settings["hub"]["host"] == "0.0.0.0" and settings["legacy"]["host"] == "0.0.0.0"
-    assert settings["storage"]["data_dir"].startswith("/var/lib/")
-    # the `neighbours` section also validates against bus/neighbours.py DEFAULTS once they are merged
-    SPEC = spec(hub)[0]
-    defaults = merge_defaults({k: v for k, v in COMMON_DEFAULTS.items() if k != "neighbours"}, neighbours.DEFAULTS,
-                              SPEC.defaults)
-    loaded = load_settings(defaults, PROFILES[hub])
-    assert loaded["neighbours"]["registration"]["location"] in ("PC2", "MainPC")
+    settings = profile_settings(hub).common
+    assert settings.hub.host == "0.0.0.0" and settings.legacy.host == "0.0.0.0"
+    assert settings.storage.data_dir.startswith("/var/lib/")
+    assert settings.neighbours.registration.location in ("PC2", "MainPC")
 
 
 PC2, MAINPC, LOOPBACK = "192.168.100.17", "192.168.100.16", "127.0.0.1"
@@ -56,29 +50,28 @@ PC2, MAINPC, LOOPBACK = "192.168.100.17", "192.168.100.16", "127.0.0.1"
 
 @pytest.mark.parametrize("hub,own_address", [("memory_hub", PC2), ("model_manager_suite", MAINPC)])
 def test_host_profiles_ship_the_two_pc_allow_list_and_their_own_registration_address(hub, own_address):
-    settings = profile_settings(hub)
-    assert sorted(settings["legacy"]["allow"]) == sorted([LOOPBACK, PC2, MAINPC])
-    assert settings["neighbours"]["registration"]["host"] == own_address
-    forwarder_settings = load_settings(forwarder.DEFAULTS, CONFIG / "mainpc" / "hub_forwarder.yaml", env={})
-    assert sorted(forwarder_settings["forwarder"]["allow"]) == sorted([LOOPBACK, PC2, MAINPC])
+    settings = profile_settings(hub).common
+    assert sorted(settings.legacy.allow) == sorted([LOOPBACK, PC2, MAINPC])
+    assert settings.neighbours.registration.host == own_address
+    forwarder_settings = load_relay_settings({}, str(CONFIG / "mainpc" / "hub_forwarder.yaml"), env={})
+    assert sorted(forwarder_settings.forwarder.allow) == sorted([LOOPBACK, PC2, MAINPC])
 
 
 def test_pc2_profile_documents_the_allow_list_and_mainpc_talks_to_pc2():
     text = PROFILES["memory_hub"].read_text()
     assert re.search(r"^\s*allow:", text, re.M) and "192.168.100.16" in text
     mainpc = profile_settings("model_manager_suite")
-    assert mainpc["hub"]["http_port"] == 7111
-    assert mainpc["model_evaluation"]["trust_scorer_endpoint"] == "tcp://192.168.100.17:7122"
+    assert mainpc.common.hub.http_port == 7111
+    assert mainpc.hub.model_evaluation.trust_scorer_endpoint == "tcp://192.168.100.17:7122"
 
 
 def test_forwarder_profile_relays_the_three_mainpc_memory_agents():
-    settings = load_settings(forwarder.DEFAULTS, CONFIG / "mainpc" / "hub_forwarder.yaml", env={})
-    section = settings["forwarder"]
-    assert {5713, 5574, 5715} <= set(section["ports"]) and section["remote_host"] == "192.168.100.17"
+    section = load_relay_settings({}, str(CONFIG / "mainpc" / "hub_forwarder.yaml"), env={}).forwarder
+    assert {5713, 5574, 5715} <= set(section.ports) and section.remote_host == "192.168.100.17"
     from agents.memory_hub.hub import HANDLER_CLASSES
 
     served = {p for cls in HANDLER_CLASSES for p in (*cls.legacy_ports, *cls.legacy_health_ports)}
-    assert set(section["ports"]) <= served            # every relayed port is one MemoryHub binds
+    assert set(section.ports) <= served            # every relayed port is one MemoryHub binds
 
 
 def _legacy_ports(handlers) -> dict[str, set[int]]:
@@ -195,7 +188,7 @@ def test_dashboard_and_alerts_use_only_metrics_the_hubs_export():
     assert mms_used - declared <= REQUESTED_MMS, mms_used - declared - REQUESTED_MMS
     missing = REQUESTED_MMS & (mms_used - declared)
     if missing:
-        warnings.warn(f"dashboard panels waiting for ModelManagerSuite gauges: {sorted(missing)}")
+        warnings.warn(f"dashboard panels waiting for ModelManagerSuite gauges: {sorted(missing)}", stacklevel=1)
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     for topic in ("request rate", "latency", "error", "sql", "redis", "loaded models", "memory budget"):
         assert topic in titles, topic
@@ -205,6 +198,6 @@ def test_prometheus_scrapes_both_hubs_http_ports():
     prom = yaml.safe_load((CONFIG / "observability" / "prometheus.yml").read_text())
     assert "hub-alerts.yml" in prom["rule_files"]
     targets = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in prom["scrape_configs"]}
-    assert targets["memory-hub"].endswith(f":{profile_settings('memory_hub')['hub']['http_port']}")
-    assert targets["model-manager-suite"].endswith(f":{profile_settings('model_manager_suite')['hub']['http_port']}")
+    assert targets["memory-hub"].endswith(f":{profile_settings('memory_hub').common.hub.http_port}")
+    assert targets["model-manager-suite"].endswith(f":{profile_settings('model_manager_suite').common.hub.http_port}")
     assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in prom["scrape_configs"])

@@ -14,8 +14,10 @@ import zmq
 
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
 from agents.memory_hub.stores.redis_store import RedisStore
-from bus.error_reports import DEFAULTS as REPORT_DEFAULTS, ErrorReports, RateLimit
-from bus.neighbours import Neighbours
+from bus.error_reports import ErrorReports, ErrorReportSettings, RateLimit
+from bus.errors import HubError
+from bus.neighbours import Neighbours, NeighboursSettings
+from bus.settings import from_mapping
 from tests.ops.conftest import fast_backoff
 from tests.support.hubproc import HubProcess
 from tests.support.tiny_gguf import write_not_gguf, write_tiny_gguf
@@ -60,6 +62,11 @@ def error_bus_config(endpoint: str, **reports) -> dict:
                                          "reports": {"window_s": 60.0, **reports}}}}
 
 
+def error_bus_settings(endpoint: str) -> NeighboursSettings:
+    return from_mapping(NeighboursSettings, {"error_bus": {"enabled": True, "endpoints": [endpoint]},
+                                             "registration": {"enabled": False}, "backoff": fast_backoff()})
+
+
 def test_rate_limit_admits_per_type_and_counts_what_it_refused():
     now = [0.0]
     limit = RateLimit(per_type=2, window_s=10.0, clock=lambda: now[0])
@@ -76,9 +83,9 @@ def test_echo_hub_reports_handler_exceptions_native_and_legacy_rate_limited(tmp_
                         config=error_bus_config(endpoint, per_type=3)) as hub:
             with hub.client() as client:
                 for _ in range(10):                          # a flood of failing requests
-                    with pytest.raises(Exception):
+                    with pytest.raises(HubError):
                         client.call("EchoAgent", "fail", {"code": "internal"})
-                with pytest.raises(Exception):
+                with pytest.raises(HubError):
                     client.call("EchoAgent", "fail", {"code": "unavailable"})
             legacy = hub.legacy_request(7102, {"action": "fail"})
             assert legacy == {"status": "error", "error": "legacy handler bug"}   # BaseAgent's reply, as before
@@ -98,9 +105,8 @@ def test_echo_hub_reports_handler_exceptions_native_and_legacy_rate_limited(tmp_
 
 def test_suppressed_count_rides_on_the_next_report_after_the_window(zmq_context):
     sub, endpoint = bound_sub(zmq_context)
-    neighbours = Neighbours({"error_bus": {"enabled": True, "endpoints": [endpoint]},
-                             "registration": {"enabled": False}, "backoff": fast_backoff()}, zmq_context, "MemoryHub")
-    reports = ErrorReports(neighbours.report_error, {**REPORT_DEFAULTS, "per_type": 2, "window_s": 0.5}, "MemoryHub")
+    neighbours = Neighbours(error_bus_settings(endpoint), zmq_context, "MemoryHub")
+    reports = ErrorReports(neighbours.report_error, ErrorReportSettings(per_type=2, window_s=0.5), "MemoryHub")
     neighbours.start()
     try:
         sent = [reports.report("bad_request", f"bad {i}", "WARNING") for i in range(7)]
@@ -119,9 +125,8 @@ def test_redis_outage_and_reconnect_are_reported_once_each(tmp_path, zmq_context
     server = EmbeddedRedis(tmp_path / "redis")
     store = RedisStore(server.start())
     sub, endpoint = bound_sub(zmq_context)
-    neighbours = Neighbours({"error_bus": {"enabled": True, "endpoints": [endpoint]},
-                             "registration": {"enabled": False}, "backoff": fast_backoff()}, zmq_context, "MemoryHub")
-    reports = ErrorReports(neighbours.report_error, REPORT_DEFAULTS, "MemoryHub")
+    neighbours = Neighbours(error_bus_settings(endpoint), zmq_context, "MemoryHub")
+    reports = ErrorReports(neighbours.report_error, ErrorReportSettings(), "MemoryHub", watched_checks=("redis",))
     checks = {"redis": store.health, "search": lambda: (False, "not watched")}
     neighbours.start()
     try:
@@ -152,7 +157,7 @@ def test_failed_model_load_and_failed_evaluation_reach_the_error_bus(tmp_path, z
         with HubProcess("model_manager_suite", tmp_path / "data", config=config,
                         env={"MODELS_DIR": str(models)}) as hub:
             with hub.client() as client:
-                with pytest.raises(Exception):
+                with pytest.raises(HubError):
                     client.call("GGUFModelManager", "load_model", {"model_id": "junk"})
                 load = reports_until(sub, "model_load_failed")[-1]
                 job = client.call("ModelEvaluationFramework", "evaluate", {"model_id": "tiny-a"})

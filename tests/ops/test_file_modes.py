@@ -31,7 +31,8 @@ for path in sys.argv[1:]:
 print(json.dumps(opened))
 """
 
-pytestmark = pytest.mark.skipif(os.getuid() != 0 or not shutil.which("runuser") or not Path("/usr/bin/python3").exists(),
+pytestmark = pytest.mark.skipif(os.getuid() != 0 or not shutil.which("runuser")
+                                or not Path("/usr/bin/python3").exists(),
                                 reason="needs root, runuser and /usr/bin/python3 to act as another user")
 
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 import zmq
 
-from agents.hubs import forwarder_defaults
-from bus.forwarder import Forwarder
+from agents.hubs import MAINPC_MEMORY_PORTS
+from bus.forwarder import Forwarder, ForwarderSettings
 from tests.support.hubproc import REPO, HubProcess, free_offset
 
 PORTS = {5713: "MemoryClient", 6713: "MemoryClient", 5574: "SessionMemoryAgent", 6583: "SessionMemoryAgent",
@@ -48,7 +48,7 @@ def legacy_request(port: int, request: object, timeout: float = 20.0) -> dict:
 
 @pytest.fixture
 def relay(memory_hub):
-    settings = {**forwarder_defaults()["forwarder"], "remote_port_offset": memory_hub.offset}
+    settings = ForwarderSettings(ports=MAINPC_MEMORY_PORTS, remote_port_offset=memory_hub.offset)
     forwarder = Forwarder(settings, offset=other_offset(memory_hub))
     forwarder.bind()
     thread = threading.Thread(target=forwarder.serve_forever, kwargs={"poll_ms": 50}, daemon=True)
@@ -104,8 +104,8 @@ def test_a_port_in_use_is_skipped_not_fatal(memory_hub):
     offset = other_offset(memory_hub)
     blocker = zmq.Context.instance().socket(zmq.REP)
     blocker.bind(f"tcp://127.0.0.1:{5713 + offset}")
-    forwarder = Forwarder({**forwarder_defaults()["forwarder"], "ports": [5713, 5715],
-                           "remote_port_offset": memory_hub.offset}, offset=offset)
+    forwarder = Forwarder(ForwarderSettings(ports=(5713, 5715), remote_port_offset=memory_hub.offset),
+                          offset=offset)
     try:
         relays = forwarder.bind()
         assert [r.local_port for r in relays] == [5715 + offset] and forwarder.failed == [5713 + offset]

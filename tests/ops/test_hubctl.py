@@ -80,9 +80,9 @@ def test_named_hubs_are_the_hubs_own_ports_and_data_dirs():
 
     for name, spec in (("memory", MEMORY), ("models", MODELS)):
         settings = settings_for(spec, argparse.Namespace(config=None, data_dir=None, log_level=None), {})
-        assert HUBS[name] == NamedHub(native_port=settings["hub"]["native_port"],
-                                      events_port=settings["hub"]["events_port"],
-                                      data_dir=settings["storage"]["data_dir"])
+        hub = settings.common.hub
+        assert HUBS[name] == NamedHub(name=spec.name, native_port=hub.native_port, http_port=hub.http_port,
+                                      events_port=hub.events_port, data_dir=settings.common.storage.data_dir)
 
 
 def test_forwarded_ports_are_ports_memory_hub_binds():

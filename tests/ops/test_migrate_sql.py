@@ -55,7 +55,7 @@ def test_unified_memory_round_trip(tmp_path):
     memories = {m.memory_id: m for m in rows(url, Memory)}
     assert set(memories) == {row[0] for row in fx.GOOD_MEMORIES}
     for (memory_id, content, kind, tier, importance, access, accessed, created, expires, meta, tags, rel,
-         parent) in fx.GOOD_MEMORIES:
+         _parent) in fx.GOOD_MEMORIES:
         m = memories[memory_id]
         assert (m.content, m.memory_type, m.memory_tier, m.importance, m.access_count) == (content, kind, tier,
                                                                                           importance, access)
@@ -163,7 +163,7 @@ def test_hubctl_migrate_dry_run_json_then_real(tmp_path):
     data_dir = tmp_path / "memory_hub"
     base = [sys.executable, "-m", "agents.hubctl", "migrate", "trust-scores", str(legacy),
             "--data-dir", str(data_dir)]
-    dry = subprocess.run(base + ["--dry-run", "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    dry = subprocess.run([*base, "--dry-run", "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     report = json.loads(dry.stdout)
     assert report["dry_run"] is True and [t["inserted"] for t in report["tables"]] == [3, 4]
@@ -173,7 +173,7 @@ def test_hubctl_migrate_dry_run_json_then_real(tmp_path):
     assert real.returncode == 0, real.stderr
     assert "inserted" in real.stdout and "model_id is empty" in real.stdout
     assert count(default_database_url(data_dir), TrustScore) == 3
-    bad = subprocess.run(base[:5] + [str(tmp_path / "missing.db"), "--data-dir", str(data_dir)], cwd=REPO,
+    bad = subprocess.run([*base[:5], str(tmp_path / "missing.db"), "--data-dir", str(data_dir)], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "not found" in bad.stderr
 

@@ -7,19 +7,20 @@ import time
 
 import zmq
 
-from bus.neighbours import AgentInfo, Neighbours, agents_from_handlers
+from bus.neighbours import AgentInfo, Neighbours, NeighboursSettings, agents_from_handlers
+from bus.settings import from_mapping
 from tests.ops.conftest import fast_backoff, free_port, receive_json
 
 HUB = AgentInfo("MemoryHub", 7010, 7110, "MemoryHub", ("hub",))
 CACHE = AgentInfo("CacheManager", 7102, 8102, "MemoryHub", ("basic_agent",))
 
 
-def settings(endpoints: list[str], sdt: str = "", orchestrator: str = "", **registration) -> dict:
-    return {"error_bus": {"enabled": bool(endpoints), "endpoints": endpoints, "backlog": 100},
-            "registration": {"enabled": bool(sdt or orchestrator), "system_digital_twin": sdt,
-                             "core_orchestrator": orchestrator, "location": "PC2", "timeout_s": 0.3,
-                             **registration},
-            "backoff": fast_backoff()}
+def settings(endpoints: list[str], sdt: str = "", orchestrator: str = "", **registration) -> NeighboursSettings:
+    return from_mapping(NeighboursSettings, {
+        "error_bus": {"enabled": bool(endpoints), "endpoints": endpoints, "backlog": 100},
+        "registration": {"enabled": bool(sdt or orchestrator), "system_digital_twin": sdt,
+                         "core_orchestrator": orchestrator, "location": "PC2", "timeout_s": 0.3, **registration},
+        "backoff": fast_backoff()})
 
 
 def error_message(sub: zmq.Socket, timeout_s: float = 10.0) -> dict:
@@ -153,8 +154,8 @@ def test_agents_from_handlers_lists_hub_then_legacy_agents():
 
 
 def test_disabled_neighbours_do_nothing(zmq_context):
-    neighbours = Neighbours({"error_bus": {"enabled": False}, "registration": {"enabled": False}}, zmq_context,
-                            "MemoryHub", [HUB])
+    disabled = from_mapping(NeighboursSettings, {"error_bus": {"enabled": False}, "registration": {"enabled": False}})
+    neighbours = Neighbours(disabled, zmq_context, "MemoryHub", [HUB])
     neighbours.start()
     neighbours.report_error("x", "y")
     neighbours.stop()

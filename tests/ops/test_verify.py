@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from agents.verify import PROBES, add_arguments, run
-from bus.forwarder import DEFAULTS, Forwarder
+from bus.forwarder import Forwarder, ForwarderSettings
 from tests.support.hubproc import REPO, HubProcess, free_offset
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -95,8 +95,7 @@ def test_mainpc_checklist_covers_the_forwarder_and_memory_hub_on_pc2(tmp_path):
             while client.call("hub", "health")["checks"]["model_facts"]["detail"]["pending"]:
                 assert time.monotonic() < until, "model facts never reached MemoryHub"
                 time.sleep(0.2)
-        forwarder = Forwarder({**DEFAULTS["forwarder"], "remote_port_offset": pc2, "ports": [5713, 5715]},
-                              offset=mainpc)
+        forwarder = Forwarder(ForwarderSettings(remote_port_offset=pc2, ports=(5713, 5715)), offset=mainpc)
         forwarder.bind()
         thread = threading.Thread(target=forwarder.serve_forever, kwargs={"poll_ms": 50}, daemon=True)
         thread.start()
