@@ -1,55 +1,29 @@
-"""A ``Schema`` whose boolean and numeric fields also take their text form (HTTP query strings).
+"""A ``Schema`` whose boolean and numeric fields also take their text form, from every transport.
 
-``GET /models?rescan=true`` reaches the schema as ``{"rescan": "true"}``: ``QuerySchema.validate`` turns
-such text into the field's type first (``true/false/1/0/yes/no/on/off``, integers, numbers; a boolean field
-also takes an integer, non-zero being true), then validates as ``Schema`` does. The handler gets typed values.
+ModelManagerSuite's native API took ``{"rescan": "true"}`` and ``{"pin": 1}`` before HTTP query strings
+existed, so here every string value is parsed as its field's type (``schemas.base.parse_text``: true/false,
+1/0, yes/no, on/off, integers, numbers), not only path and query values, and a boolean field also takes an
+integer (non-zero is true). Then it validates as ``Schema`` does: the handler gets typed values.
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from bus.errors import BadRequest
-from schemas.base import Field, Schema
-
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+from schemas.base import Schema
 
 
 @dataclass(frozen=True)
 class QuerySchema(Schema):
-    def validate(self, args: Any) -> dict[str, Any]:
+    def validate(self, args: Any, text_fields: Collection[str] = ()) -> dict[str, Any]:
         if isinstance(args, dict):
-            args = {name: _from_text(str(name), value, self.fields[name]) if name in self.fields else value
-                    for name, value in args.items()}
-        return super().validate(args)
+            args = {name: self._integer_flag(name, value) for name, value in args.items()}
+            text_fields = {name for name, value in args.items() if isinstance(value, str)}
+        return super().validate(args, text_fields)
 
-
-def _from_text(name: str, value: Any, spec: Field) -> Any:
-    if spec.type is bool:
-        return _boolean(name, value)
-    if spec.type is int and isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            raise BadRequest(f"field '{name}' must be an integer", details={"field": name}) from None
-    if spec.type is float and isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            raise BadRequest(f"field '{name}' must be a number", details={"field": name}) from None
-    return value
-
-
-def _boolean(name: str, value: Any) -> Any:
-    if isinstance(value, bool) or value is None:
+    def _integer_flag(self, name: Any, value: Any) -> Any:
+        spec = self.fields.get(name)
+        if spec is not None and spec.type is bool and isinstance(value, int) and not isinstance(value, bool):
+            return value != 0
         return value
-    if isinstance(value, int):
-        return value != 0
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in TRUE_WORDS:
-            return True
-        if text in FALSE_WORDS:
-            return False
-    raise BadRequest(f"field '{name}' must be a boolean", details={"field": name})

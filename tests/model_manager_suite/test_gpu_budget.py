@@ -1,6 +1,7 @@
 """GPU status (CPU mode without NVML is normal) and the memory budget arithmetic."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from bus.settings import from_mapping
 from agents.model_manager_suite.gpu import MB, GpuMonitor
 from agents.model_manager_suite.registry import ModelRegistry
 from agents.model_manager_suite.store import ModelStore
-from bus.config import load_settings
+from bus.daemon import settings_for
 from bus.errors import Conflict
 from tests.support.tiny_gguf import write_tiny_gguf
 
@@ -64,6 +65,6 @@ def test_defaults_load_through_bus_config(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("models:\n  dirs: [/srv/models]\n  model_configs:\n    - {model_id: m, model_path: m.gguf}\n"
                       "  load_policy: {fast: m}\n  idle_unload_s: 60\n")
-    settings = load_settings(SPEC.defaults, config)
-    assert settings["models"]["dirs"] == ["/srv/models"] and settings["models"]["idle_unload_s"] == 60.0
-    assert settings["models"]["load_policy"] == {"fast": "m"}
+    models = settings_for(SPEC, argparse.Namespace(config=str(config), data_dir=None, log_level=None), {}).hub.models
+    assert models.dirs == ("/srv/models",) and models.idle_unload_s == 60.0
+    assert models.load_policy == {"fast": "m"}

@@ -13,8 +13,9 @@ from schemas.model_manager_suite import predictive_loader as loader_schema
 
 
 def test_the_hub_defaults_are_the_typed_defaults() -> None:
-    assert SPEC.defaults == to_mapping(ModelManagerSuiteSettings())
-    assert from_mapping(ModelManagerSuiteSettings, SPEC.defaults) == ModelManagerSuiteSettings()
+    assert SPEC.settings_class is ModelManagerSuiteSettings
+    defaults = to_mapping(ModelManagerSuiteSettings())
+    assert from_mapping(ModelManagerSuiteSettings, defaults) == ModelManagerSuiteSettings()
 
 
 @pytest.mark.parametrize(("section", "key", "value", "reason"), [
@@ -45,9 +46,9 @@ def test_query_strings_become_typed_values_at_the_edge() -> None:
     assert predict["temperature"] == 0.5 and predict["seed"] == 7 and predict["max_tokens"] == 256
     assert loader_schema.PRELOAD.validate({"model_id": "m", "evict": "off"})["evict"] is False
     for schema, args, message in [
-        (gguf_schema.LIST_MODELS, {"rescan": "maybe"}, "field 'rescan' must be a boolean"),
-        (gguf_schema.LOAD_MODEL, {"model_id": "m", "priority": "high"}, "field 'priority' must be an integer"),
-        (gguf_schema.PREDICT, {"model_id": "m", "prompt": "x", "top_p": "wide"}, "field 'top_p' must be a number"),
+        (gguf_schema.LIST_MODELS, {"rescan": "maybe"}, "field 'rescan' must be boolean, got 'maybe'"),
+        (gguf_schema.LOAD_MODEL, {"model_id": "m", "priority": "high"}, "field 'priority' must be integer, got 'high'"),
+        (gguf_schema.PREDICT, {"model_id": "m", "prompt": "x", "top_p": "wide"}, "field 'top_p' must be number, got 'wide'"),
         (gguf_schema.PREDICT, {"model_id": "m", "prompt": "x", "max_tokens": 0}, "field 'max_tokens' must be >= 1"),
     ]:
         with pytest.raises(BadRequest, match=message):
