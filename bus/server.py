@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import zmq
+from zmq.backend import Socket as _BaseSocket
 
 from bus.channel import ReplyChannel
 from bus.dispatch import Call, Dispatcher
@@ -39,6 +40,13 @@ from bus.workers import Job, WorkerPool
 
 log = get_logger("bus.server")
 RECV_BATCH = 256
+
+# The per-frame calls of the loop go to pyzmq's compiled socket methods with plain int flags: the Python
+# wrappers (``send_multipart``/``recv_multipart``) and the ``IntFlag`` arithmetic cost more than the I/O.
+_recv_frame = _BaseSocket.recv
+_send_frame = _BaseSocket.send
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 
 
 @dataclass
@@ -206,18 +214,21 @@ class HubServer:
         binding = self.sockets.legacy.get(sock)
         for _ in range(RECV_BATCH):
             try:
-                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                part = _recv_frame(sock, _NOBLOCK, False)
             except zmq.Again:
                 return
-            frames = [part.bytes for part in parts]
+            frames = [part.bytes]
+            while part.more:     # the rest of a multipart message is there with its first frame
+                part = _recv_frame(sock, _NOBLOCK, False)
+                frames.append(part.bytes)
             if sock is self._http:
                 self._on_http(sock, frames)
             elif binding is None:
-                self._on_native(sock, frames, _peer_address(parts[-1]))
+                self._on_native(sock, frames, _peer_address(part))
             elif binding.health:
                 self._on_legacy_health(sock, binding, frames)
             else:
-                self._on_legacy(sock, binding, frames, _peer_address(parts[-1]))
+                self._on_legacy(sock, binding, frames, _peer_address(part))
 
     def _take_results(self) -> None:
         for key, payload, outcome, more in self.channel.drain():
@@ -429,7 +440,9 @@ class HubServer:
 
     def _send(self, sock: zmq.Socket, envelope: list[bytes], payload: bytes) -> None:
         try:
-            sock.send_multipart([*envelope, payload], zmq.NOBLOCK)
+            for frame in envelope:
+                _send_frame(sock, frame, _MORE_NOBLOCK)
+            _send_frame(sock, payload, _NOBLOCK)
         except zmq.Again:
             log.warning("reply_dropped_hwm")  # the peer stopped reading; ROUTER drops rather than block
         except zmq.ZMQError as exc:
