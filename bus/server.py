@@ -105,6 +105,9 @@ class HubServer:
         self._watched: list[list[Any]] = []          # [source, descriptor registered for it or None]
         self._loop_thread: int | None = None
         self._batch: list[tuple[int, Pending, Job]] = []
+        self._inline_key: int | None = None          # the inline call inside ``dispatcher.execute`` now
+        self._inline_early: dict | None = None       # its reply, when its future completed right there
+        self._gauges: tuple[int, int] = (-1, -1)     # in flight, queue depth as last set
         self.http_endpoint = f"inproc://http-{uuid.uuid4().hex}"
         self._http = context.socket(zmq.ROUTER)
         self._http.setsockopt(zmq.LINGER, 0)
@@ -185,8 +188,11 @@ class HubServer:
                 self._take_requests(sock)
             self._flush_batch()
         self._expire_deadlines()
-        self.metrics.in_flight.set(len(self._pending))
-        self.metrics.queue_depth.set(self.pool.pending)
+        gauges = (len(self._pending), self.pool.pending)
+        if gauges != self._gauges:
+            self._gauges = gauges
+            self.metrics.in_flight.set(gauges[0])
+            self.metrics.queue_depth.set(gauges[1])
 
     def _tick_watched(self, poller: zmq.Poller) -> bool:
         """Before each poll: let every watched source flush and expire, and (re)register its descriptor.
@@ -291,24 +297,33 @@ class HubServer:
 
     def _run_inline(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call) -> None:
         """On the router thread. An action that returns a future is answered when it completes: at once if
-        that happens on this thread (e.g. by a watched source), else through the channel."""
+        that happens on this thread (e.g. by a watched source), else through the channel. Only a deferred
+        reply is registered as pending (with its deadline)."""
         started = time.monotonic()
         key = next(self._keys)
-        deadline = call.ctx.deadline or started + self.limits.default_deadline_s
-        pending = Pending(sock, envelope, call.ctx.request_id, encoding, call.ctx.agent, call.ctx.action,
-                          started, deadline)
-        self._pending[key] = pending
-        reply = self.dispatcher.execute(call, on_done=lambda done: self._inline_done(key, encoding, done))
+        self._inline_key = key
+        try:
+            reply = self.dispatcher.execute(call, on_done=lambda done: self._inline_done(key, encoding, done))
+        finally:
+            self._inline_key = None
+        if reply is None:       # a future: done already (on this thread, during execute) or later
+            reply, self._inline_early = self._inline_early, None
+        ctx = call.ctx
         if reply is not None:
-            del self._pending[key]
             self._send(sock, envelope, encode(reply, encoding))
-            self._record(pending, _outcome(reply))
-        elif key in self._pending:
-            heapq.heappush(self._deadlines, (deadline, key))
+            self._observe(ctx.agent, ctx.action, _outcome(reply), started)
+            return
+        deadline = ctx.deadline or started + self.limits.default_deadline_s
+        self._pending[key] = Pending(sock, envelope, ctx.request_id, encoding, ctx.agent, ctx.action, started,
+                                     deadline)
+        heapq.heappush(self._deadlines, (deadline, key))
 
     def _inline_done(self, key: int, encoding: str, reply: dict) -> None:
         if threading.get_ident() != self._loop_thread:
             self.channel.put((key, encode(reply, encoding), _outcome(reply), False))
+            return
+        if key == self._inline_key:     # completed inside ``execute``: ``_run_inline`` answers it
+            self._inline_early = reply
             return
         pending = self._pending.pop(key, None)
         if pending is None:
