@@ -80,7 +80,9 @@ class Dispatcher:
                 raise UnknownAction(f"no agent {_shown(agent)}")
             raise UnknownAction(f"agent '{agent}' has no action {_shown(action_name)}")
         spec, fn = entry
-        args, idempotency_key = self._idempotency_key(args, spec)
+        idempotency_key = None
+        if type(args) is not dict or "idempotency_key" in args:      # most requests carry no key
+            args, idempotency_key = self._idempotency_key(args, spec)
         principal = self.authenticate(req.token, agent, action_name, spec)
         deadline = time.monotonic() + req.deadline_ms / 1000 if req.deadline_ms else None
         ctx = CallContext(agent=agent, action=action_name, request_id=req.id, principal=principal,
@@ -208,7 +210,7 @@ class Dispatcher:
 
     def _settled(self, call: Call, future: Future, wait: bool = False) -> dict:
         try:
-            value = future.result() if wait or future.done() else future.result(0)
+            value = future.result(None if wait else 0)      # done already unless waiting
         except Exception as exc:
             return self._error_reply(call, exc)
         return ok_reply(call.ctx.request_id, value)

@@ -7,6 +7,7 @@ encoding. ``parse_request`` turns bytes into a ``Request`` or raises a typed err
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -66,7 +67,20 @@ def decode(payload: bytes) -> tuple[Any, str]:
 def encode(obj: Any, encoding: str) -> bytes:
     if encoding == JSON:
         return json.dumps(obj, default=_json_default, separators=(",", ":")).encode("utf-8")
-    return msgpack.packb(obj, use_bin_type=True, default=_msgpack_default)
+    try:
+        packer: msgpack.Packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True, default=_msgpack_default)
+    data: bytes = packer.pack(obj)    # a Packer per thread, reused: ``packb`` builds one per call (half its cost)
+    if len(data) > _KEPT_PACKER_BYTES:
+        del _packers.packer           # its buffer keeps the size of the largest reply: do not hold a big one
+    return data
+
+
+_KEPT_PACKER_BYTES = 1 << 20
+
+
+_packers = threading.local()
 
 
 ENVELOPE_FIELDS = frozenset({"v", "id", "agent", "action", "args", "method", "path", "body", "token", "deadline_ms",
