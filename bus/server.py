@@ -24,7 +24,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import zmq
 from zmq.backend import Socket as _BaseSocket
@@ -39,6 +40,8 @@ from bus.wire import MSGPACK, RequestError, detect_encoding, encode, error_reply
 from bus.workers import Job, WorkerPool
 
 log = get_logger("bus.server")
+Reply = dict[str, Any]
+ChannelItem = tuple[int, bytes, str, bool]      # request key, reply frame, outcome, more (a stream chunk)
 RECV_BATCH = 256
 SEND_BURST = 64            # replies queued in a pass are sent when this many wait, and at the end of the pass
 
@@ -52,7 +55,7 @@ _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 
 @dataclass
 class Pending:
-    sock: zmq.Socket
+    sock: zmq.Socket[Any]
     envelope: list[bytes]
     request_id: Any
     encoding: str              # json | msgpack | legacy
@@ -71,8 +74,8 @@ class ServerLimits:
 
 @dataclass
 class Sockets:
-    native: zmq.Socket
-    legacy: dict[zmq.Socket, LegacyBinding] = field(default_factory=dict)
+    native: zmq.Socket[Any]
+    legacy: dict[zmq.Socket[Any], LegacyBinding] = field(default_factory=dict)
 
 
 class HandOff:
@@ -93,7 +96,7 @@ class HandOff:
 
 
 class HubServer:
-    def __init__(self, context: zmq.Context, dispatcher: Dispatcher, metrics: HubMetrics, pool_threads: int,
+    def __init__(self, context: zmq.Context[Any], dispatcher: Dispatcher, metrics: HubMetrics, pool_threads: int,
                  queue_limit: int, limits: ServerLimits):
         self.context = context
         self.dispatcher = dispatcher
@@ -106,9 +109,9 @@ class HubServer:
         self._watched: list[list[Any]] = []          # [source, descriptor registered for it or None]
         self._loop_thread: int | None = None
         self._batch: list[tuple[int, Pending, Job]] = []
-        self._outbox: list[tuple[zmq.Socket, list[bytes], bytes]] = []
+        self._outbox: list[tuple[zmq.Socket[Any], list[bytes], bytes]] = []
         self._inline_key: int | None = None          # the inline call inside ``dispatcher.execute`` now
-        self._inline_early: dict | None = None       # its reply, when its future completed right there
+        self._inline_early: Reply | None = None       # its reply, when its future completed right there
         self._gauges: tuple[int, int] = (-1, -1)     # in flight, queue depth as last set
         self.http_endpoint = f"inproc://http-{uuid.uuid4().hex}"
         self._http = context.socket(zmq.ROUTER)
@@ -218,7 +221,7 @@ class HubServer:
         wait = self._deadlines[0][0] - time.monotonic()
         return max(0, min(100, int(wait * 1000) + 1))
 
-    def _take_requests(self, sock: zmq.Socket) -> None:
+    def _take_requests(self, sock: zmq.Socket[Any]) -> None:
         assert self.sockets is not None
         binding = self.sockets.legacy.get(sock)
         for _ in range(RECV_BATCH):
@@ -265,12 +268,12 @@ class HubServer:
             self._record(pending, "timeout")
 
     # -- native ----------------------------------------------------------------------------------------
-    def _on_http(self, sock: zmq.Socket, frames: list[bytes]) -> None:
+    def _on_http(self, sock: zmq.Socket[Any], frames: list[bytes]) -> None:
         """``[identity, client address, payload]`` from the HTTP frontend: served exactly as a native request."""
         if len(frames) == 3:
             self._on_native(sock, [frames[0], frames[2]], frames[1].decode("utf-8", "replace") or None, "http")
 
-    def _on_native(self, sock: zmq.Socket, frames: list[bytes], peer: str | None = None,
+    def _on_native(self, sock: zmq.Socket[Any], frames: list[bytes], peer: str | None = None,
                    transport: str = "native") -> None:
         if len(frames) < 2:
             self._reply_error(sock, frames[:1], None, MSGPACK, BadRequest("empty message: no payload frame"))
@@ -298,7 +301,7 @@ class HubServer:
             return
         self._submit_native(sock, envelope, req.encoding, call, req.stream)
 
-    def _run_inline(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call) -> None:
+    def _run_inline(self, sock: zmq.Socket[Any], envelope: list[bytes], encoding: str, call: Call) -> None:
         """On the router thread. An action that returns a future is answered when it completes: at once if
         that happens on this thread (e.g. by a watched source), else through the channel. Only a deferred
         reply is registered as pending (with its deadline)."""
@@ -321,7 +324,7 @@ class HubServer:
                                      deadline)
         heapq.heappush(self._deadlines, (deadline, key))
 
-    def _inline_done(self, key: int, encoding: str, reply: dict) -> None:
+    def _inline_done(self, key: int, encoding: str, reply: Reply) -> None:
         if threading.get_ident() != self._loop_thread:
             self.channel.put((key, encode(reply, encoding), _outcome(reply), False))
             return
@@ -335,7 +338,7 @@ class HubServer:
         self._send(pending.sock, pending.envelope, encode(reply, encoding))
         self._record(pending, _outcome(reply))
 
-    def _submit_native(self, sock: zmq.Socket, envelope: list[bytes], encoding: str, call: Call,
+    def _submit_native(self, sock: zmq.Socket[Any], envelope: list[bytes], encoding: str, call: Call,
                        stream: bool) -> None:
         now = time.monotonic()
         if call.ctx.deadline is None:
@@ -352,12 +355,12 @@ class HubServer:
         dispatcher, channel, handoff = self.dispatcher, self.channel, self.handoff
         kind = (call.ctx.agent, call.ctx.action)
 
-        def done(reply: dict) -> None:      # on the worker, or on whichever thread completes a future
+        def done(reply: Reply) -> None:      # on the worker, or on whichever thread completes a future
             if stream:
                 reply["stream"], reply["final"] = True, True
             channel.put((key, encode(reply, encoding), _outcome(reply), False))
 
-        def job() -> tuple | None:
+        def job() -> ChannelItem | None:
             if call.ctx.deadline is not None and time.monotonic() > call.ctx.deadline:
                 return None  # the loop has answered `timeout` (or will at once)
             if stream:
@@ -376,7 +379,7 @@ class HubServer:
         return job
 
     # -- legacy ----------------------------------------------------------------------------------------
-    def _on_legacy(self, sock: zmq.Socket, binding: LegacyBinding, frames: list[bytes],
+    def _on_legacy(self, sock: zmq.Socket[Any], binding: LegacyBinding, frames: list[bytes],
                    peer: str | None = None) -> None:
         envelope, payload = frames[:-1], frames[-1]
         agent = binding.handler.name
@@ -393,7 +396,7 @@ class HubServer:
         pending = Pending(sock, envelope, None, "legacy", agent, "legacy", now, now + self.limits.default_deadline_s)
         handler, handoff, kind = binding.handler, self.handoff, (agent, f"legacy:{binding.port}")
 
-        def job() -> tuple:
+        def job() -> ChannelItem:
             started = time.perf_counter()
             try:
                 reply = handler.handle_legacy_from(request, binding.port, peer)
@@ -408,7 +411,7 @@ class HubServer:
 
         self._enqueue(key, pending, job, quick=handoff.quick(kind))
 
-    def _on_legacy_health(self, sock: zmq.Socket, binding: LegacyBinding, frames: list[bytes]) -> None:
+    def _on_legacy_health(self, sock: zmq.Socket[Any], binding: LegacyBinding, frames: list[bytes]) -> None:
         self.metrics.legacy.labels(binding.handler.name, str(binding.port), "health").inc()
         try:
             reply = binding.handler.legacy_health(binding.port)
@@ -450,13 +453,13 @@ class HubServer:
         self._send(pending.sock, pending.envelope, payload)
         self._record(pending, "busy")
 
-    def _reply_error(self, sock: zmq.Socket, envelope: list[bytes], request_id: Any, encoding: str,
+    def _reply_error(self, sock: zmq.Socket[Any], envelope: list[bytes], request_id: Any, encoding: str,
                      err: HubError, agent: str | None = None, action: str | None = None) -> None:
         self._send(sock, envelope, encode(error_reply(request_id, err), encoding))
         self.metrics.requests.labels(_label(agent), _label(action), err.code).inc()
         self.metrics.errors.labels(err.code).inc()
 
-    def _send(self, sock: zmq.Socket, envelope: list[bytes], payload: bytes) -> None:
+    def _send(self, sock: zmq.Socket[Any], envelope: list[bytes], payload: bytes) -> None:
         """Queue a reply; the pass sends its replies in bursts (``_flush_replies``)."""
         self._outbox.append((sock, envelope, payload))
         if len(self._outbox) >= SEND_BURST:
@@ -492,12 +495,12 @@ class HubServer:
 
 def _peer_address(frame: zmq.Frame) -> str | None:
     try:
-        return frame.get("Peer-Address")
+        return str(frame.get("Peer-Address"))
     except zmq.ZMQError:  # not every transport knows its peer (inproc)
         return None
 
 
-def _outcome(reply: dict) -> str:
+def _outcome(reply: Reply) -> str:
     return "ok" if reply.get("ok") else str(reply.get("error", {}).get("code", "internal"))
 
 

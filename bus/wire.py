@@ -28,7 +28,7 @@ class Request:
     id: Any = None
     agent: str | None = None
     action: str | None = None
-    args: dict = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
     method: str | None = None
     path: str | None = None
     body: Any = None
@@ -186,13 +186,13 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def ok_reply(request_id: Any, result: Any, **extra: Any) -> dict:
+def ok_reply(request_id: Any, result: Any, **extra: Any) -> dict[str, Any]:
     reply = {"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result}
     reply.update(extra)
     return reply
 
 
-def error_reply(request_id: Any, error: HubError) -> dict:
+def error_reply(request_id: Any, error: HubError) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "id": request_id, "ok": False, "error": error.to_wire()}
 
 

@@ -24,7 +24,8 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import redis
 

@@ -17,11 +17,13 @@ router); ``send`` from any other thread (e.g. the HTTP server's) returns False, 
 from __future__ import annotations
 
 import collections
+import contextlib
 import ssl
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -221,10 +223,8 @@ class RedisReader:
         waiting, self._waiting = self._waiting, collections.deque()
         if self._conn is not None:
             log.warning("redis reader: %s; %d reads fall back", why, len(waiting))
-            try:
+            with contextlib.suppress(Exception):
                 self._conn.disconnect()
-            except Exception:
-                pass
         self._conn = self._sock = None
         self._out.clear()
         self._in.clear()
