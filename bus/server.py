@@ -15,6 +15,9 @@ the reply is sent when the future completes; stream chunks go through the same c
 An ``inline`` action runs on this thread with no hop at all; it may return a future that a handler's
 *watched* source completes (non-blocking I/O whose descriptor this loop polls, e.g. a Redis connection):
 then the reply leaves as soon as that source reads it, and a stalled server delays only those requests.
+
+Per pass, the loop reads every ready frame (up to ``RECV_BATCH`` per socket) and sends the replies of the
+pass back to back at its end (or every ``SEND_BURST``): each reply sent alone woke ZeroMQ's I/O thread.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from collections.abc import Callable
+from typing import Callable
 
 import msgpack
 import redis
