@@ -8,9 +8,11 @@ byte only when the channel is not already signalled, so a burst of replies costs
 from __future__ import annotations
 
 import collections
+import contextlib
 import socket
 import threading
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 class ReplyChannel:
@@ -62,7 +64,5 @@ class ReplyChannel:
             if self._signalled or self._closed:
                 return
             self._signalled = True
-        try:
+        with contextlib.suppress(BlockingIOError, OSError):   # the buffer is full of wake-ups already, or closed
             self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):   # the buffer is full of wake-ups already, or closed at exit
-            pass

@@ -9,18 +9,20 @@ import time
 import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from bus.errors import BadRequest, Conflict, Forbidden, HubError, Internal, Unauthorized, Unavailable, UnknownAction
 from bus.handler import ActionSpec, CallContext, Handler, Principal
-from bus.idempotency import MAX_KEY_LENGTH, IdempotencyStore, fingerprint
+from bus.idempotency import MAX_KEY_LENGTH, Begin, IdempotencyStore, fingerprint
 from bus.log import get_logger
 from bus.metrics import HubMetrics
 from bus.tokens import TokenService
 from bus.wire import Request, error_reply, ok_reply
 
 log = get_logger("bus.dispatch")
+Reply = dict[str, Any]
 
 ANONYMOUS = Principal(subject="anonymous", scopes=("*",))
 HUB_AGENT = "hub"
@@ -34,8 +36,8 @@ AfterCall = Callable[[Principal | None, str, str, str], None]
 @dataclass
 class Call:
     spec: ActionSpec
-    fn: Callable[[dict, CallContext], Any]
-    args: dict
+    fn: Callable[[dict[str, Any], CallContext], Any]
+    args: dict[str, Any]
     ctx: CallContext
     idempotency_key: str | None = None     # args.idempotency_key: run once, repeats answer the first result
 
@@ -51,7 +53,7 @@ class Dispatcher:
         self.policies = list(policies)
         self.after_call = list(after_call)
         self.handlers: dict[str, Handler] = {}
-        self._actions: dict[tuple[str, str], tuple[ActionSpec, Callable]] = {}
+        self._actions: dict[tuple[str, str], tuple[ActionSpec, Callable[[dict[str, Any], CallContext], Any]]] = {}
         self._routes: list[tuple[str, Any, str, str, str]] = []
         for handler in [builtin, *handlers]:
             self.add_handler(handler)
@@ -69,7 +71,7 @@ class Dispatcher:
 
     # -- resolution ---------------------------------------------------------------------------------
     def resolve(self, req: Request, transport: str = "native", peer: str | None = None,
-                query: dict | None = None) -> Call:
+                query: dict[str, Any] | None = None) -> Call:
         text_fields: frozenset[str] = frozenset()     # path and query-string values: text the schema parses
         if req.path is not None:
             agent, action_name, args, text_fields = self._match_route(req.method or "GET", req.path, query, req.body)
@@ -81,7 +83,9 @@ class Dispatcher:
                 raise UnknownAction(f"no agent {_shown(agent)}")
             raise UnknownAction(f"agent '{agent}' has no action {_shown(action_name)}")
         spec, fn = entry
-        args, idempotency_key = self._idempotency_key(args, spec)
+        idempotency_key = None
+        if type(args) is not dict or "idempotency_key" in args:      # most requests carry no key
+            args, idempotency_key = self._idempotency_key(args, spec)
         principal = self.authenticate(req.token, agent, action_name, spec)
         deadline = time.monotonic() + req.deadline_ms / 1000 if req.deadline_ms else None
         ctx = CallContext(agent=agent, action=action_name, request_id=req.id, principal=principal,
@@ -120,8 +124,8 @@ class Dispatcher:
             policy(principal, agent, action_name)
         return principal
 
-    def _match_route(self, method: str, path: str, query: dict | None,
-                     body: Any) -> tuple[str, str, dict, frozenset[str]]:
+    def _match_route(self, method: str, path: str, query: dict[str, Any] | None,
+                     body: Any) -> tuple[str, str, dict[str, Any], frozenset[str]]:
         path, _, query_string = path.partition("?")
         if query is None and query_string:
             query = dict(parse_qsl(query_string))
@@ -150,7 +154,7 @@ class Dispatcher:
         raise UnknownAction(f"no route {_shown(method)} {_shown(path)}")
 
     # -- execution ----------------------------------------------------------------------------------
-    def execute(self, call: Call, on_done: Callable[[dict], None] | None = None) -> dict | None:
+    def execute(self, call: Call, on_done: Callable[[Reply], None] | None = None) -> Reply | None:
         """Run the action (once per idempotency key); return the reply map (never raises).
 
         An action may return a ``concurrent.futures.Future`` (work finishing on another thread). With
@@ -161,9 +165,10 @@ class Dispatcher:
             return self._execute_once(call, self.idempotency)
         return self._execute(call, on_done)
 
-    def _execute_once(self, call: Call, store: IdempotencyStore) -> dict:
+    def _execute_once(self, call: Call, store: IdempotencyStore) -> Reply:
         subject = call.ctx.principal.subject if call.ctx.principal else ANONYMOUS.subject
         key, print_ = call.idempotency_key, fingerprint(call.ctx.agent, call.ctx.action, call.args)
+        assert key is not None      # ``execute`` comes here for calls with a key only
         try:
             begun = self._claim(store, subject, key, print_, call.ctx)
         except HubError as err:
@@ -185,9 +190,10 @@ class Dispatcher:
         return reply
 
     @staticmethod
-    def _claim(store: IdempotencyStore, subject: str, key: str, print_: str, ctx: CallContext):
+    def _claim(store: IdempotencyStore, subject: str, key: str, print_: str, ctx: CallContext) -> Begin:
         """``Begin`` new or done; waits while an earlier call with the key runs (up to the deadline)."""
-        until = time.monotonic() + (ctx.remaining() if ctx.deadline is not None else 30.0)
+        remaining = ctx.remaining()
+        until = time.monotonic() + (remaining if remaining is not None else 30.0)
         while True:
             begun = store.begin(subject, key, print_)
             if begun.state == "mismatch":
@@ -198,7 +204,7 @@ class Dispatcher:
                 raise Unavailable("a request with this idempotency_key is still running; retry later")
             time.sleep(0.05)
 
-    def _execute(self, call: Call, on_done: Callable[[dict], None] | None = None) -> dict | None:
+    def _execute(self, call: Call, on_done: Callable[[Reply], None] | None = None) -> Reply | None:
         try:
             result = call.fn(call.args, call.ctx)
         except Exception as exc:
@@ -210,14 +216,14 @@ class Dispatcher:
         result.add_done_callback(lambda future: on_done(self._finish(call, self._settled(call, future))))
         return None
 
-    def _settled(self, call: Call, future: Future, wait: bool = False) -> dict:
+    def _settled(self, call: Call, future: Future[Any], wait: bool = False) -> Reply:
         try:
-            value = future.result() if wait or future.done() else future.result(0)
+            value = future.result(None if wait else 0)      # done already unless waiting
         except Exception as exc:
             return self._error_reply(call, exc)
         return ok_reply(call.ctx.request_id, value)
 
-    def _error_reply(self, call: Call, exc: Exception) -> dict:
+    def _error_reply(self, call: Call, exc: Exception) -> Reply:
         if isinstance(exc, HubError):
             return error_reply(call.ctx.request_id, exc)
         # the edge: anything unexpected is `internal`, logged with its traceback
@@ -225,7 +231,7 @@ class Dispatcher:
                   traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         return error_reply(call.ctx.request_id, Internal("internal error; see the hub log"))
 
-    def _finish(self, call: Call, reply: dict) -> dict:
+    def _finish(self, call: Call, reply: Reply) -> Reply:
         if self.after_call:
             self._after(call, "ok" if reply["ok"] else reply["error"]["code"])
         return reply
@@ -241,8 +247,8 @@ class Dispatcher:
         """``(method, path template, agent, action, spec)`` for every REST route (the OpenAPI document)."""
         return [(m, raw, a, n, self._actions[(a, n)][0]) for m, _, a, n, raw in self._routes]
 
-    def describe_actions(self) -> dict:
-        table: dict[str, dict] = {}
+    def describe_actions(self) -> dict[str, Any]:
+        table: dict[str, dict[str, Any]] = {}
         for (agent, action_name), (spec, _) in sorted(self._actions.items()):
             table.setdefault(agent, {})[action_name] = {"doc": spec.doc, "schema": spec.schema.describe(),
                                                          "stream": spec.stream, "public": spec.public}

@@ -24,8 +24,8 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import redis
 
@@ -54,10 +54,9 @@ return 1
 """
 
 
-@dataclass(frozen=True)
-class Lookup:
+class Lookup(NamedTuple):
     """What one read saw in Redis: the copy's value when it was current (``hit``), and what ``fill``
-    needs to store a new copy safely afterwards."""
+    needs to store a new copy safely afterwards. (A named tuple: one is made per read on the router.)"""
 
     hit: bool
     value: Any

@@ -15,6 +15,13 @@ from bus.handler import CallContext, Handler, Route, action
 from bus.settings import setting
 from schemas.base import ANY, Field, Schema
 
+class BrokenSchema(Schema):
+    """A schema with a defect (it raises what no schema should): the router must survive it."""
+
+    def validate(self, args: Any, text_fields: Any = ()) -> dict[str, Any]:
+        raise TypeError("a defect in a schema")
+
+
 ERRORS = {"not_found": NotFound, "conflict": Conflict, "unavailable": Unavailable, "forbidden": Forbidden}
 
 
@@ -30,6 +37,11 @@ class EchoAgent(Handler):
         """Repeat a word n times."""
         return {"word": args["word"] * args["n"], "extra": args["extra"],
                 "caller": ctx.principal.subject if ctx.principal else None}
+
+    @action(BrokenSchema({}))
+    def broken(self, args: dict, ctx: CallContext) -> dict:
+        """Never reached: its schema raises."""
+        return {}
 
     @action(Schema({"limit": Field(int, min=1, max=100, default=10), "ratio": Field(float, min=0, max=1),
                     "exact": Field(bool, default=False), "tags": Field(list, item=Field(int), max_len=5)}))

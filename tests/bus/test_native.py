@@ -238,3 +238,11 @@ def test_absurd_deadlines_are_bad_request(echo_hub, deadline):
         {"agent": "EchoAgent", "action": "echo", "args": {"word": "w"}, "deadline_ms": deadline,
          "token": echo_hub.token()})))
     assert reply["error"]["code"] == "bad_request" and "deadline_ms" in reply["error"]["message"]
+
+
+def test_a_defect_while_resolving_a_request_is_an_internal_error_and_the_hub_serves_on(echo_hub):
+    with echo_hub.client() as client:
+        with pytest.raises(HubError) as failed:
+            client.call("EchoAgent", "broken", {})
+        assert failed.value.code == "internal"
+        assert client.call("EchoAgent", "echo", {"word": "still"})["word"] == "still"

@@ -17,11 +17,13 @@ router); ``send`` from any other thread (e.g. the HTTP server's) returns False, 
 from __future__ import annotations
 
 import collections
+import contextlib
 import ssl
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -44,14 +46,49 @@ def encode_command(*parts: bytes | str) -> bytes:
     return b"".join(out)
 
 
+_DOLLAR, _STAR = ord("$"), ord("*")
+
+
 def parse_reply(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
     """One RESP2 or RESP3 reply (the pool's connections negotiate either) starting at ``pos``: (value,
     position after it); ``_Incomplete`` if it is not all there. Errors come back as ``redis.ResponseError``."""
     end = buf.find(b"\r\n", pos)
     if end < 0:
         raise _Incomplete
+    kind = buf[pos]
+    if kind == _DOLLAR:                          # the usual replies first: a bulk string...
+        return _bulk(buf, end, int(buf[pos + 1:end]))
+    if kind == _STAR:                            # ... and an array (of bulk strings, read without recursing)
+        count, after = int(buf[pos + 1:end]), end + 2
+        if count < 0:
+            return None, after
+        items = []
+        for _ in range(count):
+            if after < len(buf) and buf[after] == _DOLLAR:
+                stop = buf.find(b"\r\n", after)
+                if stop < 0:
+                    raise _Incomplete
+                item, after = _bulk(buf, stop, int(buf[after + 1:stop]))
+            else:
+                item, after = parse_reply(buf, after)
+            items.append(item)
+        return items, after
+    return _parse_other(buf, pos, end)
+
+
+def _bulk(buf: bytes | bytearray, end: int, size: int) -> tuple[bytes | None, int]:
+    """The bulk string whose header line ends at ``end`` (``size`` bytes; -1 is nil)."""
+    if size < 0:
+        return None, end + 2
+    stop = end + 2 + size
+    if len(buf) < stop + 2:
+        raise _Incomplete
+    return bytes(buf[end + 2:stop]), stop + 2
+
+
+def _parse_other(buf: bytes | bytearray, pos: int, end: int) -> tuple[Any, int]:
     kind, line, after = buf[pos:pos + 1], bytes(buf[pos + 1:end]), end + 2
-    if kind in (b"$", b"=", b"!"):              # bulk string, verbatim string, bulk error
+    if kind in (b"=", b"!"):                     # verbatim string, bulk error
         size = int(line)
         if size < 0:
             return None, after
@@ -60,8 +97,8 @@ def parse_reply(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
         data = bytes(buf[after:after + size])
         if kind == b"!":
             return redis.ResponseError(data.decode("utf-8", "replace")), after + size + 2
-        return (data[4:] if kind == b"=" else data), after + size + 2
-    if kind in (b"*", b"~", b">", b"%"):         # array, set, push, map (flattened: key, value, ...)
+        return data[4:], after + size + 2
+    if kind in (b"~", b">", b"%"):               # set, push, map (flattened: key, value, ...)
         count = int(line)
         if count < 0:
             return None, after
@@ -186,10 +223,8 @@ class RedisReader:
         waiting, self._waiting = self._waiting, collections.deque()
         if self._conn is not None:
             log.warning("redis reader: %s; %d reads fall back", why, len(waiting))
-            try:
+            with contextlib.suppress(Exception):
                 self._conn.disconnect()
-            except Exception:
-                pass
         self._conn = self._sock = None
         self._out.clear()
         self._in.clear()
