@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from alembic import command
 from alembic.config import Config

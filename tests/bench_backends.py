@@ -25,20 +25,21 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from sqlalchemy import create_engine  # noqa: E402
+from sqlalchemy import create_engine
 
-from agents.memory_hub.search import Embedder  # noqa: E402
-from agents.memory_hub.search.rows import to_blob  # noqa: E402
-from agents.memory_hub.stores.sql_models import Memory  # noqa: E402
-from migrations.runner import upgrade_to_head  # noqa: E402
-from tests.memory_hub.search.corpus import memory_row, sentences  # noqa: E402
-from tests.support.hubproc import HubProcess  # noqa: E402
-from tests.support.postgres import PostgresCluster, missing_reason  # noqa: E402
+from agents.memory_hub.search import Embedder
+from agents.memory_hub.search.rows import to_blob
+from agents.memory_hub.stores.sql_models import Memory
+from migrations.runner import upgrade_to_head
+from tests.memory_hub.search.corpus import memory_row, sentences
+from tests.support.hubproc import HubProcess
+from tests.support.postgres import PostgresCluster, missing_reason
 
 QUERY_SEED = 515151
 CONTENT = "Ana drinks green tea every morning before work; remind her to buy more on Fridays."
@@ -56,7 +57,7 @@ def corpus(size: int) -> list[dict[str, Any]]:
     finally:
         embedder.close()
     rows = []
-    for i, (text, vector) in enumerate(zip(texts, vectors)):
+    for i, (text, vector) in enumerate(zip(texts, vectors, strict=True)):
         row = memory_row(text, memory_id=f"m{i:07d}", namespace=f"ns{i % 10}", session_id=f"s{i % 500}")
         row["embedding"] = to_blob(vector)
         rows.append(row)

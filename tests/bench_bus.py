@@ -73,9 +73,9 @@ def main() -> None:
     ping = msgpack.packb({"v": 1, "id": 1, "agent": "hub", "action": "ping"})
     raw_seq = sequential(raw_endpoint, ping, args.sequential)
     raw_pipe = pipelined(raw_endpoint, ping, args.pipelined)
-    with tempfile.TemporaryDirectory() as tmp:
-        with HubProcess("echo_hub", Path(tmp), module="tests.bus.echo_hub", offset=free_offset(),
-                        config={"hub": {"queue_limit": 5000}}) as hub:
+    with tempfile.TemporaryDirectory() as tmp, \
+            HubProcess("echo_hub", Path(tmp), module="tests.bus.echo_hub", offset=free_offset(),
+                       config={"hub": {"queue_limit": 5000}}) as hub:
             token = hub.token()
             echo = msgpack.packb({"v": 1, "id": 1, "agent": "EchoAgent", "action": "echo", "args": {"word": "x"},
                                   "token": token})

@@ -147,7 +147,8 @@ def report(loads: dict[str, list[float]], gen: dict[str, list[float]], args: arg
         print(f"  {label:32s} {med[key]:7.3f}  {best[key]:7.3f}   {' '.join(f'{x:.3f}' for x in loads[key])}")
     for key, label in (("hub_load", "hub load"), ("hub_swap", "hub swap")):
         print(f"  {label} overhead vs direct load: median {100 * (med[key] / med['direct'] - 1):+.1f} %, "
-              f"best {100 * (best[key] / best['direct'] - 1):+.1f} %" + ("   (goal <= +10 %)" if key == "hub_swap" else ""))
+              f"best {100 * (best[key] / best['direct'] - 1):+.1f} %"
+              + ("   (goal <= +10 %)" if key == "hub_swap" else ""))
     rate = {k: statistics.median(v) for k, v in gen.items()}
     top = {k: max(v) for k, v in gen.items()}
     print("\ntokens/s                             median     best   rounds")
@@ -155,7 +156,8 @@ def report(loads: dict[str, list[float]], gen: dict[str, list[float]], args: arg
                        ("hub_server", "hub generation (inside the hub)"), ("hub_stream", "hub streamed predict")):
         print(f"  {label:32s} {rate[key]:8.2f} {top[key]:8.2f}   {' '.join(f'{x:.1f}' for x in gen[key])}")
     for key, label in (("hub", "hub / direct"), ("hub_stream", "hub streamed / direct")):
-        print(f"  {label:22s} median {100 * rate[key] / rate['direct']:.1f} %, best {100 * top[key] / top['direct']:.1f} %"
+        print(f"  {label:22s} median {100 * rate[key] / rate['direct']:.1f} %, "
+              f"best {100 * top[key] / top['direct']:.1f} %"
               + ("   (goal >= 95 %)" if key == "hub" else ""))
 
 

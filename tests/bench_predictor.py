@@ -25,7 +25,7 @@ import random
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from bus.settings import from_mapping
 from agents.model_manager_suite.predictor import (Candidate, LearnedPredictor, Resident, legacy_top,

@@ -28,18 +28,19 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from agents.memory_hub.search import Embedder, SearchEngine  # noqa: E402
-from agents.memory_hub.stores.sql import SqlStore  # noqa: E402
-from tests.data.make_distractors import eval_pairs, lookup_queries  # noqa: E402
-from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences  # noqa: E402
-from tests.memory_hub.search.evalset import EvalCorpus, format_table  # noqa: E402
+from agents.memory_hub.search import Embedder, SearchEngine
+from agents.memory_hub.stores.sql import SqlStore
+from tests.data.make_distractors import eval_pairs, lookup_queries
+from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
+from tests.memory_hub.search.evalset import EvalCorpus, format_table
 
 QUERY_SEED = 424242
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import msgpack
-import pytest
 import zmq
 
 from bus.events import without_fields

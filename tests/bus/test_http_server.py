@@ -39,7 +39,7 @@ def raw_exchange(hub, request: bytes, read_timeout: float = 10.0) -> bytes:
                 received += chunk
                 if b"\r\n\r\n" in received and _complete(received):
                     break
-        except socket.timeout:
+        except TimeoutError:
             pass
         return received
 

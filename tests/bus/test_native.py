@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 
@@ -10,9 +9,7 @@ import msgpack
 import pytest
 import zmq
 
-from bus.client import HubClient
-from bus.errors import BadRequest, Busy, HubError, Unauthorized
-from tests.support.hubproc import HubProcess
+from bus.errors import BadRequest, HubError, Unauthorized
 
 
 def raw_req(endpoint: str, payload: bytes, timeout_ms: int = 10000) -> bytes:

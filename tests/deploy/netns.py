@@ -13,6 +13,7 @@ no default route. Names carry a per-run tag (the test's pid) so parallel runs do
 from __future__ import annotations
 
 import json
+import contextlib
 import os
 import signal
 import subprocess
@@ -125,10 +126,8 @@ class Lan:
         pids = [int(p) for p in listed.split() if p.isdigit()]
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
             if sig == signal.SIGTERM and pids:
                 time.sleep(1.0)
 

@@ -100,7 +100,8 @@ def run(work: Path) -> list[str]:
 
         print("full offload:")
         info = core.loader.load(gemma_id)
-        check.expect(info["device"] == device and info["n_gpu_layers"] == -1, f"fully offloaded ({info['n_gpu_layers']})")
+        check.expect(info["device"] == device and info["n_gpu_layers"] == -1,
+                     f"fully offloaded ({info['n_gpu_layers']})")
         check.agree(info["estimate"]["total_mb"], info["measured_mb"], "full offload VRAM")
         gpu_tps = tokens_per_s(loaded_worker(core, gemma_id))
         core.loader.unload(gemma_id)

@@ -47,8 +47,10 @@ def test_query_strings_become_typed_values_at_the_edge() -> None:
     assert loader_schema.PRELOAD.validate({"model_id": "m", "evict": "off"})["evict"] is False
     for schema, args, message in [
         (gguf_schema.LIST_MODELS, {"rescan": "maybe"}, "field 'rescan' must be boolean, got 'maybe'"),
-        (gguf_schema.LOAD_MODEL, {"model_id": "m", "priority": "high"}, "field 'priority' must be integer, got 'high'"),
-        (gguf_schema.PREDICT, {"model_id": "m", "prompt": "x", "top_p": "wide"}, "field 'top_p' must be number, got 'wide'"),
+        (gguf_schema.LOAD_MODEL, {"model_id": "m", "priority": "high"},
+         "field 'priority' must be integer, got 'high'"),
+        (gguf_schema.PREDICT, {"model_id": "m", "prompt": "x", "top_p": "wide"},
+         "field 'top_p' must be number, got 'wide'"),
         (gguf_schema.PREDICT, {"model_id": "m", "prompt": "x", "max_tokens": 0}, "field 'max_tokens' must be >= 1"),
     ]:
         with pytest.raises(BadRequest, match=message):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 import zmq
@@ -155,13 +154,12 @@ def test_failed_model_load_and_failed_evaluation_reach_the_error_bus(tmp_path, z
     config = {**error_bus_config(endpoint), "models": {"ram_budget_mb": 1}}     # tiny-a cannot fit
     try:
         with HubProcess("model_manager_suite", tmp_path / "data", config=config,
-                        env={"MODELS_DIR": str(models)}) as hub:
-            with hub.client() as client:
-                with pytest.raises(HubError):
-                    client.call("GGUFModelManager", "load_model", {"model_id": "junk"})
-                load = reports_until(sub, "model_load_failed")[-1]
-                job = client.call("ModelEvaluationFramework", "evaluate", {"model_id": "tiny-a"})
-                failed = reports_until(sub, "evaluation_failed")[-1]
+                        env={"MODELS_DIR": str(models)}) as hub, hub.client() as client:
+            with pytest.raises(HubError):
+                client.call("GGUFModelManager", "load_model", {"model_id": "junk"})
+            load = reports_until(sub, "model_load_failed")[-1]
+            job = client.call("ModelEvaluationFramework", "evaluate", {"model_id": "tiny-a"})
+            failed = reports_until(sub, "evaluation_failed")[-1]
     finally:
         sub.close(linger=0)
     assert load["agent"] == "ModelManagerAgent" and load["severity"] == "ERROR"

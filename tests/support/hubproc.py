@@ -34,7 +34,7 @@ HUB_PORTS = {
 }
 # every port either hub may bind, before the offset
 ALL_PORTS = sorted({7010, 7110, 7310, 7011, 7111, 7211, 7311, 5713, 6713, 5574, 6583, 6574, 5715, 6715, 7140,
-                    7141, 8140, 7105, 7106, 8105, 7111, 8111, 7112, 8112, 7102, 8102, 7119, 8119, 7118, 8118,
+                    7141, 8140, 7105, 7106, 8105, 8111, 7112, 8112, 7102, 8102, 7119, 8119, 7118, 8118,
                     7116, 8116, 7122, 8122, 5626, 5627, 5575, 5576, 6575, 5570, 5571, 6570, 5617, 5618, 6617,
                     7220, 7221})
 
@@ -75,7 +75,7 @@ class HubProcess:
         self._context = zmq.Context.instance()
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def __enter__(self) -> "HubProcess":
+    def __enter__(self) -> HubProcess:
         self.start()
         return self
 
@@ -94,10 +94,10 @@ class HubProcess:
         env.update({"PORT_OFFSET": str(self.offset), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                     "PYTHONUNBUFFERED": "1"})
         env.update(self.extra_env)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--config", str(config_path), "--data-dir",
-             str(self.data_dir)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:      # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, "--config", str(config_path), "--data-dir",
+                 str(self.data_dir)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.wait_ready()
 
     def wait_ready(self) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import select
 import time
 from concurrent.futures import Future
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 
 def settle(result: Any, sources: Iterable[Any], timeout: float = 10.0) -> Any:

@@ -58,7 +58,7 @@ class PostgresCluster:
         self.port = port
 
     @classmethod
-    def start_new(cls, *, fsync: bool = True, prefix: str = "hub-pg-") -> "PostgresCluster":
+    def start_new(cls, *, fsync: bool = True, prefix: str = "hub-pg-") -> PostgresCluster:
         """initdb and start a cluster in a fresh directory under /tmp (``fsync=False`` for fast tests)."""
         reason = missing_reason()
         if reason:

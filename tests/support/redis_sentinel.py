@@ -29,14 +29,14 @@ class SentinelTrio:
         ports: set[int] = set()
         while len(ports) < 3:
             ports.add(free_port())
-        self.ports = dict(zip(("master", "replica", "sentinel"), sorted(ports)))
+        self.ports = dict(zip(("master", "replica", "sentinel"), sorted(ports), strict=True))
         self.procs: dict[str, subprocess.Popen] = {}
 
     @property
     def url(self) -> str:
         return f"redis+sentinel://127.0.0.1:{self.ports['sentinel']}/{SERVICE}"
 
-    def __enter__(self) -> "SentinelTrio":
+    def __enter__(self) -> SentinelTrio:
         self.start()
         return self
 

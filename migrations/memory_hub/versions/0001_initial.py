@@ -9,7 +9,7 @@ and migrations agree). Times are epoch floats; JSON columns hold dicts/lists.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op

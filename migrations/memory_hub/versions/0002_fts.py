@@ -16,7 +16,7 @@ start and rebuilds it when it no longer matches.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from alembic import op
 

@@ -18,7 +18,7 @@ nothing, keyword search falls back to LIKE there).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from alembic import op
 

@@ -10,7 +10,7 @@ tables whose timestamps are ISO-8601 strings as the legacy agent stored them.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -98,7 +98,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_usage_models')),
     sa.UniqueConstraint('model_id', name=op.f('uq_usage_models_model_id'))
     )
-    
+
 
 
 def downgrade() -> None:

@@ -9,7 +9,7 @@ until MemoryHub acknowledged it; ``dead`` rows were refused for good. Integer id
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
