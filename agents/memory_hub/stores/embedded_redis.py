@@ -16,7 +16,6 @@ in a private ``/tmp/hub-redis-<uid>/`` directory under a name derived from the d
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import fcntl
 import hashlib
 import logging
@@ -26,6 +25,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 

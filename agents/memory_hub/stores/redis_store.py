@@ -24,11 +24,11 @@ URLs (``REDIS_URL``; a database number in the URL is ignored: the logical map ab
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import contextlib
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
