@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, redis_errors
@@ -51,8 +51,8 @@ def _legacy_types() -> dict[str, CacheTypeSettings]:
 class CacheSettings:
     """The ``cache_manager`` section."""
 
-    types: dict[str, CacheTypeSettings] = setting(default_factory=_legacy_types)
-    extra_types: dict[str, CacheTypeSettings] = setting(default_factory=dict, doc="more types, same shape")
+    types: dict[str, CacheTypeSettings] = field(default_factory=_legacy_types)
+    extra_types: dict[str, CacheTypeSettings] = field(default_factory=dict)  # more types, same shape
     default_ttl_s: int = setting(3600, minimum=1, doc="types not listed")
     default_max_entries: int = setting(1000, minimum=0, doc="types not listed (0 = unbounded)")
     cache_memory_ttl_s: int = setting(3600, minimum=1,

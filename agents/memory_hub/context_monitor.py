@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -84,8 +84,8 @@ class ContextMonitorSettings:
                                           doc="keyword-overlap share (SQL fallback) a memory needs")
     queue_size: int = setting(1000, minimum=1, doc="pending analyses before the oldest is dropped")
     max_text_chars: int = setting(2000, minimum=1)
-    rate_limits: dict[str, RateLimit] = setting(default_factory=_default_rate_limits,
-                                                doc="token bucket per published topic")
+    # a token bucket per published topic
+    rate_limits: dict[str, RateLimit] = field(default_factory=_default_rate_limits)
 
 STOP_WORDS = frozenset("""a an and are as at be been but by can could did do does for from had has have he her
 his how i if in into is it its just me my no not of on or our she so than that the their them then there these

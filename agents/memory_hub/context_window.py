@@ -29,7 +29,7 @@ import re
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session

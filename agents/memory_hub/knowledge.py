@@ -11,7 +11,7 @@ db2 (``kb:{doc_id}``), served without SQL while current (``hot_cache.HotCache``;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from sqlalchemy import select
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -50,7 +50,7 @@ class LifecycleSettings:
     lifecycle_interval_s: float = setting(3600.0, minimum=0.01, maximum=30 * 86400.0,
                                           doc="legacy LIFECYCLE_INTERVAL; the first pass runs one interval "
                                               "after start")
-    decay_rates: DecayRates = setting(default_factory=DecayRates)
+    decay_rates: DecayRates = field(default_factory=DecayRates)
     short_to_medium_below: float = setting(0.4, minimum=0.0, maximum=1.0)
     medium_to_long_below: float = setting(0.2, minimum=0.0, maximum=1.0)
     consolidate_min_related: int = setting(3, minimum=1)

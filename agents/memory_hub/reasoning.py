@@ -26,7 +26,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import delete, func, select
 

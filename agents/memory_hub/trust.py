@@ -13,16 +13,16 @@ unauthenticated client can no longer set a subject's score to 0.0 or 1.0 in one 
 at least 5 writes with the default step, and a flood is refused. ``legacy_max_step: 1.0`` gives the exact
 legacy formula. Native writes need a token with the AgentTrustScorer scope and use the formula unbounded.
 
-Native trust policy (``TrustPolicy``, an ``Assembly`` policy): settings ``trust.min_score`` maps ``"Agent.action"`` (or
-``"Agent.*"``) to the minimum score the caller's ``sub`` must have; below it the call is ``forbidden``.
-The policy runs for every authenticated call on the router thread, so it never reads SQL there: when gates
+Native trust policy (``TrustPolicy``, an ``Assembly`` policy): settings ``trust.min_score`` maps
+``"Agent.action"`` (or ``"Agent.*"``) to the minimum score the caller's ``sub`` must have; below it the call
+is ``forbidden``. The policy runs for every authenticated call on the router thread, so it never reads SQL there: when gates
 are configured every score is held in memory, loaded at start, reloaded by a background task every
 ``trust.cache_s`` and updated at once by writes made in this process (``invalidate`` re-reads one subject,
 on the writer's thread). A subject without a row scores 0.5, as in SQL.
 
-Call feeding (``CallFeeder``, an ``Assembly`` after_call hook): when ``trust.feed_calls`` is true, every authenticated native call
-is logged as an interaction of its caller's ``sub`` (success unless the outcome is the caller's fault:
-bad_request, unknown_action, unauthorized, forbidden, too_large), with response_time 0 (the hub's
+Call feeding (``CallFeeder``, an ``Assembly`` after_call hook): when ``trust.feed_calls`` is true, every
+authenticated native call is logged as an interaction of its caller's ``sub`` (success unless the outcome is
+the caller's fault: bad_request, unknown_action, unauthorized, forbidden, too_large), with response_time 0 (the hub's
 latency is not the caller's doing). Writes go through a bounded queue to one background thread; when
 the queue is full the oldest pending interaction is dropped and counted.
 """
@@ -31,7 +31,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sqlalchemy import select
@@ -52,8 +52,8 @@ CALLER_FAULTS = frozenset({"bad_request", "unknown_action", "unauthorized", "for
 class TrustSettings:
     """The ``trust`` section."""
 
-    min_score: dict[str, float] = setting(default_factory=dict,
-                                          doc='{"Agent.action" | "Agent.*": minimum score of the caller\'s sub}')
+    # {"Agent.action" | "Agent.*": minimum score of the caller's sub}
+    min_score: dict[str, float] = field(default_factory=dict)
     exempt_subjects: tuple[str, ...] = setting((), doc="subjects never gated (e.g. the operator's admin token)")
     feed_calls: bool = setting(False, doc="log every authenticated native call as an interaction of its caller")
     feed_queue: int = setting(10000, minimum=1, doc="pending fed interactions before the oldest is dropped")

@@ -75,9 +75,9 @@ class Where:
 class SearchEngine:
     """See module docstring."""
 
-    def __init__(self, sql: Any, embedder: Embedder | None = None, settings: SearchSettings = SearchSettings(),
+    def __init__(self, sql: Any, embedder: Embedder | None = None, settings: SearchSettings | None = None,
                  *, data_dir: str | Path | None = None, default_wait_s: float = 30.0):
-        self.settings = settings
+        self.settings = settings or SearchSettings()
         self.engine = resolve_engine(sql)
         self.rows = MemoryRows(self.engine)
         self._own_embedder = embedder is None

@@ -90,8 +90,8 @@ class EmbeddedRedis:
     """One private redis-server per data directory; ``with EmbeddedRedis(d) as url:`` works too."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *,
-                 settings: EmbeddedRedisSettings = EmbeddedRedisSettings()) -> None:
-        self.settings = settings
+                 settings: EmbeddedRedisSettings | None = None) -> None:
+        self.settings = settings or EmbeddedRedisSettings()
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.socket_path = socket_path_for(self.data_dir)
         self.pidfile = self.data_dir / PIDFILE_NAME

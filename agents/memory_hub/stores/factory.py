@@ -39,8 +39,8 @@ class Stores:
 
 
 def open_stores(data_dir: str | Path, *, database_url: str | None = None, redis_url: str | None = None,
-                sql: SqlSettings = SqlSettings(), redis: RedisSettings = RedisSettings(),
-                embedded_redis: EmbeddedRedisSettings = EmbeddedRedisSettings(), migrate: bool = True) -> Stores:
+                sql: SqlSettings | None = None, redis: RedisSettings | None = None,
+                embedded_redis: EmbeddedRedisSettings | None = None, migrate: bool = True) -> Stores:
     """SQL first (migrated to head unless ``migrate=False``), then Redis; nothing is left running on error."""
     data_dir = Path(data_dir)
     store = SqlStore(database_url or None, data_dir=data_dir, settings=sql)

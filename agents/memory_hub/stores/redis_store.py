@@ -256,9 +256,9 @@ class RedisStore:
     called before that connection runs its first command (caches of SQL rows mark themselves dirty).
     """
 
-    def __init__(self, url: str, *, settings: RedisSettings = RedisSettings()) -> None:
+    def __init__(self, url: str, *, settings: RedisSettings | None = None) -> None:
         self.url = normalize_url(url)
-        self.settings = settings
+        self.settings = settings or RedisSettings()
         self._run_id: bytes | None = None
         self._restart_listeners: list[Callable[[], None]] = []
         self._run_id_lock = threading.Lock()

@@ -57,12 +57,12 @@ class SqlStore:
     """Engine + session factories; ``with store.transaction() as s:`` commits or rolls back."""
 
     def __init__(self, database_url: str | None = None, *, data_dir: str | Path | None = None,
-                 settings: SqlSettings = SqlSettings()) -> None:
+                 settings: SqlSettings | None = None) -> None:
         if database_url is None:
             if data_dir is None:
                 raise ValueError("SqlStore needs a database_url or a data_dir")
             database_url = default_database_url(data_dir)
-        self.settings = settings
+        self.settings = settings or SqlSettings()
         self.url = database_url
         self.replica = replica_name()
         self.engine = self._create_engine(database_url)
