@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from agents.memory_hub.auth import RevocationList
 from agents.memory_hub.handlers.agent_trust_scorer import AgentTrustScorer
