@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class SessionSettings:
     """The ``session_memory`` section."""
 
-    session_timeout_s: float = setting(3600.0, minimum=1.0,
+    session_timeout_s: float = setting(3600.0, minimum=0.001,
                                        doc="legacy SESSION_TIMEOUT: idle time before a session expires")
     cleanup_interval_s: float = setting(300.0, minimum=0.01, doc="legacy cleanup thread period")
     cleanup_enabled: bool = True

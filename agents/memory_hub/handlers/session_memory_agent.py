@@ -151,9 +151,9 @@ class SessionMemoryAgent(Handler):
 
     # ------------------------------------------------------------------ lifecycle
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
-        enabled = self.sessions.settings["cleanup_enabled"]
+        enabled = self.sessions.settings.cleanup_enabled
         return {"session_expiry": (self.sessions.alive or not enabled,
-                                   {"interval_s": self.sessions.settings["cleanup_interval_s"],
+                                   {"interval_s": self.sessions.settings.cleanup_interval_s,
                                     "timeout_s": self.sessions.timeout})}
 
     def start(self) -> None:
