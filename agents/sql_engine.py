@@ -43,7 +43,7 @@ def create_sql_engine(database_url: str, settings: SqlSettings = SqlSettings(), 
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         postgres = url.get_backend_name() == "postgresql"
-        connect_args = {"application_name": application_name} if application_name and postgres else {}
+        connect_args: dict[str, Any] = {"application_name": application_name} if application_name and postgres else {}
         if not pooled:
             return create_engine(url, echo=settings.echo, poolclass=pool.NullPool, connect_args=connect_args)
         return create_engine(url, echo=settings.echo, pool_pre_ping=True, pool_size=settings.pool_size,
@@ -53,12 +53,12 @@ def create_sql_engine(database_url: str, settings: SqlSettings = SqlSettings(), 
                                connect_args={"check_same_thread": False})
     else:
         Path(str(url.database)).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        connect_args = {"check_same_thread": False, "timeout": settings.busy_timeout_ms / 1000.0}
+        sqlite_args: dict[str, Any] = {"check_same_thread": False, "timeout": settings.busy_timeout_ms / 1000.0}
         if pooled:
             engine = create_engine(url, echo=settings.echo, pool_size=settings.pool_size,
-                                   max_overflow=settings.max_overflow, connect_args=connect_args)
+                                   max_overflow=settings.max_overflow, connect_args=sqlite_args)
         else:
-            engine = create_engine(url, echo=settings.echo, poolclass=pool.NullPool, connect_args=connect_args)
+            engine = create_engine(url, echo=settings.echo, poolclass=pool.NullPool, connect_args=sqlite_args)
     _install_sqlite_pragmas(engine, settings, foreign_keys, begin)
     return engine
 

@@ -123,7 +123,8 @@ def hub_settings(settings: dict[str, Any]) -> MemoryHubSettings:
     return from_mapping(MemoryHubSettings, {name: settings[name] for name in names if name in settings})
 
 
-def open_search(section: SearchSettings, sql: Any, data_dir: Path, default_wait_s: float) -> tuple[Any, list]:
+def open_search(section: SearchSettings, sql: Any, data_dir: Path,
+                default_wait_s: float) -> tuple[Any, list[Callable[[], None]]]:
     """The search engine (None when disabled) and its closers: on PostgreSQL with its change feed, so replicas
     sharing the database see each other's memories."""
     if not section.enabled:

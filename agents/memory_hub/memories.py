@@ -28,6 +28,7 @@ from agents.memory_hub.stores.sql_models import (ContextGroup, Memory, MemoryGro
 from bus.errors import BadRequest, Conflict, HubError, NotFound, TooLarge
 from bus.events import NullPublisher
 from bus.settings import setting
+from schemas.memory_hub.memory_orchestrator_service import SORT_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ class MemorySettings:
     semantic_keep_nearest: int = setting(3, minimum=0, maximum=1000)
     semantic_nearest_ratio: float = setting(0.5, minimum=0.0, maximum=1.0)
     semantic_min_similarity: float = setting(0.25, minimum=-1.0, maximum=1.0)
-SORT_FIELDS = ("created_at", "updated_at", "importance", "last_accessed_at", "access_count")
 
 
 def _missing(memory_id: Any) -> NotFound:
