@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import pytest
 
-from agents.memory_hub.auth import (AuthAgentSettings, RevocationList, SlidingWindowLimiter, hash_password, hash_parameters,
-                                    verify_password)
+from agents.memory_hub.auth import (AuthAgentSettings, RevocationList, SlidingWindowLimiter, hash_password,
+                                    hash_parameters, verify_password)
 from agents.memory_hub.handlers.authentication_agent import AuthenticationAgent
 from bus.errors import Busy, Forbidden, Unauthorized, Unavailable
 from bus.events import NullPublisher

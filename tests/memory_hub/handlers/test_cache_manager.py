@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory_hub.cache import CacheSettings, CacheStore, split_cache_key
+from agents.memory_hub.cache import CacheSettings, split_cache_key
 from agents.memory_hub.handlers.cache_manager import CacheManager
 from agents.memory_hub.stores.redis_store import RedisStore
 from bus.errors import BadRequest, NotFound, TooLarge, Unavailable
