@@ -11,9 +11,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
 from agents.memory_hub.handlers.memory_client import MemoryClient
+from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
 from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
+from agents.memory_hub.hub import HANDLER_CLASSES
 from agents.memory_hub.stores.sql_models import Memory, MemoryGroupMapping, MemoryRelationship
 from bus.errors import BadRequest, Conflict, NotFound, TooLarge
 from bus.handler import CallContext
@@ -432,3 +433,4 @@ def test_handlers_share_the_hubs_domain_instances(compose_hub, sql_store):
                              parts.handler(SessionMemoryAgent))
     assert mos.memories is client.legacy.memories is sessions.sessions.memories is parts.memories
     assert mos.sessions is sessions.sessions is parts.sessions
+    assert [type(h) for h in parts.handlers] == list(HANDLER_CLASSES)
