@@ -37,6 +37,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 
 from agents.memory_hub.search import Embedder, SearchEngine
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.stores.sql import SqlStore
 from tests.data.make_distractors import eval_pairs, lookup_queries
 from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
@@ -96,7 +97,7 @@ def bench_size(n: int, args: argparse.Namespace, embedder: Embedder) -> dict[str
         shutil.rmtree(base, ignore_errors=True)
     store = SqlStore(data_dir=base / "sql")
     store.migrate()
-    settings = {"maintenance_interval_s": 0, "snapshot_every": 0}
+    settings = SearchSettings(maintenance_interval_s=0, snapshot_every=0)
     engine = SearchEngine(store, embedder, settings, data_dir=base / "data")
     engine.start()
     if reuse and len(engine.index) == n:
@@ -129,7 +130,8 @@ def bench_size(n: int, args: argparse.Namespace, embedder: Embedder) -> dict[str
     return result
 
 
-def _restart(store: SqlStore, embedder: Embedder, settings: dict, base: Path, keep_snapshot: bool) -> float:
+def _restart(store: SqlStore, embedder: Embedder, settings: SearchSettings, base: Path,
+             keep_snapshot: bool) -> float:
     if not keep_snapshot:
         shutil.rmtree(base / "data" / "search", ignore_errors=True)
     engine = SearchEngine(store, embedder, settings, data_dir=base / "data")

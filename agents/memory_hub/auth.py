@@ -31,6 +31,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import delete, select
@@ -39,29 +40,42 @@ from bus.errors import BadRequest, Busy, Conflict, Unauthorized, Unavailable
 from bus.log import get_logger
 from bus.periodic import PeriodicTask
 from bus.revocations import REVOKED_TOPIC
+from bus.settings import SettingError, setting
 from agents.memory_hub.stores.sql_models import RevokedToken
 
 log = get_logger("memory_hub.auth")
 
-DEFAULTS: dict[str, Any] = {
-    "auth_agent": {
-        "default_scopes": [],          # scopes of users created by legacy `register` (and native, unless given)
-        "session_ttl_s": 86400,        # lifetime of the JWT returned by login (legacy: 24 h)
-        "scrypt_n": 16384,             # scrypt cost (2**14), block size and parallelism for new hashes
-        "scrypt_r": 8,
-        "scrypt_p": 1,
-        "login_window_s": 60.0,        # sliding window of the login rate limiter
-        "login_max_per_user": 10,      # attempts per user id per window
-        "login_max_per_peer": 30,      # attempts per peer address per window (when the transport knows it)
-        "register_max_per_peer": 10,   # registrations per peer address per login_window_s
-        "password_min_len": 8,         # new passwords (register); existing users still log in
-        "max_concurrent_password_checks": 2,  # scrypt computations at once; more -> busy
-        "revocation_fail_open": False,  # refresh failing for revocation_stale_s: False = refuse tokens, True = memory
-        "revocation_poll_s": 0.5,      # background refresh of the in-memory list from SQL (Redis without SQL)
-        "revocation_stale_s": 10.0,    # refresh failing this long: the list counts as stale
-        "revocation_republish_s": 30.0,  # republish every live revocation on the events port (auth.revoked)
-    },
-}
+@dataclass(frozen=True)
+class AuthAgentSettings:
+    """The ``auth_agent`` section."""
+
+    default_scopes: tuple[str, ...] = setting(
+        (), doc="scopes of users created by legacy `register` (and native, unless given)")
+    session_ttl_s: int = setting(86400, minimum=1, doc="lifetime of the JWT returned by login (legacy: 24 h)")
+    scrypt_n: int = setting(16384, minimum=2, maximum=1 << 24,
+                            doc="scrypt cost (2**14), block size and parallelism for new hashes")
+    scrypt_r: int = setting(8, minimum=1, maximum=1024)
+    scrypt_p: int = setting(1, minimum=1, maximum=1024)
+    login_window_s: float = setting(60.0, minimum=0.001, doc="sliding window of the login rate limiter")
+    login_max_per_user: int = setting(10, minimum=1, doc="attempts per user id per window")
+    login_max_per_peer: int = setting(30, minimum=1,
+                                      doc="attempts per peer address per window (when the transport knows it)")
+    register_max_per_peer: int = setting(10, minimum=1, doc="registrations per peer address per login_window_s")
+    password_min_len: int = setting(8, minimum=0, maximum=1024,
+                                    doc="new passwords (register); existing users still log in")
+    max_concurrent_password_checks: int = setting(2, minimum=1, maximum=1024,
+                                                  doc="scrypt computations at once; more -> busy")
+    revocation_fail_open: bool = setting(
+        False, doc="refresh failing for revocation_stale_s: False = refuse tokens, True = memory")
+    revocation_poll_s: float = setting(0.5, minimum=0.01, maximum=3600.0,
+                                       doc="background refresh of the in-memory list from SQL (Redis without SQL)")
+    revocation_stale_s: float = setting(10.0, minimum=0.0, doc="refresh failing this long: the list is stale")
+    revocation_republish_s: float = setting(30.0, minimum=0.0,
+                                            doc="republish every live revocation on the events port (auth.revoked)")
+
+    def __post_init__(self) -> None:
+        if self.scrypt_n & (self.scrypt_n - 1):
+            raise SettingError("scrypt_n", f"must be a power of 2, got {self.scrypt_n}")
 
 HASH_SCHEME = "scrypt"
 SALT_BYTES = 16
@@ -120,9 +134,9 @@ def _b64(raw: bytes) -> str:
 class UserStore:
     """Users in SQL; ``sql`` is an ``agents.memory_hub.stores.sql.SqlStore``."""
 
-    def __init__(self, sql: Any, settings: dict[str, Any]):
+    def __init__(self, sql: Any, settings: AuthAgentSettings):
         self.sql = sql
-        self.n, self.r, self.p = int(settings["scrypt_n"]), int(settings["scrypt_r"]), int(settings["scrypt_p"])
+        self.n, self.r, self.p = settings.scrypt_n, settings.scrypt_r, settings.scrypt_p
 
     def create(self, user_id: str, password: str, scopes: Iterable[str]) -> None:
         from agents.memory_hub.stores.sql_models import User
@@ -178,14 +192,14 @@ class RevocationList:
     KEY = "revoked:"
     SESSION_KEY = "session:"
 
-    def __init__(self, redis_store: Any, settings: dict[str, Any], leeway_s: float = 5.0, sql: Any = None,
+    def __init__(self, redis_store: Any, settings: AuthAgentSettings, leeway_s: float = 5.0, sql: Any = None,
                  publish: Callable[[str, dict], None] | None = None):
         self.redis_store = redis_store
         self.sql = sql
         self.publish = publish
-        self.fail_open = bool(settings["revocation_fail_open"])
-        self.stale_s = float(settings["revocation_stale_s"])
-        self.republish_s = float(settings["revocation_republish_s"])
+        self.fail_open = settings.revocation_fail_open
+        self.stale_s = settings.revocation_stale_s
+        self.republish_s = settings.revocation_republish_s
         self.leeway_s = float(leeway_s)
         self._known: dict[str, float] = {}     # jti -> exp (epoch)
         self._lock = threading.Lock()
@@ -194,7 +208,7 @@ class RevocationList:
         self._watermark = 0.0                  # revoked_at of the newest SQL row seen
         self._failing: set[str] = set()        # sources whose failure was logged (until a refresh succeeds)
         self._load_from_sql()
-        self._poller = PeriodicTask("revocation-poll", float(settings["revocation_poll_s"]), self.refresh)
+        self._poller = PeriodicTask("revocation-poll", settings.revocation_poll_s, self.refresh)
         if redis_store is not None or sql is not None:
             self._poller.start()
 
@@ -371,11 +385,11 @@ class LoginLimiter:
     MESSAGE = "Too many login attempts, retry later"
     REGISTER_MESSAGE = "Too many registrations, retry later"
 
-    def __init__(self, settings: dict[str, Any]):
-        window = float(settings["login_window_s"])
-        self.per_user = SlidingWindowLimiter(int(settings["login_max_per_user"]), window)
-        self.per_peer = SlidingWindowLimiter(int(settings["login_max_per_peer"]), window)
-        self.registrations = SlidingWindowLimiter(int(settings["register_max_per_peer"]), window)
+    def __init__(self, settings: AuthAgentSettings):
+        window = settings.login_window_s
+        self.per_user = SlidingWindowLimiter(settings.login_max_per_user, window)
+        self.per_peer = SlidingWindowLimiter(settings.login_max_per_peer, window)
+        self.registrations = SlidingWindowLimiter(settings.register_max_per_peer, window)
 
     def check_register(self, peer: str | None) -> None:
         wait = self.registrations.hit(peer) if peer else None

@@ -22,35 +22,50 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, redis_errors
 from bus.errors import BadRequest, TooLarge
+from bus.settings import SettingError, setting
 
 LRU_TYPE = "_lru"
 
-DEFAULTS: dict[str, Any] = {
-    "cache_manager": {
-        # the legacy per-type policy (TTL) plus the bound it configured but never enforced
-        "types": {
-            "nlu_results": {"ttl_s": 300, "max_entries": 1000},
-            "model_decisions": {"ttl_s": 600, "max_entries": 500},
-            "context_summaries": {"ttl_s": 3600, "max_entries": 200},
-            "tool_responses": {"ttl_s": 900, "max_entries": 1000},
-            "memory": {"ttl_s": 43200, "max_entries": 5000},
-        },
-        "extra_types": {},              # more types: {name: {ttl_s: int, max_entries: int}}
-        "default_ttl_s": 3600,          # types not listed
-        "default_max_entries": 1000,    # types not listed (0 = unbounded)
-        "cache_memory_ttl_s": 3600,     # legacy `cache_memory` default ttl (its code said 1 h, not the type's 12 h)
-        "max_ttl_s": 315360000,         # 10 years
-        "max_value_bytes": 1048576,     # JSON text of one value
-        "maintenance_interval_s": 60.0,  # sweep of stale LRU members + Redis stats
-        "health_refresh_s": 2.0,        # how often the background thread re-checks Redis for health replies
-    },
-}
+@dataclass(frozen=True)
+class CacheTypeSettings:
+    """One cache type's policy; None: the section's ``default_ttl_s`` / ``default_max_entries``."""
+
+    ttl_s: int | None = setting(None, minimum=1)
+    max_entries: int | None = setting(None, minimum=0, doc="0 = unbounded")
+
+
+def _legacy_types() -> dict[str, CacheTypeSettings]:
+    # the legacy per-type policy (TTL) plus the bound it configured but never enforced
+    return {"nlu_results": CacheTypeSettings(300, 1000), "model_decisions": CacheTypeSettings(600, 500),
+            "context_summaries": CacheTypeSettings(3600, 200), "tool_responses": CacheTypeSettings(900, 1000),
+            "memory": CacheTypeSettings(43200, 5000)}
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """The ``cache_manager`` section."""
+
+    types: dict[str, CacheTypeSettings] = field(default_factory=_legacy_types)
+    extra_types: dict[str, CacheTypeSettings] = field(default_factory=dict)  # more types, same shape
+    default_ttl_s: int = setting(3600, minimum=1, doc="types not listed")
+    default_max_entries: int = setting(1000, minimum=0, doc="types not listed (0 = unbounded)")
+    cache_memory_ttl_s: int = setting(3600, minimum=1,
+                                      doc="legacy `cache_memory` default ttl (its code said 1 h, not the type's 12 h)")
+    max_ttl_s: int = setting(315360000, minimum=1, doc="10 years")
+    max_value_bytes: int = setting(1048576, minimum=1, doc="JSON text of one value")
+    maintenance_interval_s: float = setting(60.0, minimum=0.05, doc="sweep of stale LRU members + Redis stats")
+    health_refresh_s: float = setting(2.0, minimum=0.05,
+                                      doc="how often the background thread re-checks Redis for health replies")
+
+    def __post_init__(self) -> None:
+        if LRU_TYPE in self.types or LRU_TYPE in self.extra_types:
+            raise SettingError("types", f"a cache type may not be named {LRU_TYPE!r}")
 
 # Access order: each write or hit takes the type's highest score + 1 (a per-type counter; ties impossible).
 NEXT_SCORE = """
@@ -103,9 +118,9 @@ class TypePolicy:
 class CacheStore:
     """Get/put/invalidate/flush of typed entries; see the module docstring for keys and eviction."""
 
-    def __init__(self, redis: RedisStore, section: Mapping[str, Any]) -> None:
+    def __init__(self, redis: RedisStore, section: CacheSettings = CacheSettings()) -> None:
         self.redis = redis
-        self.section = {**DEFAULTS["cache_manager"], **dict(section or {})}
+        self.section = section
         self.policies = _policies(self.section)
         self.ns: RedisNamespace = redis.cache
         client = self.ns.client
@@ -113,7 +128,7 @@ class CacheStore:
         self._get = client.register_script(GET_LUA)
         self._del = client.register_script(DEL_LUA)
         # get_async: the script through the router loop's reader; the blocking path on a miss of the script
-        self.reader = RedisReader(client.connection_pool, max(2.0, 4 * float(redis.settings["socket_timeout_s"])))
+        self.reader = RedisReader(client.connection_pool, max(2.0, 4 * redis.settings.socket_timeout_s))
         self._blocking = ThreadPoolExecutor(2, thread_name_prefix="cache-get")
 
     def close(self) -> None:
@@ -122,8 +137,8 @@ class CacheStore:
 
     # ------------------------------------------------------------------ policy
     def policy(self, cache_type: str) -> TypePolicy:
-        return self.policies.get(cache_type) or TypePolicy(int(self.section["default_ttl_s"]),
-                                                           int(self.section["default_max_entries"]))
+        return self.policies.get(cache_type) or TypePolicy(self.section.default_ttl_s,
+                                                           self.section.default_max_entries)
 
     def entry_key(self, cache_type: str, key: str) -> str:
         return self.ns.key(f"{cache_type}:{key}")
@@ -222,8 +237,8 @@ class CacheStore:
 
     # ------------------------------------------------------------------ checks
     def check_ttl(self, ttl: Any) -> float:
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= self.section["max_ttl_s"]:
-            raise BadRequest(f"ttl must be a number of seconds in (0, {self.section['max_ttl_s']}]",
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= self.section.max_ttl_s:
+            raise BadRequest(f"ttl must be a number of seconds in (0, {self.section.max_ttl_s}]",
                              details={"field": "ttl"})
         return ttl
 
@@ -232,8 +247,8 @@ class CacheStore:
             text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"value is not JSON-serializable: {exc}", details={"field": "value"}) from exc
-        if len(text.encode("utf-8")) > self.section["max_value_bytes"]:
-            raise TooLarge(f"value larger than {self.section['max_value_bytes']} bytes", details={"field": "value"})
+        if len(text.encode("utf-8")) > self.section.max_value_bytes:
+            raise TooLarge(f"value larger than {self.section.max_value_bytes} bytes", details={"field": "value"})
         return text
 
 
@@ -268,15 +283,8 @@ def split_cache_key(cache_key: str) -> tuple[str, str]:
     return cache_type, key
 
 
-def _policies(section: Mapping[str, Any]) -> dict[str, TypePolicy]:
-    policies: dict[str, TypePolicy] = {}
-    types = {**DEFAULTS["cache_manager"]["types"], **section.get("types", {}), **section.get("extra_types", {})}
-    for name, conf in types.items():
-        if not isinstance(conf, Mapping):
-            raise ValueError(f"cache_manager type '{name}' must be a mapping")
-        ttl = int(conf.get("ttl_s", section["default_ttl_s"]))
-        max_entries = int(conf.get("max_entries", section["default_max_entries"]))
-        if ttl <= 0 or max_entries < 0 or name == LRU_TYPE:
-            raise ValueError(f"cache_manager type '{name}': ttl_s must be > 0, max_entries >= 0, name not '_lru'")
-        policies[str(name)] = TypePolicy(ttl, max_entries)
-    return policies
+def _policies(section: CacheSettings) -> dict[str, TypePolicy]:
+    types = {**section.types, **section.extra_types}
+    return {name: TypePolicy(section.default_ttl_s if conf.ttl_s is None else conf.ttl_s,
+                             section.default_max_entries if conf.max_entries is None else conf.max_entries)
+            for name, conf in types.items()}

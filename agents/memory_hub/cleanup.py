@@ -25,21 +25,23 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from bus.errors import BadRequest
+from bus.settings import setting
 
-DEFAULTS: dict[str, Any] = {
-    "utils": {
-        "temp_dir": "utils/temp",       # relative paths are under storage.data_dir
-        "logs_dir": "utils/logs",
-        "cache_dir": "utils/cache",
-        "browser_cache_dirs": [],       # e.g. ["~/.cache/google-chrome", "~/.cache/mozilla/firefox"]; [] = none
-        "dry_run": False,               # true: every cleanup only reports what it would remove
-        "log_age_days": 7,              # cleanup_logs removes *.log files older than this
-        "cache_age_days": 1,            # cleanup_cache removes files older than this
-        "max_entries": 200000,          # entries examined per sweep at most
-        "max_depth": 32,                # directory levels below the root at most
-        "max_listed": 1000,             # dry-run paths listed at most (the count is always exact)
-    },
-}
+@dataclass(frozen=True)
+class UtilsSettings:
+    """The ``utils`` section (UnifiedUtilsAgent); relative paths are under ``storage.data_dir``."""
+
+    temp_dir: str = "utils/temp"
+    logs_dir: str = "utils/logs"
+    cache_dir: str = "utils/cache"
+    browser_cache_dirs: tuple[str, ...] = setting(
+        (), doc='e.g. ["~/.cache/google-chrome", "~/.cache/mozilla/firefox"]; [] = none')
+    dry_run: bool = setting(False, doc="true: every cleanup only reports what it would remove")
+    log_age_days: int = setting(7, minimum=0, doc="cleanup_logs removes *.log files older than this")
+    cache_age_days: int = setting(1, minimum=0, doc="cleanup_cache removes files older than this")
+    max_entries: int = setting(200000, minimum=1, doc="entries examined per sweep at most")
+    max_depth: int = setting(32, minimum=0, maximum=4096, doc="directory levels below the root at most")
+    max_listed: int = setting(1000, minimum=0, doc="dry-run paths listed at most (the count is always exact)")
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 Match = Callable[[str, os.stat_result], bool]

@@ -21,10 +21,10 @@ Outputs (PUB, each through a token bucket per topic, ``rate_limits``; suppressed
                             previous_topic: [keywords], topic: [keywords]}
   * ``context.suggestion`` {agent, origin, text, reason: "context"|"memory", memories: [{memory_id, content, score}]}
 
-Topic shift: with an embedder (``services.search.embedder``) the cosine similarity of the new text to
+Topic shift: with an embedder (the search engine's ``embedder``) the cosine similarity of the new text to
 the mean of the current topic's recent vectors, below ``shift_threshold``; otherwise the share of the new
 text's keywords already in the topic, below ``keyword_shift_threshold``. Related memories come from
-``services.search.search`` (hybrid) when available, else from an SQL keyword match on ``memories``.
+``search.search`` (hybrid) when available, else from an SQL keyword match on ``memories``.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -42,6 +43,8 @@ from agents.memory_hub.context_sources import (keyword_related, max_context_item
                                                new_context_items, new_memories, new_sessions)
 from bus.errors import HubError
 from bus.log import get_logger
+from bus.periodic import PeriodicTask
+from bus.settings import setting
 
 log = get_logger("memory_hub.context_monitor")
 
@@ -50,25 +53,39 @@ OWN_TOPICS = ("context.added", "context.changed", "context.suggestion")
 CLAIM_PREFIX = "context-monitor:suggested:"   # Redis db0 (cache namespace): which replica suggested a memory
 CLAIM_TTL_S = 3600.0
 
-DEFAULTS: dict[str, Any] = {
-    "context_monitor": {
-        "history_max": 100,                 # legacy cap of the context history
-        "poll_interval_s": 5.0,             # SQL fallback poll (memories, context items)
-        "use_embeddings": True,             # use services.search's embedder when there is one
-        "shift_threshold": 0.35,            # cosine to the topic below which the topic changed
-        "keyword_shift_threshold": 0.2,     # share of known keywords below which the topic changed
-        "topic_window": 5,                  # recent texts forming the current topic
-        "suggestions": 3,                   # related memories per suggestion
-        "min_suggestion_score": 0.3,        # keyword-overlap share (SQL fallback) a memory needs
-        "queue_size": 1000,                 # pending analyses before the oldest is dropped
-        "max_text_chars": 2000,
-        "rate_limits": {                    # token bucket per published topic: refill per second, burst
-            "context.added": {"rate_per_s": 5.0, "burst": 20},
-            "context.changed": {"rate_per_s": 1.0, "burst": 5},
-            "context.suggestion": {"rate_per_s": 1.0, "burst": 5},
-        },
-    },
-}
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``rate_per_s`` tokens come back per second, up to ``burst``."""
+
+    rate_per_s: float = setting(1.0, minimum=0.0)
+    burst: int = setting(5, minimum=1)
+
+
+def _default_rate_limits() -> dict[str, RateLimit]:
+    return {"context.added": RateLimit(5.0, 20), "context.changed": RateLimit(1.0, 5),
+            "context.suggestion": RateLimit(1.0, 5)}
+
+
+@dataclass(frozen=True)
+class ContextMonitorSettings:
+    """The ``context_monitor`` section."""
+
+    history_max: int = setting(100, minimum=1, doc="legacy cap of the context history")
+    max_context_bytes: int = setting(65536, minimum=1, doc="JSON size of one add_context")
+    poll_interval_s: float = setting(5.0, minimum=0.01, doc="SQL fallback poll (memories, context items)")
+    use_embeddings: bool = setting(True, doc="use the search engine's embedder when there is one")
+    shift_threshold: float = setting(0.35, minimum=-1.0, maximum=1.0,
+                                     doc="cosine to the topic below which the topic changed")
+    keyword_shift_threshold: float = setting(0.2, minimum=0.0, maximum=1.0,
+                                             doc="share of known keywords below which the topic changed")
+    topic_window: int = setting(5, minimum=1, doc="recent texts forming the current topic")
+    suggestions: int = setting(3, minimum=0, doc="related memories per suggestion")
+    min_suggestion_score: float = setting(0.3, minimum=0.0, maximum=1.0,
+                                          doc="keyword-overlap share (SQL fallback) a memory needs")
+    queue_size: int = setting(1000, minimum=1, doc="pending analyses before the oldest is dropped")
+    max_text_chars: int = setting(2000, minimum=1)
+    # a token bucket per published topic
+    rate_limits: dict[str, RateLimit] = field(default_factory=_default_rate_limits)
 
 STOP_WORDS = frozenset("""a an and are as at be been but by can could did do does for from had has have he her
 his how i if in into is it its just me my no not of on or our she so than that the their them then there these
@@ -120,11 +137,11 @@ class TokenBucket:
 class TopicTracker:
     """The current topic (recent texts since the last shift) and the shift test."""
 
-    def __init__(self, settings: dict[str, Any], encode: Callable[[list[str]], np.ndarray] | None):
+    def __init__(self, settings: ContextMonitorSettings, encode: Callable[[list[str]], np.ndarray] | None):
         self.encode = encode
-        self.threshold = float(settings["shift_threshold"])
-        self.keyword_threshold = float(settings["keyword_shift_threshold"])
-        self.window: deque[tuple[set[str], np.ndarray | None]] = deque(maxlen=int(settings["topic_window"]))
+        self.threshold = settings.shift_threshold
+        self.keyword_threshold = settings.keyword_shift_threshold
+        self.window: deque[tuple[set[str], np.ndarray | None]] = deque(maxlen=settings.topic_window)
 
     @property
     def method(self) -> str:
@@ -190,12 +207,16 @@ class SeenIds:
 class ContextMonitor:
     """The background task; ``history`` stores the legacy context history (see the handler)."""
 
-    def __init__(self, services: Any, settings: dict[str, Any], history: Any):
-        self.services = services
+    def __init__(self, settings: ContextMonitorSettings, history: Any, events: Any, sql: Any = None,
+                 redis: Any = None, search: Any = None):
         self.settings = settings
         self.history = history
-        self.buckets = {topic: TokenBucket(cfg["rate_per_s"], cfg["burst"])
-                        for topic, cfg in settings["rate_limits"].items()}
+        self.events = events
+        self.sql = sql
+        self.redis = redis
+        self.search = search
+        self.buckets = {topic: TokenBucket(limit.rate_per_s, limit.burst)
+                        for topic, limit in settings.rate_limits.items()}
         self.published = {topic: 0 for topic in OWN_TOPICS}
         self.suppressed = {topic: 0 for topic in OWN_TOPICS}
         self.dropped = 0
@@ -204,9 +225,12 @@ class ContextMonitor:
         self.seen_texts = SeenIds(200)
         self.seen_items = SeenIds()
         self.suggested = SeenIds(200)
-        self._queue: queue.Queue = queue.Queue(maxsize=int(settings["queue_size"]))
+        self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # the SQL poll runs on the analysis thread too (the tracker is not shared): the task only queues it
+        self._poller = PeriodicTask("context-monitor-poll", settings.poll_interval_s,
+                                    lambda: self._enqueue(("poll",)))
         self._marks: dict[str, float] = {}
         self._polling = True
 
@@ -218,8 +242,10 @@ class ContextMonitor:
         self._marks = self._initial_marks()
         self._thread = threading.Thread(target=self._run, name="context-monitor", daemon=True)
         self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
+        self._poller.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
@@ -240,7 +266,7 @@ class ContextMonitor:
     def add_context(self, data: Any, origin: str = "add_context") -> dict[str, Any]:
         """Store ``data`` in the history, publish ``context.added``, queue the analysis."""
         entry = self.history.add(data)
-        text = context_text(data, int(self.settings["max_text_chars"]))
+        text = context_text(data, self.settings.max_text_chars)
         self.publish("context.added", {"origin": origin, "timestamp": entry["timestamp"], "text": text})
         self._enqueue(("context", text, origin))
         return entry
@@ -258,7 +284,7 @@ class ContextMonitor:
             if fields.get("item_id") is not None and not self.seen_items.add(str(fields["item_id"])):
                 return
             text = context_text(fields.get("text") or fields.get("content") or fields.get("context") or "",
-                                int(self.settings["max_text_chars"]))
+                                self.settings.max_text_chars)
             if text.strip():
                 self._enqueue(("context", text, str(fields.get("agent") or fields.get("source") or topic)))
 
@@ -280,7 +306,7 @@ class ContextMonitor:
         if bucket is not None and not bucket.allow():
             self.suppressed[topic] = self.suppressed.get(topic, 0) + 1
             return False
-        self.services.events.publish(topic, {"agent": AGENT, **fields})
+        self.events.publish(topic, {"agent": AGENT, **fields})
         self.published[topic] = self.published.get(topic, 0) + 1
         return True
 
@@ -291,23 +317,17 @@ class ContextMonitor:
 
     # ------------------------------------------------------------------ the task
     def _run(self) -> None:
-        interval = float(self.settings["poll_interval_s"])
-        next_poll = time.monotonic() + interval
         while not self._stop.is_set():
             try:
-                item = self._queue.get(timeout=max(0.01, min(0.5, next_poll - time.monotonic())))
+                item = self._queue.get(timeout=0.5)
             except queue.Empty:
-                item = None
-            if item is not None:
-                try:
-                    self._process(item)
-                except Exception as exc:  # the task must survive anything one item does
-                    log.error("context_monitor_item_failed", kind=item[0], error=repr(exc))
-                finally:
-                    self._queue.task_done()
-            if time.monotonic() >= next_poll:
-                self._poll_safely()
-                next_poll = time.monotonic() + interval
+                continue
+            try:
+                self._process(item)
+            except Exception as exc:  # the task must survive anything one item does
+                log.error("context_monitor_item_failed", kind=item[0], error=repr(exc))
+            finally:
+                self._queue.task_done()
 
     def _process(self, item: tuple) -> None:
         kind = item[0]
@@ -317,6 +337,8 @@ class ContextMonitor:
             self.consider_memory(item[1])
         elif kind == "reset":
             self.tracker.reset()
+        elif kind == "poll":
+            self._poll_safely()
 
     def analyse(self, text: str, origin: str, dedupe: bool = False) -> None:
         """Topic shift, then related memories, for one context text (``dedupe``: skip a text seen lately,
@@ -338,7 +360,7 @@ class ContextMonitor:
         memory_id = str(fields.get("memory_id") or fields.get("id") or "")
         if memory_id and not self.seen_memories.add(memory_id):
             return
-        text = str(fields.get("content") or fields.get("text") or "") or memory_content(self.services.sql, memory_id)
+        text = str(fields.get("content") or fields.get("text") or "") or memory_content(self.sql, memory_id)
         if not text or not self.tracker.window:
             return
         similarity, _, vector = self.tracker.similarity(text)
@@ -353,7 +375,7 @@ class ContextMonitor:
 
     def _claim(self, memory_id: str) -> bool:
         """Replicas sharing one Redis: the first to suggest a memory publishes it (True: this one)."""
-        redis = getattr(self.services, "redis", None)
+        redis = self.redis
         if redis is None:
             return True
         try:
@@ -362,8 +384,8 @@ class ContextMonitor:
             return True
 
     def related(self, text: str) -> list[dict[str, Any]]:
-        limit = int(self.settings["suggestions"])
-        search = getattr(self.services, "search", None)
+        limit = self.settings.suggestions
+        search = self.search
         if search is not None and self.tracker.encode is not None:
             try:
                 hits = search.search(text, k=limit, mode="vector")
@@ -375,29 +397,29 @@ class ContextMonitor:
                 # nothing close among embedded rows: rows written by other processes may not be embedded yet
             except HubError as err:
                 log.warning("context_monitor_search_failed", error=err.message)
-        return keyword_related(self.services.sql, text, limit, float(self.settings["min_suggestion_score"]))
+        return keyword_related(self.sql, text, limit, self.settings.min_suggestion_score)
 
     # ------------------------------------------------------------------ SQL fallback
     def _encoder(self) -> Callable[[list[str]], np.ndarray] | None:
-        embedder = getattr(getattr(self.services, "search", None), "embedder", None)
-        if embedder is None or not self.settings["use_embeddings"]:
+        embedder = getattr(self.search, "embedder", None)
+        if embedder is None or not self.settings.use_embeddings:
             return None
         return embedder.encode
 
     def _initial_marks(self) -> dict[str, float]:
         marks = {"memories": time.time(), "sessions": time.time(), "context_items": 0.0}
-        if self.services.sql is not None:
+        if self.sql is not None:
             try:
-                marks["context_items"] = float(max_context_item_id(self.services.sql))
+                marks["context_items"] = float(max_context_item_id(self.sql))
             except HubError as err:
                 log.warning("context_monitor_poll_failed", error=err.message)
         return marks
 
     def _poll_safely(self) -> None:
-        if self.services.sql is None:
+        if self.sql is None:
             return
         try:
-            if not self.services.sql.is_leader():       # replicas: one polls, so one publishes
+            if not self.sql.is_leader():       # replicas: one polls, so one publishes
                 self._polling = False
                 return
             if not self._polling:                       # just took over: start from now, not from our start
@@ -408,7 +430,7 @@ class ContextMonitor:
 
     def poll(self) -> None:
         """New sessions, memories (judged against the topic as it was), then context items."""
-        sql = self.services.sql
+        sql = self.sql
         for created_at in new_sessions(sql, self._marks["sessions"]):
             self._marks["sessions"] = max(self._marks["sessions"], created_at)
             self.tracker.reset()
@@ -418,4 +440,4 @@ class ContextMonitor:
         for item_id, text in new_context_items(sql, self._marks["context_items"]):
             self._marks["context_items"] = max(self._marks["context_items"], float(item_id))
             if self.seen_items.add(str(item_id)):       # ContextManager published its own context.added
-                self.analyse(text[:int(self.settings["max_text_chars"])], "ContextManager", dedupe=True)
+                self.analyse(text[:self.settings.max_text_chars], "ContextManager", dedupe=True)

@@ -27,8 +27,9 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session
 from agents.memory_hub.hot_cache import HotCache
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import Context, ContextItem
+from bus.settings import SettingError, setting
 
 IMPORTANT_KEYWORDS = ("remember", "don't forget", "important", "critical", "essential",
                       "alalahanin", "tandaan", "mahalaga", "importante", "kailangan")
@@ -43,20 +45,27 @@ REQUEST_PATTERNS = tuple(re.compile(p) for p in (
     r"\b(please|paki|pakiusap)\b", r"\b(can you|could you|would you)\b",
     r"\b(i want|i need|i would like)\b", r"\b(gusto ko|kailangan ko)\b"))
 
-DEFAULTS: dict[str, Any] = {
-    "context_manager": {
-        "legacy_context_id": "default",   # the context legacy requests (which carry no id) use
-        "min_size": 5,
-        "max_size": 20,                   # also the size of each speaker's view
-        "initial_size": 10,
-        "grow_above": 0.7,                # average importance above which the window grows by 2
-        "shrink_below": 0.3,              # ... below which it shrinks by 1
-        "importance_threshold": 0.5,      # prune removes window items below this
-        "max_text_chars": 20000,
-        "cache_ttl_s": 3600,              # Redis copy ctx:{context_id} of a whole context
-        "cache_retry_s": 5.0,             # after a Redis failure, skip Redis this long
-    },
-}
+@dataclass(frozen=True)
+class ContextWindowSettings:
+    """The ``context_manager`` section."""
+
+    legacy_context_id: str = setting("default", doc="the context legacy requests (which carry no id) use")
+    min_size: int = setting(5, minimum=1)
+    max_size: int = setting(20, minimum=1, doc="also the size of each speaker's view")
+    initial_size: int = setting(10, minimum=1)
+    grow_above: float = setting(0.7, minimum=0.0, maximum=1.0,
+                                doc="average importance above which the window grows by 2")
+    shrink_below: float = setting(0.3, minimum=0.0, maximum=1.0, doc="... below which it shrinks by 1")
+    importance_threshold: float = setting(0.5, minimum=0.0, maximum=1.0,
+                                          doc="prune removes window items below this")
+    max_text_chars: int = setting(20000, minimum=1)
+    cache_ttl_s: float = setting(3600.0, minimum=1.0, doc="Redis copy ctx:{context_id} of a whole context")
+    cache_retry_s: float = setting(5.0, minimum=0.0, doc="after a Redis failure, skip Redis this long")
+
+    def __post_init__(self) -> None:
+        if not self.min_size <= self.initial_size <= self.max_size:
+            raise SettingError("initial_size", f"must be between min_size ({self.min_size}) and max_size "
+                                               f"({self.max_size}), got {self.initial_size}")
 
 
 def importance_of(text: str) -> float:
@@ -81,11 +90,12 @@ def item_dict(row: ContextItem) -> dict[str, Any]:
 class ContextWindows:
     """All context windows; every method is one SQL transaction (writers are serialized by SQLite)."""
 
-    def __init__(self, sql: SqlStore, section: Mapping[str, Any] | None = None, redis: Any = None) -> None:
+    def __init__(self, sql: SqlStore, section: ContextWindowSettings = ContextWindowSettings(),
+                 redis: Any = None) -> None:
         self.sql = sql
-        self.s = {**DEFAULTS["context_manager"], **dict(section or {})}
-        self.cache = HotCache(redis.ns("ctx") if redis is not None else None, float(self.s["cache_ttl_s"]),
-                              float(self.s["cache_retry_s"]))
+        self.s = section
+        self.cache = HotCache(redis.ns("ctx") if redis is not None else None, self.s.cache_ttl_s,
+                              self.s.cache_retry_s)
 
     @contextlib.contextmanager
     def _writing(self, context_id: str) -> Iterator[Session]:
@@ -143,7 +153,7 @@ class ContextWindows:
             window = self._window(self._rows(session, context_id), ctx.window_size)
             if len(window) < ctx.window_size:
                 return 0
-            low = [r for r in window if r.importance < self.s["importance_threshold"]]
+            low = [r for r in window if r.importance < self.s.importance_threshold]
             victims = low[:max(1, ctx.window_size // 4)]
             for row in victims:
                 session.delete(row)
@@ -177,7 +187,7 @@ class ContextWindows:
 
     def info(self, context_id: str) -> dict[str, Any]:
         ctx, rows = self._snapshot(context_id)
-        size = ctx.window_size if ctx is not None else int(self.s["initial_size"])
+        size = ctx.window_size if ctx is not None else self.s.initial_size
         return {"context_id": context_id, "exists": ctx is not None, "window_size": size,
                 "items": len(self._window(rows, size)),
                 "speakers": sorted({r.speaker for r in rows if r.speaker})}
@@ -197,7 +207,7 @@ class ContextWindows:
     def _context(self, session: Session, context_id: str, create: bool) -> Context | None:
         ctx = session.get(Context, context_id)
         if ctx is None and create:
-            ctx = Context(context_id=context_id, window_size=int(self.s["initial_size"]), meta={})
+            ctx = Context(context_id=context_id, window_size=self.s.initial_size, meta={})
             session.add(ctx)
             session.flush()
         return ctx
@@ -216,7 +226,7 @@ class ContextWindows:
     def _speaker_view(self, ctx: Context, rows: list[ContextItem], speaker: str) -> list[ContextItem]:
         mark = float(ctx.meta.get("speaker_cleared_at", {}).get(speaker, float("-inf")))
         mine = [r for r in rows if r.speaker == speaker and r.timestamp > mark]
-        return mine[-int(self.s["max_size"]):]
+        return mine[-self.s.max_size:]
 
     @staticmethod
     def _has_view(ctx: Context, rows: list[ContextItem], speaker: str) -> bool:
@@ -224,10 +234,10 @@ class ContextWindows:
 
     def _adapted_size(self, size: int, window: list[ContextItem]) -> int:
         average = sum(r.importance for r in window) / len(window) if window else 0.5
-        if average > self.s["grow_above"]:
-            return min(int(self.s["max_size"]), size + 2)
-        if average < self.s["shrink_below"]:
-            return max(int(self.s["min_size"]), size - 1)
+        if average > self.s.grow_above:
+            return min(self.s.max_size, size + 2)
+        if average < self.s.shrink_below:
+            return max(self.s.min_size, size - 1)
         return size
 
     def _collect(self, session: Session, ctx: Context, rows: list[ContextItem]) -> None:

@@ -10,7 +10,8 @@ db2 (``kb:{doc_id}``), served without SQL while current (``hot_cache.HotCache``;
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from sqlalchemy import select
 
@@ -21,16 +22,16 @@ from agents.memory_hub.memory_records import (check_content, check_json_object, 
 from agents.memory_hub.search.filters import parse_filters, where_clauses
 from agents.memory_hub.stores.sql_models import KnowledgeDocument, Memory
 from bus.errors import BadRequest, NotFound
+from bus.settings import setting
 
-SECTION = "knowledge_base"
-DEFAULTS: dict[str, Any] = {
-    SECTION: {
-        "fact_tier": "long",              # legacy add_fact
-        "fact_importance": 0.8,
-        "max_doc_bytes": 1 << 20,         # document content over this is refused
-        "cache_ttl_s": 3600,              # Redis copy kb:{doc_id}
-    },
-}
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    """The ``knowledge_base`` section."""
+
+    fact_tier: Literal["short", "medium", "long"] = setting("long", doc="legacy add_fact")
+    fact_importance: float = setting(0.8, minimum=0.0, maximum=1.0)
+    max_doc_bytes: int = setting(1 << 20, minimum=1, doc="document content over this is refused")
+    cache_ttl_s: float = setting(3600.0, minimum=1.0, doc="Redis copy kb:{doc_id}")
 FACT = "knowledge_fact"
 TOPIC_LEN = 256
 
@@ -45,18 +46,18 @@ def doc_dict(row: KnowledgeDocument) -> dict[str, Any]:
 
 
 class Knowledge:
-    def __init__(self, memories: Memories, redis: Any = None, settings: Mapping[str, Any] | None = None):
+    def __init__(self, memories: Memories, redis: Any = None, settings: KnowledgeSettings = KnowledgeSettings()):
         self.memories = memories
-        self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
-        self.cache = HotCache(redis.kb if redis is not None else None, float(self.settings["cache_ttl_s"]),
-                              float(memories.settings["cache_retry_s"]))
+        self.settings = settings
+        self.cache = HotCache(redis.kb if redis is not None else None, self.settings.cache_ttl_s,
+                              memories.settings.cache_retry_s)
 
     # ------------------------------------------------------------------ facts
     def add_fact(self, topic: Any, content: Any) -> str:
         topic = check_name("topic", topic, TOPIC_LEN)
         return self.memories.add({"content": content, "memory_type": FACT,
-                                  "memory_tier": self.settings["fact_tier"],
-                                  "importance": float(self.settings["fact_importance"]),
+                                  "memory_tier": self.settings.fact_tier,
+                                  "importance": self.settings.fact_importance,
                                   "metadata": {"topic": topic}, "tags": [topic.lower()]})
 
     def find_by_topic(self, topic: str) -> dict[str, Any] | None:
@@ -120,7 +121,7 @@ class Knowledge:
                 namespace: Any = None) -> tuple[dict[str, Any], bool]:
         """Create or replace the document's content (title/metadata/namespace kept unless given)."""
         check_name("doc_id", doc_id)
-        content = check_content(content, int(self.settings["max_doc_bytes"]))
+        content = check_content(content, self.settings.max_doc_bytes)
         if title is not None:
             check_name("title", title, 512)
         if metadata is not None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import msgpack
 from sqlalchemy import delete, select
@@ -26,19 +27,20 @@ from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
 from bus.errors import BadRequest, NotFound, TooLarge
+from bus.settings import setting
 
-SECTION = "memory_client"
-DEFAULTS: dict[str, Any] = {
-    SECTION: {
-        "max_value_bytes": 1 << 20,        # packed (msgpack) size of one value
-        "max_ttl_s": 365 * 86400,
-        "cache_ttl_s": 3600,               # Redis copy kv:{key} (never longer than the key's own ttl)
-        "list_limit": 1000,                # most keys one kv_list returns
-        "sql_threads": 4,                  # threads of get_async for reads that need SQL
-        "failure_threshold": 3,            # legacy circuit breaker of the MemoryClient port
-        "reset_timeout_s": 60.0,
-    },
-}
+@dataclass(frozen=True)
+class KeyValueSettings:
+    """The ``memory_client`` section: the key-value store and the legacy port's circuit breaker."""
+
+    max_value_bytes: int = setting(1 << 20, minimum=1, doc="packed (msgpack) size of one value")
+    max_ttl_s: float = setting(365 * 86400.0, minimum=1.0)
+    cache_ttl_s: float = setting(3600.0, minimum=1.0,
+                                 doc="Redis copy kv:{key} (never longer than the key's own ttl)")
+    list_limit: int = setting(1000, minimum=1, maximum=1_000_000, doc="most keys one kv_list returns")
+    sql_threads: int = setting(4, minimum=1, maximum=256, doc="threads of get_async for reads that need SQL")
+    failure_threshold: int = setting(3, minimum=1, doc="legacy circuit breaker of the MemoryClient port")
+    reset_timeout_s: float = setting(60.0, minimum=0.0)
 
 
 def _pack(value: Any) -> bytes:
@@ -58,16 +60,16 @@ def check_key(key: Any) -> str:
 
 
 class KeyValues:
-    def __init__(self, sql: SqlStore, redis: Any = None, settings: Mapping[str, Any] | None = None,
+    def __init__(self, sql: SqlStore, redis: Any = None, settings: KeyValueSettings = KeyValueSettings(),
                  retry_s: float = 5.0):
         self.sql = sql
-        self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
+        self.settings = settings
         namespace = redis.ns("kv") if redis is not None else None
-        self.cache = HotCache(namespace, float(self.settings["cache_ttl_s"]), retry_s, encode=_pack, decode=_unpack)
+        self.cache = HotCache(namespace, self.settings.cache_ttl_s, retry_s, encode=_pack, decode=_unpack)
         # a reply overdue this long fails the reads waiting on the reader (they continue on the blocking path)
-        overdue_s = max(2.0, 4 * float(redis.settings["socket_timeout_s"])) if redis is not None else 0.0
+        overdue_s = max(2.0, 4 * redis.settings.socket_timeout_s) if redis is not None else 0.0
         self.reader = RedisReader(namespace.client.connection_pool, overdue_s) if namespace is not None else None
-        self._sql_pool = ThreadPoolExecutor(int(self.settings["sql_threads"]), thread_name_prefix="kv-sql")
+        self._sql_pool = ThreadPoolExecutor(self.settings.sql_threads, thread_name_prefix="kv-sql")
 
     def close(self) -> None:
         if self.reader is not None:
@@ -127,12 +129,12 @@ class KeyValues:
             packed = _pack(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise BadRequest(f"value cannot be stored: {exc}", details={"field": "value"}) from None
-        if len(packed) > int(self.settings["max_value_bytes"]):
-            raise TooLarge(f"value is {len(packed)} bytes packed, over the {self.settings['max_value_bytes']}-byte "
+        if len(packed) > self.settings.max_value_bytes:
+            raise TooLarge(f"value is {len(packed)} bytes packed, over the {self.settings.max_value_bytes}-byte "
                            "limit", details={"field": "value"})
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))
-                                or not 0 < ttl <= float(self.settings["max_ttl_s"])):
-            raise BadRequest(f"ttl must be a number of seconds in (0, {self.settings['max_ttl_s']}]",
+                                or not 0 < ttl <= self.settings.max_ttl_s):
+            raise BadRequest(f"ttl must be a number of seconds in (0, {self.settings.max_ttl_s}]",
                              details={"field": "ttl"})
         now = stamp()
         expires_at = now + float(ttl) if ttl is not None else None
@@ -160,7 +162,7 @@ class KeyValues:
     def list(self, prefix: str = "", limit: int | None = None) -> list[str]:
         if not isinstance(prefix, str) or len(prefix) > KEY_LEN:
             raise BadRequest("prefix must be a string", details={"field": "prefix"})
-        cap = int(self.settings["list_limit"])
+        cap = self.settings.list_limit
         limit = cap if limit is None else max(1, min(int(limit), cap))
         now = time.time()
         in_range = (KVEntry.key >= prefix, KVEntry.key < prefix + "\U0010ffff") if prefix else ()
@@ -170,7 +172,7 @@ class KeyValues:
             return [k for k in s.execute(stmt).scalars() if k.startswith(prefix)]
 
     def _fill(self, key: str, found: Any, item: dict[str, Any]) -> None:
-        ttl = float(self.settings["cache_ttl_s"])
+        ttl = self.settings.cache_ttl_s
         if item["e"] is not None:
             ttl = min(ttl, item["e"] - time.time())
         if ttl > 0:

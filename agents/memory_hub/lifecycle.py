@@ -20,30 +20,44 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
-from agents.memory_hub.memories import SECTION, Memories
+from agents.memory_hub.memories import Memories
 from agents.memory_hub.memory_records import stamp
 from agents.memory_hub.stores.sql_models import Memory, MemoryRelationship
 from bus.periodic import PeriodicTask
+from bus.settings import setting
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    SECTION: {
-        "lifecycle_enabled": True,
-        "lifecycle_interval_s": 3600.0,    # legacy LIFECYCLE_INTERVAL; the first pass runs one interval after start
-        "decay_rates": {"short": 0.10, "medium": 0.05, "long": 0.01},   # per day of age
-        "short_to_medium_below": 0.4,
-        "medium_to_long_below": 0.2,
-        "consolidate_min_related": 3,
-        "consolidated_importance": 0.7,
-        "summarize_on_promotion": True,
-        "lifecycle_batch": 500,            # rows per transaction (writers wait at most one batch)
-    },
-}
+@dataclass(frozen=True)
+class DecayRates:
+    """Importance lost per day of age, by tier."""
+
+    short: float = setting(0.10, minimum=0.0, maximum=1.0)
+    medium: float = setting(0.05, minimum=0.0, maximum=1.0)
+    long: float = setting(0.01, minimum=0.0, maximum=1.0)
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """The lifecycle fields of the ``memory_orchestrator`` section (the memory fields are in memories.py)."""
+
+    lifecycle_enabled: bool = True
+    lifecycle_interval_s: float = setting(3600.0, minimum=0.01, maximum=30 * 86400.0,
+                                          doc="legacy LIFECYCLE_INTERVAL; the first pass runs one interval "
+                                              "after start")
+    decay_rates: DecayRates = field(default_factory=DecayRates)
+    short_to_medium_below: float = setting(0.4, minimum=0.0, maximum=1.0)
+    medium_to_long_below: float = setting(0.2, minimum=0.0, maximum=1.0)
+    consolidate_min_related: int = setting(3, minimum=1)
+    consolidated_importance: float = setting(0.7, minimum=0.0, maximum=1.0)
+    summarize_on_promotion: bool = True
+    lifecycle_batch: int = setting(500, minimum=1, maximum=1_000_000,
+                                   doc="rows per transaction (writers wait at most one batch)")
 DAY_S = 86400.0
 
 
@@ -57,18 +71,18 @@ def summarize(content: str) -> str:
 class Lifecycle:
     """``run_once(now)`` does one pass; ``start()``/``stop()`` run it every ``lifecycle_interval_s``."""
 
-    def __init__(self, memories: Memories, settings: Mapping[str, Any] | None = None):
+    def __init__(self, memories: Memories, settings: LifecycleSettings = LifecycleSettings()):
         self.memories = memories
-        self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
-        self.rates = {**DEFAULTS[SECTION]["decay_rates"], **dict(self.settings["decay_rates"])}
+        self.settings = settings
+        self.rates = vars(settings.decay_rates)
         self._lock = threading.Lock()
-        self._task = PeriodicTask("memory-lifecycle", float(self.settings["lifecycle_interval_s"]), self.run_once,
+        self._task = PeriodicTask("memory-lifecycle", self.settings.lifecycle_interval_s, self.run_once,
                                   when=memories.sql.is_leader)      # one replica at a time
         self.last_run: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ background task
     def start(self) -> None:
-        if self.settings["lifecycle_enabled"]:
+        if self.settings.lifecycle_enabled:
             self._task.start()
 
     def stop(self) -> None:
@@ -92,7 +106,7 @@ class Lifecycle:
                 new: list[tuple[str, str, str, str | None]] = []
                 with self.memories.sql.transaction() as s:
                     rows = s.execute(select(Memory).where(Memory.memory_id > cursor).order_by(Memory.memory_id)
-                                     .limit(int(self.settings["lifecycle_batch"]))).scalars().all()
+                                     .limit(self.settings.lifecycle_batch)).scalars().all()
                     for row in rows:
                         if row.memory_id not in created:
                             self._apply(s, row, now, stats, promoted, new)
@@ -116,13 +130,13 @@ class Lifecycle:
         if importance != row.importance:
             row.importance = importance
             stats["decayed"] += 1
-        if row.memory_tier == "short" and importance < self.settings["short_to_medium_below"]:
+        if row.memory_tier == "short" and importance < self.settings.short_to_medium_below:
             row.memory_tier = "medium"
             stats["to_medium"] += 1
             target = self._consolidate(s, row, stats, new)
             if target is None:
                 row.content = self._summary(row.content)
-        elif row.memory_tier == "medium" and importance < self.settings["medium_to_long_below"]:
+        elif row.memory_tier == "medium" and importance < self.settings.medium_to_long_below:
             row.memory_tier = "long"
             stats["to_long"] += 1
             row.content = self._summary(row.content)
@@ -135,7 +149,7 @@ class Lifecycle:
                              row.content if row.content != content_before else None))
 
     def _summary(self, content: str) -> str:
-        return summarize(content) if self.settings["summarize_on_promotion"] else content
+        return summarize(content) if self.settings.summarize_on_promotion else content
 
     def _related(self, s: Any, row: Memory) -> list[Memory]:
         found: dict[str, Memory] = {}
@@ -154,13 +168,13 @@ class Lifecycle:
     def _consolidate(self, s: Any, row: Memory, stats: dict, new: list) -> str | None:
         """Link ``row`` into a consolidation (existing or new); None when it has too few related memories."""
         related = self._related(s, row)
-        if len(related) < int(self.settings["consolidate_min_related"]):
+        if len(related) < self.settings.consolidate_min_related:
             return None
         target = self._existing_consolidation(s, row, [m.memory_id for m in related])
         if target is None:
             contents = [row.content] + [m.content for m in related]
             values = {"content": summarize("\n\n".join(contents)), "memory_type": "consolidated",
-                      "memory_tier": "medium", "importance": float(self.settings["consolidated_importance"]),
+                      "memory_tier": "medium", "importance": self.settings.consolidated_importance,
                       "namespace": row.namespace,
                       "meta": {"consolidated_from": [row.memory_id] + [m.memory_id for m in related],
                                "consolidation_date": time.time()}}

@@ -15,6 +15,7 @@ a failure there is logged: the engine's backfill embeds rows left without an emb
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import delete, or_, select, update
@@ -26,34 +27,30 @@ from agents.memory_hub.stores.sql_models import (ContextGroup, Memory, MemoryGro
                                                  Session, content_hash, new_memory_id)
 from bus.errors import BadRequest, Conflict, HubError, NotFound, TooLarge
 from bus.events import NullPublisher
+from bus.settings import setting
+from schemas.memory_hub.memory_orchestrator_service import SORT_FIELDS
 
 log = logging.getLogger(__name__)
 
-SECTION = "memory_orchestrator"
-DEFAULTS: dict[str, Any] = {
-    SECTION: {
-        "max_content_bytes": 1 << 20,     # content over this is refused (too_large / legacy error)
-        "max_metadata_bytes": 65536,      # JSON size of metadata (and of relationships)
-        "max_batch": 1000,                # memories per batch_add / ids per batch_get
-        "max_results": 1000,              # cap of limit/k on listing and search actions
-        "cache_ttl_s": 3600,              # Redis copy mem:{memory_id} (legacy setex 3600)
-        "cache_retry_s": 5.0,             # after a Redis failure, skip Redis this long
-        # legacy semantic actions (semantic_search, search_facts, search_interactions, get_fact) keep a hit
-        # when it is among the nearest by meaning (plain vector search's top N), its words match (BM25),
-        # or its cosine reaches the floor: paraphrases score 0.14-0.3 as often as unrelated memories do.
-        # A nearest hit is kept only within `semantic_nearest_ratio` of the best cosine, so a small store does
-        # not answer every query with its whole content (unrelated: 0.04-0.11 where the match scores 0.56-0.66)
-        "semantic_keep_nearest": 3,
-        "semantic_nearest_ratio": 0.5,
-        "semantic_min_similarity": 0.25,
-    },
-}
-SORT_FIELDS = ("created_at", "updated_at", "importance", "last_accessed_at", "access_count")
-_ATTR = "_shared_memories"
+@dataclass(frozen=True)
+class MemorySettings:
+    """The memory fields of the ``memory_orchestrator`` section (the lifecycle's are in lifecycle.py)."""
 
-
-def settings_of(settings: Mapping[str, Any]) -> dict[str, Any]:
-    return {**DEFAULTS[SECTION], **dict(settings.get(SECTION) or {})}
+    max_content_bytes: int = setting(1 << 20, minimum=1, doc="content over this is refused (too_large)")
+    max_metadata_bytes: int = setting(65536, minimum=1, doc="JSON size of metadata (and of relationships)")
+    max_batch: int = setting(1000, minimum=1, maximum=1_000_000, doc="memories per batch_add / ids per batch_get")
+    max_results: int = setting(1000, minimum=1, maximum=1_000_000, doc="cap of limit/k on listing and search")
+    cache_ttl_s: float = setting(3600.0, minimum=1.0, doc="Redis copy mem:{memory_id} (legacy setex 3600)")
+    cache_retry_s: float = setting(5.0, minimum=0.0, maximum=3600.0,
+                                   doc="after a Redis failure, skip Redis this long")
+    # legacy semantic actions (semantic_search, search_facts, search_interactions, get_fact) keep a hit
+    # when it is among the nearest by meaning (plain vector search's top N), its words match (BM25),
+    # or its cosine reaches the floor: paraphrases score 0.14-0.3 as often as unrelated memories do.
+    # A nearest hit is kept only within `semantic_nearest_ratio` of the best cosine, so a small store does
+    # not answer every query with its whole content (unrelated: 0.04-0.11 where the match scores 0.56-0.66)
+    semantic_keep_nearest: int = setting(3, minimum=0, maximum=1000)
+    semantic_nearest_ratio: float = setting(0.5, minimum=0.0, maximum=1.0)
+    semantic_min_similarity: float = setting(0.25, minimum=-1.0, maximum=1.0)
 
 
 def _missing(memory_id: Any) -> NotFound:
@@ -69,28 +66,19 @@ class Memories:
     """See module docstring. Thread-safe: every call opens its own SQL scope."""
 
     def __init__(self, sql: Any, redis: Any = None, search: Any = None, events: Any = None,
-                 settings: Mapping[str, Any] | None = None):
+                 settings: MemorySettings = MemorySettings()):
         self.sql = sql
         self.search = search
         self.events = events or NullPublisher()
-        self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
-        self.cache = HotCache(redis.mem if redis is not None else None, float(self.settings["cache_ttl_s"]),
-                              float(self.settings["cache_retry_s"]))
+        self.settings = settings
+        self.cache = HotCache(redis.mem if redis is not None else None, settings.cache_ttl_s,
+                              settings.cache_retry_s)
         self.delete_hooks: list[Callable[[list[str]], None]] = []
-
-    @classmethod
-    def of(cls, services: Any) -> "Memories":
-        """The one instance shared by the handlers of these services."""
-        shared = getattr(services, _ATTR, None)
-        if shared is None:
-            shared = cls(services.sql, services.redis, services.search, services.events,
-                         settings_of(services.settings))
-            setattr(services, _ATTR, shared)
-        return shared
 
     @property
     def limits(self) -> dict[str, int]:
-        return {k: int(self.settings[k]) for k in ("max_content_bytes", "max_metadata_bytes")}
+        return {"max_content_bytes": self.settings.max_content_bytes,
+                "max_metadata_bytes": self.settings.max_metadata_bytes}
 
     # ------------------------------------------------------------------ writes
     def add(self, data: Any, *, defaults: Mapping[str, Any] | None = None, replace: bool = False) -> str:
@@ -339,9 +327,9 @@ class Memories:
         parse_filters(filters)
         if self.search is not None:
             try:
-                hits = self.search.search(query, k=min(k, int(self.search.settings["max_k"])), mode="hybrid",
+                hits = self.search.search(query, k=min(k, self.search.settings.max_k), mode="hybrid",
                                           filters=filters, deadline=deadline)
-                nearest = int(self.settings["semantic_keep_nearest"] if keep_nearest is None else keep_nearest)
+                nearest = int(self.settings.semantic_keep_nearest if keep_nearest is None else keep_nearest)
                 return [{**memory_dict(h["memory"]), "score": h["score"]} for h in self._relevant(hits, nearest)
                         ], "hybrid"
             except BadRequest:
@@ -354,9 +342,9 @@ class Memories:
 
     def _relevant(self, hits: list[dict[str, Any]], nearest: int) -> list[dict[str, Any]]:
         """Hits that match words, reach the cosine floor, or are among the nearest and close to the best."""
-        floor = float(self.settings["semantic_min_similarity"])
+        floor = self.settings.semantic_min_similarity
         best = max((h["vector_score"] or 0.0 for h in hits), default=0.0)
-        near_floor = best * float(self.settings["semantic_nearest_ratio"])
+        near_floor = best * self.settings.semantic_nearest_ratio
 
         def relevant(hit: dict[str, Any]) -> bool:
             cosine = hit["vector_score"] or 0.0
@@ -365,12 +353,12 @@ class Memories:
         return [h for h in hits if relevant(h)]
 
     def _limit(self, limit: int | None) -> int:
-        cap = int(self.settings["max_results"])
+        cap = self.settings.max_results
         return cap if limit is None else max(1, min(int(limit), cap))
 
     def _check_batch(self, count: int, field: str) -> None:
-        if count > int(self.settings["max_batch"]):
-            raise TooLarge(f"{field}: {count} items, over the batch limit of {self.settings['max_batch']}",
+        if count > self.settings.max_batch:
+            raise TooLarge(f"{field}: {count} items, over the batch limit of {self.settings.max_batch}",
                            details={"field": field})
 
     # ------------------------------------------------------------------ relationships and groups

@@ -25,22 +25,25 @@ import json
 import math
 import re
 import time
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import DigitalTwin, ErrorPattern, Interaction, SessionSummary
 from bus.errors import BadRequest, NotFound
+from bus.settings import setting
 
-DEFAULTS: dict[str, Any] = {
-    "unified_memory_reasoning": {
-        "max_session_history": 50,
-        "token_compression_ratio": 0.8,
-        "chars_per_token": 4,            # max_tokens estimate of a summary: JSON length / chars_per_token
-        "default_token_budget": 2000,    # native get_context (packed memories)
-    },
-}
+@dataclass(frozen=True)
+class ReasoningSettings:
+    """The ``unified_memory_reasoning`` section."""
+
+    max_session_history: int = setting(50, minimum=1)
+    token_compression_ratio: float = setting(0.8, minimum=0.01, maximum=1.0)
+    chars_per_token: float = setting(4.0, minimum=0.1,
+                                     doc="max_tokens estimate of a summary: JSON length / chars_per_token")
+    default_token_budget: int = setting(2000, minimum=1, doc="native get_context (packed memories)")
 
 CODE_DOMAINS = ((r"database|sql|sqlite", "database operations"), (r"web|http|flask|api|route", "web functionality"),
                 (r"concurrency|thread|async", "concurrency features"))
@@ -110,9 +113,9 @@ def fit_tokens(summary: dict[str, Any], max_tokens: int, ratio: float, chars_per
 # --------------------------------------------------------------------------- store
 
 class ReasoningStore:
-    def __init__(self, sql: SqlStore, section: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, sql: SqlStore, section: ReasoningSettings = ReasoningSettings()) -> None:
         self.sql = sql
-        self.s = {**DEFAULTS["unified_memory_reasoning"], **dict(section or {})}
+        self.s = section
 
     # ------------------------------------------------------------------ twins
     def update_twin(self, user_id: str, twin_data: Any) -> None:
@@ -136,7 +139,7 @@ class ReasoningStore:
     def add_interaction(self, session_id: str, interaction_type: str, content: str,
                         metadata: dict | None = None) -> dict[str, Any]:
         """Insert; past ``max_session_history`` store the summary of all, then drop the oldest."""
-        limit = int(self.s["max_session_history"])
+        limit = self.s.max_session_history
         with self.sql.transaction() as session:
             row = Interaction(session_id=session_id, interaction_type=interaction_type, content=content,
                               meta=metadata or {}, timestamp=time.time())
@@ -166,8 +169,8 @@ class ReasoningStore:
                 summary = summarize([_entry(r) for r in rows]) if rows else \
                     {"last_updated": time.time(), "session_id": session_id, "context": f"New session: {session_id}"}
         if max_tokens is not None:
-            summary = fit_tokens(summary, max_tokens, float(self.s["token_compression_ratio"]),
-                                 float(self.s["chars_per_token"]))
+            summary = fit_tokens(summary, max_tokens, self.s.token_compression_ratio,
+                                 self.s.chars_per_token)
         return summary
 
     @staticmethod

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import select
 
@@ -28,20 +29,21 @@ from agents.memory_hub.memory_records import check_content, check_json_object, c
 from agents.memory_hub.stores.sql_models import Memory, Session, new_session_id
 from bus.errors import BadRequest, Conflict, NotFound
 from bus.periodic import PeriodicTask
+from bus.settings import setting
 
 log = logging.getLogger(__name__)
 
-SECTION = "session_memory"
-DEFAULTS: dict[str, Any] = {
-    SECTION: {
-        "session_timeout_s": 3600.0,      # legacy SESSION_TIMEOUT: idle time before a session expires
-        "cleanup_interval_s": 300.0,      # legacy cleanup thread period
-        "cleanup_enabled": True,
-        "auto_create": True,              # add_interaction on an unknown session creates it
-        "context_limit": 20,              # get_context default (legacy)
-        "touch_interval_s": 30.0,         # reads refresh last_active_at at most this often
-    },
-}
+@dataclass(frozen=True)
+class SessionSettings:
+    """The ``session_memory`` section."""
+
+    session_timeout_s: float = setting(3600.0, minimum=0.001,
+                                       doc="legacy SESSION_TIMEOUT: idle time before a session expires")
+    cleanup_interval_s: float = setting(300.0, minimum=0.01, doc="legacy cleanup thread period")
+    cleanup_enabled: bool = True
+    auto_create: bool = setting(True, doc="add_interaction on an unknown session creates it")
+    context_limit: int = setting(20, minimum=0, doc="get_context default (legacy)")
+    touch_interval_s: float = setting(30.0, minimum=0.0, doc="reads refresh last_active_at at most this often")
 
 
 def _iso(ts: float) -> str:
@@ -57,15 +59,15 @@ def session_dict(row: Session) -> dict[str, Any]:
 
 class Sessions:
     def __init__(self, memories: Memories, redis: Any = None, events: Any = None,
-                 settings: Mapping[str, Any] | None = None):
+                 settings: SessionSettings = SessionSettings()):
         self.memories = memories
         self.events = events or memories.events
-        self.settings = {**DEFAULTS[SECTION], **dict(settings or {})}
-        self.timeout = float(self.settings["session_timeout_s"])
+        self.settings = settings
+        self.timeout = self.settings.session_timeout_s
         self.cache = HotCache(redis.session if redis is not None else None, self.timeout,
-                              float(memories.settings["cache_retry_s"]))
+                              memories.settings.cache_retry_s)
         memories.delete_hooks.append(lambda ids: self.cache.invalidate(*ids))
-        self._task = PeriodicTask("session-expiry", float(self.settings["cleanup_interval_s"]), self._expire_all,
+        self._task = PeriodicTask("session-expiry", self.settings.cleanup_interval_s, self._expire_all,
                                   when=memories.sql.is_leader)      # one replica at a time
 
     # ------------------------------------------------------------------ sessions
@@ -157,7 +159,7 @@ class Sessions:
         with self.memories.sql.transaction() as s:
             session = s.get(Session, session_id)
             if session is None:
-                if not self.settings["auto_create"] or s.get(Memory, session_id) is not None:
+                if not self.settings.auto_create or s.get(Memory, session_id) is not None:
                     raise NotFound(f"Session {session_id} not found.", details={"session_id": session_id})
                 session = self._new(s, session_id, "default", "conversation", {}, None)
                 created = session_dict(session)
@@ -174,7 +176,7 @@ class Sessions:
 
     def context(self, session_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The last ``limit`` interactions (children) of the session, oldest first, as ``{role, content}``."""
-        limit = int(self.settings["context_limit"]) if limit is None else limit
+        limit = self.settings.context_limit if limit is None else limit
         if limit < 1:
             raise BadRequest("limit must be a positive integer", details={"field": "limit"})
         children = self.memories.children(session_id, limit, "created_at", "asc", newest=True)
@@ -185,7 +187,7 @@ class Sessions:
         now = stamp()
         with self.memories.sql.session() as s:
             row = s.get(Session, session_id)
-            stale = row is not None and now - row.last_active_at >= float(self.settings["touch_interval_s"])
+            stale = row is not None and now - row.last_active_at >= self.settings.touch_interval_s
         if stale:
             with self.memories.sql.transaction() as s:
                 row = s.get(Session, session_id)
@@ -231,7 +233,7 @@ class Sessions:
         return [e[0] for e in expired]
 
     def start(self) -> None:
-        if self.settings["cleanup_enabled"]:
+        if self.settings.cleanup_enabled:
             self._task.start()
 
     def stop(self) -> None:
@@ -250,12 +252,3 @@ def interaction_view(memory: dict[str, Any]) -> dict[str, Any]:
     """An interaction memory as the native API shows it."""
     return {"interaction_id": memory["memory_id"], "role": (memory["metadata"] or {}).get("role"),
             "content": memory["content"], "created_at": memory["created_at"], "metadata": memory["metadata"]}
-
-
-def shared_sessions(services: Any) -> Sessions:
-    """The one ``Sessions`` of these services (SessionMemoryAgent, MemoryOrchestratorService, MemoryClient)."""
-    shared = getattr(services, "_shared_sessions", None)
-    if shared is None:
-        shared = Sessions(Memories.of(services), services.redis, services.events, services.settings.get(SECTION))
-        setattr(services, "_shared_sessions", shared)
-    return shared

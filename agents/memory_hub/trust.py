@@ -13,16 +13,16 @@ unauthenticated client can no longer set a subject's score to 0.0 or 1.0 in one 
 at least 5 writes with the default step, and a flood is refused. ``legacy_max_step: 1.0`` gives the exact
 legacy formula. Native writes need a token with the AgentTrustScorer scope and use the formula unbounded.
 
-Native trust policy (``make_trust_policy``): settings ``trust.min_score`` maps ``"Agent.action"`` (or
-``"Agent.*"``) to the minimum score the caller's ``sub`` must have; below it the call is ``forbidden``.
-The policy runs for every authenticated call on the router thread, so it never reads SQL there: when gates
+Native trust policy (``TrustPolicy``, an ``Assembly`` policy): settings ``trust.min_score`` maps
+``"Agent.action"`` (or ``"Agent.*"``) to the minimum score the caller's ``sub`` must have; below it the call
+is ``forbidden``. The policy runs for every authenticated call on the router thread, so it never reads SQL there: when gates
 are configured every score is held in memory, loaded at start, reloaded by a background task every
 ``trust.cache_s`` and updated at once by writes made in this process (``invalidate`` re-reads one subject,
 on the writer's thread). A subject without a row scores 0.5, as in SQL.
 
-Call feeding (``make_call_feeder``): when ``trust.feed_calls`` is true, every authenticated native call
-is logged as an interaction of its caller's ``sub`` (success unless the outcome is the caller's fault:
-bad_request, unknown_action, unauthorized, forbidden, too_large), with response_time 0 (the hub's
+Call feeding (``CallFeeder``, an ``Assembly`` after_call hook): when ``trust.feed_calls`` is true, every
+authenticated native call is logged as an interaction of its caller's ``sub`` (success unless the outcome is
+the caller's fault: bad_request, unknown_action, unauthorized, forbidden, too_large), with response_time 0 (the hub's
 latency is not the caller's doing). Writes go through a bounded queue to one background thread; when
 the queue is full the oldest pending interaction is dropped and counted.
 """
@@ -31,14 +31,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sqlalchemy import select
 
-from bus.errors import BadRequest, Forbidden, HubError
+from bus.errors import Forbidden, HubError
 from bus.handler import Principal
 from bus.log import get_logger
 from bus.periodic import PeriodicTask
+from bus.settings import SettingError, setting
 
 log = get_logger("memory_hub.trust")
 
@@ -46,18 +48,28 @@ DEFAULT_SCORE = 0.5
 MAX_RESPONSE_TIME_S = 5.0
 CALLER_FAULTS = frozenset({"bad_request", "unknown_action", "unauthorized", "forbidden", "too_large"})
 
-DEFAULTS: dict[str, Any] = {
-    "trust": {
-        "min_score": {},          # {"Agent.action" | "Agent.*": minimum score of the caller's sub}
-        "exempt_subjects": [],    # subjects never gated (e.g. the operator's admin token subject)
-        "feed_calls": False,      # log every authenticated native call as an interaction of its caller
-        "feed_queue": 10000,      # pending fed interactions before the oldest is dropped
-        "cache_s": 5.0,           # how often the policy's in-memory scores are reloaded from SQL
-        "legacy_max_step": 0.1,   # a legacy log_performance moves a score at most this much (1.0 = legacy formula)
-        "legacy_writes_per_peer": 60,  # legacy log_performance per peer address per legacy_window_s
-        "legacy_window_s": 60.0,
-    },
-}
+@dataclass(frozen=True)
+class TrustSettings:
+    """The ``trust`` section."""
+
+    # {"Agent.action" | "Agent.*": minimum score of the caller's sub}
+    min_score: dict[str, float] = field(default_factory=dict)
+    exempt_subjects: tuple[str, ...] = setting((), doc="subjects never gated (e.g. the operator's admin token)")
+    feed_calls: bool = setting(False, doc="log every authenticated native call as an interaction of its caller")
+    feed_queue: int = setting(10000, minimum=1, doc="pending fed interactions before the oldest is dropped")
+    cache_s: float = setting(5.0, minimum=0.01, doc="how often the policy's in-memory scores are reloaded from SQL")
+    legacy_max_step: float = setting(0.1, minimum=0.0, maximum=1.0,
+                                     doc="a legacy log_performance moves a score at most this much (1.0 = legacy)")
+    legacy_writes_per_peer: int = setting(60, minimum=1, doc="legacy log_performance per peer per legacy_window_s")
+    legacy_window_s: float = setting(60.0, minimum=0.001)
+
+    def __post_init__(self) -> None:
+        for key, value in self.min_score.items():
+            agent, _, act = key.partition(".")
+            if not agent or not act:
+                raise SettingError("min_score", f"key {key!r} must be 'Agent.action' or 'Agent.*'")
+            if not 0.0 <= value <= 1.0:
+                raise SettingError(f"min_score.{key}", f"must be a number between 0 and 1, got {value!r}")
 
 
 def legacy_trust_score(successful: int, total: int, response_time: float) -> float:
@@ -131,27 +143,14 @@ class TrustStore:
                      "error_message": row.error_message} for row in session.scalars(query)]
 
 
-def trust_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The ``trust`` section with defaults, validated (``BadRequest`` names the bad key)."""
-    section = {**DEFAULTS["trust"], **settings.get("trust", {})}
-    for key, value in section["min_score"].items():
-        agent, _, act = str(key).partition(".")
-        if not agent or not act:
-            raise BadRequest(f"trust.min_score key {key!r} must be 'Agent.action' or 'Agent.*'")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise BadRequest(f"trust.min_score[{key!r}] must be a number between 0 and 1")
-    return section
-
-
 class TrustPolicy:
     """``policy(principal, agent, action)``: raises ``Forbidden`` when the caller's score is too low."""
 
-    def __init__(self, store: TrustStore | None, settings: dict[str, Any]):
-        section = trust_settings(settings)
+    def __init__(self, store: TrustStore | None, section: TrustSettings):
         self.store = store
-        self.min_score = {str(k): float(v) for k, v in section["min_score"].items()}
-        self.exempt = set(section["exempt_subjects"])
-        self.cache_s = float(section["cache_s"])
+        self.min_score = dict(section.min_score)
+        self.exempt = set(section.exempt_subjects)
+        self.cache_s = section.cache_s
         self._scores: dict[str, float] = {}
         self._lock = threading.Lock()
         self._refresher: PeriodicTask | None = None
@@ -199,15 +198,14 @@ class TrustPolicy:
 class CallFeeder:
     """``feeder(principal, agent, action, outcome)``: queue the call as an interaction of its caller."""
 
-    def __init__(self, store: TrustStore | None, settings: dict[str, Any],
+    def __init__(self, store: TrustStore | None, section: TrustSettings,
                  on_scored: Callable[[str], None] | None = None):
-        section = trust_settings(settings)
-        self.enabled = bool(section["feed_calls"]) and store is not None
+        self.enabled = section.feed_calls and store is not None
         self.store = store
         self.on_scored = on_scored
         self.dropped = 0
         self.fed = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=int(section["feed_queue"]))
+        self._queue: queue.Queue = queue.Queue(maxsize=section.feed_queue)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -263,33 +261,3 @@ class CallFeeder:
                 log.warning("trust_feed_failed", subject=subject, error=err.message)
             finally:
                 self._queue.task_done()
-
-
-# --------------------------------------------------------------------------------------------- hub wiring
-
-_ATTR = "_trust_components"
-
-
-def trust_components(services: Any) -> tuple[TrustStore | None, TrustPolicy, CallFeeder]:
-    """The store, policy and feeder of these services (created once, shared by handler and hub)."""
-    components = getattr(services, _ATTR, None)
-    if components is None:
-        store = TrustStore(services.sql) if services.sql is not None else None
-        policy = TrustPolicy(store, services.settings)
-        feeder = CallFeeder(store, services.settings, on_scored=policy.invalidate)
-        services.closers.append(feeder.stop)
-        services.closers.append(policy.stop)
-        components = (store, policy, feeder)
-        setattr(services, _ATTR, components)
-    return components
-
-
-def make_trust_policy(services: Any) -> Callable[[Principal, str, str], None]:
-    """For hub.py: ``Assembly(policies=[make_trust_policy(services)])`` (raises ``Forbidden``)."""
-    return trust_components(services)[1]
-
-
-def make_call_feeder(services: Any) -> Callable[..., None]:
-    """For the bus: call ``feeder(principal, agent, action, outcome)`` after every authenticated native
-    call (a no-op unless ``trust.feed_calls``); never blocks."""
-    return trust_components(services)[2]

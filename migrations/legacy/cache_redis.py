@@ -22,8 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from agents.memory_hub.cache import DEFAULTS as CACHE_DEFAULTS
-from agents.memory_hub.cache import CacheStore
+from agents.memory_hub.cache import CacheSettings, CacheStore
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedis, socket_path_for
 from agents.memory_hub.stores.redis_store import RedisStore
 from migrations.legacy.common import ImportRefused, Report, TableReport
@@ -32,10 +31,10 @@ MOS_PREFIX = "mem"
 
 
 def import_cache_redis(source_url: str, target_url: str | None, *, data_dir: str | Path | None = None,
-                       cache_types: Iterable[str] = (), cache_settings: dict | None = None,
+                       cache_types: Iterable[str] = (), cache_settings: CacheSettings | None = None,
                        dry_run: bool = False, overwrite: bool = False) -> Report:
-    section = {**CACHE_DEFAULTS["cache_manager"], **(cache_settings or {})}
-    selected = set(section["types"]) | set(section.get("extra_types") or {}) | set(cache_types)
+    section = cache_settings or CacheSettings()
+    selected = set(section.types) | set(section.extra_types) | set(cache_types)
     source = _client(source_url)
     embedded: EmbeddedRedis | None = None
     if target_url is None:

@@ -79,11 +79,15 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, hub: str, settings: dict) -> Any:
     if args.source == "cache-redis":
+        from agents.memory_hub.cache import CacheSettings
+        from bus.settings import from_mapping
         from migrations.legacy.cache_redis import import_cache_redis
 
         return import_cache_redis(args.path, args.redis_url or settings["storage"].get("redis_url"),
                                   data_dir=args.data_dir or settings["storage"]["data_dir"],
-                                  cache_types=args.cache_type, cache_settings=settings.get("cache_manager"),
+                                  cache_types=args.cache_type,
+                                  cache_settings=from_mapping(CacheSettings, settings["cache_manager"],
+                                                              "cache_manager"),
                                   dry_run=args.dry_run, overwrite=args.overwrite)
     url = database_url(hub, settings, args)
     if args.source == "unified-memory":

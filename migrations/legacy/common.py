@@ -22,11 +22,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, create_engine, event, pool, select
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
 
+from agents.sql_engine import SqlSettings, create_sql_engine
 from migrations.runner import upgrade_to_head
 
 EXAMPLES = 5
@@ -236,12 +237,9 @@ def target_transaction(database_url: str, tree: str, dry_run: bool) -> Iterator[
     Foreign keys are checked at the end (``PRAGMA foreign_key_check`` on SQLite): the importers resolve
     references themselves, this is the proof that they did.
     """
-    if database_url.startswith("sqlite:///"):
-        Path(database_url[len("sqlite:///"):]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(database_url, poolclass=pool.NullPool)
+    engine = create_sql_engine(database_url, SqlSettings(busy_timeout_ms=30000), foreign_keys=False,
+                               begin="IMMEDIATE", pooled=False)
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
-        _sqlite_transactional(engine)
     try:
         with engine.connect() as conn:
             transaction = conn.begin()
@@ -263,18 +261,6 @@ def target_transaction(database_url: str, tree: str, dry_run: bool) -> Iterator[
                 raise
     finally:
         engine.dispose()
-
-
-def _sqlite_transactional(engine: Any) -> None:
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA busy_timeout=30000")
-        dbapi_connection.execute("PRAGMA foreign_keys=OFF")
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _check_foreign_keys(conn: Connection) -> None:

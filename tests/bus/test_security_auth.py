@@ -1,7 +1,7 @@
 """Security of a running MemoryHub (a real process): legacy auth flow, JWT attacks on the native port,
 scope enforcement, login rate limit, the trust formula on the legacy ports, confined utilities.
 
-Requires the hub to install ``make_revocation_check(services)`` as ``tokens.is_revoked`` (hub.py).
+Requires the hub to install its revocation list's ``is_revoked`` as ``tokens.is_revoked`` (hub.py ``compose``).
 """
 from __future__ import annotations
 

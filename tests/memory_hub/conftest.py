@@ -9,18 +9,25 @@
   uses it (or ``sql_store``) runs on both: one behaviour suite, two databases.
 * ``module_sql_url``: the same, shared by a module (search corpora embedded once per backend).
 * ``sql_store``: a ``SqlStore`` on ``sql_url``; ``sqlite_store``: on a fresh SQLite file only (SQLite specifics).
+* ``compose_hub(sql, redis=None, search=None, tokens=None, **sections)``: the hub's domain services and its 12
+  handlers, composed by ``hub.compose`` exactly as the daemon does (sections are raw mappings, checked as the
+  daemon checks them); ``.handler(Class)`` picks one; everything is closed after the test.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import redis
 
+from agents.memory_hub.hub import MemoryHubParts, compose
+from agents.memory_hub.settings import MemoryHubSettings
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
 from agents.memory_hub.stores.redis_store import LOGICAL_DBS, RedisStore
 from agents.memory_hub.stores.sql import SqlStore, default_database_url
+from bus.events import NullPublisher
+from bus.settings import from_mapping
 from migrations.runner import upgrade_to_head
 
 SQL_BACKENDS = ("sqlite", "postgresql")
@@ -141,3 +148,20 @@ def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture
+def compose_hub(tmp_path: Path) -> Iterator[Callable[..., MemoryHubParts]]:
+    made: list[MemoryHubParts] = []
+
+    def make(sql: Any, redis: Any = None, *, search: Any = None, tokens: Any = None, events: Any = None,
+             **sections: Any) -> MemoryHubParts:
+        parts = compose(from_mapping(MemoryHubSettings, sections), sql=sql, redis=redis,
+                        events=events if events is not None else NullPublisher(), data_dir=tmp_path,
+                        search=search, tokens=tokens)
+        made.append(parts)
+        return parts
+
+    yield make
+    for parts in reversed(made):
+        parts.close()

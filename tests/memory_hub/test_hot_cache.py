@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-from agents.memory_hub.context_window import ContextWindows
+from agents.memory_hub.context_window import ContextWindowSettings, ContextWindows
 from agents.memory_hub.hot_cache import HotCache
 from agents.memory_hub.knowledge import Knowledge
 from agents.memory_hub.kv import KeyValues
@@ -55,7 +55,7 @@ def memory_domain(sql, redis) -> Domain:
 
 
 def context_domain(sql, redis) -> Domain:
-    windows = ContextWindows(sql, None, redis)
+    windows = ContextWindows(sql, ContextWindowSettings(), redis)
     return Domain(windows.cache, "c", lambda v: windows.add("c", v, importance=0.5),
                   lambda: windows.get("c")[0]["text"])
 

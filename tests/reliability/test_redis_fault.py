@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
+from agents.memory_hub.stores.embedded_redis import EmbeddedRedis, EmbeddedRedisSettings
 from tests.reliability.load_threads import Driver, legacy_mos_writer, native_kv_writer
 from tests.reliability.support import LegacyReq, wait_for
 from tests.support.hubproc import HubProcess
@@ -35,7 +35,7 @@ def cache_client(hub: HubProcess, tag: str, phase: dict) -> Driver:
 
 
 def test_redis_killed_and_restarted_under_load(tmp_path):
-    redis_server = EmbeddedRedis(tmp_path / "redis", settings={"appendfsync": "always"})
+    redis_server = EmbeddedRedis(tmp_path / "redis", settings=EmbeddedRedisSettings(appendfsync="always"))
     url = redis_server.start()
     config = {"storage": {"redis_url": url},
               "cache_manager": {"health_refresh_s": 0.2, "default_max_entries": 0}}

@@ -20,8 +20,8 @@ Native (agent "AgentTrustScorer"):
   get_trust_score{model_id}   -> {model_id, trust_score, total_interactions, successful_interactions, last_updated}
   get_performance_history{model_id, limit?} -> {model_id, history:[{success, response_time, timestamp, error_message}]}
   get_trust{user_id}          -> as get_trust_score, keyed user_id;  route GET /trust/{user_id}
-The trust policy and call feeding for the hub are in agents/memory_hub/trust.py (make_trust_policy,
-make_call_feeder).
+
+
 """
 from __future__ import annotations
 
@@ -30,9 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from agents.memory_hub.auth import SlidingWindowLimiter
-from agents.memory_hub.services import MemoryServices
-from agents.memory_hub.trust import DEFAULTS as TRUST_DEFAULTS
-from agents.memory_hub.trust import TrustStore, trust_components, trust_settings
+from agents.memory_hub.trust import CallFeeder, TrustPolicy, TrustSettings, TrustStore
 from bus.errors import BadRequest, Busy, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
@@ -47,15 +45,12 @@ class AgentTrustScorer(Handler):
     legacy_health_ports = (8122, 5627)
     legacy_vocabulary = LegacyVocabulary(not_an_object="'{type}' object has no attribute 'get'")
     routes = (Route("GET", "/trust/{user_id}", "get_trust"),)
-    DEFAULTS = TRUST_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.store, self.policy, self.feeder = trust_components(services)
-        section = trust_settings(services.settings)
-        self.legacy_max_step = float(section["legacy_max_step"])
-        self.legacy_writes = SlidingWindowLimiter(int(section["legacy_writes_per_peer"]),
-                                                  float(section["legacy_window_s"]))
+    def __init__(self, section: TrustSettings, store: TrustStore | None, policy: TrustPolicy, feeder: CallFeeder):
+        """``policy`` and ``feeder`` are the hub's (its Assembly runs them); writes here refresh the policy."""
+        self.store, self.policy, self.feeder = store, policy, feeder
+        self.legacy_max_step = section.legacy_max_step
+        self.legacy_writes = SlidingWindowLimiter(section.legacy_writes_per_peer, section.legacy_window_s)
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ domain

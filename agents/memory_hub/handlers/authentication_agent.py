@@ -34,38 +34,13 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from agents.memory_hub.auth import DEFAULTS as AUTH_DEFAULTS
-from agents.memory_hub.auth import (LoginLimiter, PasswordGate, RevocationList, UserStore,
+from agents.memory_hub.auth import (AuthAgentSettings, LoginLimiter, PasswordGate, RevocationList, UserStore,
                                     check_credentials_shape)
-from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, Forbidden, HubError, Unauthorized, Unavailable
 from bus.handler import CallContext, Handler, Principal, Route, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
+from bus.tokens import TokenService
 from schemas.memory_hub import authentication_agent as schema
-
-_ATTR = "_auth_revocation_list"
-
-
-def revocation_list(services: MemoryServices) -> RevocationList:
-    """The one ``RevocationList`` of these services (shared by the handler and the hub's check)."""
-    revocations = getattr(services, _ATTR, None)
-    if revocations is None:
-        leeway = getattr(services.tokens, "leeway_s", 5) if services.tokens is not None else 5
-        revocations = RevocationList(services.redis, _section(services), leeway_s=leeway, sql=services.sql,
-                                     publish=services.events.publish)
-        setattr(services, _ATTR, revocations)
-        services.closers.append(revocations.close)
-    return revocations
-
-
-def make_revocation_check(services: MemoryServices) -> Callable[[str], bool]:
-    """For hub.py: ``services.tokens.is_revoked = make_revocation_check(services)``."""
-    return revocation_list(services).is_revoked
-
-
-def _section(services: MemoryServices) -> dict[str, Any]:
-    return {**AUTH_DEFAULTS["auth_agent"], **services.settings.get("auth_agent", {})}
-
 
 class AuthenticationAgent(Handler):
     name = "AuthenticationAgent"
@@ -78,25 +53,24 @@ class AuthenticationAgent(Handler):
         Route("POST", "/auth/verify", "verify"),
         Route("POST", "/auth/logout", "logout"),
     )
-    DEFAULTS = AUTH_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.settings = _section(services)
-        self.users = UserStore(services.sql, self.settings) if services.sql is not None else None
-        self.revocations = revocation_list(services)
-        if services.tokens is not None and getattr(services.tokens, "is_revoked", None) is None:
-            services.tokens.is_revoked = self.revocations.is_revoked     # hub.py may install it first
-        self.limiter = LoginLimiter(self.settings)
-        self.password_gate = PasswordGate(self.settings["max_concurrent_password_checks"])
+    def __init__(self, section: AuthAgentSettings, revocations: RevocationList, sql: Any = None,
+                 tokens: TokenService | None = None):
+        """``revocations``: the hub's list (its token service checks it too); ``tokens`` mints and verifies."""
+        self.settings = section
+        self.tokens = tokens
+        self.users = UserStore(sql, section) if sql is not None else None
+        self.revocations = revocations
+        self.limiter = LoginLimiter(section)
+        self.password_gate = PasswordGate(self.settings.max_concurrent_password_checks)
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ domain
     def register(self, user_id: Any, password: Any, scopes: list[str] | None = None,
                  peer: str | None = None) -> list[str]:
-        check_credentials_shape(user_id, password, int(self.settings["password_min_len"]))
+        check_credentials_shape(user_id, password, self.settings.password_min_len)
         self.limiter.check_register(peer)
-        granted = list(self.settings["default_scopes"]) if scopes is None else list(scopes)
+        granted = list(self.settings.default_scopes) if scopes is None else list(scopes)
         with self.password_gate.slot():
             self._user_store().create(user_id, password, granted)
         return granted
@@ -107,7 +81,7 @@ class AuthenticationAgent(Handler):
         self.limiter.check(user_id, peer)
         with self.password_gate.slot():
             scopes = self._user_store().authenticate(user_id, password)
-        ttl = min(int(ttl_s or self.settings["session_ttl_s"]), int(self.settings["session_ttl_s"]))
+        ttl = min(int(ttl_s or self.settings.session_ttl_s), self.settings.session_ttl_s)
         token, claims = self._tokens().mint(user_id, scopes=scopes, ttl_s=ttl)
         try:
             self.revocations.remember_session(claims["jti"], user_id, claims["exp"])
@@ -151,9 +125,9 @@ class AuthenticationAgent(Handler):
         return self.users
 
     def _tokens(self) -> Any:
-        if self.services.tokens is None:
+        if self.tokens is None:
             raise Unavailable("token service is not configured")
-        return self.services.tokens
+        return self.tokens
 
     # ------------------------------------------------------------------ native
     @action(schema.REGISTER, name="register")

@@ -33,18 +33,17 @@ Native (agent "CacheManager"; Redis down -> ``unavailable``, retryable):
 """
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from agents.memory_hub.cache import DEFAULTS as CACHE_DEFAULTS
-from agents.memory_hub.cache import CacheStore, split_cache_key
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.cache import CacheSettings, CacheStore, split_cache_key
+from agents.memory_hub.stores.redis_store import RedisStore
 from bus.errors import HubError, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from bus.log import get_logger
+from bus.periodic import PeriodicTask
 from schemas.memory_hub import cache_manager as schema
 
 log = get_logger("memory_hub.cache_manager")
@@ -60,17 +59,20 @@ class CacheManager(Handler):
     legacy_vocabulary = LegacyVocabulary(missing_action="")   # the agent read request.get("action", "")
     routes = (Route("GET", "/cache/{cache_key}", "cache_get"), Route("PUT", "/cache/{cache_key}", "cache_put"),
               Route("DELETE", "/cache/{cache_key}", "cache_delete"))
-    DEFAULTS = CACHE_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.section = {**CACHE_DEFAULTS["cache_manager"], **(services.settings.get("cache_manager") or {})}
-        self.cache = CacheStore(services.redis, self.section) if services.redis is not None else None
+    def __init__(self, section: CacheSettings, redis: RedisStore | None, *, error_reporting: bool = False):
+        """``error_reporting``: whether the hub reports errors to the ErrorBus (shown in the legacy health)."""
+        self.section = section
+        self.redis = redis
+        self.error_reporting = error_reporting
+        self.cache = CacheStore(redis, section) if redis is not None else None
         self._started_at = time.time()
         self._redis_ok = False
         self._redis_info: dict[str, Any] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # health replies read Redis's state from here; stale LRU members are swept every maintenance_interval_s
+        self._maintenance = PeriodicTask("cache-manager", section.health_refresh_s, self._maintain_once)
+        self._sweep_every = max(section.health_refresh_s, section.maintenance_interval_s)
+        self._next_sweep = 0.0
         self.refresh_redis_state()
 
     # ------------------------------------------------------------------ domain (shared by both paths)
@@ -190,7 +192,7 @@ class CacheManager(Handler):
         memory_id = _legacy_id(req.get("memory_id"), "memory_id")
         if memory_id is None or req.get("data") is None:
             return {"status": "error", "message": "Missing required parameters"}
-        ttl = _legacy_ttl(req.get("ttl", self.section["cache_memory_ttl_s"]))
+        ttl = _legacy_ttl(req.get("ttl", self.section.cache_memory_ttl_s))
         self.put_entry("memory", memory_id, req["data"], ttl)
         return {"status": "success", "message": "Memory cached successfully"}
 
@@ -245,7 +247,7 @@ class CacheManager(Handler):
             "version": "1.0.0",
             "port": self.legacy_ports[0],
             "health_port": self.legacy_health_ports[0],
-            "error_reporting": bool((self.services.settings.get("neighbours") or {}).get("error_bus")),
+            "error_reporting": self.error_reporting,
         })
         if self._redis_ok and self._redis_info is not None:
             reply["redis_info"] = dict(self._redis_info)
@@ -256,7 +258,7 @@ class CacheManager(Handler):
 
     def refresh_redis_state(self) -> None:
         """Ping Redis and read its INFO (never raises); used by the background thread and health actions."""
-        redis = self.services.redis
+        redis = self.redis
         ok = redis is not None and redis.available()
         info = None
         if ok:
@@ -270,33 +272,26 @@ class CacheManager(Handler):
 
     # ------------------------------------------------------------------ background
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._maintain, name="cache-manager", daemon=True)
-        self._thread.start()
+        self._next_sweep = time.monotonic() + self._sweep_every
+        self._maintenance.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._maintenance.stop(5)
         if self.cache is not None:
             self.cache.close()
 
     def watched(self) -> list:
         return [self.cache.reader] if self.cache is not None else []
 
-    def _maintain(self) -> None:
-        refresh = max(0.05, float(self.section["health_refresh_s"]))
-        sweep_every = max(refresh, float(self.section["maintenance_interval_s"]))
-        next_sweep = time.monotonic() + sweep_every
-        while not self._stop.wait(refresh):
-            self.refresh_redis_state()
-            if self._redis_ok and self.cache is not None and time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + sweep_every
-                try:
-                    removed = self.cache.sweep()
-                    log.debug("cache_sweep", removed=removed)
-                except Unavailable:
-                    self._redis_ok = False
+    def _maintain_once(self) -> None:
+        self.refresh_redis_state()
+        if self._redis_ok and self.cache is not None and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self._sweep_every
+            try:
+                removed = self.cache.sweep()
+                log.debug("cache_sweep", removed=removed)
+            except Unavailable:
+                self._redis_ok = False
 
 
 class _LegacyInvalid(HubError):

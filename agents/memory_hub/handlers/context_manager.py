@@ -31,10 +31,9 @@ import time
 from datetime import datetime
 from typing import Any
 
-from agents.memory_hub.context_window import DEFAULTS as WINDOW_DEFAULTS
-from agents.memory_hub.context_window import ContextWindows
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.context_window import ContextWindowSettings, ContextWindows
 from bus.errors import BadRequest, Unavailable
+from bus.events import EventPublisher, NullPublisher
 from bus.handler import CallContext, Handler, Route, action
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.base import Schema
@@ -51,13 +50,12 @@ class ContextManager(Handler):
     routes = (Route("GET", "/context/{context_id}", "context_get"),
               Route("POST", "/context/{context_id}", "context_add"),
               Route("DELETE", "/context/{context_id}", "context_clear"))
-    DEFAULTS = WINDOW_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.section = {**WINDOW_DEFAULTS["context_manager"], **(services.settings.get("context_manager") or {})}
-        self.windows = (ContextWindows(services.sql, self.section, services.redis)
-                        if services.sql is not None else None)
+    def __init__(self, section: ContextWindowSettings, events: EventPublisher | NullPublisher, sql: Any = None,
+                 redis: Any = None):
+        self.section = section
+        self.events = events
+        self.windows = ContextWindows(sql, section, redis) if sql is not None else None
         self._started_at = time.time()
 
     # ------------------------------------------------------------------ domain
@@ -71,7 +69,7 @@ class ContextManager(Handler):
         item = self._windows().add(context_id, text, speaker, metadata, importance)
         event = {k: item[k] for k in ("context_id", "item_id", "speaker", "importance", "timestamp", "metadata")}
         event["text"] = item["text"][:EVENT_TEXT_CHARS]
-        self.services.events.publish("context.added", event)
+        self.events.publish("context.added", event)
         return item
 
     # ------------------------------------------------------------------ native
@@ -143,7 +141,7 @@ class ContextManager(Handler):
     def _legacy_args(self, request: dict, fields: Schema) -> dict:
         """Validate the legacy fields with the native schema; errors in the legacy words."""
         args = {k: request[k] for k in fields.fields if k in request and request[k] not in (None, "")}
-        args.setdefault("context_id", self.section["legacy_context_id"])
+        args.setdefault("context_id", self.section.legacy_context_id)
         if args.get("max_items") == 0 and not isinstance(args.get("max_items"), bool):
             args.pop("max_items")                            # legacy: a falsy max_items means "all"
         try:

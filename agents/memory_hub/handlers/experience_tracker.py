@@ -29,7 +29,6 @@ from datetime import datetime
 from typing import Any
 
 from agents.memory_hub.experiences import ExperienceStore, iso, parse_time
-from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, Unavailable
 from bus.handler import CallContext, Handler, Route, action
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary, message_error
@@ -45,9 +44,8 @@ class ExperienceTracker(Handler):
               Route("PUT", "/experience/{exp_id}", "put_experience"),
               Route("DELETE", "/experience/{exp_id}", "delete_experience"))
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.store = ExperienceStore(services.sql) if services.sql is not None else None
+    def __init__(self, sql: Any = None):
+        self.store = ExperienceStore(sql) if sql is not None else None
         self._started_at = time.time()
 
     def _store(self) -> ExperienceStore:

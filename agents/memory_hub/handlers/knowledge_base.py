@@ -32,10 +32,8 @@ import itertools
 import time
 from typing import Any
 
-from agents.memory_hub.knowledge import DEFAULTS as KNOWLEDGE_DEFAULTS, SECTION, Knowledge
-from agents.memory_hub.memories import Memories
+from agents.memory_hub.knowledge import Knowledge
 from agents.memory_hub.memory_orchestrator_legacy import LegacyError, memory_format_error
-from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, HubError
 from bus.handler import CallContext, Handler, Route, action
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
@@ -52,11 +50,9 @@ class KnowledgeBase(Handler):
         Route("PUT", "/doc/{doc_id}", "doc_put"),
         Route("DELETE", "/doc/{doc_id}", "doc_delete"),
     )
-    DEFAULTS = KNOWLEDGE_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.knowledge = Knowledge(Memories.of(services), services.redis, services.settings.get(SECTION))
+    def __init__(self, knowledge: Knowledge):
+        self.knowledge = knowledge
         self.started_at = time.time()
         self._requests = itertools.count(1)
         self.request_count = 0

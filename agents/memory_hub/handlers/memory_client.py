@@ -34,11 +34,10 @@ from functools import cached_property, partial
 from typing import Any
 
 from agents.memory_hub.handlers.memory_orchestrator_service import StoreProbe
-from agents.memory_hub.kv import DEFAULTS as KV_DEFAULTS, SECTION, KeyValues
+from agents.memory_hub.kv import KeyValueSettings, KeyValues
 from agents.memory_hub.memories import Memories
 from agents.memory_hub.memory_orchestrator_legacy import LegacyMemoryApi
-from agents.memory_hub.services import MemoryServices
-from agents.memory_hub.sessions import shared_sessions
+from agents.memory_hub.sessions import Sessions
 from bus.errors import BadRequest
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
@@ -93,16 +92,14 @@ class MemoryClient(Handler):
         Route("PUT", "/kv/{key:path}", "kv_set"),
         Route("DELETE", "/kv/{key:path}", "kv_delete"),
     )
-    DEFAULTS = KV_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.settings = {**KV_DEFAULTS[SECTION], **services.settings.get(SECTION, {})}
-        memories = Memories.of(services)
-        self.kv = KeyValues(services.sql, services.redis, self.settings, float(memories.settings["cache_retry_s"]))
-        self.breaker = CircuitBreaker(int(self.settings["failure_threshold"]), float(self.settings["reset_timeout_s"]))
-        self.legacy = LegacyMemoryApi(memories, shared_sessions(services).create, self.breaker.record)
-        self.probe = StoreProbe(services)
+    def __init__(self, section: KeyValueSettings, memories: Memories, sessions: Sessions, sql: Any,
+                 redis: Any = None):
+        self.settings = section
+        self.kv = KeyValues(sql, redis, section, memories.settings.cache_retry_s)
+        self.breaker = CircuitBreaker(section.failure_threshold, section.reset_timeout_s)
+        self.legacy = LegacyMemoryApi(memories, sessions.create, self.breaker.record)
+        self.probe = StoreProbe(sql, redis)
         self.started_at = time.time()
         self._requests = itertools.count(1)
         self.request_count = 0

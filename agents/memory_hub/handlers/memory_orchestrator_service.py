@@ -44,13 +44,11 @@ import threading
 import time
 from typing import Any
 
-from agents.memory_hub.lifecycle import DEFAULTS as LIFECYCLE_DEFAULTS, Lifecycle
-from agents.memory_hub.memories import DEFAULTS as MEMORY_DEFAULTS, Memories, settings_of
+from agents.memory_hub.lifecycle import Lifecycle, LifecycleSettings
+from agents.memory_hub.memories import Memories
 from agents.memory_hub.memory_orchestrator_legacy import LegacyMemoryApi
-from agents.memory_hub.services import MemoryServices
-from agents.memory_hub.sessions import shared_sessions
-from bus.config import merge_defaults
-from bus.events import EventPublisher
+from agents.memory_hub.sessions import Sessions
+from bus.events import EventPublisher, NullPublisher
 from bus.handler import CallContext, Handler, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from schemas.memory_hub import memory_orchestrator_service as schema
@@ -60,8 +58,8 @@ class StoreProbe:
     and, when it is older than ``every_s``, refresh it on a background thread (health ports are answered on the
     router thread, which must never wait for a stalled Redis)."""
 
-    def __init__(self, services: MemoryServices, every_s: float = 2.0):
-        self.services = services
+    def __init__(self, sql: Any, redis: Any, every_s: float = 2.0):
+        self.sql, self.redis = sql, redis
         self.every_s = every_s
         self._at: float | None = None
         self._value = (False, False)
@@ -80,7 +78,7 @@ class StoreProbe:
 
     def _refresh(self) -> None:
         try:
-            sql, redis = self.services.sql, self.services.redis
+            sql, redis = self.sql, self.redis
             self._value = (bool(sql is not None and sql.ping()), bool(redis is not None and redis.available()))
             self._at = time.monotonic()
         finally:
@@ -97,15 +95,15 @@ class MemoryOrchestratorService(Handler):
     legacy_ports = (7140,)
     legacy_health_ports = (7141, 8140)
     legacy_vocabulary = LegacyVocabulary()
-    DEFAULTS = merge_defaults(MEMORY_DEFAULTS, LIFECYCLE_DEFAULTS)
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.memories = Memories.of(services)
-        self.sessions = shared_sessions(services)
-        self.lifecycle = Lifecycle(self.memories, settings_of(services.settings))
-        self.legacy = LegacyMemoryApi(self.memories, self.sessions.create)
-        self.probe = StoreProbe(services)
+    def __init__(self, lifecycle: LifecycleSettings, memories: Memories, sessions: Sessions,
+                 events: EventPublisher | NullPublisher, redis: Any = None):
+        self.memories = memories
+        self.sessions = sessions
+        self.events = events
+        self.lifecycle = Lifecycle(memories, lifecycle)
+        self.legacy = LegacyMemoryApi(memories, sessions.create)
+        self.probe = StoreProbe(memories.sql, redis)
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ legacy
@@ -118,7 +116,7 @@ class MemoryOrchestratorService(Handler):
 
     def legacy_health(self, port: int) -> dict:
         db, redis = self.probe()
-        bus_ready = isinstance(self.services.events, EventPublisher)
+        bus_ready = isinstance(self.events, EventPublisher)
         return base_legacy_health(self.name, self.started_at, status="ok" if db and redis and bus_ready else "degraded",
                                   db_connected=db, redis_connected=redis, error_bus_ready=bus_ready)
 
@@ -130,9 +128,9 @@ class MemoryOrchestratorService(Handler):
 
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
         last = self.lifecycle.last_run
-        return {"memory_lifecycle": (self.lifecycle.alive or not self.lifecycle.settings["lifecycle_enabled"],
+        return {"memory_lifecycle": (self.lifecycle.alive or not self.lifecycle.settings.lifecycle_enabled,
                                      {"last_run": last and last.get("finished_at"),
-                                      "interval_s": self.lifecycle.settings["lifecycle_interval_s"]})}
+                                      "interval_s": self.lifecycle.settings.lifecycle_interval_s})}
 
     def start(self) -> None:
         self.lifecycle.start()

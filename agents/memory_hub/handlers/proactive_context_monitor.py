@@ -32,20 +32,15 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from agents.memory_hub.context_monitor import DEFAULTS as MONITOR_DEFAULTS
-from agents.memory_hub.context_monitor import ContextMonitor
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.context_monitor import ContextMonitor, ContextMonitorSettings
 from bus.errors import BadRequest, HubError, TooLarge
+from bus.events import EventPublisher, NullPublisher
 from bus.handler import CallContext, Handler, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
 from bus.log import get_logger
 from schemas.memory_hub import proactive_context_monitor as schema
 
 log = get_logger("memory_hub.proactive_context_monitor")
-
-DEFAULTS: dict[str, Any] = {"context_monitor": {**MONITOR_DEFAULTS["context_monitor"],
-                                                "max_context_bytes": 65536}}
-
 
 class SqlHistory:
     """The legacy context history in SQL: ``[{timestamp, data}]``, newest ``cap`` rows kept."""
@@ -119,14 +114,14 @@ class ProactiveContextMonitor(Handler):
     legacy_health_ports = (8119,)
     legacy_vocabulary = LegacyVocabulary(missing_action="", null_action="",
                                          not_an_object="'{type}' object has no attribute 'get'")
-    DEFAULTS = DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.settings = {**DEFAULTS["context_monitor"], **services.settings.get("context_monitor", {})}
-        cap = int(self.settings["history_max"])
-        self.history = SqlHistory(services.sql, cap) if services.sql is not None else MemoryHistory(cap)
-        self.monitor = ContextMonitor(services, self.settings, self.history)
+    def __init__(self, section: ContextMonitorSettings, events: EventPublisher | NullPublisher, sql: Any = None,
+                 redis: Any = None, search: Any = None):
+        """Hub events reach it through ``observe`` (hub.py adds it to the event observers)."""
+        self.settings = section
+        cap = section.history_max
+        self.history = SqlHistory(sql, cap) if sql is not None else MemoryHistory(cap)
+        self.monitor = ContextMonitor(section, self.history, events, sql=sql, redis=redis, search=search)
         self.started_at = time.time()
         self.request_count = 0
         self._count_lock = threading.Lock()
@@ -147,7 +142,7 @@ class ProactiveContextMonitor(Handler):
         if not context:
             raise BadRequest("Missing context data", details={"field": "context"})
         size = len(json.dumps(context, default=str))
-        if size > int(self.settings["max_context_bytes"]):
+        if size > self.settings.max_context_bytes:
             raise TooLarge("Context too large", details={"bytes": size})
         return self.monitor.add_context(context)
 

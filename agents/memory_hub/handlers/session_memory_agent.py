@@ -38,8 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from agents.memory_hub.memory_orchestrator_legacy import LegacyError, memory_format_error
-from agents.memory_hub.services import MemoryServices
-from agents.memory_hub.sessions import DEFAULTS as SESSION_DEFAULTS, shared_sessions
+from agents.memory_hub.sessions import Sessions
 from bus.errors import HubError
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
@@ -92,11 +91,9 @@ class SessionMemoryAgent(Handler):
         Route("POST", "/session/{session_id}/interaction", "add_interaction"),
         Route("GET", "/session/{session_id}/context", "get_context"),
     )
-    DEFAULTS = SESSION_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.sessions = shared_sessions(services)
+    def __init__(self, sessions: Sessions):
+        self.sessions = sessions
         self.started_at = time.time()
         self._requests = itertools.count(1)
         self.request_count = 0
@@ -158,9 +155,9 @@ class SessionMemoryAgent(Handler):
 
     # ------------------------------------------------------------------ lifecycle
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
-        enabled = self.sessions.settings["cleanup_enabled"]
+        enabled = self.sessions.settings.cleanup_enabled
         return {"session_expiry": (self.sessions.alive or not enabled,
-                                   {"interval_s": self.sessions.settings["cleanup_interval_s"],
+                                   {"interval_s": self.sessions.settings.cleanup_interval_s,
                                     "timeout_s": self.sessions.timeout})}
 
     def start(self) -> None:

@@ -40,9 +40,7 @@ import threading
 import time
 from typing import Any
 
-from agents.memory_hub.reasoning import DEFAULTS as REASONING_DEFAULTS
-from agents.memory_hub.reasoning import ReasoningStore, require_twin
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.reasoning import ReasoningSettings, ReasoningStore, require_twin
 from bus.errors import BadRequest, HubError, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
@@ -61,13 +59,12 @@ class UnifiedMemoryReasoningAgent(Handler):
     legacy_health_ports = (7106, 8105)
     legacy_vocabulary = LegacyVocabulary(key="reason", unknown_action="Unknown action")
     routes = (Route("GET", "/embedding/{query}", "semantic_search"),)
-    DEFAULTS = REASONING_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.section = {**REASONING_DEFAULTS["unified_memory_reasoning"],
-                        **(services.settings.get("unified_memory_reasoning") or {})}
-        self.reasoning = ReasoningStore(services.sql, self.section) if services.sql is not None else None
+    def __init__(self, section: ReasoningSettings, sql: Any = None, search: Any = None):
+        """``search``: the hub's search engine (None: get_context answers unavailable)."""
+        self.section = section
+        self.search = search
+        self.reasoning = ReasoningStore(sql, section) if sql is not None else None
         self._started_at = time.time()
         self._lock = threading.Lock()
         self.counters = dict.fromkeys(COUNTERS, 0)
@@ -80,9 +77,9 @@ class UnifiedMemoryReasoningAgent(Handler):
         return self.reasoning
 
     def _search(self) -> Any:
-        if self.services.search is None:
+        if self.search is None:
             raise Unavailable("semantic search is not configured on this hub (search.enabled)")
-        return self.services.search
+        return self.search
 
     # ------------------------------------------------------------------ native: twins, interactions, errors
     @action(schema.UPDATE_TWIN)
@@ -151,7 +148,7 @@ class UnifiedMemoryReasoningAgent(Handler):
     def get_context(self, args: dict, ctx: CallContext) -> dict:
         """Top memories for the query, deduplicated, packed into a token budget."""
         query = _query(args["query"])
-        budget = args["token_budget"] or int(self.section["default_token_budget"])
+        budget = args["token_budget"] or self.section.default_token_budget
         return self._search().pack_context(query, budget, args["filters"], args["k"], args["mode"], ctx.deadline)
 
     # ------------------------------------------------------------------ legacy

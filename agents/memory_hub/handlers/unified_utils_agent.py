@@ -37,9 +37,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from agents.memory_hub.cleanup import DEFAULTS as UTILS_DEFAULTS
+from agents.memory_hub.cleanup import UtilsSettings
 from agents.memory_hub.cleanup import Match, SweepResult, Sweeper, everything, older_than, resolve_root
-from agents.memory_hub.services import MemoryServices
 from bus.config import ConfigError
 from bus.errors import BadRequest
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
@@ -60,16 +59,14 @@ class UnifiedUtilsAgent(Handler):
         Route("POST", "/utils/{operation}", "operation"),
         Route("GET", "/utils/{operation}", "preview"),
     )
-    DEFAULTS = UTILS_DEFAULTS
 
-    def __init__(self, services: MemoryServices):
-        self.services = services
-        self.settings = {**UTILS_DEFAULTS["utils"], **services.settings.get("utils", {})}
-        data_dir = Path(services.data_dir)
+    def __init__(self, section: UtilsSettings, data_dir: Path):
+        """``data_dir``: the hub's data directory (relative paths of the section are under it)."""
+        self.settings = section
         try:
-            self.roots = {key: resolve_root(str(self.settings[key]), data_dir)
+            self.roots = {key: resolve_root(getattr(section, key), data_dir)
                           for key in ("temp_dir", "logs_dir", "cache_dir")}
-            self.browser_roots = [resolve_root(str(p), data_dir) for p in self.settings["browser_cache_dirs"]]
+            self.browser_roots = [resolve_root(path, data_dir) for path in section.browser_cache_dirs]
         except BadRequest as exc:
             raise ConfigError(f"utils: {exc.message}") from exc
         self.started_at = time.time()
@@ -85,16 +82,16 @@ class UnifiedUtilsAgent(Handler):
         if operation == "cleanup_temp_files":
             return "temp_dir", everything, True
         if operation == "cleanup_logs":
-            return "logs_dir", older_than(self.settings["log_age_days"], ".log"), False
+            return "logs_dir", older_than(self.settings.log_age_days, ".log"), False
         if operation == "cleanup_cache":
-            return "cache_dir", older_than(self.settings["cache_age_days"]), False
+            return "cache_dir", older_than(self.settings.cache_age_days), False
         raise BadRequest(f"unknown cleanup operation {operation!r}")
 
     def _sweeper(self, root: Path, match: Match, dry_run: bool | None, remove_dirs: bool = False) -> Sweeper:
         s = self.settings
-        return Sweeper(root, match, dry_run=bool(s["dry_run"] or dry_run), remove_empty_dirs=remove_dirs,
-                       max_entries=int(s["max_entries"]), max_depth=int(s["max_depth"]),
-                       max_listed=int(s["max_listed"]))
+        return Sweeper(root, match, dry_run=bool(s.dry_run or dry_run), remove_empty_dirs=remove_dirs,
+                       max_entries=s.max_entries, max_depth=s.max_depth,
+                       max_listed=s.max_listed)
 
     def browser_cache(self, dry_run: bool | None = None) -> dict[str, Any]:
         reply: dict[str, Any] = {"browsers_cleaned": 0, "files_removed": 0, "bytes_freed": 0, "errors": []}
@@ -108,7 +105,7 @@ class UnifiedUtilsAgent(Handler):
             reply["bytes_freed"] += result.bytes_freed
             reply["errors"].extend(result.errors)
             directories.append(result.native())
-        if self.settings["dry_run"] or dry_run:
+        if self.settings.dry_run or dry_run:
             reply.update(dry_run=True, would_remove=[f"{d['directory']}/{p}" for d in directories
                                                      for p in d["would_remove"]])
         reply["directories"] = directories
@@ -133,7 +130,7 @@ class UnifiedUtilsAgent(Handler):
                    "logs": view(self.sweep("cleanup_logs", None, dry_run)),
                    "cache": view(self.sweep("cleanup_cache", None, dry_run)),
                    "browser_cache": browser}
-        if platform.system() == "Windows" and not (dry_run or self.settings["dry_run"]):
+        if platform.system() == "Windows" and not (dry_run or self.settings.dry_run):
             results["windows_disk_cleanup"] = self.windows_disk_cleanup()
         return results
 

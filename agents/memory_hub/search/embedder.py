@@ -18,11 +18,14 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from bus.errors import BadRequest, Unavailable
+
+if TYPE_CHECKING:
+    from agents.memory_hub.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +74,13 @@ class Embedder:
         self._torch_threads = 0
 
     @classmethod
-    def from_settings(cls, section: dict[str, Any], data_dir: str | Path | None = None) -> "Embedder":
-        onnx_path = Path(section["onnx_path"]).expanduser() if section["onnx_path"] else None
+    def from_settings(cls, section: SearchSettings, data_dir: str | Path | None = None) -> "Embedder":
+        onnx_path = Path(section.onnx_path).expanduser() if section.onnx_path else None
         if onnx_path is not None and not onnx_path.is_absolute():
             onnx_path = Path(data_dir).expanduser() / onnx_path if data_dir is not None else None
-        return cls(section["model_path"] or None, threads=section["torch_threads"],
-                   batch_size=section["encode_batch_size"], cache_size=section["query_cache_size"],
-                   backend=section["embed_backend"], cache_dir=onnx_path)
+        return cls(section.model_path or None, threads=section.torch_threads,
+                   batch_size=section.encode_batch_size, cache_size=section.query_cache_size,
+                   backend=section.embed_backend, cache_dir=onnx_path)
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self, wait: bool = True) -> None:

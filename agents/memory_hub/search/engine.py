@@ -2,9 +2,9 @@
 
 Public API (all methods thread-safe; errors are ``bus.errors`` types):
 
-* ``SearchEngine(sql, embedder=None, settings=None, *, data_dir=None, default_wait_s=30)``: ``sql`` is an
-  SQLAlchemy ``Engine``, a store with an ``.engine``, or a URL (migrated to head by the caller); ``settings``
-  is the ``search`` section (``DEFAULTS["search"]``; the whole settings dict is accepted too); ``data_dir``
+* ``SearchEngine(sql, embedder=None, settings=SearchSettings(), *, data_dir=None, default_wait_s=30)``: ``sql``
+  is an SQLAlchemy ``Engine``, a store with an ``.engine``, or a URL (migrated to head by the caller);
+  ``settings`` is the typed ``search`` section (``search/settings.py``); ``data_dir``
   anchors a relative ``snapshot_path``. ``start()`` loads the model, checks the FTS index, loads the FAISS
   snapshot or rebuilds from SQL and embeds rows left without an embedding (the first call of any method
   does it too); ``start_background()`` does it on a thread: reads meanwhile wait for it until their
@@ -50,7 +50,7 @@ from agents.memory_hub.search.embedder import Embedder
 from agents.memory_hub.search.filters import Filters, parse_filters, row_matches, where_clauses
 from agents.memory_hub.search.maintenance import Maintainer
 from agents.memory_hub.search.rows import MemoryRows, resolve_engine
-from agents.memory_hub.search.settings import SEARCH_DEFAULTS
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.search.vector_index import VectorIndex
 from bus.errors import BadRequest, NotFound
 
@@ -75,16 +75,16 @@ class Where:
 class SearchEngine:
     """See module docstring."""
 
-    def __init__(self, sql: Any, embedder: Embedder | None = None, settings: Mapping[str, Any] | None = None,
+    def __init__(self, sql: Any, embedder: Embedder | None = None, settings: SearchSettings | None = None,
                  *, data_dir: str | Path | None = None, default_wait_s: float = 30.0):
-        self.settings = _section(settings)
+        self.settings = settings or SearchSettings()
         self.engine = resolve_engine(sql)
         self.rows = MemoryRows(self.engine)
         self._own_embedder = embedder is None
         self.embedder = embedder or Embedder.from_settings(self.settings, data_dir)
         self.index = VectorIndex.from_settings(self.settings)
         self.keyword_engine = keyword.LIKE     # set at start: fts5 / postgres / like (keyword.detect)
-        self.maintainer = Maintainer(self, _snapshot_dir(self.settings["snapshot_path"], data_dir),
+        self.maintainer = Maintainer(self, _snapshot_dir(self.settings.snapshot_path, data_dir),
                                      default_wait_s)
         self.write_lock = threading.Lock()
 
@@ -162,7 +162,7 @@ class SearchEngine:
             raise BadRequest(f"mode must be one of {', '.join(MODES)}", details={"field": "mode"})
         where = self._where(parse_filters(filters))
         self.maintainer.ensure_started(_wait_until(deadline))
-        depth = max(k, self.settings["candidates"]) if mode == "hybrid" else k
+        depth = max(k, self.settings.candidates) if mode == "hybrid" else k
         pending = self.embedder.encode_query_async(query) if mode != "keyword" else None
         kw = self._keyword_hits(query, where, depth) if mode != "vector" else []   # while embedding runs
         qvec = pending.result() if pending is not None else None
@@ -179,7 +179,7 @@ class SearchEngine:
         """Memories whose cosine similarity to ``text`` is at least ``threshold`` (default from settings),
         best first, ``exclude`` ids left out (e.g. the memory being checked)."""
         text, k = self._check_query(text, "text"), self._check_k(k)
-        threshold = self.settings["duplicate_threshold"] if threshold is None else threshold
+        threshold = self.settings.duplicate_threshold if threshold is None else threshold
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
             raise BadRequest("threshold must be a number in [-1, 1]", details={"field": "threshold"})
         where = self._where(parse_filters({"namespace": namespace} if namespace is not None else None))
@@ -197,11 +197,11 @@ class SearchEngine:
                 or not 1 <= token_budget <= MAX_TOKEN_BUDGET:
             raise BadRequest(f"token_budget must be an integer in 1..{MAX_TOKEN_BUDGET}",
                              details={"field": "token_budget"})
-        results = self.search(query, k or self.settings["max_k"], mode, filters, deadline)
+        results = self.search(query, k or self.settings.max_k, mode, filters, deadline)
         vectors = self.index.vectors([r["memory_id"] for r in results])
         items, used, dropped = ranking.pack(results, vectors, token_budget=token_budget,
-                                            tokens_per_word=self.settings["tokens_per_word"],
-                                            duplicate_threshold=self.settings["duplicate_threshold"])
+                                            tokens_per_word=self.settings.tokens_per_word,
+                                            duplicate_threshold=self.settings.duplicate_threshold)
         return {"query": query, "token_budget": token_budget, "tokens": used, "memories": items,
                 "duplicates_dropped": dropped, "text": "\n".join(item["content"] for item in items)}
 
@@ -233,10 +233,10 @@ class SearchEngine:
     def _vector_hits(self, qvec: np.ndarray, where: Where, n: int) -> list[tuple[str, float]]:
         if where.flt.empty:
             return self._overfetch(qvec, where, n, factor=1)
-        limit = self.settings["exact_filter_max"]
+        limit = self.settings.exact_filter_max
         if self.rows.count_upto(where.scan, limit + 1) <= limit:
             return self._exact_subset(qvec, where, n)
-        return self._overfetch(qvec, where, n, factor=self.settings["overfetch"])
+        return self._overfetch(qvec, where, n, factor=self.settings.overfetch)
 
     def _overfetch(self, qvec: np.ndarray, where: Where, n: int, factor: int) -> list[tuple[str, float]]:
         total, fetch = len(self.index), n * max(1, factor)
@@ -262,7 +262,7 @@ class SearchEngine:
     def _keyword_hits(self, query: str, where: Where, n: int) -> list[tuple[str, float]]:
         with self.engine.connect() as conn:
             return keyword.search(conn, self.rows.table, query, where.scan, n, self.keyword_engine,
-                                  self.settings["keyword_match_budget"])
+                                  self.settings.keyword_match_budget)
 
     def _fuse(self, query: str, qvec: np.ndarray, vec: list[tuple[str, float]],
               kw: list[tuple[str, float]]) -> list[ranking.Ranked]:
@@ -274,8 +274,8 @@ class SearchEngine:
         terms = keyword.like_terms(query)
         contents = self.rows.contents([m for m, _ in kw]) if kw else {}
         covered = {m: ranking.coverage(terms, text) for m, text in contents.items()}
-        return ranking.fuse(vec, kw, cosines, covered, keyword_weight=self.settings["keyword_weight"],
-                            min_coverage=self.settings["keyword_min_coverage"])
+        return ranking.fuse(vec, kw, cosines, covered, keyword_weight=self.settings.keyword_weight,
+                            min_coverage=self.settings.keyword_min_coverage)
 
     def _materialize(self, ranked: list[ranking.Ranked], where: Where) -> list[dict[str, Any]]:
         rows = self.rows.fetch_rows([r.memory_id for r in ranked], where.pinned)
@@ -293,14 +293,14 @@ class SearchEngine:
         cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in query).strip()
         if not cleaned:
             raise BadRequest(f"{name} must not be empty", details={"field": name})
-        if len(cleaned) > self.settings["max_query_chars"]:
-            raise BadRequest(f"{name} longer than {self.settings['max_query_chars']} characters",
+        if len(cleaned) > self.settings.max_query_chars:
+            raise BadRequest(f"{name} longer than {self.settings.max_query_chars} characters",
                              details={"field": name})
         return cleaned
 
     def _check_k(self, k: Any) -> int:
-        k = self.settings["default_k"] if k is None else k
-        max_k = self.settings["max_k"]
+        k = self.settings.default_k if k is None else k
+        max_k = self.settings.max_k
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
             raise BadRequest(f"k must be an integer in 1..{max_k}", details={"field": "k"})
         return k
@@ -323,16 +323,6 @@ def _pair(item: Any) -> tuple[str, str | None]:
     if not isinstance(memory_id, str) or not (text is None or isinstance(text, str)):
         raise BadRequest("index_many expects memory_id: str and text: str | None")
     return memory_id, text
-
-
-def _section(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    settings = dict(settings or {})
-    if isinstance(settings.get("search"), Mapping):
-        settings = dict(settings["search"])
-    unknown = sorted(set(settings) - set(SEARCH_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown search setting '{unknown[0]}'")
-    return {**SEARCH_DEFAULTS, **settings}
 
 
 def _snapshot_dir(path: str, data_dir: str | Path | None) -> Path | None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from agents.memory_hub.search import keyword
 from bus.errors import Unavailable
+from bus.periodic import PeriodicTask
 
 if TYPE_CHECKING:
     from agents.memory_hub.search.engine import SearchEngine
@@ -53,8 +54,8 @@ class Maintainer:
         self._starting = threading.Event()
         self._changes = 0
         self._saved: dict[str, Any] | None = None     # fingerprint of the snapshot on disk, when known
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()          # also ends a backfill early at close
+        self._task: PeriodicTask | None = None
 
     # lifecycle ---------------------------------------------------------------------------------
     @property
@@ -136,9 +137,9 @@ class Maintainer:
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
+        if self._task is not None:
+            self._task.stop(timeout=60)
+            self._task = None
         # other writes (importance, tiers, access counts) move max(updated_at) without touching a vector:
         # the snapshot is re-saved for them too, or the next start would find it stale and rebuild
         if self.ready and (self._changes or self._saved != self._fingerprint_or_none()):
@@ -189,7 +190,7 @@ class Maintainer:
         e = self.engine
         backfilled = self._backfill()
         compacted = e.index.needs_compaction() and e.index.compact()
-        every = e.settings["snapshot_every"]
+        every = e.settings.snapshot_every
         saved = bool(every) and self._changes >= every and self.save_snapshot()
         return {"backfilled": backfilled, "compacted": compacted, "snapshot": saved}
 
@@ -228,7 +229,7 @@ class Maintainer:
         meanwhile (then go again: that row is committed, so the next pass sees it)."""
         done = 0
         while True:
-            done += self._backfill(max(CATCH_UP_BATCH, self.engine.settings["backfill_batch"]))
+            done += self._backfill(max(CATCH_UP_BATCH, self.engine.settings.backfill_batch))
             with self._gate:
                 if not self._deferred:
                     self._ready.set()
@@ -237,7 +238,7 @@ class Maintainer:
 
     def _backfill(self, size: int | None = None) -> int:
         e = self.engine
-        size = e.settings["backfill_batch"] if size is None else size
+        size = e.settings.backfill_batch if size is None else size
         done = 0
         while size and not self._stop.is_set():
             pending = e.rows.missing_embeddings(size)
@@ -250,17 +251,9 @@ class Maintainer:
         return done
 
     def _start_thread(self) -> None:
-        interval = self.engine.settings["maintenance_interval_s"]
-        if interval <= 0 or self._thread is not None:
+        interval = self.engine.settings.maintenance_interval_s
+        if interval <= 0 or self._task is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, args=(interval,), name="search-maintenance",
-                                        daemon=True)
-        self._thread.start()
-
-    def _loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("search maintenance pass failed")
+        self._task = PeriodicTask("search-maintenance", interval, self.run_once)
+        self._task.start()

@@ -17,10 +17,13 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import faiss
 import numpy as np
+
+if TYPE_CHECKING:
+    from agents.memory_hub.search.settings import SearchSettings
 
 FORMAT = 1
 BUILD_THREADS = os.cpu_count() or 1
@@ -52,10 +55,10 @@ class VectorIndex:
         self._index, self._labels, self._pos = self._new_index("flat"), [], {}
 
     @classmethod
-    def from_settings(cls, section: dict[str, Any], dim: int = 384) -> "VectorIndex":
-        return cls(dim, hnsw_threshold=section["hnsw_threshold"], hnsw_m=section["hnsw_m"],
-                   ef_construction=section["ef_construction"], ef_search=section["ef_search"],
-                   compact_ratio=section["compact_ratio"])
+    def from_settings(cls, section: SearchSettings, dim: int = 384) -> "VectorIndex":
+        return cls(dim, hnsw_threshold=section.hnsw_threshold, hnsw_m=section.hnsw_m,
+                   ef_construction=section.ef_construction, ef_search=section.ef_search,
+                   compact_ratio=section.compact_ratio)
 
     # introspection -----------------------------------------------------------------------------
     @property

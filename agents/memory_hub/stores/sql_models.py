@@ -30,6 +30,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 
 from bus.idempotency import idempotency_table
+from schemas.memory_hub.memory_orchestrator_service import TIERS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -39,7 +40,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-MEMORY_TIERS = ("short", "medium", "long")
+MEMORY_TIERS = TIERS     # one definition, with the request schemas
 ID_LEN = 128          # ids chosen by clients (session ids, user ids, model ids, keys of documents)
 KEY_LEN = 512         # KV keys
 

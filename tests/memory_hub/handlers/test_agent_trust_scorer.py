@@ -7,23 +7,19 @@ import re
 import pytest
 
 from agents.memory_hub.handlers.agent_trust_scorer import AgentTrustScorer
-from agents.memory_hub.services import MemoryServices
-from agents.memory_hub.trust import (CallFeeder, TrustPolicy, TrustStore, legacy_trust_score, make_call_feeder,
-                                     make_trust_policy)
-from bus.errors import BadRequest, Forbidden
-from bus.events import NullPublisher
+from agents.memory_hub.trust import CallFeeder, TrustSettings, TrustStore, legacy_trust_score
+from bus.config import ConfigError
+from bus.errors import Forbidden
 from bus.handler import CallContext, Principal
+from bus.settings import from_mapping
 
 
-def make_services(tmp_path, sql_store, trust: dict | None = None) -> MemoryServices:
-    return MemoryServices(settings={"trust": trust or {}}, data_dir=tmp_path, events=NullPublisher(), sql=sql_store)
 
 
 @pytest.fixture
-def scorer(tmp_path, sql_store):
-    services = make_services(tmp_path, sql_store, {"legacy_max_step": 1.0})   # the exact legacy formula
-    yield AgentTrustScorer(services)
-    services.close()
+def scorer(compose_hub, sql_store):
+    parts = compose_hub(sql_store, trust={"legacy_max_step": 1.0})   # the exact legacy formula
+    return parts.handler(AgentTrustScorer)
 
 
 def legacy(scorer: AgentTrustScorer, request, port: int = 7122) -> dict:
@@ -137,12 +133,11 @@ def test_native_actions(scorer):
 
 # ------------------------------------------------------------------------------------------- policy, feeding
 
-def test_policy_gates_actions_on_the_callers_score(tmp_path, sql_store):
-    services = make_services(tmp_path, sql_store, {"min_score": {"CacheManager.flush": 0.6,
-                                                                "KnowledgeBase.*": 0.9},
-                                                  "exempt_subjects": ["root"]})
-    scorer = AgentTrustScorer(services)
-    policy = make_trust_policy(services)
+def test_policy_gates_actions_on_the_callers_score(compose_hub, sql_store):
+    parts = compose_hub(sql_store, trust={"min_score": {"CacheManager.flush": 0.6, "KnowledgeBase.*": 0.9},
+                                          "exempt_subjects": ["root"]})
+    scorer = parts.handler(AgentTrustScorer)
+    policy = parts.trust_policy
     assert policy is scorer.policy
     caller = Principal("agent-7")
     policy(caller, "CacheManager", "get")                       # not gated
@@ -154,19 +149,17 @@ def test_policy_gates_actions_on_the_callers_score(tmp_path, sql_store):
     with pytest.raises(Forbidden):
         scorer.log_performance("agent-7", False, 5.0)           # -> 0.35
         policy(caller, "KnowledgeBase", "search_facts")
-    services.close()
 
 
 @pytest.mark.parametrize("bad", [{"min_score": {"NoDot": 0.5}}, {"min_score": {"A.b": 2}},
                                  {"min_score": {"A.b": True}}])
 def test_policy_refuses_bad_settings(bad):
-    with pytest.raises(BadRequest):
-        TrustPolicy(None, {"trust": bad})
+    with pytest.raises(ConfigError, match="trust.min_score"):
+        from_mapping(TrustSettings, bad, "trust")
 
 
-def test_feeder_scores_callers_from_their_calls(tmp_path, sql_store):
-    services = make_services(tmp_path, sql_store, {"feed_calls": True})
-    feeder = make_call_feeder(services)
+def test_feeder_scores_callers_from_their_calls(compose_hub, sql_store):
+    feeder = compose_hub(sql_store, trust={"feed_calls": True}).call_feeder
     caller = Principal("chatty")
     for outcome in ("ok", "ok", "not_found", "bad_request"):
         feeder(caller, "MemoryClient", "get", outcome, 0.01)
@@ -177,19 +170,16 @@ def test_feeder_scores_callers_from_their_calls(tmp_path, sql_store):
     assert store.get_trust_score("chatty") == pytest.approx(0.7 * 3 / 4 + 0.3)
     assert store.get_history("chatty")[0]["error_message"] == "MemoryClient.get: bad_request"
     assert store.get_record("anonymous") is None
-    services.close()
 
 
-def test_feeder_is_a_no_op_unless_configured(tmp_path, sql_store):
-    services = make_services(tmp_path, sql_store)
-    feeder = make_call_feeder(services)
+def test_feeder_is_a_no_op_unless_configured(compose_hub, sql_store):
+    feeder = compose_hub(sql_store).call_feeder
     feeder(Principal("quiet"), "A", "b", "ok")
     assert feeder.flush() and TrustStore(sql_store).get_record("quiet") is None
-    services.close()
 
 
 def test_feeder_drops_oldest_when_full(tmp_path, sql_store):
-    feeder = CallFeeder(TrustStore(sql_store), {"trust": {"feed_calls": True, "feed_queue": 2}})
+    feeder = CallFeeder(TrustStore(sql_store), TrustSettings(feed_calls=True, feed_queue=2))
     feeder._thread = object()          # do not start the writer: the queue only fills
     for i in range(5):
         feeder(Principal(f"p{i}"), "A", "b", "ok")

@@ -6,14 +6,15 @@ installs, the login rate limiter, and every legacy action with its legacy reply.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Callable
 
 import pytest
 
-from agents.memory_hub.auth import (DEFAULTS, RevocationList, SlidingWindowLimiter, hash_password, hash_parameters,
-                                    verify_password)
-from agents.memory_hub.handlers.authentication_agent import AuthenticationAgent, make_revocation_check
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.auth import (AuthAgentSettings, RevocationList, SlidingWindowLimiter, hash_password,
+                                    hash_parameters, verify_password)
+from agents.memory_hub.handlers.authentication_agent import AuthenticationAgent
 from bus.errors import Busy, Forbidden, Unauthorized, Unavailable
 from bus.events import NullPublisher
 from bus.handler import CallContext, Principal
@@ -22,24 +23,34 @@ from bus.tokens import TokenService
 SECRET = "s" * 64
 
 
-def make_services(tmp_path, sql_store, redis_store, **auth_agent) -> MemoryServices:
-    tokens = TokenService(SECRET, revocation_recheck_s=0.0)
-    services = MemoryServices(settings={"auth_agent": auth_agent}, data_dir=tmp_path, events=NullPublisher(),
-                              tokens=tokens, sql=sql_store, redis=redis_store)
-    tokens.is_revoked = make_revocation_check(services)
-    return services
+@dataclass
+class Hub:
+    """The parts of a composed hub these tests look at."""
+
+    agent: AuthenticationAgent
+    tokens: TokenService
+    events: NullPublisher
+    revocations: RevocationList
 
 
 @pytest.fixture
-def services(tmp_path, sql_store, redis_store):
-    services = make_services(tmp_path, sql_store, redis_store)
-    yield services
-    services.close()
+def make_hub(compose_hub, sql_store, redis_store) -> Callable[..., Hub]:
+    def make(redis: Any = None, **auth_agent: Any) -> Hub:
+        tokens, events = TokenService(SECRET, revocation_recheck_s=0.0), NullPublisher()
+        parts = compose_hub(sql_store, redis if redis is not None else redis_store, tokens=tokens, events=events,
+                            auth_agent=auth_agent)
+        return Hub(parts.handler(AuthenticationAgent), tokens, events, parts.revocations)
+    return make
+
+
+@pytest.fixture
+def services(make_hub) -> Hub:
+    return make_hub()
 
 
 @pytest.fixture
 def agent(services) -> AuthenticationAgent:
-    return AuthenticationAgent(services)
+    return services.agent
 
 
 def ctx(action: str, principal: Principal | None = None, peer: str | None = None) -> CallContext:
@@ -74,12 +85,12 @@ def test_user_row_never_holds_the_password_or_its_sha256(agent, sql_store):
     assert stored.startswith("scrypt$")
 
 
-def test_login_rehashes_when_parameters_change(tmp_path, sql_store, redis_store):
+def test_login_rehashes_when_parameters_change(make_hub, tmp_path, sql_store, redis_store):
     from agents.memory_hub.stores.sql_models import User
 
-    weak = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, scrypt_n=1024))
+    weak = make_hub(scrypt_n=1024).agent
     weak.register("bo", "pw-secret")
-    strong = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store))
+    strong = make_hub().agent
     strong.login("bo", "pw-secret")
     with sql_store.session() as session:
         assert hash_parameters(session.get(User, "bo").password_hash) == (16384, 8, 1)
@@ -154,9 +165,9 @@ def test_legacy_health_reply(agent):
     assert agent.legacy_health(8116)["agent_type"] == "authentication"
 
 
-def test_users_survive_a_new_agent(tmp_path, sql_store, redis_store, agent):
+def test_users_survive_a_new_agent(make_hub, tmp_path, sql_store, redis_store, agent):
     legacy(agent, {"action": "register", "user_id": "keep", "password": "pw-secret"})
-    again = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store))
+    again = make_hub().agent
     assert legacy(again, {"action": "login", "user_id": "keep", "password": "pw-secret"})["status"] == "success"
 
 
@@ -232,17 +243,15 @@ def wait_until(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
-def test_revocation_seen_by_another_process_view(tmp_path, agent, sql_store, redis_store):
+def test_revocation_seen_by_another_process_view(make_hub, tmp_path, agent, sql_store, redis_store):
     """A second services instance (another process sharing the database) sees the revocation after its
     background refresh; the check itself never leaves memory."""
     agent.register("shared", "pw-secret")
     token, claims = agent.login("shared", "pw-secret")
-    other = make_services(tmp_path, sql_store, redis_store)
-    check = make_revocation_check(other)
+    check = make_hub().revocations.is_revoked
     assert check(claims["jti"]) is False
     agent.logout(token)
     assert wait_until(lambda: check(claims["jti"]) is True, timeout=3.0)
-    other.close()
 
 
 def test_revocation_is_published_as_an_event_with_ids_only(agent, services):
@@ -252,25 +261,24 @@ def test_revocation_is_published_as_an_event_with_ids_only(agent, services):
     assert ("auth.revoked", {"jti": claims["jti"], "exp": float(claims["exp"])}) in services.events.events
 
 
-def test_revocation_check_does_no_io_when_redis_is_down(tmp_path, sql_store, redis_controller):
+def test_revocation_check_does_no_io_when_redis_is_down(make_hub, tmp_path, sql_store, redis_controller):
     from agents.memory_hub.stores.redis_store import RedisStore
 
     store = RedisStore(redis_controller.url)
-    services = make_services(tmp_path, sql_store, store)
-    agent = AuthenticationAgent(services)
+    services = make_hub(store)
+    agent = services.agent
     agent.register("down", "pw-secret")
     token, claims = agent.login("down", "pw-secret")
     revoked_token, revoked = agent.login("down", "pw-secret")
     agent.logout(revoked_token)
     redis_controller.kill()
-    check = make_revocation_check(services)
+    check = services.revocations.is_revoked
     assert check(revoked["jti"]) is True                       # known in memory
     assert check(claims["jti"]) is False                      # SQL is reachable: the list stays fresh
-    fresh = RevocationList(None, DEFAULTS["auth_agent"], sql=sql_store)  # a restarted hub reloads revocations from SQL
+    fresh = RevocationList(None, AuthAgentSettings(), sql=sql_store)  # a restarted hub reloads revocations from SQL
     assert fresh.is_revoked(revoked["jti"]) is True
     fresh.close()
     redis_controller.restart()
-    services.close()
     store.close()
 
 
@@ -279,8 +287,8 @@ def test_revocation_fails_closed_when_stale_unless_fail_open(tmp_path, redis_con
 
     store = RedisStore(redis_controller.url)
     timing = {"revocation_poll_s": 0.05, "revocation_stale_s": 0.3, "revocation_republish_s": 30.0}
-    closed = RevocationList(store, {"revocation_fail_open": False, **timing})
-    revocations = RevocationList(store, {"revocation_fail_open": True, **timing})
+    closed = RevocationList(store, AuthAgentSettings(revocation_fail_open=False, **timing))
+    revocations = RevocationList(store, AuthAgentSettings(revocation_fail_open=True, **timing))
     revocations.revoke("gone", 4102444800.0)
     assert closed.is_revoked("other") is False
     redis_controller.kill()                                     # no SQL here: Redis was the only source
@@ -313,8 +321,8 @@ def test_sliding_window_limiter_counts_and_forgets():
     assert limiter.hit("k") is None
 
 
-def test_login_is_rate_limited_per_user(tmp_path, sql_store, redis_store):
-    agent = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, login_max_per_user=3))
+def test_login_is_rate_limited_per_user(make_hub, tmp_path, sql_store, redis_store):
+    agent = make_hub(login_max_per_user=3).agent
     agent.register("victim", "right-secret")
     for _ in range(3):
         assert legacy(agent, {"action": "login", "user_id": "victim", "password": "wrong"})["message"] == \
@@ -328,8 +336,8 @@ def test_login_is_rate_limited_per_user(tmp_path, sql_store, redis_store):
         "Invalid user_id or password"
 
 
-def test_login_is_rate_limited_per_peer(tmp_path, sql_store, redis_store):
-    agent = AuthenticationAgent(make_services(tmp_path, sql_store, redis_store, login_max_per_peer=2))
+def test_login_is_rate_limited_per_peer(make_hub, tmp_path, sql_store, redis_store):
+    agent = make_hub(login_max_per_peer=2).agent
     for name in ("a", "b"):
         with pytest.raises(Unauthorized):
             agent.login_action({"user_id": name, "password": "x-secret", "ttl_s": None}, ctx("login", peer="10.0.0.5"))
@@ -358,8 +366,8 @@ def test_revocation_list_stays_fresh_from_redis_when_sql_fails(tmp_path, redis_s
         def session(self):
             raise Unavailable("database is not available")
 
-    timing = {"revocation_fail_open": False, "revocation_poll_s": 0.05, "revocation_stale_s": 0.3,
-              "revocation_republish_s": 30.0}
+    timing = AuthAgentSettings(revocation_fail_open=False, revocation_poll_s=0.05, revocation_stale_s=0.3,
+                               revocation_republish_s=30.0)
     writer = RevocationList(redis_store, timing)
     writer.revoke("via-redis", 4102444800.0)
     reader = RevocationList(redis_store, timing)

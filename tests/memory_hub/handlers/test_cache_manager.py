@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory_hub.cache import CacheStore, split_cache_key
+from agents.memory_hub.cache import CacheSettings, split_cache_key
 from agents.memory_hub.handlers.cache_manager import CacheManager
-from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.redis_store import RedisStore
 from bus.errors import BadRequest, NotFound, TooLarge, Unavailable
-from bus.events import NullPublisher
+from bus.config import ConfigError
 from bus.handler import CallContext
+from bus.settings import from_mapping, to_mapping
 from tests.support.loop import settle
 
-SMALL = {"types": {"nlu_results": {"ttl_s": 300, "max_entries": 3}}, "max_value_bytes": 1000}
+LEGACY_TYPES = to_mapping(CacheSettings())["types"]
+SMALL = {"types": {**LEGACY_TYPES, "nlu_results": {"ttl_s": 300, "max_entries": 3}}, "max_value_bytes": 1000}
 
 
 def make_agent(tmp_path, redis_store, **section) -> CacheManager:
-    services = MemoryServices(settings={"cache_manager": section}, data_dir=tmp_path, events=NullPublisher(),
-                              redis=redis_store)
-    return CacheManager(services)
+    return CacheManager(from_mapping(CacheSettings, section, "cache_manager"), redis_store)
 
 
 @pytest.fixture
@@ -280,13 +279,14 @@ def test_redis_down_then_back_under_the_same_handler(tmp_path, redis_controller)
 
 
 def test_store_without_redis_is_unavailable(tmp_path):
-    services = MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher())
-    agent = CacheManager(services)
+    agent = CacheManager(CacheSettings(), None)
     assert legacy(agent, {"action": "get", "cache_type": "t", "key": "k"}) == {"status": "error",
                                                                               "message": "Redis is not available"}
     assert agent.legacy_health(8102)["status"] == "degraded"
 
 
 def test_cache_store_refuses_bad_type_policies(redis_store):
-    with pytest.raises(ValueError):
-        CacheStore(redis_store, {"extra_types": {"x": {"ttl_s": 0}}})
+    with pytest.raises(ConfigError, match="extra_types.x.ttl_s"):
+        from_mapping(CacheSettings, {"extra_types": {"x": {"ttl_s": 0}}}, "cache_manager")
+    with pytest.raises(ConfigError, match="_lru"):
+        from_mapping(CacheSettings, {"extra_types": {"_lru": {"ttl_s": 5}}}, "cache_manager")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory_hub.context_window import ContextWindows, importance_of
+from agents.memory_hub.context_window import ContextWindowSettings, ContextWindows, importance_of
 from agents.memory_hub.handlers.context_manager import ContextManager
-from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.sql import SqlStore
 from bus.errors import BadRequest
 from bus.events import NullPublisher
@@ -15,13 +14,13 @@ from bus.handler import CallContext
 
 
 @pytest.fixture
-def services(tmp_path, sql_store) -> MemoryServices:
-    return MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher(), sql=sql_store)
+def events() -> NullPublisher:
+    return NullPublisher()
 
 
 @pytest.fixture
-def agent(services) -> ContextManager:
-    return ContextManager(services)
+def agent(events, sql_store) -> ContextManager:
+    return ContextManager(ContextWindowSettings(), events, sql_store)
 
 
 def legacy(agent: ContextManager, request) -> dict:
@@ -167,7 +166,7 @@ def test_every_legacy_action_and_reply(agent):
     assert legacy(agent, {"action": "nope"}) == {"status": "error", "message": "Unknown action: nope"}
 
 
-def test_legacy_requests_use_the_default_context(agent, services):
+def test_legacy_requests_use_the_default_context(agent):
     legacy(agent, {"action": "add_to_context", "text": "legacy item"})
     native = agent.get_context({"context_id": "default", "speaker": None, "max_items": None}, ctx("get_context"))
     assert [i["text"] for i in native["items"]] == ["legacy item"]
@@ -204,12 +203,12 @@ def test_health_replies(agent):
 
 # ------------------------------------------------------------------------------------------- native
 
-def test_native_actions_and_context_added_event(agent, services):
+def test_native_actions_and_context_added_event(agent, events):
     item = agent.add({"context_id": "room1", "text": "please remember", "speaker": "ana", "metadata": {"k": 1},
                       "importance": None}, ctx("add"))
     assert item["context_id"] == "room1" and item["importance"] == pytest.approx(0.8)
     assert item["window_size"] == 12                    # average importance 0.8 > 0.7: grows by 2
-    topic, fields = services.events.events[-1]
+    topic, fields = events.events[-1]
     assert topic == "context.added"
     assert fields["context_id"] == "room1" and fields["text"] == "please remember" and fields["speaker"] == "ana"
     assert fields["item_id"] == item["item_id"]

@@ -9,16 +9,14 @@ import pytest
 
 from agents.memory_hub.experiences import ExperienceStore, parse_time
 from agents.memory_hub.handlers.experience_tracker import ExperienceTracker
-from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.sql import SqlStore
 from bus.errors import BadRequest, NotFound
-from bus.events import NullPublisher
 from bus.handler import CallContext
 
 
 @pytest.fixture
-def agent(tmp_path, sql_store) -> ExperienceTracker:
-    return ExperienceTracker(MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher(), sql=sql_store))
+def agent(sql_store) -> ExperienceTracker:
+    return ExperienceTracker(sql_store)
 
 
 def legacy(agent: ExperienceTracker, request) -> dict:

@@ -6,23 +6,21 @@ from __future__ import annotations
 import pytest
 
 from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
-from agents.memory_hub.memories import Memories
-from agents.memory_hub.services import MemoryServices
 from bus.errors import BadRequest, NotFound, TooLarge
-from bus.events import NullPublisher
 from bus.handler import CallContext
 from schemas.memory_hub import knowledge_base as schema
 
 
-def make(tmp_path, sql_store, redis_store=None, **sections) -> KnowledgeBase:
-    services = MemoryServices(settings=sections, data_dir=tmp_path, events=NullPublisher(), sql=sql_store,
-                              redis=redis_store)
-    return KnowledgeBase(services)
+@pytest.fixture
+def make(compose_hub):
+    def make(sql_store, redis_store=None, **sections) -> KnowledgeBase:
+        return compose_hub(sql_store, redis_store, **sections).handler(KnowledgeBase)
+    return make
 
 
 @pytest.fixture
-def kb(tmp_path, sql_store, redis_store) -> KnowledgeBase:
-    return make(tmp_path, sql_store, redis_store)
+def kb(make, sql_store, redis_store) -> KnowledgeBase:
+    return make(sql_store, redis_store)
 
 
 def legacy(kb, action: str, **fields) -> dict:
@@ -37,11 +35,11 @@ def native(kb, action: str, **args):
 def test_add_fact_stores_a_knowledge_fact_memory(kb):
     reply = legacy(kb, "add_fact", topic="Paris", content="Paris is the capital of France.")
     assert reply["status"] == "success" and set(reply) == {"status", "memory_id"}
-    fact = Memories.of(kb.services).get(reply["memory_id"], touch=False)
+    fact = kb.knowledge.memories.get(reply["memory_id"], touch=False)
     assert (fact["memory_type"], fact["memory_tier"], fact["importance"]) == ("knowledge_fact", "long", 0.8)
     assert fact["metadata"] == {"topic": "Paris"} and fact["tags"] == ["paris"]
     assert ("memory.added", {"memory_id": reply["memory_id"], "memory_type": "knowledge_fact",
-                             "namespace": "default", "op": "add"}) in kb.services.events.events
+                             "namespace": "default", "op": "add"}) in kb.knowledge.memories.events.events
 
 
 def test_get_fact_prefers_the_topic(kb):
@@ -53,7 +51,7 @@ def test_get_fact_prefers_the_topic(kb):
     assert legacy(kb, "get_fact", topic="PARIS")["fact"]["metadata"]["topic"] in ("Paris", "paris")
     assert legacy(kb, "get_fact", topic="mentioned")["fact"]["content"] == "Tea is mentioned with Paris here."
     assert legacy(kb, "get_fact", topic="Berlin") == {"status": "error", "message": "Fact not found"}
-    Memories.of(kb.services).add({"content": "Berlin is in a plain memory"})
+    kb.knowledge.memories.add({"content": "Berlin is in a plain memory"})
     assert legacy(kb, "get_fact", topic="Berlin") == {"status": "error", "message": "Fact not found"}
 
 
@@ -73,7 +71,7 @@ def test_update_fact_by_id_or_topic(kb):
 def test_search_facts_returns_facts_only(kb):
     legacy(kb, "add_fact", topic="tea", content="Green tea has caffeine.")
     legacy(kb, "add_fact", topic="coffee", content="Coffee has more caffeine than tea.")
-    Memories.of(kb.services).add({"content": "caffeine in a chat message", "memory_type": "interaction"})
+    kb.knowledge.memories.add({"content": "caffeine in a chat message", "memory_type": "interaction"})
     reply = legacy(kb, "search_facts", query="caffeine", limit=10)
     assert reply["status"] == "success" and len(reply["results"]) == 2
     assert {r["memory_type"] for r in reply["results"]} == {"knowledge_fact"}
@@ -110,7 +108,7 @@ def test_health_forms_and_request_count(kb):
     assert kb.handle_legacy([1], 5715) == {"status": "error", "message": "Invalid request format"}
 
 
-def test_documents_crud_with_a_current_redis_copy(kb, redis_store, sql_store, tmp_path):
+def test_documents_crud_with_a_current_redis_copy(make, kb, redis_store, sql_store, tmp_path):
     doc = native(kb, "doc_put", doc_id="manual", content="v1", title="Manual", metadata={"lang": "en"})
     assert doc["created"] is True and doc["title"] == "Manual" and doc["namespace"] == "default"
     assert native(kb, "doc_get", doc_id="manual")["content"] == "v1"
@@ -119,7 +117,7 @@ def test_documents_crud_with_a_current_redis_copy(kb, redis_store, sql_store, tm
     assert again["created"] is False and again["title"] == "Manual" and again["metadata"] == {"lang": "en"}
     assert kb.knowledge.cache.get("manual") is None                            # invalidated by the write
     assert native(kb, "doc_get", doc_id="manual")["content"] == "v2"
-    other_hub = make(tmp_path / "other", sql_store, redis_store)               # same SQL and Redis
+    other_hub = make(sql_store, redis_store)               # same SQL and Redis
     native(other_hub, "doc_put", doc_id="manual", content="v3")
     assert native(kb, "doc_get", doc_id="manual")["content"] == "v3"
     assert native(kb, "doc_delete", doc_id="manual") == {"doc_id": "manual", "deleted": True}
@@ -130,8 +128,8 @@ def test_documents_crud_with_a_current_redis_copy(kb, redis_store, sql_store, tm
         native(kb, "doc_delete", doc_id="manual")
 
 
-def test_document_and_fact_limits(tmp_path, sql_store):
-    kb = make(tmp_path, sql_store, knowledge_base={"max_doc_bytes": 8}, memory_orchestrator={"max_content_bytes": 8})
+def test_document_and_fact_limits(make, tmp_path, sql_store):
+    kb = make(sql_store, knowledge_base={"max_doc_bytes": 8}, memory_orchestrator={"max_content_bytes": 8})
     with pytest.raises(TooLarge) as err:
         native(kb, "doc_put", doc_id="d", content="123456789")
     assert err.value.details == {"field": "content"}

@@ -8,25 +8,24 @@ import pytest
 from sqlalchemy import update
 
 from agents.memory_hub.handlers.memory_client import CircuitBreaker, MemoryClient
-from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.redis_store import RedisStore
 from agents.memory_hub.stores.sql_models import KVEntry
 from bus.errors import BadRequest, NotFound, TooLarge
-from bus.events import NullPublisher
 from bus.handler import CallContext
 from tests.support.loop import settle
 from schemas.memory_hub import memory_client as schema
 
 
-def make(tmp_path, sql_store, redis_store=None, **sections) -> MemoryClient:
-    services = MemoryServices(settings=sections, data_dir=tmp_path, events=NullPublisher(), sql=sql_store,
-                              redis=redis_store)
-    return MemoryClient(services)
+@pytest.fixture
+def make(compose_hub):
+    def make(sql_store, redis_store=None, **sections) -> MemoryClient:
+        return compose_hub(sql_store, redis_store, **sections).handler(MemoryClient)
+    return make
 
 
 @pytest.fixture
-def mc(tmp_path, sql_store, redis_store) -> MemoryClient:
-    return make(tmp_path, sql_store, redis_store)
+def mc(make, sql_store, redis_store) -> MemoryClient:
+    return make(sql_store, redis_store)
 
 
 def native(mc, action: str, **args):
@@ -46,7 +45,7 @@ def test_values_round_trip(mc, value):
     assert native(mc, "kv_get", key="k") == {"key": "k", "value": value, "expires_at": None}
 
 
-def test_reads_are_served_from_a_current_redis_copy_and_writes_invalidate_it(mc, redis_store, sql_store, tmp_path):
+def test_reads_are_served_from_a_current_redis_copy_and_writes_invalidate_it(make, mc, redis_store, sql_store, tmp_path):
     native(mc, "kv_set", key="user:42", value={"name": "Ana"})
     assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Ana"}      # a miss: SQL, then copied
     hits = mc.kv.cache.hits
@@ -54,7 +53,7 @@ def test_reads_are_served_from_a_current_redis_copy_and_writes_invalidate_it(mc,
     assert mc.kv.cache.hits == hits + 1                                        # served from Redis
     assert native(mc, "kv_set", key="user:42", value={"name": "Bo"})["created"] is False
     assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Bo"}
-    other_hub = make(tmp_path / "other", sql_store, redis_store)                # same SQL and Redis
+    other_hub = make(sql_store, redis_store)                # same SQL and Redis
     native(other_hub, "kv_set", key="user:42", value={"name": "Cy"})
     assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Cy"}
     assert native(mc, "kv_delete", key="user:42") == {"key": "user:42", "deleted": True}
@@ -92,8 +91,8 @@ def test_list_by_prefix(mc):
         native(mc, "kv_list", limit="many")
 
 
-def test_limits_and_bad_values(tmp_path, sql_store):
-    mc = make(tmp_path, sql_store, memory_client={"max_value_bytes": 16})
+def test_limits_and_bad_values(make, tmp_path, sql_store):
+    mc = make(sql_store, memory_client={"max_value_bytes": 16})
     with pytest.raises(TooLarge) as err:
         native(mc, "kv_set", key="big", value="x" * 20)
     assert err.value.details == {"field": "value"}
@@ -109,9 +108,9 @@ def test_limits_and_bad_values(tmp_path, sql_store):
     assert err.value.details == {"field": "key"}
 
 
-def test_kv_works_while_redis_is_down(tmp_path, sql_store, redis_controller):
+def test_kv_works_while_redis_is_down(make, tmp_path, sql_store, redis_controller):
     redis = RedisStore(redis_controller.url)
-    mc = make(tmp_path, sql_store, redis)
+    mc = make(sql_store, redis)
     native(mc, "kv_set", key="a", value=1)
     redis_controller.kill()
     native(mc, "kv_set", key="a", value=2)

@@ -11,29 +11,26 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from agents.memory_hub.handlers.memory_client import MemoryClient
 from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
-from agents.memory_hub.memories import Memories
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
+from agents.memory_hub.hub import HANDLER_CLASSES
 from agents.memory_hub.stores.sql_models import Memory, MemoryGroupMapping, MemoryRelationship
 from bus.errors import BadRequest, Conflict, NotFound, TooLarge
-from bus.events import NullPublisher
 from bus.handler import CallContext
 from schemas.memory_hub import memory_orchestrator_service as schema
 
 
-def make_services(tmp_path, sql_store, redis_store=None, **sections) -> MemoryServices:
-    return MemoryServices(settings=sections, data_dir=tmp_path, events=NullPublisher(), sql=sql_store,
-                          redis=redis_store)
+@pytest.fixture
+def make(compose_hub):
+    def make(sql_store, redis_store=None, **sections) -> MemoryOrchestratorService:
+        return compose_hub(sql_store, redis_store, **sections).handler(MemoryOrchestratorService)
+    return make
 
 
 @pytest.fixture
-def services(tmp_path, sql_store, redis_store):
-    return make_services(tmp_path, sql_store, redis_store)
-
-
-@pytest.fixture
-def mos(services) -> MemoryOrchestratorService:
-    return MemoryOrchestratorService(services)
+def mos(make, sql_store, redis_store) -> MemoryOrchestratorService:
+    return make(sql_store, redis_store)
 
 
 def legacy(mos: MemoryOrchestratorService, action: str, **data) -> dict:
@@ -58,7 +55,7 @@ def count_rows(sql_store, model=Memory) -> int:
 
 # ------------------------------------------------------------------------------------------- add / get
 
-def test_add_memory_legacy_defaults_and_event(mos, services):
+def test_add_memory_legacy_defaults_and_event(mos):
     memory_id = add(mos, "Ana likes green tea", memory_type="preference", created_by="MemoryClient",
                     tags=["tea"], metadata={"source": "chat"})
     assert memory_id.startswith("mem-") and uuid.UUID(memory_id[4:]).version == 4
@@ -70,7 +67,7 @@ def test_add_memory_legacy_defaults_and_event(mos, services):
                 "last_accessed_at", "created_at", "expires_at", "metadata", "tags", "relationships", "parent_id"):
         assert key in memory
     assert ("memory.added", {"memory_id": memory_id, "memory_type": "preference", "namespace": "default",
-                             "op": "add"}) in services.events.events
+                             "op": "add"}) in mos.events.events
 
 
 def test_native_add_defaults_to_importance_half_and_refuses_existing_ids(mos):
@@ -97,7 +94,7 @@ def test_get_memory_counts_accesses(mos):
     assert native(mos, "get_memory", memory_id=memory_id, touch=False)["access_count"] == 2
 
 
-def test_redis_copy_is_legacy_shaped_and_never_stale(mos, redis_store, sql_store, tmp_path):
+def test_redis_copy_is_legacy_shaped_and_never_stale(make, mos, redis_store, sql_store, tmp_path):
     memory_id = add(mos, "original")
     first = native(mos, "get_memory", memory_id=memory_id, touch=False)
     cached = mos.memories.cache.get(memory_id)
@@ -107,17 +104,17 @@ def test_redis_copy_is_legacy_shaped_and_never_stale(mos, redis_store, sql_store
     assert mos.memories.cache.hits == hits + 1
     assert legacy(mos, "get_memory", memory_id=memory_id)["memory"]["access_count"] == first["access_count"] + 1
     assert mos.memories.cache.get(memory_id) is None                  # counting an access is a write
-    other_hub = MemoryOrchestratorService(make_services(tmp_path / "other", sql_store, redis_store))
+    other_hub = make(sql_store, redis_store)
     legacy(other_hub, "update_memory", memory_id=memory_id, update_data={"content": "changed"})
     assert native(mos, "get_memory", memory_id=memory_id, touch=False)["content"] == "changed"
     assert mos.memories.cache.get(memory_id)["content"] == "changed"
 
 
-def test_reads_and_writes_work_while_redis_is_down(tmp_path, sql_store, redis_controller):
+def test_reads_and_writes_work_while_redis_is_down(make, tmp_path, sql_store, redis_controller):
     from agents.memory_hub.stores.redis_store import RedisStore
 
     redis = RedisStore(redis_controller.url)
-    mos = MemoryOrchestratorService(make_services(tmp_path, sql_store, redis))
+    mos = make(sql_store, redis)
     memory_id = add(mos, "before")
     legacy(mos, "get_memory", memory_id=memory_id)
     redis_controller.kill()
@@ -273,8 +270,8 @@ def test_batch_get_counts_accesses_and_skips_missing(mos):
     assert native(mos, "batch_get_memories", memory_ids=[a, "ghost"])["missing"] == ["ghost"]
 
 
-def test_batch_limits(tmp_path, sql_store):
-    mos = MemoryOrchestratorService(make_services(tmp_path, sql_store, memory_orchestrator={"max_batch": 2}))
+def test_batch_limits(make, tmp_path, sql_store):
+    mos = make(sql_store, memory_orchestrator={"max_batch": 2})
     assert legacy(mos, "batch_add_memories", memories=[{"content": "x"}] * 3)["message"] == \
         "Batch operation failed: memories: 3 items, over the batch limit of 2"
     with pytest.raises(TooLarge):
@@ -361,8 +358,8 @@ def test_envelope_errors(mos):
         {"status": "error", "message": "Invalid request format: data must be an object."}
 
 
-def test_oversized_content_is_refused_on_both_wires(tmp_path, sql_store):
-    mos = MemoryOrchestratorService(make_services(tmp_path, sql_store, memory_orchestrator={"max_content_bytes": 100}))
+def test_oversized_content_is_refused_on_both_wires(make, tmp_path, sql_store):
+    mos = make(sql_store, memory_orchestrator={"max_content_bytes": 100})
     reply = legacy(mos, "add_memory", content="é" * 51)
     assert reply == {"status": "error", "message": "Invalid memory format: content is 102 bytes, over the 100-byte limit"}
     with pytest.raises(TooLarge) as err:
@@ -430,5 +427,10 @@ def test_health_replies(mos):
     assert probe["status"] == "degraded" and probe["health"] == "degraded" and probe["db_connected"]
 
 
-def test_shared_domain_instance(services):
-    assert Memories.of(services) is Memories.of(services)
+def test_handlers_share_the_hubs_domain_instances(compose_hub, sql_store):
+    parts = compose_hub(sql_store)
+    mos, client, sessions = (parts.handler(MemoryOrchestratorService), parts.handler(MemoryClient),
+                             parts.handler(SessionMemoryAgent))
+    assert mos.memories is client.legacy.memories is sessions.sessions.memories is parts.memories
+    assert mos.sessions is sessions.sessions is parts.sessions
+    assert [type(h) for h in parts.handlers] == list(HANDLER_CLASSES)

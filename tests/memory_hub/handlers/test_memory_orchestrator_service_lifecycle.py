@@ -10,23 +10,22 @@ from sqlalchemy import select
 
 from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
 from agents.memory_hub.lifecycle import summarize
-from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.sql_models import Memory, MemoryRelationship
-from bus.events import NullPublisher
 from bus.handler import CallContext
 
 DAY = 86400.0
 
 
-def make(tmp_path, sql_store, **section) -> MemoryOrchestratorService:
-    services = MemoryServices(settings={"memory_orchestrator": section}, data_dir=tmp_path, events=NullPublisher(),
-                              sql=sql_store)
-    return MemoryOrchestratorService(services)
+@pytest.fixture
+def make(compose_hub):
+    def make(sql_store, **section) -> MemoryOrchestratorService:
+        return compose_hub(sql_store, memory_orchestrator=section).handler(MemoryOrchestratorService)
+    return make
 
 
 @pytest.fixture
-def mos(tmp_path, sql_store) -> MemoryOrchestratorService:
-    return make(tmp_path, sql_store)
+def mos(make, sql_store) -> MemoryOrchestratorService:
+    return make(sql_store)
 
 
 def add(mos, content="x", **fields) -> str:
@@ -68,7 +67,7 @@ def test_short_to_medium_summarizes_without_consolidation(mos):
     assert memory["content"] == f"Summary: {long_text[:100]}... (length: {len(long_text)})"
     assert stats["to_medium"] == 1 and stats["consolidated"] == 0
     assert ("memory.added", {"memory_id": memory_id, "memory_type": "general", "namespace": "default",
-                             "op": "update"}) in mos.services.events.events
+                             "op": "update"}) in mos.events.events
 
 
 def test_medium_to_long(mos):
@@ -103,7 +102,7 @@ def test_consolidation_of_siblings_happens_once_per_group(mos, sql_store):
         assert memory["memory_tier"] == "medium" and memory["content"].startswith("interaction")
     assert row(mos, parent)["memory_tier"] == "short"
     assert ("memory.added", {"memory_id": summary.memory_id, "memory_type": "consolidated", "namespace": "default",
-                             "op": "consolidate"}) in mos.services.events.events
+                             "op": "consolidate"}) in mos.events.events
     assert mos.lifecycle.run_once(t0 + 1 * DAY)["consolidated"] == 0
 
 
@@ -126,8 +125,8 @@ def test_two_related_memories_are_not_enough(mos):
     assert row(mos, kids[0])["content"].startswith("Summary: ")
 
 
-def test_settings_change_rates_thresholds_and_summaries(tmp_path, sql_store):
-    mos = make(tmp_path, sql_store, decay_rates={"short": 0.5}, short_to_medium_below=0.6,
+def test_settings_change_rates_thresholds_and_summaries(make, tmp_path, sql_store):
+    mos = make(sql_store, decay_rates={"short": 0.5}, short_to_medium_below=0.6,
                summarize_on_promotion=False)
     t0 = time.time()
     memory_id = add(mos, "q" * 300, importance=1.0, created_at=t0)
@@ -138,8 +137,8 @@ def test_settings_change_rates_thresholds_and_summaries(tmp_path, sql_store):
     assert mos.lifecycle.rates["medium"] == 0.05
 
 
-def test_native_run_lifecycle_and_batches(tmp_path, sql_store):
-    mos = make(tmp_path, sql_store, lifecycle_batch=2)
+def test_native_run_lifecycle_and_batches(make, tmp_path, sql_store):
+    mos = make(sql_store, lifecycle_batch=2)
     t0 = time.time()
     for i in range(5):
         add(mos, f"m{i}", importance=0.5, created_at=t0)
@@ -148,8 +147,8 @@ def test_native_run_lifecycle_and_batches(tmp_path, sql_store):
     assert stats["processed"] == 5 and stats["to_medium"] == 5          # 0.5 * 0.7 = 0.35
 
 
-def test_background_task_runs_at_the_configured_interval(tmp_path, sql_store):
-    mos = make(tmp_path, sql_store, lifecycle_interval_s=0.05)
+def test_background_task_runs_at_the_configured_interval(make, tmp_path, sql_store):
+    mos = make(sql_store, lifecycle_interval_s=0.05)
     add(mos, "tick")
     mos.start()
     try:
@@ -163,8 +162,8 @@ def test_background_task_runs_at_the_configured_interval(tmp_path, sql_store):
     assert not mos.lifecycle.alive
 
 
-def test_disabled_task_does_not_start(tmp_path, sql_store):
-    mos = make(tmp_path, sql_store, lifecycle_enabled=False)
+def test_disabled_task_does_not_start(make, tmp_path, sql_store):
+    mos = make(sql_store, lifecycle_enabled=False)
     mos.start()
     assert not mos.lifecycle.alive and mos.health_checks()["memory_lifecycle"][0] is True
     mos.stop()

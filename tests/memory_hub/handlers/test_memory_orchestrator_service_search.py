@@ -13,11 +13,9 @@ from agents.memory_hub.handlers.knowledge_base import KnowledgeBase
 from agents.memory_hub.handlers.memory_orchestrator_service import MemoryOrchestratorService
 from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
 from agents.memory_hub.memory_orchestrator_legacy import HYBRID, TEXT_FALLBACK
-from agents.memory_hub.search import Embedder, SearchEngine
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.search import Embedder, SearchEngine, SearchSettings
 from agents.memory_hub.stores.sql import SqlStore
 from bus.errors import Unavailable
-from bus.events import NullPublisher
 from bus.handler import CallContext
 
 pytestmark = pytest.mark.slow
@@ -33,11 +31,11 @@ def embedder():
 
 
 @pytest.fixture
-def services(tmp_path, sql_url, embedder):
+def hub(tmp_path, sql_url, embedder, compose_hub):
     sql = SqlStore(sql_url)
-    engine = SearchEngine(sql, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path / "data")
+    engine = SearchEngine(sql, embedder, SearchSettings(maintenance_interval_s=0), data_dir=tmp_path / "data")
     engine.start()
-    yield MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher(), sql=sql, search=engine)
+    yield compose_hub(sql, search=engine)
     engine.close()
     sql.close()
 
@@ -54,8 +52,8 @@ def top(mos, query, k=3, **data) -> list[str]:
     return [r["content"] for r in reply["results"]]
 
 
-def test_adds_updates_and_deletes_reach_the_index(services):
-    mos = MemoryOrchestratorService(services)
+def test_adds_updates_and_deletes_reach_the_index(hub):
+    mos = hub.handler(MemoryOrchestratorService)
     tea = mos_call(mos, "add_memory", content="Ana drinks green tea every morning.")["memory_id"]
     mos_call(mos, "add_memory", content="The spare car key hangs in the hallway cupboard.")
     mos_call(mos, "batch_add_memories", memories=[{"content": "Our dog Biscuit loves the park."},
@@ -72,15 +70,15 @@ def test_adds_updates_and_deletes_reach_the_index(services):
     assert "Ana swims in the lake every morning." not in top(mos, "swimming outdoors", k=4)
 
 
-def test_filters_pass_through(services):
-    mos = MemoryOrchestratorService(services)
+def test_filters_pass_through(hub):
+    mos = hub.handler(MemoryOrchestratorService)
     mos_call(mos, "add_memory", content="Tea grows on hillsides.", memory_type="fact")
     mos_call(mos, "add_memory", content="I would like some tea.", memory_type="wish")
     assert top(mos, "tea", k=5, filters={"memory_type": "wish"}) == ["I would like some tea."]
 
 
-def test_session_and_knowledge_search_use_the_engine(services):
-    sma, kb = SessionMemoryAgent(services), KnowledgeBase(services)
+def test_session_and_knowledge_search_use_the_engine(hub):
+    sma, kb = hub.handler(SessionMemoryAgent), hub.handler(KnowledgeBase)
     first = sma.handle_legacy({"action": "create_session", "user_id": "ana"}, 5574)["session_id"]
     second = sma.handle_legacy({"action": "create_session", "user_id": "bo"}, 5574)["session_id"]
     for session_id, text in ((first, "Can you book a table for dinner tonight?"),
@@ -105,16 +103,16 @@ def test_session_and_knowledge_search_use_the_engine(services):
         "Luigi's serves pizza until 11pm."
 
 
-def test_while_the_model_loads_native_is_unavailable_at_its_deadline_and_legacy_falls_back(tmp_path, embedder):
+def test_while_the_model_loads_native_is_unavailable_at_its_deadline_and_legacy_falls_back(tmp_path, embedder,
+                                                                                           compose_hub):
     sql = SqlStore(data_dir=tmp_path / "db")
     sql.migrate()
-    engine = SearchEngine(sql, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path / "data",
+    engine = SearchEngine(sql, embedder, SearchSettings(maintenance_interval_s=0), data_dir=tmp_path / "data",
                           default_wait_s=0.2)
     engine.maintainer._start_lock.acquire()            # hold the start: the model is "loading"
     try:
         thread = engine.start_background()
-        mos = MemoryOrchestratorService(MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher(),
-                                                       sql=sql, search=engine))
+        mos = compose_hub(sql, search=engine).handler(MemoryOrchestratorService)
         mos_call(mos, "add_memory", content="The garage door code is 4471.")
         reply = mos_call(mos, "semantic_search", query="How do I open where the car is parked?", k=3)
         assert reply["message"] == TEXT_FALLBACK                   # legacy: the hub default deadline passed

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from agents.memory_hub.context_monitor import TokenBucket, TopicTracker, context_text, keywords
+from agents.memory_hub.context_monitor import ContextMonitorSettings, TokenBucket, TopicTracker, context_text, keywords
 from agents.memory_hub.handlers.proactive_context_monitor import ProactiveContextMonitor
-from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.sql_models import Context, ContextItem, Memory, Session
 from bus.errors import BadRequest, TooLarge
 from bus.events import NullPublisher
 from bus.handler import CallContext
+from bus.settings import from_mapping
 
 FAST = {"poll_interval_s": 0.05}
 LOOSE = {"context.added": {"rate_per_s": 1000.0, "burst": 1000},
@@ -22,9 +22,11 @@ LOOSE = {"context.added": {"rate_per_s": 1000.0, "burst": 1000},
 
 def make_monitor(tmp_path, sql_store, **settings) -> ProactiveContextMonitor:
     settings.setdefault("rate_limits", LOOSE)
-    services = MemoryServices(settings={"context_monitor": settings}, data_dir=tmp_path, events=NullPublisher(),
-                              sql=sql_store)
-    return ProactiveContextMonitor(services)
+    return ProactiveContextMonitor(section(**settings), NullPublisher(), sql_store)
+
+
+def section(**settings) -> ContextMonitorSettings:
+    return from_mapping(ContextMonitorSettings, settings, "context_monitor")
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def pcm(tmp_path, sql_store):
 
 
 def events(handler, topic: str) -> list[dict]:
-    return [fields for t, fields in handler.services.events.events if t == topic]
+    return [fields for t, fields in handler.monitor.events.events if t == topic]
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:
@@ -210,7 +212,7 @@ def test_token_bucket_refills():
 
 
 def test_keyword_tracker_and_text_extraction():
-    tracker = TopicTracker({"shift_threshold": 0.35, "keyword_shift_threshold": 0.2, "topic_window": 5}, None)
+    tracker = TopicTracker(section(shift_threshold=0.35, keyword_shift_threshold=0.2, topic_window=5), None)
     assert tracker.update("pasta sauce with basil") is None            # first text: no previous topic
     assert tracker.update("more basil in the pasta") is None
     changed = tracker.update("kernel panic on boot")
@@ -222,9 +224,7 @@ def test_keyword_tracker_and_text_extraction():
 
 def test_publisher_observers_feed_the_monitor(tmp_path, sql_store):
     inner = events_out = NullPublisher()
-    services = MemoryServices(settings={"context_monitor": {"rate_limits": LOOSE}}, data_dir=tmp_path,
-                              events=events_out, sql=sql_store)
-    handler = ProactiveContextMonitor(services)
+    handler = ProactiveContextMonitor(section(rate_limits=LOOSE), events_out, sql_store)
     seen: list[str] = []
     events_out.observers += [handler.observe, lambda topic, fields: seen.append(topic),
                              lambda topic, fields: 1 / 0]
@@ -254,18 +254,17 @@ def test_context_items_seen_as_events_are_not_analysed_again_by_the_poll(pcm, sq
     assert pcm.monitor.drain()
     time.sleep(0.3)                                   # several polls (50 ms) pass over the same item
     assert pcm.monitor.drain()
-    volcano = [f for t, f in pcm.services.events.events if t == "context.changed" and "volcano" in f["text"]]
+    volcano = [f for t, f in pcm.monitor.events.events if t == "context.changed" and "volcano" in f["text"]]
     assert len(volcano) <= 1
-    assert not [f for t, f in pcm.services.events.events if t == "context.changed" and "lava flows" in f["text"]]
+    assert not [f for t, f in pcm.monitor.events.events if t == "context.changed" and "lava flows" in f["text"]]
 
 
 def test_replicas_sharing_redis_suggest_a_memory_once(tmp_path, sql_store, redis_store):
     """Two monitors (two replicas) on one Redis, both seeing the same new memory on topic: one suggests it."""
     monitors = []
     for name in ("a", "b"):
-        services = MemoryServices(settings={"context_monitor": {**FAST, "rate_limits": LOOSE}},
-                                  data_dir=tmp_path / name, events=NullPublisher(), sql=sql_store, redis=redis_store)
-        monitors.append(ProactiveContextMonitor(services))
+        monitors.append(ProactiveContextMonitor(section(**FAST, rate_limits=LOOSE), NullPublisher(), sql_store,
+                                                redis_store))
     for handler in monitors:
         handler.start()
     try:

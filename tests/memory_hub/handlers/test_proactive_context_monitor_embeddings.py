@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from agents.memory_hub.context_monitor import ContextMonitorSettings
 from agents.memory_hub.handlers.proactive_context_monitor import ProactiveContextMonitor
 from agents.memory_hub.search.embedder import Embedder
 from agents.memory_hub.search.engine import SearchEngine
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.stores.sql_models import Memory
 from bus.events import NullPublisher
+from bus.settings import from_mapping
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +33,11 @@ def pcm(tmp_path, sql_store, embedder):
         for memory_id, content in (("m-cook", "Grandma's recipe: simmer tomatoes with garlic for the pasta sauce"),
                                    ("m-car", "The car's winter tires are stored in the garage")):
             session.add(Memory(memory_id=memory_id, content=content))
-    search = SearchEngine(sql_store, embedder, {"maintenance_interval_s": 0, "snapshot_path": ""})
+    search = SearchEngine(sql_store, embedder, SearchSettings(maintenance_interval_s=0, snapshot_path=""))
     search.start()
     search.index_many([("m-cook", None), ("m-car", None)])
-    services = MemoryServices(settings={"context_monitor": {"rate_limits": LOOSE, "poll_interval_s": 60.0}},
-                              data_dir=tmp_path, events=NullPublisher(), sql=sql_store, search=search)
-    handler = ProactiveContextMonitor(services)
+    section = from_mapping(ContextMonitorSettings, {"rate_limits": LOOSE, "poll_interval_s": 60.0})
+    handler = ProactiveContextMonitor(section, NullPublisher(), sql_store, search=search)
     handler.start()
     yield handler
     handler.stop()
@@ -50,7 +51,7 @@ def test_embedding_topic_shift_and_vector_suggestions(pcm):
                  "My laptop's graphics driver keeps crashing after the operating system update."):
         pcm.handle_legacy({"action": "add_context", "context": text}, 7119)
     assert pcm.monitor.drain(60)
-    events = pcm.services.events.events
+    events = pcm.monitor.events.events
     changed = [f for t, f in events if t == "context.changed"]
     assert len(changed) == 1 and changed[0]["method"] == "embedding"
     assert changed[0]["text"].startswith("My laptop's graphics driver")

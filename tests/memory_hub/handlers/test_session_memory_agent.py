@@ -9,24 +9,22 @@ import pytest
 from sqlalchemy import func, select
 
 from agents.memory_hub.handlers.session_memory_agent import SessionMemoryAgent
-from agents.memory_hub.memories import Memories
-from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.sql_models import Memory, Session
 from bus.errors import BadRequest, Conflict, NotFound, TooLarge
-from bus.events import NullPublisher
 from bus.handler import CallContext
 from schemas.memory_hub import session_memory_agent as schema
 
 
-def make(tmp_path, sql_store, redis_store=None, **sections) -> SessionMemoryAgent:
-    services = MemoryServices(settings=sections, data_dir=tmp_path, events=NullPublisher(), sql=sql_store,
-                              redis=redis_store)
-    return SessionMemoryAgent(services)
+@pytest.fixture
+def make(compose_hub):
+    def make(sql_store, redis_store=None, **sections) -> SessionMemoryAgent:
+        return compose_hub(sql_store, redis_store, **sections).handler(SessionMemoryAgent)
+    return make
 
 
 @pytest.fixture
-def sma(tmp_path, sql_store, redis_store) -> SessionMemoryAgent:
-    return make(tmp_path, sql_store, redis_store)
+def sma(make, sql_store, redis_store) -> SessionMemoryAgent:
+    return make(sql_store, redis_store)
 
 
 def legacy(sma, action: str, **fields) -> dict:
@@ -39,7 +37,7 @@ def native(sma, action: str, **args):
 
 
 def events(sma, topic: str) -> list[dict]:
-    return [fields for name, fields in sma.services.events.events if name == topic]
+    return [fields for name, fields in sma.sessions.events.events if name == topic]
 
 
 def new_session(sma, **fields) -> str:
@@ -77,7 +75,7 @@ def test_interactions_come_back_in_order(sma):
         {"status": "success", "context": [{"role": r, "content": c} for r, c in turns]}
     assert legacy(sma, "get_context", session_id=session_id, limit=2)["context"] == \
         [{"role": r, "content": c} for r, c in turns[2:]]
-    memory = Memories.of(sma.services).get(ids[2], touch=False)
+    memory = sma.sessions.memories.get(ids[2], touch=False)
     assert memory["memory_type"] == "interaction" and memory["parent_id"] == session_id
     assert memory["session_id"] == session_id and memory["tags"] == ["user"]
     assert memory["memory_tier"] == "short" and memory["importance"] == 0.5
@@ -87,10 +85,10 @@ def test_interactions_come_back_in_order(sma):
         events(sma, "memory.added")
 
 
-def test_unknown_session_is_created_on_first_interaction(sma, tmp_path, sql_store):
+def test_unknown_session_is_created_on_first_interaction(make, sma, tmp_path, sql_store):
     assert legacy(sma, "add_interaction", session_id="my-own-id", role="user", content="hi")["status"] == "success"
     assert native(sma, "get_session", session_id="my-own-id")["context"] == [{"role": "user", "content": "hi"}]
-    strict = make(tmp_path, sql_store, session_memory={"auto_create": False})
+    strict = make(sql_store, session_memory={"auto_create": False})
     assert legacy(strict, "add_interaction", session_id="other", role="user", content="hi") == \
         {"status": "error", "message": "Session other not found."}
 
@@ -113,7 +111,7 @@ def test_search_interactions(sma):
     first, second = new_session(sma), new_session(sma)
     legacy(sma, "add_interaction", session_id=first, role="user", content="I love green tea")
     legacy(sma, "add_interaction", session_id=second, role="user", content="green tea again")
-    Memories.of(sma.services).add({"content": "green tea fact", "memory_type": "knowledge_fact"})
+    sma.sessions.memories.add({"content": "green tea fact", "memory_type": "knowledge_fact"})
     everywhere = legacy(sma, "search_interactions", query="green tea")
     assert everywhere["status"] == "success" and len(everywhere["results"]) == 2
     assert all(r["memory_type"] == "interaction" for r in everywhere["results"])
@@ -122,8 +120,8 @@ def test_search_interactions(sma):
     assert native(sma, "search_interactions", query="tea", limit=1)["count"] == 1
 
 
-def test_expiry_marks_idle_sessions_and_publishes(tmp_path, sql_store, redis_store):
-    sma = make(tmp_path, sql_store, redis_store, session_memory={"session_timeout_s": 60.0})
+def test_expiry_marks_idle_sessions_and_publishes(make, tmp_path, sql_store, redis_store):
+    sma = make(sql_store, redis_store, session_memory={"session_timeout_s": 60.0})
     idle, busy = new_session(sma, user_id="ana"), new_session(sma, user_id="bo")
     later = time.time() + 120
     with sql_store.transaction() as s:      # bo was active just before `later`
@@ -133,7 +131,7 @@ def test_expiry_marks_idle_sessions_and_publishes(tmp_path, sql_store, redis_sto
     assert session["expired"] is True and session["expired_at"] == later
     assert session["metadata"]["expired"] is True and "expired_at" in session["metadata"]
     assert session["metadata"]["agent"] == "SessionMemoryAgent"            # merged, not replaced
-    memory = Memories.of(sma.services).get(idle, touch=False)
+    memory = sma.sessions.memories.get(idle, touch=False)
     assert memory["metadata"]["expired"] is True and memory["metadata"]["user_id"] == "ana"
     assert events(sma, "session.expired") == [{"session_id": idle, "user_id": "ana", "expired_at": later}]
     assert sma.sessions.cache.get(idle)["expired"] is True                  # the copy made by the read above
@@ -141,8 +139,8 @@ def test_expiry_marks_idle_sessions_and_publishes(tmp_path, sql_store, redis_sto
     assert legacy(sma, "add_interaction", session_id=idle, role="user", content="still here")["status"] == "success"
 
 
-def test_expiry_task_runs_in_the_background(tmp_path, sql_store):
-    sma = make(tmp_path, sql_store, session_memory={"session_timeout_s": 0.01, "cleanup_interval_s": 0.05})
+def test_expiry_task_runs_in_the_background(make, tmp_path, sql_store):
+    sma = make(sql_store, session_memory={"session_timeout_s": 0.01, "cleanup_interval_s": 0.05})
     session_id = new_session(sma)
     sma.start()
     try:
@@ -185,8 +183,8 @@ def test_health_forms(sma):
     assert sma.handle_legacy("hello", 5574) == {"status": "error", "message": "Invalid request format"}
 
 
-def test_oversized_interaction(tmp_path, sql_store):
-    sma = make(tmp_path, sql_store, memory_orchestrator={"max_content_bytes": 10})
+def test_oversized_interaction(make, tmp_path, sql_store):
+    sma = make(sql_store, memory_orchestrator={"max_content_bytes": 10})
     session_id = new_session(sma)
     assert legacy(sma, "add_interaction", session_id=session_id, role="user", content="x" * 11) == \
         {"status": "error", "message": "Invalid memory format: content is 11 bytes, over the 10-byte limit"}

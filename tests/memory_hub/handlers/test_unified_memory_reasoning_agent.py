@@ -6,20 +6,17 @@ from __future__ import annotations
 import pytest
 
 from agents.memory_hub.handlers.unified_memory_reasoning_agent import UnifiedMemoryReasoningAgent
-from agents.memory_hub.reasoning import ReasoningStore, categorize_error, fit_tokens, summarize
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.reasoning import ReasoningSettings, ReasoningStore, categorize_error, fit_tokens, summarize
 from agents.memory_hub.stores.sql import SqlStore
 from bus.errors import BadRequest, NotFound, Unavailable
-from bus.events import NullPublisher
 from bus.handler import CallContext
 
 TYPES = ("code", "user_query", "system_response", "error")
 
 
 @pytest.fixture
-def agent(tmp_path, sql_store) -> UnifiedMemoryReasoningAgent:
-    services = MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher(), sql=sql_store)
-    return UnifiedMemoryReasoningAgent(services)
+def agent(sql_store) -> UnifiedMemoryReasoningAgent:
+    return UnifiedMemoryReasoningAgent(ReasoningSettings(), sql_store)
 
 
 def legacy(agent: UnifiedMemoryReasoningAgent, request) -> dict:

@@ -9,12 +9,11 @@ import os
 import pytest
 
 from agents.memory_hub.handlers.unified_memory_reasoning_agent import UnifiedMemoryReasoningAgent
-from agents.memory_hub.search import Embedder, SearchEngine
-from agents.memory_hub.services import MemoryServices
+from agents.memory_hub.reasoning import ReasoningSettings
+from agents.memory_hub.search import Embedder, SearchEngine, SearchSettings
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import Memory
 from bus.errors import BadRequest
-from bus.events import NullPublisher
 from bus.handler import CallContext
 
 pytestmark = pytest.mark.slow
@@ -38,11 +37,10 @@ def agent(module_sql_url, tmp_path_factory):
         for memory_id, (content, kind) in MEMORIES.items():
             session.add(Memory(memory_id=memory_id, content=content, memory_type=kind, namespace="home"))
     embedder = Embedder(threads=1)
-    engine = SearchEngine(sql, embedder, {"maintenance_interval_s": 0}, data_dir=tmp / "data")
+    engine = SearchEngine(sql, embedder, SearchSettings(maintenance_interval_s=0), data_dir=tmp / "data")
     engine.start()
     engine.index_many([(memory_id, None) for memory_id in MEMORIES])
-    services = MemoryServices(settings={}, data_dir=tmp, events=NullPublisher(), sql=sql, search=engine)
-    yield UnifiedMemoryReasoningAgent(services)
+    yield UnifiedMemoryReasoningAgent(ReasoningSettings(), sql, engine)
     engine.close()
     embedder.close()
     sql.close()

@@ -9,20 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from agents.memory_hub.cleanup import DIR_FLAGS, Sweeper, everything, resolve_root, safe_relative
+from agents.memory_hub.cleanup import DIR_FLAGS, Sweeper, UtilsSettings, everything, resolve_root, safe_relative
 from agents.memory_hub.handlers.unified_utils_agent import UnifiedUtilsAgent
-from agents.memory_hub.services import MemoryServices
 from bus.config import ConfigError
 from bus.errors import BadRequest
-from bus.events import NullPublisher
 from bus.handler import CallContext
+from bus.settings import from_mapping
 
 DAY = 86400
 
 
 def make_agent(data_dir: Path, **utils) -> UnifiedUtilsAgent:
-    services = MemoryServices(settings={"utils": utils}, data_dir=data_dir, events=NullPublisher())
-    return UnifiedUtilsAgent(services)
+    return UnifiedUtilsAgent(from_mapping(UtilsSettings, utils, "utils"), data_dir)
 
 
 def write(path: Path, text: str = "x", age_days: float = 0.0) -> Path:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from agents.memory_hub.search import Embedder, SearchEngine
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.stores.sql import SqlStore
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,7 +34,7 @@ def make_engine(embedder: Embedder, tmp_path: Path) -> Iterator[Callable[..., Se
 
     def build(store: SqlStore, **settings: Any) -> SearchEngine:
         settings.setdefault("maintenance_interval_s", 0)
-        engine = SearchEngine(store, embedder, settings, data_dir=tmp_path / "data")
+        engine = SearchEngine(store, embedder, SearchSettings(**settings), data_dir=tmp_path / "data")
         engine.start()
         engines.append(engine)
         return engine

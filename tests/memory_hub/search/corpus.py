@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from agents.memory_hub.search import Embedder, SearchEngine
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import Memory, content_hash
 
@@ -100,7 +101,7 @@ def populated(sql_url: str, tmp_path_factory: pytest.TempPathFactory, embedder: 
     store = SqlStore(sql_url)
     insert_rows(store.engine, rows)
     settings.setdefault("maintenance_interval_s", 0)
-    engine = SearchEngine(store, embedder, settings, data_dir=base / "data")
+    engine = SearchEngine(store, embedder, SearchSettings(**settings), data_dir=base / "data")
     engine.start()
     engine.index_many([(row["memory_id"], None) for row in rows])
     try:

@@ -25,6 +25,7 @@ import numpy as np
 
 from agents.memory_hub.memories import Memories
 from agents.memory_hub.search import Embedder, SearchEngine
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.search.rows import MemoryRows
 from agents.memory_hub.stores.sql import SqlStore
 from tests.data.make_distractors import DEFAULT_SEED, distractors, eval_pairs, lookup_queries
@@ -86,8 +87,8 @@ class EvalCorpus:
             chunk = other_rows[start:start + 5000]
             rows.write_embeddings([r["memory_id"] for r in chunk], vectors[start:start + len(chunk)])
         rows.write_embeddings([p["id"] for p in pairs], embedder.encode([p["fact"] for p in pairs]))
-        engine = SearchEngine(store, embedder, {"maintenance_interval_s": 0, "snapshot_path": "",
-                                                **(settings or {})}, data_dir=base_dir / "data")
+        engine = SearchEngine(store, embedder, SearchSettings(**{"maintenance_interval_s": 0, "snapshot_path": "",
+                                                                 **(settings or {})}), data_dir=base_dir / "data")
         engine.start()
         return cls(store, engine, Memories(store, search=engine), pairs)
 

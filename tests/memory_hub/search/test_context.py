@@ -27,7 +27,7 @@ def test_near_duplicates_are_found_within_the_namespace(engine):
     dups = engine.find_near_duplicates("Tomatoes in the greenhouse need watering every morning.", "garden")
     ids = [d["memory_id"] for d in dups]
     assert set(ids) >= {"g1", "g1-copy"} and "g2" not in ids
-    assert all(d["score"] >= engine.settings["duplicate_threshold"] for d in dups)
+    assert all(d["score"] >= engine.settings.duplicate_threshold for d in dups)
     loose = [d["memory_id"] for d in engine.find_near_duplicates(
         "Tomatoes in the greenhouse need watering every morning.", "garden", threshold=0.8)]
     assert "g1-near" in loose

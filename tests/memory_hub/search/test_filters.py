@@ -6,6 +6,7 @@ import time
 import pytest
 
 from agents.memory_hub.search import SearchEngine
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.stores.sql import SqlStore
 from bus.errors import BadRequest
 from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
@@ -34,7 +35,7 @@ def populated(module_sql_url, embedder):
     store = SqlStore(module_sql_url)
     rows = _rows()
     insert_rows(store.engine, rows)
-    indexer = SearchEngine(store, embedder, {"maintenance_interval_s": 0, "snapshot_path": ""})
+    indexer = SearchEngine(store, embedder, SearchSettings(maintenance_interval_s=0, snapshot_path=""))
     indexer.index_many([(r["memory_id"], None) for r in rows])
     yield store
     store.close()
@@ -43,8 +44,8 @@ def populated(module_sql_url, embedder):
 @pytest.fixture(scope="module", params=["exact", "overfetch"])
 def engine(request, populated, embedder):
     # exact_filter_max=0 forces the FAISS over-fetch plan for every filtered query
-    search = SearchEngine(populated, embedder, {"maintenance_interval_s": 0, "snapshot_path": "",
-                                                "exact_filter_max": 4000 if request.param == "exact" else 0})
+    search = SearchEngine(populated, embedder, SearchSettings(
+        maintenance_interval_s=0, snapshot_path="", exact_filter_max=4000 if request.param == "exact" else 0))
     search.start()
     yield search
     search.close()

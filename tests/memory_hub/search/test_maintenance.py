@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import delete
 
 from agents.memory_hub.search import SearchEngine
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.stores.sql_models import Memory
 from bus.errors import Unavailable
 from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
@@ -68,7 +69,7 @@ def test_engine_in_hnsw_mode_agrees_with_exact_mode(sql_store, make_engine, embe
 
 def test_background_start_refuses_calls_only_at_their_deadline(sql_store, embedder, tmp_path):
     insert_rows(sql_store.engine, [memory_row("The fuse box is behind the coats.", memory_id="fuse")])
-    engine = SearchEngine(sql_store, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path)
+    engine = SearchEngine(sql_store, embedder, SearchSettings(maintenance_interval_s=0), data_dir=tmp_path)
     engine.maintainer._start_lock.acquire()          # hold the start so the "loading" window is observable
     try:
         thread = engine.start_background()
@@ -84,7 +85,7 @@ def test_background_start_refuses_calls_only_at_their_deadline(sql_store, embedd
 
 
 def test_calls_during_the_start_wait_and_writes_are_indexed_before_ready(sql_store, embedder, tmp_path):
-    engine = SearchEngine(sql_store, embedder, {"maintenance_interval_s": 0}, data_dir=tmp_path)
+    engine = SearchEngine(sql_store, embedder, SearchSettings(maintenance_interval_s=0), data_dir=tmp_path)
     engine.maintainer._start_lock.acquire()
     answers: list = []
     try:

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import delete, update
 
 from agents.memory_hub.search import SearchEngine
+from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.stores.sql_models import Memory
 from tests.memory_hub.search.corpus import insert_rows, memory_row, sentences
 from tests.memory_hub.search.facts import FACTS, PARAPHRASES
@@ -25,7 +26,7 @@ def populated(sql_store):
 
 def _engine(store, embedder, data_dir: Path, **settings) -> SearchEngine:
     settings.setdefault("maintenance_interval_s", 0)
-    engine = SearchEngine(store, embedder, settings, data_dir=data_dir)
+    engine = SearchEngine(store, embedder, SearchSettings(**settings), data_dir=data_dir)
     engine.start()
     return engine
 

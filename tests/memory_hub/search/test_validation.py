@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents.memory_hub.search import DEFAULTS, SearchEngine
+from agents.memory_hub.search import SearchEngine, SearchSettings
+from bus.config import ConfigError
+from bus.settings import from_mapping
 from bus.errors import BadRequest
 from tests.memory_hub.search.corpus import insert_rows, memory_row
 
@@ -71,12 +73,13 @@ def test_control_characters_are_cleaned(engine):
     assert engine.search("Bis\x00cuit dog\ud800", k=1)[0]["memory_id"] == "dog"
 
 
-def test_unknown_settings_are_refused(sql_store, embedder):
-    with pytest.raises(ValueError, match="unknown search setting 'hnsw_treshold'"):
-        SearchEngine(sql_store, embedder, {"hnsw_treshold": 5})
-    assert set(DEFAULTS) == {"search"}
-    engine = SearchEngine(sql_store, embedder, {"search": {"max_k": 7}, "storage": {}})
-    assert engine.settings["max_k"] == 7
+def test_unknown_and_out_of_range_settings_are_refused(sql_store, embedder):
+    with pytest.raises(ConfigError, match="unknown config key 'search.hnsw_treshold'"):
+        from_mapping(SearchSettings, {"hnsw_treshold": 5}, "search")
+    with pytest.raises(ConfigError, match="search.compact_ratio"):
+        from_mapping(SearchSettings, {"compact_ratio": 2.0}, "search")
+    engine = SearchEngine(sql_store, embedder, from_mapping(SearchSettings, {"max_k": 7}, "search"))
+    assert engine.settings.max_k == 7
 
 
 def test_index_many_accepts_pairs_mappings_and_rows(engine, sql_store):

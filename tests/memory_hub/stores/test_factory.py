@@ -7,23 +7,14 @@ import pytest
 
 from agents.memory_hub.stores import embedded_redis
 from agents.memory_hub.stores.embedded_redis import EmbeddedRedisError
-from agents.memory_hub.stores.factory import DEFAULTS, open_stores
+from agents.memory_hub.stores.embedded_redis import EmbeddedRedisSettings
+from agents.memory_hub.stores.factory import open_stores
 from agents.memory_hub.stores.sql_models import User
-from bus.config import COMMON_DEFAULTS, load_settings, merge_defaults
 from migrations import runner
 
 
-def _settings(**storage) -> dict:
-    defaults = merge_defaults(COMMON_DEFAULTS, DEFAULTS)
-    return load_settings(defaults, overrides={"storage": storage} if storage else None)
-
-
-def test_defaults_declare_the_store_sections() -> None:
-    assert {"sql", "redis", "embedded_redis"} <= set(DEFAULTS)
-
-
 def test_embedded_by_default_and_closed_with_the_stores(tmp_path: Path) -> None:
-    stores = open_stores(_settings(), tmp_path)
+    stores = open_stores(tmp_path)
     try:
         assert stores.embedded is not None
         pid = stores.embedded.pid
@@ -43,7 +34,7 @@ def test_embedded_by_default_and_closed_with_the_stores(tmp_path: Path) -> None:
 
 def test_configured_urls_are_used_as_given(tmp_path: Path, redis_url: str) -> None:
     db_url = f"sqlite:///{tmp_path / 'custom.db'}"
-    stores = open_stores(_settings(redis_url=redis_url, database_url=db_url), tmp_path / "data")
+    stores = open_stores(tmp_path / "data", database_url=db_url, redis_url=redis_url)
     try:
         assert stores.embedded is None
         assert stores.redis.url == redis_url and stores.sql.url == db_url
@@ -53,8 +44,7 @@ def test_configured_urls_are_used_as_given(tmp_path: Path, redis_url: str) -> No
 
 
 def test_failed_redis_start_leaves_nothing_running(tmp_path: Path) -> None:
-    settings = _settings()
-    settings["embedded_redis"]["executable"] = str(tmp_path / "no-such-redis-server")
+    embedded = EmbeddedRedisSettings(executable=str(tmp_path / "no-such-redis-server"))
     with pytest.raises(EmbeddedRedisError, match="cannot run"):
-        open_stores(settings, tmp_path)
+        open_stores(tmp_path, embedded_redis=embedded)
     assert not (tmp_path / "redis.sock").exists()

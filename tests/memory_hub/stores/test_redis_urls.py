@@ -22,10 +22,8 @@ from pathlib import Path
 import pytest
 
 from agents.memory_hub.handlers.memory_client import MemoryClient
-from agents.memory_hub.services import MemoryServices
 from agents.memory_hub.stores.redis_store import RedisStore, RedisUnavailable, parse_sentinel_url, redis_errors
 from bus.errors import HubError
-from bus.events import NullPublisher
 from bus.handler import CallContext
 from tests.support.postgres import free_port
 from tests.support.redis_sentinel import SentinelTrio
@@ -61,10 +59,9 @@ def _kv_get(mc: MemoryClient, key: str):
     return result["value"]
 
 
-def test_fail_over_during_writes_loses_nothing_acknowledged(trio, tmp_path, sqlite_store):
+def test_fail_over_during_writes_loses_nothing_acknowledged(trio, compose_hub, sqlite_store):
     store = RedisStore(trio.url)
-    mc = MemoryClient(MemoryServices(settings={}, data_dir=tmp_path, events=NullPublisher(), sql=sqlite_store,
-                                     redis=store))
+    mc = compose_hub(sqlite_store, store).handler(MemoryClient)
     replicated: list[str] = []
     written: list[str] = []
     acked_kv: list[tuple[str, int]] = []
