@@ -7,20 +7,15 @@ defaults, the YAML file, then the environment (``COMMON_ENV`` plus the hub's own
 """
 from __future__ import annotations
 
-import copy
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
 
-from bus.settings import ConfigError, SettingError, setting, to_mapping
+from bus.settings import ConfigError, SettingError, setting
 
-__all__ = ["COMMON_DEFAULTS", "COMMON_ENV", "AuthSection", "ConfigError", "CurveSection", "HubSection",
-           "LegacyAgentSection", "LegacySection", "LoggingSection", "StorageSection", "load_settings",
-           "merge_defaults", "port_offset"]
+__all__ = ["COMMON_ENV", "AuthSection", "ConfigError", "CurveSection", "HubSection", "LegacyAgentSection",
+           "LegacySection", "LoggingSection", "StorageSection", "port_offset"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -136,113 +131,3 @@ def port_offset(env: Mapping[str, str]) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"must be an integer, got {raw!r}", "PORT_OFFSET") from None
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# TRANSITIONAL: the dict machinery, still used by the hubs' DEFAULTS and their tests until they are typed; the
-# daemon does not use it. Remove with them.
-
-COMMON_DEFAULTS: dict[str, Any] = {
-    name: to_mapping(section()) for name, section in (
-        ("hub", HubSection), ("legacy", LegacySection), ("auth", AuthSection), ("curve", CurveSection),
-        ("logging", LoggingSection), ("storage", StorageSection))
-}
-
-
-def merge_defaults(*parts: Mapping[str, Any]) -> dict[str, Any]:
-    """Combine default trees; a key defined twice with different values is a programming error."""
-    out: dict[str, Any] = {}
-    for part in parts:
-        _merge_into(out, copy.deepcopy(dict(part)), path=(), strict=False)
-    return out
-
-
-def load_settings(defaults: Mapping[str, Any], path: str | os.PathLike[str] | None = None,
-                  env: Mapping[str, str] | None = None, env_map: Mapping[str, tuple[str, ...]] | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    settings = copy.deepcopy(dict(defaults))
-    if path:
-        file_path = Path(path)
-        if not file_path.exists():
-            raise ConfigError(f"config file not found: {file_path}")
-        try:
-            loaded = yaml.safe_load(file_path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file_path}: invalid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{file_path}: top level must be a mapping")
-        _merge_into(settings, loaded, path=(), strict=True)
-    for var, key_path in {**COMMON_ENV, **(env_map or {})}.items():
-        value = (env or {}).get(var)
-        if value:
-            _set_path(settings, key_path, _parse_env_value(value, _get_path(defaults, key_path)))
-    if overrides:
-        _merge_into(settings, copy.deepcopy(dict(overrides)), path=(), strict=True)
-    return settings
-
-
-def _merge_into(base: dict[str, Any], new: Mapping[str, Any], path: tuple[str, ...], strict: bool) -> None:
-    for key, value in new.items():
-        here = (*path, str(key))
-        if key not in base:
-            if strict and not _free_form(base, path):
-                raise ConfigError(f"unknown config key '{'.'.join(here)}'")
-            base[key] = value
-            continue
-        current = base[key]
-        if isinstance(current, dict) and current and isinstance(value, dict):
-            _merge_into(current, value, here, strict)
-        elif strict:
-            base[key] = _check_type(here, current, value)
-        else:
-            base[key] = value
-
-
-def _free_form(base: dict[str, Any], path: tuple[str, ...]) -> bool:
-    return not base and bool(path)
-
-
-def _check_type(path: tuple[str, ...], default: Any, value: Any) -> Any:
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        raise ConfigError(f"config key '{'.'.join(path)}' must be {type(default).__name__}, "
-                          f"got {type(value).__name__}")
-    return value
-
-
-def _get_path(tree: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    node: Any = tree
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = tree
-    for key in path[:-1]:
-        node = node.setdefault(key, {})
-    node[path[-1]] = value
-
-
-def _parse_env_value(raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    if isinstance(default, list):
-        return [part for part in raw.split(":") if part]
-    return raw

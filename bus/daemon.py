@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import gc
 import dataclasses
-import functools
-import keyword
 import os
 import signal
 import sys
@@ -83,7 +81,6 @@ class Runtime:
 
     settings: CommonSettings
     hub_settings: Any                  # an instance of the hub's ``HubSpec.settings_class``
-    raw_settings: dict[str, Any]       # TRANSITIONAL: the same settings as one plain dict, until the hubs are typed
     data_dir: Path
     events: EventPublisher
     metrics: HubMetrics
@@ -129,13 +126,9 @@ class LoadedSettings:
     common: CommonSettings
     hub: Any                       # an instance of ``HubSpec.settings_class``
 
-    def raw(self) -> dict[str, Any]:
-        """TRANSITIONAL: both as one plain nested dict (lists, not tuples), for code not typed yet."""
-        return {**to_mapping(self.common), **to_mapping(self.hub)}
-
     def printable(self) -> dict[str, Any]:
-        """``raw()`` with the JWT secret masked (``--print-config``)."""
-        tree = self.raw()
+        """Both as one plain nested dict (lists, not tuples), the JWT secret masked (``--print-config``)."""
+        tree = {**to_mapping(self.common), **to_mapping(self.hub)}
         tree["auth"]["secret"] = "***" if self.common.auth.secret else None
         return tree
 
@@ -184,29 +177,6 @@ def _part(cls: type, tree: Any) -> Any:
         return cls(**{spec.name: getattr(tree, spec.name) for spec in dataclasses.fields(cls)})
     except SettingError as exc:
         raise ConfigError(exc.reason, exc.key) from None
-
-
-def transitional_settings_class(name: str, defaults: Mapping[str, Any]) -> type:
-    """TRANSITIONAL, for hubs whose settings are still ``DEFAULTS`` dicts: a frozen dataclass per nested mapping,
-    a field per key typed from its default (``None`` takes anything, ``{}`` any mapping, lists any list)."""
-    fields: list[tuple[str, Any, Any]] = []
-    for key, value in defaults.items():
-        if isinstance(value, Mapping) and value and all(_is_name(str(k)) for k in value):
-            section = transitional_settings_class(f"{name}_{key}", value)
-            fields.append((key, section, dataclasses.field(default_factory=section)))
-        elif isinstance(value, Mapping):
-            fields.append((key, dict[str, Any], dataclasses.field(default_factory=functools.partial(dict, value))))
-        elif isinstance(value, list | tuple):
-            fields.append((key, tuple[Any, ...], dataclasses.field(default=tuple(value))))
-        elif value is None:
-            fields.append((key, Any, dataclasses.field(default=None)))
-        else:
-            fields.append((key, type(value), dataclasses.field(default=value)))
-    return dataclasses.make_dataclass(name, fields, frozen=True)
-
-
-def _is_name(key: str) -> bool:
-    return key.isidentifier() and not keyword.iskeyword(key)
 
 
 def configuration_error(spec: HubSpec, exc: ConfigError | SettingError) -> int:
@@ -281,7 +251,7 @@ class Daemon:
                                 else self.spec.event_content_fields,
                                 secure=security.secure_events if event_settings.curve else None)
         events.start()
-        runtime = Runtime(self.settings, self.loaded.hub, self.loaded.raw(), self.data_dir, events, self.metrics,
+        runtime = Runtime(self.settings, self.loaded.hub, self.data_dir, events, self.metrics,
                           tokens, self.offset, self.context, self.env)
         neighbours = self.neighbours = Neighbours(self.settings.neighbours, self.context, self.spec.title,
                                                   offset=self.offset)

@@ -20,7 +20,9 @@ from .gpu import GpuMonitor, offload_check
 from .loader import ModelLoader
 from .models_settings import ModelsSettings
 from .registry import ModelRegistry
-from .store import ModelStore, create_store_engine, default_database_url
+from agents.sql_engine import SqlSettings
+
+from .store import STORE_SQL_DEFAULTS, ModelStore, create_store_engine, default_database_url
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class ModelCore:
 
 
 def open_model_core(settings: ModelsSettings, database_url: str | None, data_dir: str | Path, events: Any = None,
-                    *, migrate: bool = True) -> ModelCore:
+                    *, sql: SqlSettings = STORE_SQL_DEFAULTS, migrate: bool = True) -> ModelCore:
     """Build the model layer; ``events`` has ``publish(topic, fields)``."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +92,7 @@ def open_model_core(settings: ModelsSettings, database_url: str | None, data_dir
         from migrations.runner import upgrade_to_head
 
         upgrade_to_head(url, "model_manager_suite")
-    store = ModelStore(create_store_engine(url))
+    store = ModelStore(create_store_engine(url, sql))
     gpu = GpuMonitor()
     budget = MemoryBudget(gpu, cfg)
     registry = ModelRegistry(store, cfg)

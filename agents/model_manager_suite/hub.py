@@ -71,7 +71,7 @@ def compose(settings: ModelManagerSuiteSettings, core: ModelCore, events: Any,
 def build(runtime: Runtime) -> Assembly:
     settings: ModelManagerSuiteSettings = runtime.hub_settings
     database_url: str | None = runtime.settings.storage.database_url
-    core = open_model_core(settings.models, database_url, Path(runtime.data_dir), runtime.events)
+    core = open_model_core(settings.models, database_url, Path(runtime.data_dir), runtime.events, sql=settings.sql)
     try:
         suite = compose(settings, core, runtime.events, runtime.metrics.registry)
         core.start()

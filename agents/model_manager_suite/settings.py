@@ -13,6 +13,7 @@ from agents.model_manager_suite.handlers.model_manager_agent import ModelManager
 from agents.model_manager_suite.model_facts import ModelFactsSettings
 from agents.model_manager_suite.models_settings import ModelsSettings
 from agents.model_manager_suite.predictor import PredictorSettings
+from agents.model_manager_suite.store import ModelStoreSqlSettings
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,4 @@ class ModelManagerSuiteSettings:
     model_manager_agent: ModelManagerAgentSettings = field(default_factory=ModelManagerAgentSettings)
     predictive_loader: PredictorSettings = field(default_factory=PredictorSettings)
     model_evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    sql: ModelStoreSqlSettings = field(default_factory=ModelStoreSqlSettings)

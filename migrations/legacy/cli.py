@@ -11,7 +11,10 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bus.daemon import LoadedSettings
 
 SOURCES = {
     "unified-memory": "memory_hub",
@@ -40,12 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def hub_settings(hub: str, config: str | None, env: dict[str, str]) -> dict:
+def hub_settings(hub: str, config: str | None, env: dict[str, str]) -> LoadedSettings:
     """The effective settings of ``hub`` exactly as its daemon computes them."""
     from bus.daemon import settings_for
 
     spec = _spec(hub)
-    return settings_for(spec, argparse.Namespace(config=config, data_dir=None, log_level=None), env).raw()
+    return settings_for(spec, argparse.Namespace(config=config, data_dir=None, log_level=None), env)
 
 
 def _spec(hub: str) -> Any:
@@ -56,12 +59,13 @@ def _spec(hub: str) -> Any:
     return SPEC
 
 
-def database_url(hub: str, settings: dict, args: argparse.Namespace) -> str:
+def database_url(hub: str, settings: LoadedSettings, args: argparse.Namespace) -> str:
     if args.database_url:
-        return args.database_url
-    if settings["storage"].get("database_url") and not args.data_dir:
-        return settings["storage"]["database_url"]
-    data_dir = Path(args.data_dir or settings["storage"]["data_dir"])
+        return str(args.database_url)
+    storage = settings.common.storage
+    if storage.database_url and not args.data_dir:
+        return storage.database_url
+    data_dir = Path(args.data_dir or storage.data_dir)
     if hub == "memory_hub":
         from agents.memory_hub.stores.sql import default_database_url
     else:
@@ -77,17 +81,14 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, hub: str, settings: dict) -> Any:
+def _run(args: argparse.Namespace, hub: str, settings: LoadedSettings) -> Any:
     if args.source == "cache-redis":
-        from agents.memory_hub.cache import CacheSettings
-        from bus.settings import from_mapping
         from migrations.legacy.cache_redis import import_cache_redis
 
-        return import_cache_redis(args.path, args.redis_url or settings["storage"].get("redis_url"),
-                                  data_dir=args.data_dir or settings["storage"]["data_dir"],
-                                  cache_types=args.cache_type,
-                                  cache_settings=from_mapping(CacheSettings, settings["cache_manager"],
-                                                              "cache_manager"),
+        storage = settings.common.storage
+        return import_cache_redis(args.path, args.redis_url or storage.redis_url,
+                                  data_dir=args.data_dir or storage.data_dir, cache_types=args.cache_type,
+                                  cache_settings=settings.hub.cache_manager,
                                   dry_run=args.dry_run, overwrite=args.overwrite)
     url = database_url(hub, settings, args)
     if args.source == "unified-memory":

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bus.config import ConfigError, HubSection
-from bus.daemon import CommonSettings, HubSpec, main, settings_for, transitional_settings_class
+from bus.daemon import CommonSettings, HubSpec, main, settings_for
 from tests.bus.echo_hub import SPEC as ECHO
 from tests.support.hubproc import REPO, free_offset
 
@@ -85,12 +85,6 @@ def test_legacy_agent_overrides_keep_only_what_was_set(tmp_path):
                                                         "Other": {"enabled": False}}
 
 
-def test_raw_tree_is_the_whole_settings_as_plain_dicts(tmp_path):
-    raw = load(tmp_path, {"legacy": {"allow": ["10.0.0.1"]}}).raw()
-    assert raw["hub"]["native_port"] == 7010 and raw["legacy"]["allow"] == ["10.0.0.1"]
-    assert raw["echo"] == {"max_repeat": 1}
-
-
 def test_a_hub_section_may_not_shadow_a_common_one():
     @dataclass(frozen=True)
     class Shadowing:
@@ -100,19 +94,6 @@ def test_a_hub_section_may_not_shadow_a_common_one():
                    build=ECHO.build)
     with pytest.raises(TypeError):
         settings_for(spec, argparse.Namespace(config=None, data_dir=None, log_level=None), {})
-
-
-def test_transitional_class_checks_keys_and_types_like_the_defaults(tmp_path):
-    defaults = {"cache_manager": {"ttl_s": 1.5, "sizes": [1, 2], "extra": {}, "anything": None, "on": True}}
-    spec = HubSpec(name="x", title="X", version="0", ports={}, env_map={}, build=ECHO.build,
-                   settings_class=transitional_settings_class("XSettings", defaults))
-    settings = load(tmp_path, {"cache_manager": {"ttl_s": 2, "extra": {"a": 1}, "anything": [1]}}, spec=spec)
-    assert settings.raw()["cache_manager"] == {"ttl_s": 2.0, "sizes": [1, 2], "extra": {"a": 1},
-                                               "anything": [1], "on": True}
-    for bad, message in (({"cache_manager": {"ttl": 1}}, "cache_manager.ttl: unknown config key"),
-                         ({"cache_manager": {"on": "yes"}}, "cache_manager.on: must be bool")):
-        with pytest.raises(ConfigError, match=message):
-            load(tmp_path, bad, spec=spec)
 
 
 def test_print_config_masks_the_secret(capsys, monkeypatch):
