@@ -23,7 +23,8 @@ import json
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, redis_errors

@@ -22,7 +22,8 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from bus.errors import BadRequest
 from bus.settings import setting

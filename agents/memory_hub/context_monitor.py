@@ -35,7 +35,8 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -87,10 +88,7 @@ class ContextMonitorSettings:
     # a token bucket per published topic
     rate_limits: dict[str, RateLimit] = field(default_factory=_default_rate_limits)
 
-STOP_WORDS = frozenset("""a an and are as at be been but by can could did do does for from had has have he her
-his how i if in into is it its just me my no not of on or our she so than that the their them then there these
-they this to too us was we were what when where which who why will with would you your about also any some
-ok okay yes yeah please thanks""".split())
+STOP_WORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "about", "also", "any", "some", "ok", "okay", "yes", "yeah", "please", "thanks"])
 WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
 
 

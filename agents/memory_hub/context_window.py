@@ -29,7 +29,8 @@ import re
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session

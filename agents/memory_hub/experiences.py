@@ -10,7 +10,7 @@ write.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -39,7 +39,7 @@ def parse_time(value: Any, field: str = "expires_at") -> float | None:
 
 
 def iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def experience_dict(row: Experience) -> dict[str, Any]:

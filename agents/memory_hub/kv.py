@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import msgpack
 from sqlalchemy import delete, select
@@ -76,7 +77,7 @@ class KeyValues:
             self.reader.close()
         self._sql_pool.shutdown(wait=False)
 
-    def get_async(self, key: str) -> "Future[dict[str, Any]]":
+    def get_async(self, key: str) -> Future[dict[str, Any]]:
         """``get`` without blocking the caller (see the module docstring); errors arrive in the future."""
         key = check_key(key)
         future: Future = Future()

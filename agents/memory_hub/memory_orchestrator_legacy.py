@@ -27,7 +27,8 @@ Errors: ``{"status": "error", "message": ...}`` with the legacy messages ("memor
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from agents.memory_hub.memories import Memories
 from bus.errors import HubError

@@ -15,7 +15,8 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from bus.errors import BadRequest, TooLarge
 from agents.memory_hub.stores.sql_models import ID_LEN, MEMORY_TIERS, Memory

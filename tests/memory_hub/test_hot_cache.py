@@ -9,7 +9,8 @@ reloads it), and the next reads return the new value, then come from Redis again
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 

@@ -17,7 +17,8 @@ import queue as queue_module
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import msgpack
 import numpy as np

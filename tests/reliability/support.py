@@ -22,7 +22,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import zmq
 from sqlalchemy import bindparam, create_engine, text
@@ -116,7 +117,7 @@ class SqlWriteLock:
             conn.execute("ROLLBACK")
             conn.close()
 
-    def __enter__(self) -> "SqlWriteLock":
+    def __enter__(self) -> SqlWriteLock:
         self.acquire()
         return self
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from agents.memory_hub.auth import (AuthAgentSettings, LoginLimiter, PasswordGate, RevocationList, UserStore,
                                     check_credentials_shape)

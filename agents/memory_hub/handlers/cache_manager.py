@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from agents.memory_hub.cache import CacheSettings, CacheStore, split_cache_key
 from agents.memory_hub.stores.redis_store import RedisStore

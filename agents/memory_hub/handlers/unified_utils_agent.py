@@ -35,7 +35,8 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from agents.memory_hub.cleanup import UtilsSettings
 from agents.memory_hub.cleanup import Match, SweepResult, Sweeper, everything, older_than, resolve_root

@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 from agents.memory_hub.stores.leader import psycopg_conninfo
 
@@ -40,7 +41,7 @@ RECONNECT_S = 1.0
 
 
 class ChangeFeed:
-    def __init__(self, search: "SearchEngine", database_url: str, replica: str) -> None:
+    def __init__(self, search: SearchEngine, database_url: str, replica: str) -> None:
         self.search = search
         self.conninfo = psycopg_conninfo(database_url)
         self.replica = replica

@@ -18,7 +18,8 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class Embedder:
         self._torch_threads = 0
 
     @classmethod
-    def from_settings(cls, section: SearchSettings, data_dir: str | Path | None = None) -> "Embedder":
+    def from_settings(cls, section: SearchSettings, data_dir: str | Path | None = None) -> Embedder:
         onnx_path = Path(section.onnx_path).expanduser() if section.onnx_path else None
         if onnx_path is not None and not onnx_path.is_absolute():
             onnx_path = Path(data_dir).expanduser() / onnx_path if data_dir is not None else None

@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from sqlalchemy import JSON, Table, and_, cast, exists, func, literal_column, or_, select, true
 from sqlalchemy.dialects.postgresql import JSONB

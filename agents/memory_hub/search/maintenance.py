@@ -42,7 +42,7 @@ class Maintainer:
     ``default_wait_s``: how long a call without a deadline waits for a background start.
     """
 
-    def __init__(self, engine: "SearchEngine", snapshot_dir: Path | None, default_wait_s: float = 30.0):
+    def __init__(self, engine: SearchEngine, snapshot_dir: Path | None, default_wait_s: float = 30.0):
         self.engine = engine
         self.snapshot_dir = snapshot_dir
         self.default_wait_s = default_wait_s

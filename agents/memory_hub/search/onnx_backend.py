@@ -41,7 +41,7 @@ class OnnxEncoder:
         self.batch_size = batch_size
 
     @classmethod
-    def open(cls, model: Any, model_path: str, cache_dir: Path, threads: int, batch_size: int) -> "OnnxEncoder":
+    def open(cls, model: Any, model_path: str, cache_dir: Path, threads: int, batch_size: int) -> OnnxEncoder:
         import onnxruntime as ort
 
         onnx_file = _export_once(model, model_path, cache_dir)

@@ -17,7 +17,8 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
 
 import faiss
 import numpy as np
@@ -55,7 +56,7 @@ class VectorIndex:
         self._index, self._labels, self._pos = self._new_index("flat"), [], {}
 
     @classmethod
-    def from_settings(cls, section: SearchSettings, dim: int = 384) -> "VectorIndex":
+    def from_settings(cls, section: SearchSettings, dim: int = 384) -> VectorIndex:
         return cls(dim, hnsw_threshold=section.hnsw_threshold, hnsw_m=section.hnsw_m,
                    ef_construction=section.ef_construction, ef_search=section.ef_search,
                    compact_ratio=section.compact_ratio)

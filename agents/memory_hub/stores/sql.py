@@ -31,7 +31,8 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url

@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -351,10 +352,8 @@ def test_password_work_beyond_the_gate_is_busy_not_queued(agent):
     from agents.memory_hub.auth import PasswordGate
 
     gate = PasswordGate(1)
-    with gate.slot():
-        with pytest.raises(Busy):
-            with gate.slot():
-                pass
+    with gate.slot(), pytest.raises(Busy), gate.slot():
+        pass
     with gate.slot():                                  # released again
         pass
     with pytest.raises(Exception, match="too short"):

@@ -111,6 +111,5 @@ def test_health_appears_in_hub_actions(hub):
         actions = client.call("hub", "actions")["actions"]["AuthenticationAgent"]
     assert actions["login"]["public"] is True and actions["verify"]["public"] is True
     assert actions["logout"]["public"] is True and actions["register"]["public"] is False
-    with pytest.raises(HubError):
-        with hub.client(token=None) as anonymous:
-            anonymous.call("AuthenticationAgent", "register", {"user_id": "a", "password": "b-secret"})
+    with pytest.raises(HubError), hub.client(token=None) as anonymous:
+        anonymous.call("AuthenticationAgent", "register", {"user_id": "a", "password": "b-secret"})

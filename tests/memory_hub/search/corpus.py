@@ -4,7 +4,8 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 import pytest
 from sqlalchemy import Engine

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from agents.memory_hub.search import Embedder, SearchEngine
 from agents.memory_hub.search.settings import SearchSettings
 from agents.memory_hub.search.rows import MemoryRows
 from agents.memory_hub.stores.sql import SqlStore
-from tests.data.make_distractors import DEFAULT_SEED, distractors, eval_pairs, lookup_queries
+from tests.data.make_distractors import DEFAULT_SEED, distractors, eval_pairs
 from tests.memory_hub.search.corpus import insert_rows, memory_row
 
 PATHS = ("vector", "keyword", "hybrid", "legacy")
@@ -71,7 +71,7 @@ class EvalCorpus:
     @classmethod
     def build(cls, base_dir: Path, embedder: Embedder, distractors_n: int = 10000, *,
               pairs: list[dict[str, str]] | None = None, cache_dir: Path | None = None,
-              settings: dict | None = None, seed: int = DEFAULT_SEED) -> "EvalCorpus":
+              settings: dict | None = None, seed: int = DEFAULT_SEED) -> EvalCorpus:
         pairs = eval_pairs() if pairs is None else pairs
         store = SqlStore(data_dir=base_dir / "sql")
         store.migrate()

@@ -141,7 +141,7 @@ def test_downgrade_to_base_removes_every_table(empty_url: str) -> None:
         engine.dispose()
     assert _user_tables(url) <= {runner.version_table("memory_hub")}
     runner.upgrade_to_head(url, "memory_hub")
-    assert EXPECTED_TABLES <= _user_tables(url)
+    assert _user_tables(url) >= EXPECTED_TABLES
 
 
 def test_server_defaults_fill_raw_inserts(empty_url: str) -> None:
@@ -203,7 +203,7 @@ def test_runner_works_from_another_cwd_without_ini(tmp_path: Path) -> None:
                          check=True).stdout.split()
     assert out[0] == runner.head_revision("memory_hub")
     assert out[1:] == ["handlers", "0"]          # logging was not configured behind the caller's back
-    assert EXPECTED_TABLES <= _user_tables(_url(db))
+    assert _user_tables(_url(db)) >= EXPECTED_TABLES
 
 
 def _schema_sql(engine) -> list[tuple]:

@@ -59,13 +59,12 @@ def test_model_defaults_and_content_hash(sql_store: SqlStore) -> None:
 
 
 def test_rollback_leaves_nothing_half_written(sql_store: SqlStore) -> None:
-    with pytest.raises(RuntimeError):
-        with sql_store.transaction() as s:
-            s.add_all([Memory(memory_id="a", content="one"), Memory(memory_id="b", content="two")])
-            s.flush()
-            s.add(MemoryRelationship(source_memory_id="a", target_memory_id="b", relationship_type="r"))
-            s.flush()
-            raise RuntimeError("crash in the middle of a handler")
+    with pytest.raises(RuntimeError), sql_store.transaction() as s:
+        s.add_all([Memory(memory_id="a", content="one"), Memory(memory_id="b", content="two")])
+        s.flush()
+        s.add(MemoryRelationship(source_memory_id="a", target_memory_id="b", relationship_type="r"))
+        s.flush()
+        raise RuntimeError("crash in the middle of a handler")
     assert _count(sql_store, Memory) == 0
     assert _count(sql_store, MemoryRelationship) == 0
 
@@ -73,11 +72,10 @@ def test_rollback_leaves_nothing_half_written(sql_store: SqlStore) -> None:
 def test_integrity_error_becomes_conflict_and_rolls_back(sql_store: SqlStore) -> None:
     with sql_store.transaction() as s:
         s.add(User(user_id="ana", password_hash="h"))
-    with pytest.raises(Conflict) as excinfo:
-        with sql_store.transaction() as s:
-            s.add(Session(session_id="s1", user_id="ana"))
-            s.flush()
-            s.add(User(user_id="ana", password_hash="other"))
+    with pytest.raises(Conflict) as excinfo, sql_store.transaction() as s:
+        s.add(Session(session_id="s1", user_id="ana"))
+        s.flush()
+        s.add(User(user_id="ana", password_hash="other"))
     assert excinfo.value.code == "conflict"
     assert _count(sql_store, Session) == 0
     with sql_store.session() as s:
@@ -100,9 +98,8 @@ def test_foreign_keys_cascade_and_set_null(sql_store: SqlStore) -> None:
 
 
 def test_foreign_key_violation_is_a_conflict(sql_store: SqlStore) -> None:
-    with pytest.raises(Conflict):
-        with sql_store.transaction() as s:
-            s.add(MemoryGroupMapping(memory_id="missing", group_id="missing"))
+    with pytest.raises(Conflict), sql_store.transaction() as s:
+        s.add(MemoryGroupMapping(memory_id="missing", group_id="missing"))
 
 
 def test_concurrent_writers_all_commit(sql_store: SqlStore) -> None:
@@ -118,7 +115,7 @@ def test_concurrent_writers_all_commit(sql_store: SqlStore) -> None:
                     else:
                         entry.value = str(int(entry.value) + 1).encode()
                     s.add(KVEntry(key=f"w{n}-{i}", value=b"x"))
-        except BaseException as exc:   # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
