@@ -81,7 +81,7 @@ def latency(engine: SearchEngine, queries: list[str], **kw: Any) -> dict[str, fl
 
 
 def recall(engine: SearchEngine, query_vectors: np.ndarray, k: int = 10) -> float:
-    ids, matrix = engine.rows.subset_embeddings([])
+    _ids, matrix = engine.rows.subset_embeddings([])
     exact = query_vectors @ matrix.T
     got = 0
     for qi, q in enumerate(query_vectors):
@@ -171,8 +171,8 @@ def bench_backends(torch_model: Embedder, onnx_model: Embedder, queries: list[st
     bulk = sentences(512, seed=99)
     for name, model in (("torch", torch_model), ("onnx", onnx_model)):
         model.encode(queries[:5])
-        single = percentiles([timed(lambda q=q: model.encode([q])) for q in queries[:150]])
-        seconds = min(timed(lambda: model.encode(bulk)) for _ in range(2))
+        single = percentiles([timed(lambda q=q, m=model: m.encode([q])) for q in queries[:150]])
+        seconds = min(timed(lambda m=model: m.encode(bulk)) for _ in range(2))
         out[name] = {"single": single, "bulk_per_s": len(bulk) / seconds}
     return out
 

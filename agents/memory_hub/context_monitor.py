@@ -88,7 +88,13 @@ class ContextMonitorSettings:
     # a token bucket per published topic
     rate_limits: dict[str, RateLimit] = field(default_factory=_default_rate_limits)
 
-STOP_WORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "about", "also", "any", "some", "ok", "okay", "yes", "yeah", "please", "thanks"])
+STOP_WORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do",
+                        "does", "for", "from", "had", "has", "have", "he", "her", "his", "how", "i", "if", "in",
+                        "into", "is", "it", "its", "just", "me", "my", "no", "not", "of", "on", "or", "our", "she",
+                        "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to",
+                        "too", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will",
+                        "with", "would", "you", "your", "about", "also", "any", "some", "ok", "okay", "yes", "yeah",
+                        "please", "thanks"])
 WORD = re.compile(r"[^\W_]{3,}", re.UNICODE)
 
 

@@ -8,7 +8,8 @@ naming the field, ``TooLarge`` for oversized content, ``Unavailable``/``Busy`` f
 
 Writes are single SQL transactions (a batch is all or nothing). After the commit, each written memory is
 (1) invalidated in the Redis copy (``hot_cache.HotCache``; reads that do not count an access are served
-from a current copy without SQL; reads that count one are an SQL write returning the row), (2) indexed in the search engine when there is one (removed on delete;
+from a current copy without SQL; reads that count one are an SQL write returning the row), (2) indexed in the
+search engine when there is one (removed on delete;
 a failure there is logged: the engine's backfill embeds rows left without an embedding), and
 (3) announced as ``memory.added`` ``{memory_id, memory_type, namespace, op}`` (op: add|update|consolidate).
 """

@@ -15,8 +15,8 @@ legacy formula. Native writes need a token with the AgentTrustScorer scope and u
 
 Native trust policy (``TrustPolicy``, an ``Assembly`` policy): settings ``trust.min_score`` maps
 ``"Agent.action"`` (or ``"Agent.*"``) to the minimum score the caller's ``sub`` must have; below it the call
-is ``forbidden``. The policy runs for every authenticated call on the router thread, so it never reads SQL there: when gates
-are configured every score is held in memory, loaded at start, reloaded by a background task every
+is ``forbidden``. The policy runs for every authenticated call on the router thread, so it never reads SQL
+there: when gates are configured every score is held in memory, loaded at start, reloaded by a background task every
 ``trust.cache_s`` and updated at once by writes made in this process (``invalidate`` re-reads one subject,
 on the writer's thread). A subject without a row scores 0.5, as in SQL.
 
@@ -28,6 +28,7 @@ the queue is full the oldest pending interaction is dropped and counted.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -220,10 +221,8 @@ class CallFeeder:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._queue.get_nowait()
-            except queue.Empty:
-                pass
             self.dropped += 1
             self._queue.put_nowait(item)
 

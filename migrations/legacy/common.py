@@ -85,7 +85,8 @@ class Report:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "source": self.source, "target": self.target, "dry_run": self.dry_run,
-                "overwrite": self.overwrite, "changed": self.changed, "tables": [t.to_dict() for t in self.tables], "notes": self.notes}
+                "overwrite": self.overwrite, "changed": self.changed, "tables": [t.to_dict() for t in self.tables],
+                "notes": self.notes}
 
     def render(self) -> str:
         verb = "would insert" if self.dry_run else "inserted"

@@ -60,7 +60,8 @@ def _memory(row: dict, known: set[str], table: TableReport) -> tuple[dict, dict]
     created = to_epoch(row.get("created_at"))
     if created is None:
         created = accessed
-        table.notes.append(f"{memory_id}: no created_at, " + ("last_accessed_at used" if created else "import time used"))
+        table.notes.append(f"{memory_id}: no created_at, "
+                           + ("last_accessed_at used" if created else "import time used"))
     memory_type = row.get("memory_type") or "general"
     parent, session_id = row.get("parent_id") or None, None
     if parent is not None and parent not in known:

@@ -40,5 +40,6 @@ SEARCH_INTERACTIONS = Schema({
     "session_id": Field(str, min_len=1, max_len=128),
     "limit": Field(int, min=1, max=1000, default=10),
 }, doc="Interactions matching a query (semantic when the hub runs a search engine).")
-EXPIRE_SESSIONS = Schema({"now": Field(float, min=0, max=253402300799.0, doc="judge idleness as of this epoch time (default: now)")},
+EXPIRE_SESSIONS = Schema({"now": Field(float, min=0, max=253402300799.0,
+                                       doc="judge idleness as of this epoch time (default: now)")},
                          doc="Run the session expiry task now.")

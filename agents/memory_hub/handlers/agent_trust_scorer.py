@@ -9,7 +9,8 @@ Legacy port (JSON, flat fields; replies exactly as the legacy agent):
                                                    additional_info:{}}
   errors -> {status:"error", message}: a missing field ("Missing required field: 'model_id'"), a mistyped one,
             "Unknown action: X".
-  Score = 0.7·successful/total + 0.3·max(0, 1 − response_time/5.0) with the latest response_time (agents/memory_hub/trust.py).
+  Score = 0.7·successful/total + 0.3·max(0, 1 - response_time/5.0) with the latest response_time
+  (agents/memory_hub/trust.py).
   Limits (legacy writes carry no token): a legacy log_performance moves the stored score at most
   trust.legacy_max_step (0.1) towards the formula's value, and a peer may write trust.legacy_writes_per_peer (60)
   times per trust.legacy_window_s (60 s); beyond: {status:"error", message:"Too many trust updates, retry later"}.

@@ -30,6 +30,7 @@ Routes: POST /auth/login -> login, POST /auth/verify -> verify, POST /auth/logou
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime
 from typing import Any
@@ -83,10 +84,8 @@ class AuthenticationAgent(Handler):
             scopes = self._user_store().authenticate(user_id, password)
         ttl = min(int(ttl_s or self.settings.session_ttl_s), self.settings.session_ttl_s)
         token, claims = self._tokens().mint(user_id, scopes=scopes, ttl_s=ttl)
-        try:
+        with contextlib.suppress(Unavailable):   # the session count in the health reply is informational
             self.revocations.remember_session(claims["jti"], user_id, claims["exp"])
-        except Unavailable:
-            pass  # the session count in the health reply is informational
         return token, claims
 
     def logout(self, token: Any) -> Principal:

@@ -21,7 +21,8 @@ Native (agent "MemoryClient"), values durable in SQL ``kv_entries``, hot in Redi
   kv_set{key, value, ttl?}    -> {key, expires_at, created}        (too_large over memory_client.max_value_bytes)
   kv_delete{key}              -> {key, deleted: true}              (not_found)
   kv_list{prefix?, limit?}    -> {prefix, keys, count}
-Routes: GET/PUT/DELETE /kv/{key} (PUT body {"value": ..., "ttl"?} or the bare value), GET /kv (query/body prefix, limit).
+Routes: GET/PUT/DELETE /kv/{key} (PUT body {"value": ..., "ttl"?} or the bare value),
+GET /kv (query/body prefix, limit).
 """
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ Native (agent "MemoryOrchestratorService"), args validated by ``schemas/memory_h
       The legacy add_memory on 7140 always writes a new row, as legacy did.
   get_memory{memory_id, touch?=true}                          -> memory        (not_found)
   get_children{parent_id, limit?, sort_field?, sort_order?}   -> {children}
-  add_relationship{source_id, target_id, relationship_type, strength?} -> {source_id, target_id, relationship_type, strength}
+  add_relationship{source_id, target_id, relationship_type, strength?}
+      -> {source_id, target_id, relationship_type, strength}
   get_related{memory_id, relationship_type?}                  -> {related_memories}
   search_memory{query, memory_type?, parent_id?, filters?, limit?}     -> {results, count}
   semantic_search{query, k?, filters?}                        -> {results, mode: "hybrid"|"text"}

@@ -5,7 +5,8 @@ serves that intended protocol, with flat fields (domain: ``agents/memory_hub/ses
 
 Legacy port 5574 (JSON):
   create_session{user_id="default", metadata={}, session_type="conversation"} -> {status:"success", session_id}
-  add_interaction{session_id, role, content, metadata?}   -> {status:"success", message:"Interaction added", interaction_id}
+  add_interaction{session_id, role, content, metadata?}
+      -> {status:"success", message:"Interaction added", interaction_id}
                                                              missing field -> "Missing required parameters"
   get_context{session_id, limit=20}     -> {status:"success", context:[{role, content}]}  (last `limit`, oldest first)
   delete_session{session_id}            -> {status:"success", message:"Session deleted"}

@@ -33,7 +33,22 @@ TRIGGERS = ("memories_fts_ai", "memories_fts_ad", "memories_fts_au")
 MAX_TERMS = 32
 _WORD = re.compile(r"\w", re.UNICODE)
 _TOKENS = re.compile(r"\w+", re.UNICODE)
-STOP_WORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "else", "ever", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let", "me", "might", "more", "most", "must", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over", "own", "please", "same", "shall", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "us", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "whose", "why", "will", "with", "would", "yet", "you", "your", "yours", "yourself", "yourselves", "aren", "can't", "couldn", "didn", "doesn", "don", "hadn", "hasn", "haven", "isn", "it's", "i'm", "i've", "i'd", "i'll", "let's", "mustn", "shan", "shouldn", "that's", "there's", "they're", "wasn", "we're", "weren", "what's", "where's", "who's", "won", "wouldn", "you're", "s", "t", "d", "ll", "m", "re", "ve"])
+STOP_WORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
+                        "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both",
+                        "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "else",
+                        "ever", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he",
+                        "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into",
+                        "is", "it", "its", "itself", "just", "let", "me", "might", "more", "most", "must", "my",
+                        "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other",
+                        "ought", "our", "ours", "ourselves", "out", "over", "own", "please", "same", "shall", "she",
+                        "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them",
+                        "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
+                        "under", "until", "up", "us", "very", "was", "we", "were", "what", "when", "where", "which",
+                        "while", "who", "whom", "whose", "why", "will", "with", "would", "yet", "you", "your",
+                        "yours", "yourself", "yourselves", "aren", "can't", "couldn", "didn", "doesn", "don", "hadn",
+                        "hasn", "haven", "isn", "it's", "i'm", "i've", "i'd", "i'll", "let's", "mustn", "shan",
+                        "shouldn", "that's", "there's", "they're", "wasn", "we're", "weren", "what's", "where's",
+                        "who's", "won", "wouldn", "you're", "s", "t", "d", "ll", "m", "re", "ve"])
 
 FTS5, POSTGRES, LIKE = "fts5", "postgres", "like"
 

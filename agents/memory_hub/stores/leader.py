@@ -13,6 +13,7 @@ SQLite (one hub per file) every store is the leader.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -71,7 +72,5 @@ class Leadership:
     def _drop(self) -> None:
         conn, self._conn, self._held = self._conn, None, False
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):   # already broken
                 conn.close()
-            except Exception:  # already broken
-                pass

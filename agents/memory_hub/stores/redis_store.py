@@ -2,13 +2,15 @@
 
 Logical databases: db0 ``cache`` (CacheManager, MOS ``mem:`` entries), db1 ``sessions``, db2 ``knowledge``,
 db3 ``auth`` (revoked JWT ids, AgentTrustScorer cache). Namespaces (``RedisNamespace``) always add their
-prefix: ``cache:``, ``mem:``, ``kv:`` and ``ctx:`` in db0, ``session:`` in db1, ``kb:`` in db2, ``auth:`` and ``trust:`` in db3.
+prefix: ``cache:``, ``mem:``, ``kv:`` and ``ctx:`` in db0, ``session:`` in db1, ``kb:`` in db2, ``auth:`` and
+``trust:`` in db3.
 
 Failure behaviour: a call that cannot connect (or loses its connection) is retried by redis-py (``Retry``,
 exponential backoff with jitter, 2 retries, cap 0.2 s); a read timeout is not retried (the command may have
 run). Timeouts are short (connect 0.25 s, read 0.5 s), so a down or stalled Redis turns into
 ``RedisUnavailable`` (a ``bus.errors.Unavailable``, message "Redis is not available", wire code
-``unavailable``, retryable) within about a second instead of hanging. Pooled connections reconnect by themselves when Redis comes back; the store never needs rebuilding.
+``unavailable``, retryable) within about a second instead of hanging. Pooled connections reconnect by themselves
+when Redis comes back; the store never needs rebuilding.
 
 URLs (``REDIS_URL``; a database number in the URL is ignored: the logical map above decides):
 
@@ -66,7 +68,8 @@ class RedisSettings:
 
 LOGICAL_DBS: dict[str, int] = {"cache": 0, "sessions": 1, "knowledge": 2, "auth": 3}
 NAMESPACES: dict[str, str] = {          # namespace -> logical db
-    "cache": "cache", "mem": "cache", "kv": "cache", "ctx": "cache", "session": "sessions", "kb": "knowledge", "auth": "auth",
+    "cache": "cache", "mem": "cache", "kv": "cache", "ctx": "cache", "session": "sessions", "kb": "knowledge",
+    "auth": "auth",
     "trust": "auth",
 }
 # down, unreachable, stalled, or not speaking RESP (e.g. a proxy answering HTTP)

@@ -269,7 +269,7 @@ def test_revocation_check_does_no_io_when_redis_is_down(make_hub, tmp_path, sql_
     services = make_hub(store)
     agent = services.agent
     agent.register("down", "pw-secret")
-    token, claims = agent.login("down", "pw-secret")
+    _token, claims = agent.login("down", "pw-secret")
     revoked_token, revoked = agent.login("down", "pw-secret")
     agent.logout(revoked_token)
     redis_controller.kill()

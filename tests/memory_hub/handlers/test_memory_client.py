@@ -45,7 +45,8 @@ def test_values_round_trip(mc, value):
     assert native(mc, "kv_get", key="k") == {"key": "k", "value": value, "expires_at": None}
 
 
-def test_reads_are_served_from_a_current_redis_copy_and_writes_invalidate_it(make, mc, redis_store, sql_store, tmp_path):
+def test_reads_are_served_from_a_current_redis_copy_and_writes_invalidate_it(make, mc, redis_store, sql_store,
+                                                                            tmp_path):
     native(mc, "kv_set", key="user:42", value={"name": "Ana"})
     assert native(mc, "kv_get", key="user:42")["value"] == {"name": "Ana"}      # a miss: SQL, then copied
     hits = mc.kv.cache.hits

@@ -241,7 +241,8 @@ def test_context_groups(mos):
 
 def test_batch_add_is_all_or_nothing(mos, sql_store):
     reply = legacy(mos, "batch_add_memories", memories=[{"content": "ok"}, {"content": 5}, {"content": "ok too"}])
-    assert reply == {"status": "error", "message": "Batch operation failed: memories[1].content: content must be a string"}
+    assert reply == {"status": "error",
+                     "message": "Batch operation failed: memories[1].content: content must be a string"}
     assert count_rows(sql_store) == 0
     reply = legacy(mos, "batch_add_memories", memories=[{"content": "parent", "memory_id": "p"},
                                                         {"content": "child", "parent_id": "p"}])
@@ -361,7 +362,8 @@ def test_envelope_errors(mos):
 def test_oversized_content_is_refused_on_both_wires(make, tmp_path, sql_store):
     mos = make(sql_store, memory_orchestrator={"max_content_bytes": 100})
     reply = legacy(mos, "add_memory", content="é" * 51)
-    assert reply == {"status": "error", "message": "Invalid memory format: content is 102 bytes, over the 100-byte limit"}
+    assert reply == {"status": "error",
+                     "message": "Invalid memory format: content is 102 bytes, over the 100-byte limit"}
     with pytest.raises(TooLarge) as err:
         native(mos, "add_memory", content="x" * 101)
     assert err.value.details == {"field": "content"}

@@ -38,7 +38,8 @@ def row(mos, memory_id) -> dict:
 
 def test_decay_by_tier(mos):
     t0 = time.time()
-    ids = {tier: add(mos, tier, memory_tier=tier, importance=1.0, created_at=t0) for tier in ("short", "medium", "long")}
+    ids = {tier: add(mos, tier, memory_tier=tier, importance=1.0, created_at=t0)
+           for tier in ("short", "medium", "long")}
     stats = mos.lifecycle.run_once(t0 + 2 * DAY)
     assert stats["processed"] == 3 and stats["decayed"] == 3
     assert row(mos, ids["short"])["importance"] == pytest.approx(0.8)     # 1 - 0.10 * 2

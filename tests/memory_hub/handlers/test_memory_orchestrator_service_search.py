@@ -84,8 +84,10 @@ def test_session_and_knowledge_search_use_the_engine(hub):
     for session_id, text in ((first, "Can you book a table for dinner tonight?"),
                              (first, "Please play some relaxing music."),
                              (second, "Reserve a restaurant for two people.")):
-        sma.handle_legacy({"action": "add_interaction", "session_id": session_id, "role": "user", "content": text}, 5574)
-    kb.handle_legacy({"action": "add_fact", "topic": "restaurants", "content": "Luigi's serves pizza until 11pm."}, 5715)
+        sma.handle_legacy({"action": "add_interaction", "session_id": session_id, "role": "user",
+                           "content": text}, 5574)
+    kb.handle_legacy({"action": "add_fact", "topic": "restaurants",
+                      "content": "Luigi's serves pizza until 11pm."}, 5715)
     kb.handle_legacy({"action": "add_fact", "topic": "music", "content": "Jazz calms most listeners."}, 5715)
 
     found = sma.handle_legacy({"action": "search_interactions", "query": "restaurant reservation", "limit": 2}, 5574)

@@ -262,7 +262,7 @@ def test_context_items_seen_as_events_are_not_analysed_again_by_the_poll(pcm, sq
 def test_replicas_sharing_redis_suggest_a_memory_once(tmp_path, sql_store, redis_store):
     """Two monitors (two replicas) on one Redis, both seeing the same new memory on topic: one suggests it."""
     monitors = []
-    for name in ("a", "b"):
+    for _replica in ("a", "b"):
         monitors.append(ProactiveContextMonitor(section(**FAST, rate_limits=LOOSE), NullPublisher(), sql_store,
                                                 redis_store))
     for handler in monitors:

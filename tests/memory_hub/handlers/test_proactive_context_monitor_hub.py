@@ -14,7 +14,8 @@ from agents.memory_hub.stores.sql_models import Memory
 from tests.support.hubproc import HubProcess
 
 BURST = 40
-CONFIG = {"events": {"include_content": True},   # the monitor's texts on the wire (default: redacted, test_events_privacy)
+# the monitor's texts on the wire (default: redacted, see test_events_privacy)
+CONFIG = {"events": {"include_content": True},
           "context_monitor": {"poll_interval_s": 0.2, "rate_limits": {
     "context.added": {"rate_per_s": 0.0, "burst": BURST},
     "context.changed": {"rate_per_s": 100.0, "burst": 100},

@@ -121,7 +121,8 @@ class EvalCorpus:
         out: dict[str, dict[str, float]] = {name: score(ranked[name], expected) for name in paths}
         if "vector" in ranked and "legacy" in ranked:
             out["legacy_drops"] = {"count": float(sum(
-                1 for v, l, e in zip(ranked["vector"], ranked["legacy"], expected) if e in v[:3] and e not in l))}
+                1 for top, kept, e in zip(ranked["vector"], ranked["legacy"], expected)
+                if e in top[:3] and e not in kept))}
         return out
 
 
