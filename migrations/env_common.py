@@ -30,7 +30,7 @@ def run(target_metadata: MetaData, version_table: str, ignored_prefixes: tuple[s
         if type_ == "column":
             return name not in ignored_columns
         if type_ == "index":
-            return not any(col in ignored_columns for col in getattr(obj, "columns", {}))
+            return not any(column.name in ignored_columns for column in getattr(obj, "columns", ()))
         if type_ != "table":
             return True
         if name and name.startswith(prefixes):

@@ -74,7 +74,7 @@ def test_control_characters_are_cleaned(engine):
 
 
 def test_unknown_and_out_of_range_settings_are_refused(sql_store, embedder):
-    with pytest.raises(ConfigError, match="unknown config key 'search.hnsw_treshold'"):
+    with pytest.raises(ConfigError, match="search.hnsw_treshold: unknown config key"):
         from_mapping(SearchSettings, {"hnsw_treshold": 5}, "search")
     with pytest.raises(ConfigError, match="search.compact_ratio"):
         from_mapping(SearchSettings, {"compact_ratio": 2.0}, "search")
