@@ -283,6 +283,7 @@ class Daemon:
         sockets = self._bind(security, assembly)
         server.attach(sockets)
         for handler in assembly.handlers:
+            handler.legacy_adapter.observers.append(self.metrics.count_legacy_action)
             for source in handler.watched():
                 server.watch(source)
         self._start_neighbours(assembly, server, neighbours, reports)

@@ -27,6 +27,27 @@ def test_legacy_req_client_gets_legacy_replies(echo_hub):
     assert unknown == {"status": "error", "error": "Unknown action: nope"}
 
 
+def legacy_action_count(hub, action: str, outcome: str) -> float:
+    with urllib.request.urlopen(hub.http_url + "/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    series = f'hub_legacy_actions_total{{action="{action}",agent="EchoAgent",outcome="{outcome}"}} '
+    found = [line for line in metrics.splitlines() if line.startswith(series)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def test_legacy_action_outcomes_are_exported_with_bounded_labels(echo_hub):
+    pings, unknowns = legacy_action_count(echo_hub, "ping", "ok"), legacy_action_count(echo_hub, "(unknown)",
+                                                                                          "unknown_action")
+    assert echo_hub.legacy_request(7102, {"action": "ping"})["status"] == "ok"
+    assert echo_hub.legacy_request(7102, {"action": "made-up-action-7f3a"})["status"] == "error"
+    assert legacy_action_count(echo_hub, "ping", "ok") == pings + 1
+    assert legacy_action_count(echo_hub, "(unknown)", "unknown_action") == unknowns + 1
+    with urllib.request.urlopen(echo_hub.http_url + "/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert "made-up-action-7f3a" not in metrics
+    assert 'hub_legacy_requests_total{agent="EchoAgent",kind="main",port="7102"}' in metrics
+
+
 def test_legacy_undecodable_input_gets_base_agent_errors(echo_hub):
     assert echo_hub.legacy_request(7102, None, raw=b"{broken") == {"status": "error", "error": "Invalid JSON request"}
     assert echo_hub.legacy_request(7102, None, raw=b"\xff\xfe") == {"status": "error",
