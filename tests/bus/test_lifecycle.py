@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -138,6 +139,21 @@ def test_wrong_config_type_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tests.bus.echo_hub", "--config", str(config)], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "hub.workers" in result.stderr
+
+
+@pytest.mark.parametrize("taken", ["native", "http"])
+def test_a_port_in_use_exits_1_after_closing_what_the_hub_built(tmp_path, taken):
+    offset = free_offset()
+    port = {"native": 7010, "http": 7110}[taken] + offset
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen()
+        result = subprocess.run([sys.executable, "-m", "tests.bus.echo_hub", "--data-dir", str(tmp_path)],
+                                cwd=REPO, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PORT_OFFSET": str(offset), "NOTIFY_SOCKET": ""})
+    assert result.returncode == 1 and '"startup_failed"' in result.stderr
+    assert (tmp_path / "closed").read_text() == "closed"       # the assembly's closers ran
 
 
 def test_systemd_ready_notification(tmp_path):
