@@ -310,7 +310,8 @@ class Daemon:
         for note in self.legacy_notes:
             log.warning("legacy_port_note", note=note)
         self._notify_ready(notifier, assembly.startup)
-        notifier.start_watchdog(lambda: True)
+        if hub.watchdog:
+            notifier.start_watchdog(lambda: True)
         try:
             server.serve_forever()
         finally:

@@ -172,6 +172,28 @@ def test_systemd_ready_notification(tmp_path):
         listener.close()
 
 
+@pytest.mark.parametrize("watchdog", [True, False])
+def test_systemd_watchdog_pings_unless_switched_off(tmp_path, watchdog):
+    path = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.settimeout(60)
+    hub = HubProcess("echo_hub", tmp_path / "hub", module="tests.bus.echo_hub", config={"hub": {"watchdog": watchdog}},
+                     env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})     # a ping every 100 ms when on
+    try:
+        hub.start()
+        assert b"READY=1" in listener.recv(4096)
+        time.sleep(0.5)                                   # five watchdog intervals
+        hub.stop()
+        messages = [listener.recv(4096)]
+        while b"STOPPING=1" not in messages[-1]:
+            messages.append(listener.recv(4096))
+        assert any(b"WATCHDOG=1" in message for message in messages) is watchdog
+    finally:
+        hub.stop()
+        listener.close()
+
+
 def test_hubctl_ping_token_and_failure(echo_hub):
     """The bus's generic commands alone (no hub names: tests/ops/test_hubctl.py covers `hubctl ping memory`)."""
     ok = subprocess.run([sys.executable, "-m", "bus.cli", "ping", echo_hub.endpoint], cwd=REPO,
