@@ -265,44 +265,53 @@ class Daemon:
             events.stop()
             security.stop()
             raise
-        auth_required = auth.required
-        if not auth_required:
-            log.warning("AUTH_DISABLED", hub=self.spec.name,
-                        message="auth.required is false: every native/HTTP caller is trusted. "
-                                "Use only on a trusted single host.")
-        def describe_actions() -> dict[str, Any]:
-            return dispatcher.describe_actions()
+        http: HttpFrontend | None = None
+        try:
+            auth_required = auth.required
+            if not auth_required:
+                log.warning("AUTH_DISABLED", hub=self.spec.name,
+                            message="auth.required is false: every native/HTTP caller is trusted. "
+                                    "Use only on a trusted single host.")
+            def describe_actions() -> dict[str, Any]:
+                return dispatcher.describe_actions()
 
-        builtin = HubActions(self.spec.title, self.spec.version, self.health, describe_actions,
-                             tokens, assembly.revoke or _bus_revoke(revocations, tokens))
-        dispatcher = Dispatcher(assembly.handlers, self.metrics, tokens, auth_required, builtin,
-                                assembly.policies, assembly.after_call, assembly.idempotency)
-        limits = ServerLimits(hub.max_frame_bytes, hub.default_deadline_ms / 1000, hub.drain_timeout_s)
-        server = self.server = HubServer(self.context, dispatcher, self.metrics, hub.workers, hub.queue_limit,
-                                         limits)
-        sockets = self._bind(security, assembly)
-        server.attach(sockets)
-        for handler in assembly.handlers:
-            for source in handler.watched():
-                server.watch(source)
-        self._start_neighbours(assembly, server, neighbours, reports)
-        http = HttpFrontend(hub.host, self.port("http_port"), self.context, server.http_endpoint,
-                            self.metrics, self.health,
-                            lambda: openapi_document(self.spec.title, self.spec.version, dispatcher),
-                            HttpLimits.from_settings(self.settings.http, limits.default_deadline_s))
-        http.start()
-        for handler in assembly.handlers:
-            handler.start()
-        self.metrics.info.labels(self.spec.title, self.spec.version).set(1)
-        notifier = SystemdNotifier(dict(self.env))
-        self._install_signals()
+            builtin = HubActions(self.spec.title, self.spec.version, self.health, describe_actions,
+                                 tokens, assembly.revoke or _bus_revoke(revocations, tokens))
+            dispatcher = Dispatcher(assembly.handlers, self.metrics, tokens, auth_required, builtin,
+                                    assembly.policies, assembly.after_call, assembly.idempotency)
+            limits = ServerLimits(hub.max_frame_bytes, hub.default_deadline_ms / 1000, hub.drain_timeout_s)
+            server = self.server = HubServer(self.context, dispatcher, self.metrics, hub.workers, hub.queue_limit,
+                                             limits)
+            sockets = self._bind(security, assembly)
+            server.attach(sockets)
+            for handler in assembly.handlers:
+                handler.legacy_adapter.observers.append(self.metrics.count_legacy_action)
+                for source in handler.watched():
+                    server.watch(source)
+            self._start_neighbours(assembly, server, neighbours, reports)
+            frontend = HttpFrontend(hub.host, self.port("http_port"), self.context, server.http_endpoint,
+                                    self.metrics, self.health,
+                                    lambda: openapi_document(self.spec.title, self.spec.version, dispatcher),
+                                    HttpLimits.from_settings(self.settings.http, limits.default_deadline_s))
+            frontend.start()
+            http = frontend             # stopped at shutdown only once started
+            for handler in assembly.handlers:
+                handler.start()
+            self.metrics.info.labels(self.spec.title, self.spec.version).set(1)
+            notifier = SystemdNotifier(dict(self.env))
+            self._install_signals()
+        except BaseException:          # e.g. a port in use: close what build opened (an embedded redis-server)
+            feed.stop()
+            self._shutdown(http, events, security, None)
+            raise
         log.info("hub_started", hub=self.spec.name, native=self.port("native_port"), http=http.port,
                  events=self.port("events_port"), legacy=[b.bound_port for b in sockets.legacy.values()],
                  data_dir=str(self.data_dir), auth_required=auth_required)
         for note in self.legacy_notes:
             log.warning("legacy_port_note", note=note)
         self._notify_ready(notifier, assembly.startup)
-        notifier.start_watchdog(lambda: True)
+        if hub.watchdog:
+            notifier.start_watchdog(lambda: True)
         try:
             server.serve_forever()
         finally:
@@ -389,10 +398,12 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
 
-    def _shutdown(self, http: HttpFrontend, events: EventPublisher, security: SocketSecurity,
-                  notifier: SystemdNotifier) -> None:
-        notifier.stop()
-        http.stop()
+    def _shutdown(self, http: HttpFrontend | None, events: EventPublisher, security: SocketSecurity,
+                  notifier: SystemdNotifier | None) -> None:
+        if notifier is not None:
+            notifier.stop()
+        if http is not None:
+            http.stop()
         for handler in reversed(self.assembly.handlers if self.assembly else []):
             try:
                 handler.stop()

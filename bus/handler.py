@@ -17,9 +17,10 @@ this contract:
   parameters, then the query string (HTTP), then the body are merged into the action's args.
 * Legacy main ports: a handler declares ``legacy_vocabulary`` (how the agent worded its errors) and
   ``legacy_table(call)`` (legacy action name -> method, the exceptions it renders itself); the one
-  ``bus.legacy.LegacyAdapter`` does the lookup, field checks, error replies and counts
-  (``bus/legacy.py``). The default table answers ``ping``/``health``/``health_check`` with
-  ``legacy_health``; anything else gets BaseAgent's ``{"status": "error", "error": "Unknown action: X"}``.
+  ``bus.legacy.LegacyAdapter`` does the lookup, field checks, error replies and counts (``bus/legacy.py``;
+  the daemon exports the counts as ``hub_legacy_actions_total``). The default table answers
+  ``ping``/``health``/``health_check`` with ``legacy_health``; anything else gets BaseAgent's
+  ``{"status": "error", "error": "Unknown action: X"}``.
 * ``handle_legacy(request, port)``: the legacy reply (a dict) to the JSON value received on a legacy main
   port. It must not raise for bad input: legacy errors are replies in the agent's own vocabulary. If it
   raises anyway, the bus answers as the legacy BaseAgent did: ``{"status": "error", "error": str(exc)}``.
@@ -35,8 +36,8 @@ this contract:
   True when it still has output it could not write, and the loop then polls again within a millisecond). They
   must never block. An ``inline`` action may return a ``Future`` that such an object completes.
 
-Handlers get their dependencies (settings, stores, an ``EventPublisher``) through ``__init__`` from the
-hub's composition code; they never open sockets and never read the environment.
+Handlers get their dependencies (their typed settings sections, stores, an ``EventPublisher``) through
+``__init__`` from the hub's composition code; they never open sockets and never read the environment.
 """
 from __future__ import annotations
 
@@ -121,7 +122,6 @@ class Handler:
     legacy_ports: ClassVar[tuple[int, ...]] = ()
     legacy_health_ports: ClassVar[tuple[int, ...]] = ()
     routes: ClassVar[tuple[Route, ...]] = ()
-    DEFAULTS: ClassVar[dict[str, Any]] = {}   # this handler's settings section(s), merged into the hub's defaults
     legacy_vocabulary: ClassVar[LegacyVocabulary] = BASE_AGENT
 
     def action_table(self) -> dict[str, tuple[ActionSpec, Callable[[dict[str, Any], CallContext], Any]]]:

@@ -9,7 +9,8 @@ client cannot tell the difference). Each handler declares, in its own module:
   fields it expects and their types), plus the exceptions it renders in a reply of its own.
 
 ``LegacyAdapter`` does the rest, the same way for every agent: it looks the action up, checks the declared
-fields, calls the method, renders errors in the agent's vocabulary and counts outcomes per action. The adapter
+fields, calls the method, renders errors in the agent's vocabulary and counts outcomes per action (in memory,
+and for each of its ``observers``: the daemon adds the ``hub_legacy_actions_total`` counter). The adapter
 knows nothing of memory or models.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from bus.handler import Handler
 
 Reply = dict[str, Any]
+OutcomeObserver = Callable[[str, str, str], None]     # (agent, action, outcome)
 LegacyMethod = Callable[[dict[str, Any]], Reply]
 FieldType = type | tuple[type, ...]
 
@@ -147,11 +149,16 @@ class LegacyCall:
 
 
 class LegacyAdapter:
-    """Answers one agent's legacy requests from its table, in its vocabulary; counts outcomes per action."""
+    """Answers one agent's legacy requests from its table, in its vocabulary; counts outcomes per action.
+
+    ``observers`` are told every outcome as ``(agent, action, outcome)``, on the calling thread; they must not
+    block or raise.
+    """
 
     def __init__(self, agent: str, vocabulary: LegacyVocabulary):
         self.agent = agent
         self.vocabulary = vocabulary
+        self.observers: list[OutcomeObserver] = []
         self._counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
@@ -199,6 +206,8 @@ class LegacyAdapter:
     def _count(self, name: str, outcome: str) -> None:
         with self._lock:
             self._counts[(name, outcome)] += 1
+        for observe in self.observers:
+            observe(self.agent, name, outcome)
 
     def counts(self) -> dict[tuple[str, str], int]:
         """``{(action, outcome): n}`` since start; unknown actions and non-objects count as ``(unknown)``."""

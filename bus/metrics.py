@@ -19,6 +19,9 @@ class HubMetrics:
         self.errors = Counter("hub_errors_total", "Error replies by code", ["code"], registry=r)
         self.legacy = Counter("hub_legacy_requests_total", "Requests on legacy ports", ["agent", "port", "kind"],
                               registry=r)
+        # legacy actions by the adapter's outcome; unknown actions share one action label (bus.legacy.UNKNOWN_NAME)
+        self.legacy_actions = Counter("hub_legacy_actions_total", "Legacy requests by agent, action and outcome",
+                                      ["agent", "action", "outcome"], registry=r)
         self.refused_peers = Counter("hub_refused_peers_total", "Connections refused by the legacy allow-list",
                                      ["address"], registry=r)
         self.late_replies = Counter("hub_late_results_total", "Results that arrived after their deadline reply",
@@ -27,6 +30,10 @@ class HubMetrics:
         self.health = Gauge("hub_health_check_ok", "1 when a health check passes", ["check"], registry=r)
         self.info = Gauge("hub_info", "Hub identity", ["hub", "version"], registry=r)
         self.hub = hub
+
+    def count_legacy_action(self, agent: str, action: str, outcome: str) -> None:
+        """A ``bus.legacy.LegacyAdapter`` observer."""
+        self.legacy_actions.labels(agent, action, outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -61,14 +61,15 @@ class PeriodicTask:
 
     def _loop(self) -> None:
         delay = self.interval_s
-        while True:
+        while not self._stop.is_set():
             woken = self._wake.wait(delay)
-            if self._stop.is_set():
-                return
             if woken:
                 self._wake.clear()
-                if self.settle_s > 0 and self._stop.wait(self.settle_s):
-                    return
+            # after the clear: a stop() that set the wake event just before it has already set _stop
+            if self._stop.is_set():
+                return
+            if woken and self.settle_s > 0 and self._stop.wait(self.settle_s):
+                return
             delay = self._pass()
 
     def _pass(self) -> float:

@@ -143,7 +143,11 @@ class EvalJobs:
 
     # -- runner ---------------------------------------------------------------------------------
     def _run_one(self) -> float | None:
-        """A runner's pass: at once again after a job (more may be queued), else the poll interval."""
+        """A runner's pass: at once again after a job (more may be queued), else the poll interval. Nothing
+        once ``stop`` began: a runner not yet joined would claim the job just requeued, load its model, requeue
+        it again, in a loop."""
+        if self._stop.is_set():
+            return None
         try:
             if self.run_next() is not None:
                 return 0.0

@@ -180,6 +180,7 @@ class FactsSender:
         self.last_error: str | None = None
         self.last_sent_at: float | None = None
         self._delay = settings.backoff_initial_s
+        self._retry_at = 0.0      # time.monotonic() before which a back-off holds, even when a new fact wakes us
         # woken when a fact is added; otherwise looks every 5 s, or after the back-off while MemoryHub is away
         self._task = PeriodicTask("model-facts-sender", 5.0, self._pass, wake=outbox.added, run_sets_delay=True)
 
@@ -213,6 +214,9 @@ class FactsSender:
 
     def _pass(self) -> float | None:
         """Send what is pending; the seconds until the next pass (doubling while MemoryHub cannot take it)."""
+        backing_off = self._retry_at - time.monotonic()
+        if backing_off > 0:               # woken by a new fact during a back-off: it waits with the others
+            return backing_off
         try:
             progressed = self.send_pending()
         except Exception as exc:          # the local database: retried like an outage
@@ -221,6 +225,7 @@ class FactsSender:
             delay = self._delay
             log.warning("model_facts_delayed", endpoint=self.endpoint, error=self.last_error, retry_in_s=delay)
             self._delay = min(delay * 2, self.settings.backoff_max_s)
+            self._retry_at = time.monotonic() + delay
             return delay
         self._delay = self.settings.backoff_initial_s
         return None if progressed is None else 0.0      # empty: wait for the next fact; else send the rest now

@@ -130,7 +130,10 @@ def build(runtime: Runtime) -> Assembly:
     # a rule across the hub's and the common sections, checked while the hub is built
     if runtime.hub_settings.echo.max_repeat > runtime.settings.hub.queue_limit:
         raise ConfigError("must not exceed hub.queue_limit", "echo.max_repeat")
-    return Assembly(handlers=[EchoAgent()], checks={"always": lambda: (True, "fine")})
+    closed = runtime.data_dir / "closed"     # written when the hub closes what it built (tests read it)
+    closed.unlink(missing_ok=True)
+    return Assembly(handlers=[EchoAgent()], checks={"always": lambda: (True, "fine")},
+                    close=[lambda: closed.write_text("closed")])
 
 
 SPEC = HubSpec(name="echo_hub", title="EchoHub", version="test",

@@ -161,6 +161,16 @@ def test_outcomes_are_counted_per_action():
     assert adapter.agent == "Agent"
 
 
+def test_observers_are_told_every_outcome_with_bounded_action_names():
+    adapter = LegacyAdapter("Agent", MESSAGE)
+    seen: list[tuple[str, str, str]] = []
+    adapter.observers.append(lambda *outcome: seen.append(outcome))
+    for request in ({"action": "echo"}, {"action": "no-such-action-1"}, {"action": "no-such-action-2"}, "text"):
+        adapter.handle(request, TABLE)
+    assert seen == [("Agent", "echo", "ok"), ("Agent", "(unknown)", "unknown_action"),
+                    ("Agent", "(unknown)", "unknown_action"), ("Agent", "(unknown)", "not_an_object")]
+
+
 # -- the Handler contract --------------------------------------------------------------------------
 class Plain(Handler):
     name = "Plain"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -25,6 +26,27 @@ def test_legacy_req_client_gets_legacy_replies(echo_hub):
     assert health["status"] == "ok" and health["ready"] is True and "uptime" in health
     unknown = echo_hub.legacy_request(7102, {"action": "nope"})
     assert unknown == {"status": "error", "error": "Unknown action: nope"}
+
+
+def legacy_action_count(hub, action: str, outcome: str) -> float:
+    with urllib.request.urlopen(hub.http_url + "/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    series = f'hub_legacy_actions_total{{action="{action}",agent="EchoAgent",outcome="{outcome}"}} '
+    found = [line for line in metrics.splitlines() if line.startswith(series)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def test_legacy_action_outcomes_are_exported_with_bounded_labels(echo_hub):
+    pings, unknowns = legacy_action_count(echo_hub, "ping", "ok"), legacy_action_count(echo_hub, "(unknown)",
+                                                                                          "unknown_action")
+    assert echo_hub.legacy_request(7102, {"action": "ping"})["status"] == "ok"
+    assert echo_hub.legacy_request(7102, {"action": "made-up-action-7f3a"})["status"] == "error"
+    assert legacy_action_count(echo_hub, "ping", "ok") == pings + 1
+    assert legacy_action_count(echo_hub, "(unknown)", "unknown_action") == unknowns + 1
+    with urllib.request.urlopen(echo_hub.http_url + "/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert "made-up-action-7f3a" not in metrics
+    assert 'hub_legacy_requests_total{agent="EchoAgent",kind="main",port="7102"}' in metrics
 
 
 def test_legacy_undecodable_input_gets_base_agent_errors(echo_hub):
@@ -119,6 +141,21 @@ def test_wrong_config_type_is_refused(tmp_path):
     assert result.returncode == 2 and "hub.workers" in result.stderr
 
 
+@pytest.mark.parametrize("taken", ["native", "http"])
+def test_a_port_in_use_exits_1_after_closing_what_the_hub_built(tmp_path, taken):
+    offset = free_offset()
+    port = {"native": 7010, "http": 7110}[taken] + offset
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen()
+        result = subprocess.run([sys.executable, "-m", "tests.bus.echo_hub", "--data-dir", str(tmp_path)],
+                                cwd=REPO, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PORT_OFFSET": str(offset), "NOTIFY_SOCKET": ""})
+    assert result.returncode == 1 and '"startup_failed"' in result.stderr
+    assert (tmp_path / "closed").read_text() == "closed"       # the assembly's closers ran
+
+
 def test_systemd_ready_notification(tmp_path):
     path = str(tmp_path / "notify.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -130,6 +167,28 @@ def test_systemd_ready_notification(tmp_path):
         assert b"READY=1" in listener.recv(4096)
         hub.stop()
         assert b"STOPPING=1" in listener.recv(4096)
+    finally:
+        hub.stop()
+        listener.close()
+
+
+@pytest.mark.parametrize("watchdog", [True, False])
+def test_systemd_watchdog_pings_unless_switched_off(tmp_path, watchdog):
+    path = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.settimeout(60)
+    hub = HubProcess("echo_hub", tmp_path / "hub", module="tests.bus.echo_hub", config={"hub": {"watchdog": watchdog}},
+                     env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})     # a ping every 100 ms when on
+    try:
+        hub.start()
+        assert b"READY=1" in listener.recv(4096)
+        time.sleep(0.5)                                   # five watchdog intervals
+        hub.stop()
+        messages = [listener.recv(4096)]
+        while b"STOPPING=1" not in messages[-1]:
+            messages.append(listener.recv(4096))
+        assert any(b"WATCHDOG=1" in message for message in messages) is watchdog
     finally:
         hub.stop()
         listener.close()

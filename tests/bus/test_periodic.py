@@ -127,3 +127,40 @@ def test_a_number_returned_without_run_sets_delay_is_ignored():
         assert third.wait(5)
     finally:
         task.stop()
+
+
+class StopLandsBeforeClear(threading.Event):
+    """A wake event whose first clear() comes just after stop() set it (the race a stop must survive)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task: PeriodicTask | None = None
+        self.stopper: threading.Thread | None = None
+
+    def clear(self) -> None:
+        if self.stopper is None and self.task is not None:
+            self.stopper = threading.Thread(target=self.task.stop, kwargs={"timeout": 10.0})
+            self.stopper.start()
+            while not (self.task.stopping and self.is_set()):     # stop() has set both flags
+                time.sleep(0.001)
+        super().clear()
+
+
+def test_a_stop_that_lands_while_the_task_wakes_ends_it_without_another_pass():
+    wake = StopLandsBeforeClear()
+    calls: list[float] = []
+    task = PeriodicTask("test-stop-race", 3600.0, lambda: calls.append(time.monotonic()), wake=wake)
+    wake.task = task
+    task.start()
+    task.wake()
+    assert _wait_for(lambda: wake.stopper is not None)
+    wake.stopper.join(20)
+    assert not wake.stopper.is_alive()
+    assert calls == []                         # no pass after the stop (before: one, then a wait of an hour)
+
+
+def _wait_for(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return condition()

@@ -227,6 +227,15 @@ def test_runner_thread_requeues_on_stop(make_suite, two_models: Path) -> None:
     assert status in ("queued", "finished")                # never left running, never lost
 
 
+def test_no_job_is_claimed_once_stop_began(make_suite, two_models: Path) -> None:
+    suite = make_suite()
+    jobs = _jobs(suite)
+    eval_id = jobs.submit("tiny-a", {"texts": ["a test."], "prompts": ["hi"]})["eval_id"]
+    jobs.stop()                   # the runners are joined one by one: a pass of one not yet joined claims nothing
+    assert jobs._run_one() is None
+    assert jobs.status(eval_id)["status"] == "queued" and not suite.loader.is_loaded("tiny-a")
+
+
 @pytest.mark.slow
 def test_gemma_perplexity_is_that_of_a_language_model(make_suite, gemma_path: Path) -> None:
     """The real gemma-3-270m: English text is far more predictable to it than to a random tiny model."""
