@@ -11,6 +11,8 @@ The edges check a memory once and hand ``Memories`` column values it trusts:
   ``memories[i].field``.
 * ``within_limits(args, limits)``: a native ``add_memory`` already checked by its schema: the checks the
   schema cannot make (configured sizes, a finite ``expires_at``), as column values.
+* ``entry_defaults(**overrides)``: the column values of a legacy ``MemoryEntry``'s defaults (a legacy add
+  over an existing id writes a whole new entry).
 * ``memory_dict(row)``: the legacy ``MemoryEntry`` fields plus ``namespace``, ``session_id``, ``updated_at``.
 * ``stamp()``: ``time.time()`` made strictly increasing inside the process, so two writes never share a
   ``created_at``/``updated_at`` (ordering of interactions, version checks of cached rows).
