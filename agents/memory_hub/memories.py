@@ -29,7 +29,7 @@ from agents.memory_hub.memory_records import memory_dict, stamp
 from agents.memory_hub.search.filters import parse_filters, row_matches, where_clauses
 from agents.memory_hub.stores.sql_models import (ContextGroup, Memory, MemoryGroupMapping, MemoryRelationship,
                                                  Session, content_hash, new_memory_id)
-from bus.errors import BadRequest, Conflict, HubError, NotFound, TooLarge
+from bus.errors import BadRequest, Conflict, HubError, NotFound
 from bus.events import NullPublisher
 from bus.settings import setting
 
@@ -229,7 +229,6 @@ class Memories:
     def get_many(self, memory_ids: list[str], touch: bool = True) -> list[dict[str, Any]]:
         """Existing memories among ``memory_ids`` (request order, each once), accesses counted."""
         ids = list(dict.fromkeys(memory_ids))
-        self._check_batch(len(ids), "memory_ids")
         found = self._touch(ids) if touch else self._load(ids)
         return [found[m] for m in ids if m in found]
 
@@ -340,11 +339,6 @@ class Memories:
     def _limit(self, limit: int | None) -> int:
         cap = self.settings.max_results
         return cap if limit is None else max(1, min(int(limit), cap))
-
-    def _check_batch(self, count: int, field: str) -> None:
-        if count > self.settings.max_batch:
-            raise TooLarge(f"{field}: {count} items, over the batch limit of {self.settings.max_batch}",
-                           details={"field": field})
 
     # ------------------------------------------------------------------ relationships and groups
     def relate(self, source_id: str, target_id: str, relationship_type: str, strength: float = 1.0) -> None:

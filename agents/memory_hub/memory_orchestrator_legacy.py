@@ -33,7 +33,7 @@ from typing import Any
 from collections.abc import Callable
 
 from agents.memory_hub.memories import Memories
-from agents.memory_hub.memory_records import entry_defaults, memory_batch, memory_values
+from agents.memory_hub.memory_records import entry_defaults, memory_batch, memory_ids, memory_values
 from bus.errors import BadRequest, HubError
 from bus.legacy import LegacyInputError, message_error
 from schemas.memory_hub.memory_orchestrator_service import SORT_FIELDS
@@ -241,7 +241,7 @@ class LegacyMemoryApi:
             raise LegacyError("No memory_ids provided.")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise LegacyError("memory_ids must be a list of strings.")
-        memories = self.memories.get_many(ids)
+        memories = self.memories.get_many(memory_ids(ids, self.memories.settings.max_batch))
         return {"status": "success", "memories": memories, "count": len(memories)}
 
     def create_session_action(self, data: dict) -> dict:

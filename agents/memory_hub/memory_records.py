@@ -8,7 +8,7 @@ The edges check a memory once and hand ``Memories`` column values it trusts:
   pydantic model ignored them, e.g. MemoryClient's ``created_by``). Errors: ``BadRequest`` naming the
   field, ``TooLarge`` for content or metadata over the configured limits (typed: each edge words them).
 * ``memory_batch(items, limits, max_batch)``: ``memory_values`` of each item of a batch, errors naming
-  ``memories[i].field``.
+  ``memories[i].field``; ``memory_ids(ids, max_batch)``: the ids of a batch read, each once.
 * ``within_limits(args, limits)``: a native ``add_memory`` already checked by its schema: the checks the
   schema cannot make (configured sizes, a finite ``expires_at``), as column values.
 * ``entry_defaults(**overrides)``: the column values of a legacy ``MemoryEntry``'s defaults (a legacy add
@@ -198,13 +198,24 @@ def memory_values(data: Any, limits: Mapping[str, int], *, partial: bool = False
     return out
 
 
+def check_batch(field: str, count: int, max_batch: int) -> None:
+    """``TooLarge`` naming ``field`` when a batch holds more than ``max_batch`` items."""
+    if count > max_batch:
+        raise TooLarge(f"{field}: {count} items, over the batch limit of {max_batch}", details={"field": field})
+
+
+def memory_ids(ids: list[str], max_batch: int) -> list[str]:
+    """The ids of a ``batch_get_memories``, each once in request order, at most ``max_batch``."""
+    unique = list(dict.fromkeys(ids))
+    check_batch("memory_ids", len(unique), max_batch)
+    return unique
+
+
 def memory_batch(items: Any, limits: Mapping[str, int], max_batch: int) -> list[dict[str, Any]]:
     """``memory_values`` of each new memory of a batch (errors name ``memories[i].field``)."""
     if not isinstance(items, list) or not items:
         raise BadRequest("No memories provided.", details={"field": "memories"})
-    if len(items) > max_batch:
-        raise TooLarge(f"memories: {len(items)} items, over the batch limit of {max_batch}",
-                       details={"field": "memories"})
+    check_batch("memories", len(items), max_batch)
     checked = []
     for i, item in enumerate(items):
         try:

@@ -50,7 +50,7 @@ from typing import Any
 from agents.memory_hub.lifecycle import Lifecycle, LifecycleSettings
 from agents.memory_hub.memories import Memories
 from agents.memory_hub.memory_orchestrator_legacy import LegacyMemoryApi
-from agents.memory_hub.memory_records import memory_batch, memory_values, within_limits
+from agents.memory_hub.memory_records import memory_batch, memory_ids, memory_values, within_limits
 from agents.memory_hub.sessions import Sessions
 from bus.events import EventPublisher, NullPublisher
 from bus.handler import CallContext, Handler, action, base_legacy_health
@@ -234,9 +234,10 @@ class MemoryOrchestratorService(Handler):
     @action(schema.BATCH_GET_MEMORIES)
     def batch_get_memories(self, args: dict, ctx: CallContext) -> dict:
         """Many memories at once."""
-        memories = self.memories.get_many(args["memory_ids"])
+        ids = memory_ids(args["memory_ids"], self.memories.settings.max_batch)
+        memories = self.memories.get_many(ids)
         found = {m["memory_id"] for m in memories}
-        missing = [m for m in dict.fromkeys(args["memory_ids"]) if m not in found]
+        missing = [m for m in ids if m not in found]
         return {"memories": memories, "count": len(memories), "missing": missing}
 
     @action(schema.CREATE_SESSION)

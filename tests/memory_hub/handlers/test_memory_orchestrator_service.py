@@ -476,3 +476,14 @@ def test_legacy_replace_writes_the_memory_entry_defaults(mos):
     memory = native(mos, "get_memory", memory_id="fixed", touch=False)
     assert (memory["memory_type"], memory["tags"], memory["importance"], memory["namespace"]) == \
         ("general", [], 1.0, "default")
+
+
+def test_batch_read_limit_counts_distinct_ids_on_both_wires(make, sql_store):
+    mos = make(sql_store, memory_orchestrator={"max_batch": 2})
+    assert legacy(mos, "batch_get_memories", memory_ids=["a", "b", "c"]) == \
+        {"status": "error", "message": "memory_ids: 3 items, over the batch limit of 2"}
+    assert legacy(mos, "batch_get_memories", memory_ids=["a", "b", "a"])["count"] == 0
+    with pytest.raises(TooLarge) as err:
+        native(mos, "batch_get_memories", memory_ids=["a", "b", "c"])
+    assert err.value.details == {"field": "memory_ids"}
+    assert native(mos, "batch_get_memories", memory_ids=["a", "b", "a"])["missing"] == ["a", "b"]
