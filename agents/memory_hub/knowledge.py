@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from agents.memory_hub.memories import Memories
 from agents.memory_hub.hot_cache import HotCache
-from agents.memory_hub.memory_records import (check_content, check_json_object, check_name, memory_dict,
-                                              stamp)
+from agents.memory_hub.memory_records import (check_content, check_json_object, check_name, entry_defaults,
+                                              memory_dict, memory_values, stamp)
 from agents.memory_hub.search.filters import parse_filters, where_clauses
 from agents.memory_hub.stores.sql_models import KnowledgeDocument, Memory
 from bus.errors import BadRequest, NotFound
@@ -55,10 +55,11 @@ class Knowledge:
     # ------------------------------------------------------------------ facts
     def add_fact(self, topic: Any, content: Any) -> str:
         topic = check_name("topic", topic, TOPIC_LEN)
-        return self.memories.add({"content": content, "memory_type": FACT,
-                                  "memory_tier": self.settings.fact_tier,
-                                  "importance": self.settings.fact_importance,
-                                  "metadata": {"topic": topic}, "tags": [topic.lower()]})
+        return self.memories.add(memory_values({"content": content, "memory_type": FACT,
+                                                "memory_tier": self.settings.fact_tier,
+                                                "importance": self.settings.fact_importance,
+                                                "metadata": {"topic": topic}, "tags": [topic.lower()]},
+                                               self.memories.limits, defaults=entry_defaults()))
 
     def find_by_topic(self, topic: str) -> dict[str, Any] | None:
         """The newest fact filed under ``topic`` (exact topic before case-insensitive match)."""
@@ -93,7 +94,7 @@ class Knowledge:
                 raise fact_not_found()
             memory_id = found["memory_id"]
         memory_id = check_name("memory_id", memory_id)
-        self.memories.update(memory_id, {"content": content})
+        self.memories.update(memory_id, memory_values({"content": content}, self.memories.limits, partial=True))
         return memory_id
 
     def search_facts(self, query: Any, limit: int = 10) -> list[dict[str, Any]]:

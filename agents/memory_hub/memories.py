@@ -2,9 +2,11 @@
 MemoryClient use it too): memories with tiers and importance, access counts, parent/child trees,
 relationships, context groups and batches, on SQL (the truth) with a Redis hot copy (``mem:{id}``).
 
-Every method raises ``bus.errors`` types with messages that read well on both wires (the legacy adapters
-put ``err.message`` in their ``message`` key): ``NotFound("Memory with ID X not found.")``, ``BadRequest``
-naming the field, ``TooLarge`` for oversized content, ``Unavailable``/``Busy`` from the stores.
+Writes take column values the edges checked (``memory_records``: the native schemas and their size checks,
+the legacy adapter's ``memory_values``) and trust them. Every method raises ``bus.errors`` types with
+messages that read well on both wires (the legacy adapters put ``err.message`` in their ``message`` key):
+``NotFound("Memory with ID X not found.")`` or a missing parent, ``Conflict`` for a taken id,
+``Unavailable``/``Busy`` from the stores.
 
 Writes are single SQL transactions (a batch is all or nothing). After the commit, each written memory is
 (1) invalidated in the Redis copy (``hot_cache.HotCache``; reads that do not count an access are served
@@ -23,14 +25,13 @@ from collections.abc import Callable, Iterable, Mapping
 from sqlalchemy import delete, or_, select, update
 
 from agents.memory_hub.hot_cache import HotCache
-from agents.memory_hub.memory_records import memory_dict, memory_values, stamp
+from agents.memory_hub.memory_records import memory_dict, stamp
 from agents.memory_hub.search.filters import parse_filters, row_matches, where_clauses
 from agents.memory_hub.stores.sql_models import (ContextGroup, Memory, MemoryGroupMapping, MemoryRelationship,
                                                  Session, content_hash, new_memory_id)
-from bus.errors import BadRequest, Conflict, HubError, NotFound, TooLarge
+from bus.errors import BadRequest, Conflict, HubError, NotFound
 from bus.events import NullPublisher
 from bus.settings import setting
-from schemas.memory_hub.memory_orchestrator_service import SORT_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +84,18 @@ class Memories:
                 "max_metadata_bytes": self.settings.max_metadata_bytes}
 
     # ------------------------------------------------------------------ writes
-    def add(self, data: Any, *, defaults: Mapping[str, Any] | None = None, replace: bool = False) -> str:
+    def add(self, values: dict[str, Any], *, replace: bool = False) -> str:
         """Insert one memory (``replace``: a given existing ``memory_id`` is overwritten, as legacy did)."""
-        values = {**dict(defaults or {}), **memory_values(data, self.limits)}
         with self.sql.transaction() as s:
             row = self.insert(s, values, replace=replace)
             written = (row.memory_id, row.memory_type, row.namespace, row.content)
         self._after_write([written], "add")
         return written[0]
 
-    def add_unique(self, data: Any) -> tuple[dict[str, Any] | None, str]:
+    def add_unique(self, values: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
         """``add`` unless a memory of the same namespace holds the same content (``content_hash``): then
         ``(that memory, its id)`` and nothing is written; else ``(None, new id)``. Check and insert share
         one write transaction."""
-        values = memory_values(data, self.limits)
         namespace = values.get("namespace") or "default"
         with self.sql.transaction() as s:
             found = s.execute(select(Memory).where(
@@ -110,33 +109,22 @@ class Memories:
         self._after_write([written], "add")
         return None, written[0]
 
-    def add_many(self, items: Any, *, defaults: Mapping[str, Any] | None = None) -> list[str]:
-        """All of ``items`` in one transaction, or none (``BadRequest`` names ``memories[i].field``)."""
-        if not isinstance(items, list) or not items:
-            raise BadRequest("No memories provided.", details={"field": "memories"})
-        self._check_batch(len(items), "memories")
-        checked = []
-        for i, item in enumerate(items):
-            try:
-                checked.append({**dict(defaults or {}), **memory_values(item, self.limits)})
-            except (BadRequest, TooLarge) as err:
-                field = f"memories[{i}].{err.details.get('field', 'data')}"
-                raise type(err)(f"{field}: {err.message}", details={"field": field}) from None
+    def add_many(self, rows: list[dict[str, Any]]) -> list[str]:
+        """All of ``rows`` in one transaction, or none."""
         with self.sql.transaction() as s:
             written = []
-            for values in checked:
-                row = self.insert(s, values)
-                s.flush()                    # later items may name earlier ones as parent
+            for values in rows:
+                row = self.insert(s, values)     # flushed: later rows may name earlier ones as parent
                 written.append((row.memory_id, row.memory_type, row.namespace, row.content))
         self._after_write(written, "add")
         return [w[0] for w in written]
 
     def insert(self, s: Any, values: dict[str, Any], *, replace: bool = False) -> Memory:
-        """Add a row inside the caller's transaction (defaults filled in; parent must exist)."""
+        """Add a row inside the caller's transaction and flush it. ``values``: column values checked at the
+        edge; the columns' defaults fill the others, created/accessed/updated are stamped now unless given.
+        The parent must exist; an existing ``memory_id`` is a conflict unless ``replace``."""
         now = stamp()
-        values = {"memory_type": "general", "memory_tier": "short", "importance": 0.5, "access_count": 0,
-                  "created_at": now, "last_accessed_at": now, "meta": {}, "tags": [], "relationships": {},
-                  "namespace": "default", **values, "updated_at": now}
+        values = {"created_at": now, "last_accessed_at": now, **values, "updated_at": now}
         parent = values.get("parent_id")
         if parent is not None and (parent == values.get("memory_id") or s.get(Memory, parent) is None):
             raise NotFound(f"Parent memory {parent} not found.", details={"field": "parent_id"})
@@ -154,13 +142,11 @@ class Memories:
             return existing
         row = Memory(**values)
         s.add(row)
+        s.flush()
         return row
 
-    def update(self, memory_id: str, update_data: Any) -> dict[str, Any]:
-        """Set the given fields (unknown keys ignored, as legacy); returns the memory."""
-        if not isinstance(update_data, dict):
-            raise BadRequest("update_data must be an object", details={"field": "update_data"})
-        values = memory_values(update_data, self.limits, partial=True)
+    def update(self, memory_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Set the given column values (checked at the edge); returns the memory."""
         with self.sql.transaction() as s:
             row = s.get(Memory, memory_id)
             if row is None:
@@ -243,7 +229,6 @@ class Memories:
     def get_many(self, memory_ids: list[str], touch: bool = True) -> list[dict[str, Any]]:
         """Existing memories among ``memory_ids`` (request order, each once), accesses counted."""
         ids = list(dict.fromkeys(memory_ids))
-        self._check_batch(len(ids), "memory_ids")
         found = self._touch(ids) if touch else self._load(ids)
         return [found[m] for m in ids if m in found]
 
@@ -287,11 +272,8 @@ class Memories:
 
     def children(self, parent_id: str, limit: int | None = None, sort_field: str = "created_at",
                  sort_order: str = "asc", newest: bool = False) -> list[dict[str, Any]]:
-        """Children of ``parent_id`` sorted by ``sort_field``; ``newest``: the last ``limit`` of that order."""
-        if sort_field not in SORT_FIELDS:
-            raise BadRequest(f"sort_field must be one of {', '.join(SORT_FIELDS)}", details={"field": "sort_field"})
-        if sort_order not in ("asc", "desc"):
-            raise BadRequest("sort_order must be asc or desc", details={"field": "sort_order"})
+        """Children of ``parent_id`` sorted by ``sort_field`` (one of ``SORT_FIELDS``, checked at the edge);
+        ``newest``: the last ``limit`` of that order."""
         column = getattr(Memory, sort_field)
         descending = (sort_order == "desc") != newest
         # NULLs sort as the smallest value on every database (SQLite's order; PostgreSQL's is the reverse)
@@ -357,11 +339,6 @@ class Memories:
     def _limit(self, limit: int | None) -> int:
         cap = self.settings.max_results
         return cap if limit is None else max(1, min(int(limit), cap))
-
-    def _check_batch(self, count: int, field: str) -> None:
-        if count > self.settings.max_batch:
-            raise TooLarge(f"{field}: {count} items, over the batch limit of {self.settings.max_batch}",
-                           details={"field": field})
 
     # ------------------------------------------------------------------ relationships and groups
     def relate(self, source_id: str, target_id: str, relationship_type: str, strength: float = 1.0) -> None:

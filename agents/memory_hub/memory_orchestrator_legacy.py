@@ -23,6 +23,8 @@ Errors: ``{"status": "error", "message": ...}`` with the legacy messages ("memor
 "Memory with ID X not found.", "Invalid memory format: ...", "No memories provided.", ...): a method raises
 ``LegacyError`` (bad input) or a ``HubError`` and the handler's ``bus.legacy.LegacyAdapter`` words the reply.
 ``data`` that is not an object -> "Invalid request format: data must be an object.".
+Memories are checked here, once (``memory_records.memory_values``/``memory_batch``: the legacy MemoryEntry
+defaults, tier "short" and importance 1.0 for add_memory), before ``Memories`` stores them.
 """
 from __future__ import annotations
 
@@ -31,8 +33,10 @@ from typing import Any
 from collections.abc import Callable
 
 from agents.memory_hub.memories import Memories
-from bus.errors import HubError
+from agents.memory_hub.memory_records import entry_defaults, memory_batch, memory_ids, memory_values
+from bus.errors import BadRequest, HubError
 from bus.legacy import LegacyInputError, message_error
+from schemas.memory_hub.memory_orchestrator_service import SORT_FIELDS
 
 TEXT_FALLBACK = "Semantic search not fully implemented, falling back to text search"
 HYBRID = "Semantic search results (vector + keyword ranking)"
@@ -117,7 +121,8 @@ class LegacyMemoryApi:
     # ------------------------------------------------------------------ actions
     def add_memory(self, data: dict) -> dict:
         try:
-            memory_id = self.memories.add(data, defaults={"memory_tier": "short", "importance": 1.0}, replace=True)
+            values = memory_values(data, self.memories.limits, defaults=entry_defaults(importance=1.0))
+            memory_id = self.memories.add(values, replace=True)
         except HubError as exc:
             if exc.retryable:
                 raise
@@ -130,9 +135,11 @@ class LegacyMemoryApi:
 
     def get_children(self, data: dict) -> dict:
         parent_id = _str(data, "parent_id", "parent_id is required.")
-        children = self.memories.children(parent_id, _int(data, "limit", None),
-                                          _str(data, "sort_field") or "created_at",
-                                          _str(data, "sort_order") or "asc")
+        limit = _int(data, "limit", None)
+        sort_field = _str(data, "sort_field") or "created_at"
+        sort_order = _str(data, "sort_order") or "asc"
+        _check_sort(sort_field, sort_order)
+        children = self.memories.children(parent_id, limit, sort_field, sort_order)
         # GoalManager and MainPC's ContextManager read `results`; legacy MOS sent only `children`: both
         return {"status": "success", "children": children, "results": children}
 
@@ -172,7 +179,7 @@ class LegacyMemoryApi:
         update_data = data.get("update_data", {})
         if not isinstance(update_data, dict):
             raise LegacyError("update_data must be an object.")
-        self.memories.update(memory_id, update_data)
+        self.memories.update(memory_id, memory_values(update_data, self.memories.limits, partial=True))
         return {"status": "success"}
 
     def delete_memory(self, data: dict) -> dict:
@@ -220,7 +227,8 @@ class LegacyMemoryApi:
         if not isinstance(memories, list):
             raise LegacyError("memories must be a list.")
         try:
-            ids = self.memories.add_many(memories)
+            rows = memory_batch(memories, self.memories.limits, self.memories.settings.max_batch)
+            ids = self.memories.add_many(rows)
         except HubError as exc:
             if exc.retryable:
                 raise
@@ -233,7 +241,7 @@ class LegacyMemoryApi:
             raise LegacyError("No memory_ids provided.")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise LegacyError("memory_ids must be a list of strings.")
-        memories = self.memories.get_many(ids)
+        memories = self.memories.get_many(memory_ids(ids, self.memories.settings.max_batch))
         return {"status": "success", "memories": memories, "count": len(memories)}
 
     def create_session_action(self, data: dict) -> dict:
@@ -246,6 +254,14 @@ class LegacyMemoryApi:
                                       session_type=_str(data, "session_type") or "conversation",
                                       metadata=metadata, created_by=_str(data, "created_by"))
         return {"status": "success", "session_id": session["session_id"]}
+
+
+def _check_sort(sort_field: str, sort_order: str) -> None:
+    """As the native schema's choices, in MOS's words (a ``BadRequest``, counted as legacy MOS's errors were)."""
+    if sort_field not in SORT_FIELDS:
+        raise BadRequest(f"sort_field must be one of {', '.join(SORT_FIELDS)}", details={"field": "sort_field"})
+    if sort_order not in ("asc", "desc"):
+        raise BadRequest("sort_order must be asc or desc", details={"field": "sort_order"})
 
 
 def _group_id(value: Any) -> str:

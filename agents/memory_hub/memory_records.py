@@ -1,9 +1,18 @@
-"""Memory rows as the wire sees them: input checking, the reply dict, a monotonic clock.
+"""Memory rows as the wire sees them: input checking at the edges, the reply dict, a monotonic clock.
 
-* ``memory_values(data, limits, partial=False)``: checks the fields of a MemoryOrchestratorService
-  ``MemoryEntry`` given by a client and returns column values. Unknown keys are ignored (the legacy
+The edges check a memory once and hand ``Memories`` column values it trusts:
+
+* ``memory_values(data, limits, partial=False, defaults=None)``: checks the fields of a
+  MemoryOrchestratorService ``MemoryEntry`` given by a client (the legacy actions; a native ``update_data``
+  or batch item, which no schema describes) and returns column values. Unknown keys are ignored (the legacy
   pydantic model ignored them, e.g. MemoryClient's ``created_by``). Errors: ``BadRequest`` naming the
-  field, ``TooLarge`` for content or metadata over the configured limits.
+  field, ``TooLarge`` for content or metadata over the configured limits (typed: each edge words them).
+* ``memory_batch(items, limits, max_batch)``: ``memory_values`` of each item of a batch, errors naming
+  ``memories[i].field``; ``memory_ids(ids, max_batch)``: the ids of a batch read, each once.
+* ``within_limits(args, limits)``: a native ``add_memory`` already checked by its schema: the checks the
+  schema cannot make (configured sizes, a finite ``expires_at``), as column values.
+* ``entry_defaults(**overrides)``: the column values of a legacy ``MemoryEntry``'s defaults (a legacy add
+  over an existing id writes a whole new entry).
 * ``memory_dict(row)``: the legacy ``MemoryEntry`` fields plus ``namespace``, ``session_id``, ``updated_at``.
 * ``stamp()``: ``time.time()`` made strictly increasing inside the process, so two writes never share a
   ``created_at``/``updated_at`` (ordering of interactions, version checks of cached rows).
@@ -149,6 +158,12 @@ def _checkers(limits: Mapping[str, int]) -> dict[str, Callable[[str, Any], Any]]
     }
 
 
+def entry_defaults(**overrides: Any) -> dict[str, Any]:
+    """Column values of the fields a legacy ``MemoryEntry`` defaults (fresh containers each call)."""
+    return {"memory_type": "general", "memory_tier": "short", "importance": 0.5, "access_count": 0, "meta": {},
+            "tags": [], "relationships": {}, "namespace": "default", **overrides}
+
+
 UPDATABLE = ("content", "memory_type", "memory_tier", "importance", "access_count", "last_accessed_at",
              "created_at", "expires_at", "metadata", "tags", "relationships", "parent_id", "namespace",
              "session_id")
@@ -156,11 +171,13 @@ NOT_NULL = ("content", "memory_type", "memory_tier", "importance", "access_count
             "tags", "relationships", "namespace")
 
 
-def memory_values(data: Any, limits: Mapping[str, int], *, partial: bool = False) -> dict[str, Any]:
-    """Column values (``metadata`` -> ``meta``) of the known fields of ``data``.
+def memory_values(data: Any, limits: Mapping[str, int], *, partial: bool = False,
+                  defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Column values (``metadata`` -> ``meta``) of the known fields of ``data`` over ``defaults``.
 
-    ``partial=False`` (a new memory): ``content`` is required. ``partial=True`` (``update_data``):
-    only the given fields, ``memory_id`` is ignored (a row never changes its key).
+    ``partial=False`` (a new memory): ``content`` is required; fields not given keep ``defaults``, else
+    the columns' defaults. ``partial=True`` (``update_data``): only the given fields, ``memory_id`` is
+    ignored (a row never changes its key).
     """
     if not isinstance(data, dict):
         raise _bad("data", "memory data must be an object")
@@ -168,7 +185,7 @@ def memory_values(data: Any, limits: Mapping[str, int], *, partial: bool = False
         raise _bad("content", "content is required")
     checkers = _checkers(limits)
     names = UPDATABLE if partial else ("memory_id",) + UPDATABLE
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = dict(defaults or {})
     for name in names:
         if name not in data:
             continue
@@ -179,3 +196,46 @@ def memory_values(data: Any, limits: Mapping[str, int], *, partial: bool = False
             continue                     # a null optional field of a new memory means "default"
         out["meta" if name == "metadata" else name] = checkers[name](name, value)
     return out
+
+
+def check_batch(field: str, count: int, max_batch: int) -> None:
+    """``TooLarge`` naming ``field`` when a batch holds more than ``max_batch`` items."""
+    if count > max_batch:
+        raise TooLarge(f"{field}: {count} items, over the batch limit of {max_batch}", details={"field": field})
+
+
+def memory_ids(ids: list[str], max_batch: int) -> list[str]:
+    """The ids of a ``batch_get_memories``, each once in request order, at most ``max_batch``."""
+    unique = list(dict.fromkeys(ids))
+    check_batch("memory_ids", len(unique), max_batch)
+    return unique
+
+
+def memory_batch(items: Any, limits: Mapping[str, int], max_batch: int) -> list[dict[str, Any]]:
+    """``memory_values`` of each new memory of a batch (errors name ``memories[i].field``)."""
+    if not isinstance(items, list) or not items:
+        raise BadRequest("No memories provided.", details={"field": "memories"})
+    check_batch("memories", len(items), max_batch)
+    checked = []
+    for i, item in enumerate(items):
+        try:
+            checked.append(memory_values(item, limits, defaults=entry_defaults()))
+        except (BadRequest, TooLarge) as err:
+            field = f"memories[{i}].{err.details.get('field', 'data')}"
+            raise type(err)(f"{field}: {err.message}", details={"field": field}) from None
+    return checked
+
+
+def within_limits(args: Mapping[str, Any], limits: Mapping[str, int]) -> dict[str, Any]:
+    """Column values of a new memory whose fields its schema checked (absent ones left out): content and
+    metadata/relationships sizes against the configured limits, ``expires_at`` finite."""
+    meta_max = int(limits["max_metadata_bytes"])
+    out = {"meta" if name == "metadata" else name: value for name, value in args.items() if value is not None}
+    check_content(out["content"], int(limits["max_content_bytes"]))
+    if "expires_at" in out:
+        _number("expires_at", out["expires_at"])
+    for name in ("metadata", "relationships"):
+        column = "meta" if name == "metadata" else name
+        if column in out:
+            check_json_object(name, out[column], meta_max)
+    return {**entry_defaults(), **out}

@@ -1,7 +1,9 @@
 """Request schemas of MemoryOrchestratorService's native actions (see the handler's module docstring).
 
-Content size is checked by the domain (``too_large`` naming the field, limit
-``memory_orchestrator.max_content_bytes``), not here, so that oversize is not reported as ``bad_request``.
+Sizes are checked next to these schemas, at the same edge, by the handler (``memory_records.within_limits``:
+``too_large`` naming the field, limits ``memory_orchestrator.max_content_bytes``/``max_metadata_bytes``), so
+that oversize is not reported as ``bad_request``. ``update_data`` and batch items are free objects here: the
+handler checks them with ``memory_records.memory_values``, as the legacy adapter does.
 """
 from __future__ import annotations
 

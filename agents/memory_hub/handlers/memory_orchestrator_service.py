@@ -34,6 +34,8 @@ Native (agent "MemoryOrchestratorService"), args validated by ``schemas/memory_h
   batch_get_memories{memory_ids}                              -> {memories, count, missing}
   create_session{user_id?, session_type?, created_by?, metadata?}  -> session
   run_lifecycle{now?}                                         -> pass counts
+A native ``add_memory`` is checked by its schema and ``memory_records.within_limits`` (sizes);
+``update_data`` and batch items, which no schema describes, by ``memory_records.memory_values``.
 Memory object: memory_id, content, memory_type, memory_tier, importance, access_count, last_accessed_at,
 created_at, expires_at, metadata, tags, relationships, parent_id, namespace, session_id, updated_at.
 Every write publishes ``memory.added`` {memory_id, memory_type, namespace, op}. Oversized content ->
@@ -48,6 +50,7 @@ from typing import Any
 from agents.memory_hub.lifecycle import Lifecycle, LifecycleSettings
 from agents.memory_hub.memories import Memories
 from agents.memory_hub.memory_orchestrator_legacy import LegacyMemoryApi
+from agents.memory_hub.memory_records import memory_batch, memory_ids, memory_values, within_limits
 from agents.memory_hub.sessions import Sessions
 from bus.events import EventPublisher, NullPublisher
 from bus.handler import CallContext, Handler, action, base_legacy_health
@@ -85,10 +88,6 @@ class StoreProbe:
         finally:
             with self._lock:
                 self._refreshing = False
-
-
-def _present(args: dict) -> dict:
-    return {k: v for k, v in args.items() if v is not None}
 
 
 class MemoryOrchestratorService(Handler):
@@ -143,7 +142,7 @@ class MemoryOrchestratorService(Handler):
     @action(schema.ADD_MEMORY)
     def add_memory(self, args: dict, ctx: CallContext) -> dict:
         """Store one memory; returns its id (with dedupe: the existing one of the same content, if any)."""
-        data = _present({k: v for k, v in args.items() if k != "dedupe"})
+        data = within_limits({k: v for k, v in args.items() if k != "dedupe"}, self.memories.limits)
         if not args["dedupe"]:
             return {"memory_id": self.memories.add(data)}
         existing, memory_id = self.memories.add_unique(data)
@@ -193,7 +192,8 @@ class MemoryOrchestratorService(Handler):
     @action(schema.UPDATE_MEMORY)
     def update_memory(self, args: dict, ctx: CallContext) -> dict:
         """Set fields of a memory; returns it."""
-        return self.memories.update(args["memory_id"], args["update_data"])
+        values = memory_values(args["update_data"], self.memories.limits, partial=True)
+        return self.memories.update(args["memory_id"], values)
 
     @action(schema.DELETE_MEMORY)
     def delete_memory(self, args: dict, ctx: CallContext) -> dict:
@@ -228,14 +228,16 @@ class MemoryOrchestratorService(Handler):
     @action(schema.BATCH_ADD_MEMORIES)
     def batch_add_memories(self, args: dict, ctx: CallContext) -> dict:
         """Add many memories in one transaction (all or none)."""
-        return {"memory_ids": self.memories.add_many(args["memories"])}
+        rows = memory_batch(args["memories"], self.memories.limits, self.memories.settings.max_batch)
+        return {"memory_ids": self.memories.add_many(rows)}
 
     @action(schema.BATCH_GET_MEMORIES)
     def batch_get_memories(self, args: dict, ctx: CallContext) -> dict:
         """Many memories at once."""
-        memories = self.memories.get_many(args["memory_ids"])
+        ids = memory_ids(args["memory_ids"], self.memories.settings.max_batch)
+        memories = self.memories.get_many(ids)
         found = {m["memory_id"] for m in memories}
-        missing = [m for m in dict.fromkeys(args["memory_ids"]) if m not in found]
+        missing = [m for m in ids if m not in found]
         return {"memories": memories, "count": len(memories), "missing": missing}
 
     @action(schema.CREATE_SESSION)

@@ -436,3 +436,54 @@ def test_handlers_share_the_hubs_domain_instances(compose_hub, sql_store):
     assert mos.memories is client.legacy.memories is sessions.sessions.memories is parts.memories
     assert mos.sessions is sessions.sessions is parts.sessions
     assert [type(h) for h in parts.handlers] == list(HANDLER_CLASSES)
+
+
+# ------------------------------------------------------------------------------- validated once, at each edge
+
+def test_each_edge_refuses_a_bad_memory_in_its_own_words(mos, sql_store):
+    """Native: the schema (bad_request naming the field); legacy: the legacy adapter's text. Nothing written."""
+    with pytest.raises(BadRequest) as err:
+        native(mos, "add_memory", content="x", memory_tier="eternal")
+    assert err.value.details == {"field": "memory_tier"}
+    assert legacy(mos, "add_memory", content="x", memory_tier="eternal") == \
+        {"status": "error", "message": "Invalid memory format: memory_tier must be one of short, medium, long"}
+    with pytest.raises(BadRequest) as err:
+        native(mos, "add_memory", content="x", expires_at=float("nan"))
+    assert err.value.details == {"field": "expires_at"}
+    assert count_rows(sql_store) == 0
+
+
+def test_native_checks_what_no_schema_describes(make, sql_store):
+    mos = make(sql_store, memory_orchestrator={"max_metadata_bytes": 20})
+    with pytest.raises(TooLarge) as err:
+        native(mos, "add_memory", content="x", metadata={"note": "x" * 20})
+    assert err.value.details == {"field": "metadata"}
+    memory_id = native(mos, "add_memory", content="x")["memory_id"]
+    with pytest.raises(BadRequest) as err:
+        native(mos, "update_memory", memory_id=memory_id, update_data={"memory_tier": "eternal"})
+    assert err.value.details == {"field": "memory_tier"}
+    with pytest.raises(BadRequest) as err:
+        native(mos, "batch_add_memories", memories=[{"content": "ok"}, {"content": 5}])
+    assert (err.value.message, err.value.details) == \
+        ("memories[1].content: content must be a string", {"field": "memories[1].content"})
+    assert count_rows(sql_store) == 1
+
+
+def test_legacy_replace_writes_the_memory_entry_defaults(mos):
+    """A legacy add over an existing id is a whole new MemoryEntry: fields not given take their defaults."""
+    add(mos, "first", memory_id="fixed", memory_type="preference", tags=["t"], importance=0.2, namespace="home")
+    add(mos, "second", memory_id="fixed")
+    memory = native(mos, "get_memory", memory_id="fixed", touch=False)
+    assert (memory["memory_type"], memory["tags"], memory["importance"], memory["namespace"]) == \
+        ("general", [], 1.0, "default")
+
+
+def test_batch_read_limit_counts_distinct_ids_on_both_wires(make, sql_store):
+    mos = make(sql_store, memory_orchestrator={"max_batch": 2})
+    assert legacy(mos, "batch_get_memories", memory_ids=["a", "b", "c"]) == \
+        {"status": "error", "message": "memory_ids: 3 items, over the batch limit of 2"}
+    assert legacy(mos, "batch_get_memories", memory_ids=["a", "b", "a"])["count"] == 0
+    with pytest.raises(TooLarge) as err:
+        native(mos, "batch_get_memories", memory_ids=["a", "b", "c"])
+    assert err.value.details == {"field": "memory_ids"}
+    assert native(mos, "batch_get_memories", memory_ids=["a", "b", "a"])["missing"] == ["a", "b"]
