@@ -128,6 +128,9 @@ COMMON_ENV: dict[str, tuple[str, ...]] = {
 def port_offset(env: Mapping[str, str]) -> int:
     raw = env.get("PORT_OFFSET", "0") or "0"
     try:
-        return int(raw)
+        offset = int(raw)
     except ValueError:
         raise ConfigError(f"must be an integer, got {raw!r}", "PORT_OFFSET") from None
+    if not 0 <= offset <= 50000:     # every shifted port (up to 9002 + offset) must stay a valid port
+        raise ConfigError(f"must be between 0 and 50000, got {offset}", "PORT_OFFSET")
+    return offset

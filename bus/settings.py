@@ -162,7 +162,7 @@ def parse_env_value(raw: str, annotation: Any, key: str) -> Any:
     annotation = _strip_optional(annotation)
     try:
         if annotation is bool:
-            return raw.strip().lower() in ("1", "true", "yes", "on")
+            return _env_bool(raw)
         if annotation is int:
             return int(raw)
         if annotation is float:
@@ -172,6 +172,17 @@ def parse_env_value(raw: str, annotation: Any, key: str) -> Any:
     if get_origin(annotation) in (tuple, list):
         return [part for part in raw.split(":") if part]
     return raw
+
+
+TRUE_TEXTS, FALSE_TEXTS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _env_bool(raw: str) -> bool:
+    # a typo must not turn a switch off in silence (HUB_AUTH_REQUIRED=ture would disable authentication)
+    text = raw.strip().lower()
+    if text not in TRUE_TEXTS + FALSE_TEXTS:
+        raise ValueError(raw)
+    return text in TRUE_TEXTS
 
 
 def _convert(annotation: Any, value: Any, key: str) -> Any:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from bus.config import ConfigError, HubSection
+from bus.config import ConfigError, HubSection, port_offset
 from bus.daemon import CommonSettings, HubSpec, main, settings_for
 from tests.bus.echo_hub import SPEC as ECHO
 from tests.support.hubproc import REPO, free_offset
@@ -77,6 +77,22 @@ def test_bad_values_name_the_key_and_the_reason(tmp_path, config, message):
 
 def test_bad_environment_values_name_the_variable(tmp_path):
     assert "(from the environment)" in config_error(tmp_path, {}, {"ECHO_MAX_REPEAT": "seven"})
+
+
+@pytest.mark.parametrize("text", ["ture", "enabled", "2"])
+def test_a_mistyped_switch_in_the_environment_is_refused_not_read_as_false(tmp_path, text):
+    assert "HUB_AUTH_REQUIRED" in config_error(tmp_path, {}, {"HUB_AUTH_REQUIRED": text})
+
+
+@pytest.mark.parametrize(("text", "required"), [("false", False), ("OFF", False), ("0", False), ("yes", True)])
+def test_switch_words_in_the_environment(tmp_path, text, required):
+    assert load(tmp_path, None, {"HUB_AUTH_REQUIRED": text}).common.auth.required is required
+
+
+@pytest.mark.parametrize("offset", ["-5", "60000", "x"])
+def test_a_port_offset_out_of_range_is_a_configuration_error(offset):
+    with pytest.raises(ConfigError, match="PORT_OFFSET"):
+        port_offset({"PORT_OFFSET": offset})
 
 
 def test_legacy_agent_overrides_keep_only_what_was_set(tmp_path):
