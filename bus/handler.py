@@ -41,6 +41,7 @@ Handlers get their dependencies (their typed settings sections, stores, an ``Eve
 """
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -123,6 +124,7 @@ class Handler:
     legacy_health_ports: ClassVar[tuple[int, ...]] = ()
     routes: ClassVar[tuple[Route, ...]] = ()
     legacy_vocabulary: ClassVar[LegacyVocabulary] = BASE_AGENT
+    legacy_request_count: int = 0     # requests on the legacy main ports so far (some agents' health shows it)
 
     def action_table(self) -> dict[str, tuple[ActionSpec, Callable[[dict[str, Any], CallContext], Any]]]:
         found: dict[str, tuple[ActionSpec, Callable[[dict[str, Any], CallContext], Any]]] = {}
@@ -148,7 +150,12 @@ class Handler:
         return self.legacy_adapter.handle(request, self.legacy_table(call))
 
     def handle_legacy(self, request: Any, port: int) -> dict[str, Any]:
+        self.legacy_request_count = next(self._legacy_requests)
         return self.legacy_reply(request, LegacyCall(port))
+
+    @cached_property
+    def _legacy_requests(self) -> itertools.count[int]:
+        return itertools.count(1)
 
     def handle_legacy_from(self, request: Any, port: int, peer: str | None) -> dict[str, Any]:
         return self.handle_legacy(request, port)

@@ -28,9 +28,7 @@ Routes: GET/PUT/DELETE /doc/{doc_id}. Every fact write publishes memory.added.
 """
 from __future__ import annotations
 
-import itertools
 import time
-from typing import Any
 
 from agents.memory_hub.knowledge import Knowledge
 from agents.memory_hub.memory_orchestrator_legacy import LegacyError, memory_format_error
@@ -54,14 +52,8 @@ class KnowledgeBase(Handler):
     def __init__(self, knowledge: Knowledge):
         self.knowledge = knowledge
         self.started_at = time.time()
-        self._requests = itertools.count(1)
-        self.request_count = 0
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        self.request_count = next(self._requests)       # every legacy request counts (health reply)
-        return super().handle_legacy(request, port)
-
     def legacy_table(self, call: LegacyCall) -> LegacyTable:
         def health(_request: dict) -> dict:
             return self.legacy_health(call.port)
@@ -75,7 +67,7 @@ class KnowledgeBase(Handler):
 
     def legacy_health(self, port: int) -> dict:
         return {"status": "HEALTHY", "service": self.name, "uptime_seconds": int(time.time() - self.started_at),
-                "request_count": self.request_count, "timestamp": time.time()}
+                "request_count": self.legacy_request_count, "timestamp": time.time()}
 
     def _legacy_add(self, request: dict) -> dict:
         if not request.get("topic") or not request.get("content"):

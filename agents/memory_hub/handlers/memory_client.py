@@ -26,7 +26,6 @@ GET /kv (query/body prefix, limit).
 """
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -102,14 +101,8 @@ class MemoryClient(Handler):
         self.legacy = LegacyMemoryApi(memories, sessions.create, self.breaker.record)
         self.probe = StoreProbe(sql, redis)
         self.started_at = time.time()
-        self._requests = itertools.count(1)
-        self.request_count = 0
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        self.request_count = next(self._requests)       # every legacy request counts (health reply)
-        return super().handle_legacy(request, port)
-
     def legacy_table(self, call: LegacyCall) -> LegacyTable:
         def health(_request: dict) -> dict:
             return self.legacy_health(call.port)
@@ -147,7 +140,7 @@ class MemoryClient(Handler):
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self.started_at, service=self.name,
                                   uptime_seconds=int(time.time() - self.started_at),
-                                  request_count=self.request_count, status="HEALTHY")
+                                  request_count=self.legacy_request_count, status="HEALTHY")
 
     # ------------------------------------------------------------------ native
     @action(schema.KV_GET, inline=True)

@@ -33,7 +33,6 @@ Events: session.created on create, session.expired from the expiry task, memory.
 """
 from __future__ import annotations
 
-import itertools
 import time
 from datetime import datetime
 from typing import Any
@@ -96,14 +95,8 @@ class SessionMemoryAgent(Handler):
     def __init__(self, sessions: Sessions):
         self.sessions = sessions
         self.started_at = time.time()
-        self._requests = itertools.count(1)
-        self.request_count = 0
 
     # ------------------------------------------------------------------ legacy
-    def handle_legacy(self, request: Any, port: int) -> dict:
-        self.request_count = next(self._requests)       # every legacy request counts (health reply)
-        return super().handle_legacy(request, port)
-
     def legacy_table(self, call: LegacyCall) -> LegacyTable:
         def health(_request: dict) -> dict:
             return self.legacy_health(call.port)
@@ -119,7 +112,7 @@ class SessionMemoryAgent(Handler):
     def legacy_health(self, port: int) -> dict:
         return base_legacy_health(self.name, self.started_at, service=self.name,
                                   uptime_seconds=int(time.time() - self.started_at),
-                                  request_count=self.request_count, status="HEALTHY")
+                                  request_count=self.legacy_request_count, status="HEALTHY")
 
     def _legacy_create(self, request: dict) -> dict:
         metadata = {**_metadata(request), "created_at": datetime.now().isoformat(), "agent": self.name}
