@@ -16,8 +16,6 @@ knows nothing of memory or models.
 from __future__ import annotations
 
 import json
-import threading
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -149,18 +147,17 @@ class LegacyCall:
 
 
 class LegacyAdapter:
-    """Answers one agent's legacy requests from its table, in its vocabulary; counts outcomes per action.
+    """Answers one agent's legacy requests from its table, in its vocabulary, and reports every outcome.
 
-    ``observers`` are told every outcome as ``(agent, action, outcome)``, on the calling thread; they must not
-    block or raise.
+    ``observers`` (the daemon adds the ``hub_legacy_actions_total`` counter) are told every outcome as
+    ``(agent, action, outcome)``, on the calling thread; they must not block or raise. Unknown actions and
+    non-objects are reported as ``(unknown)``, so the action names stay a bounded set.
     """
 
     def __init__(self, agent: str, vocabulary: LegacyVocabulary):
         self.agent = agent
         self.vocabulary = vocabulary
         self.observers: list[OutcomeObserver] = []
-        self._counts: Counter[tuple[str, str]] = Counter()
-        self._lock = threading.Lock()
 
     def handle(self, request: Any, table: LegacyTable) -> Reply:
         if not isinstance(request, dict):
@@ -204,15 +201,8 @@ class LegacyAdapter:
         return reply
 
     def _count(self, name: str, outcome: str) -> None:
-        with self._lock:
-            self._counts[(name, outcome)] += 1
         for observe in self.observers:
             observe(self.agent, name, outcome)
-
-    def counts(self) -> dict[tuple[str, str], int]:
-        """``{(action, outcome): n}`` since start; unknown actions and non-objects count as ``(unknown)``."""
-        with self._lock:
-            return dict(self._counts)
 
 
 @dataclass(frozen=True)
