@@ -71,12 +71,17 @@ class MemoryHubParts:
         return next(h for h in self.handlers if isinstance(h, cls))
 
     def close(self) -> None:
-        for close in reversed(self.closers):
-            try:
-                close()
-            except Exception as exc:
-                log.error("close_failed", error=repr(exc))
-        self.closers.clear()
+        close_all(self.closers)
+
+
+def close_all(closers: list[Callable[[], None]]) -> None:
+    """Run ``closers`` newest first, each despite the failures of the others; empties the list."""
+    for close in reversed(closers):
+        try:
+            close()
+        except Exception as exc:
+            log.error("close_failed", error=repr(exc))
+    closers.clear()
 
 
 def compose(settings: MemoryHubSettings, *, sql: Any, redis: Any, events: EventPublisher | NullPublisher,
@@ -143,11 +148,7 @@ def build(runtime: Runtime) -> Assembly:
     closers: list[Callable[[], None]] = [stores.close]
 
     def close() -> None:
-        for closer in reversed(closers):
-            try:
-                closer()
-            except Exception as exc:
-                log.error("close_failed", error=repr(exc))
+        close_all(closers)
 
     try:
         from agents.memory_hub.search.engine import READY_MARGIN_S
