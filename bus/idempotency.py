@@ -70,7 +70,11 @@ class Begin:
 class IdempotencyStore:
     def __init__(self, engine: Engine, table_name: str, window_s: float, running_timeout_s: float,
                  clock: Callable[[], float] = time.time):
-        self.engine = engine
+        # On SQLite a claim reads then inserts: begun DEFERRED, two concurrent claims of one key both read,
+        # and the second's upgrade to a write lock fails at once ("database is locked"), whatever the busy
+        # timeout. The hubs' engines (``agents/sql_engine.py``) begin IMMEDIATE when asked through this
+        # execution option, so claims queue on the lock instead; other databases ignore it.
+        self.engine = engine.execution_options(sqlite_begin="IMMEDIATE")
         self.table = idempotency_table(table_name)
         self.window_s = float(window_s)
         self.running_timeout_s = float(running_timeout_s)
