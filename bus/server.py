@@ -16,8 +16,10 @@ An ``inline`` action runs on this thread with no hop at all; it may return a fut
 *watched* source completes (non-blocking I/O whose descriptor this loop polls, e.g. a Redis connection):
 then the reply leaves as soon as that source reads it, and a stalled server delays only those requests.
 
-Per pass, the loop reads every ready frame (up to ``RECV_BATCH`` per socket) and sends the replies of the
+Per pass, the loop waits on every socket at once (``SocketPoller``: the cost of the wait does not grow with
+the ~30 legacy ports), reads every ready frame (up to ``RECV_BATCH`` per socket) and sends the replies of the
 pass back to back at its end (or every ``SEND_BURST``): each reply sent alone woke ZeroMQ's I/O thread.
+Request counts and latencies are kept by this thread without locks (``bus.metrics.RequestStats``).
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ from bus.dispatch import Call, Dispatcher
 from bus.errors import BadRequest, Busy, HubError, Internal, Timeout, TooLarge
 from bus.legacy import (LegacyBinding, decode_legacy, encode_legacy, legacy_error)
 from bus.log import get_logger
-from bus.metrics import HubMetrics
+from bus.metrics import ActionSeries, HubMetrics
+from bus.socket_poller import SocketPoller, has_input
 from bus.wire import MSGPACK, RequestError, detect_encoding, encode, error_reply, parse_request
 from bus.workers import Job, WorkerPool
 
@@ -107,15 +110,17 @@ class HubServer:
         self.limits = limits
         self.channel = ReplyChannel()
         self.pool = WorkerPool(self.channel, pool_threads, queue_limit)
+        metrics.in_flight.set_function(lambda: len(self._pending))
+        metrics.queue_depth.set_function(lambda: self.pool.pending)
         self.handoff = HandOff()
-        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._series: dict[tuple[str, str], ActionSeries] = {}
         self._watched: list[list[Any]] = []          # [source, descriptor registered for it or None]
+        self._poller = SocketPoller()
         self._loop_thread: int | None = None
         self._batch: list[tuple[int, Pending, Job]] = []
         self._outbox: list[tuple[zmq.Socket[Any], list[bytes], bytes]] = []
         self._inline_key: int | None = None          # the inline call inside ``dispatcher.execute`` now
         self._inline_early: Reply | None = None       # its reply, when its future completed right there
-        self._gauges: tuple[int, int] = (-1, -1)     # in flight, queue depth as last set
         self.http_endpoint = f"inproc://http-{uuid.uuid4().hex}"
         self._http = context.socket(zmq.ROUTER)
         self._http.setsockopt(zmq.LINGER, 0)
@@ -147,24 +152,21 @@ class HubServer:
         assert self.sockets is not None
         self._loop_thread = threading.get_ident()
         self.pool.start()
-        poller = zmq.Poller()
-        poller.register(self.channel.fileno(), zmq.POLLIN)
-        poller.register(self.sockets.native, zmq.POLLIN)
-        poller.register(self._http, zmq.POLLIN)
-        for sock in self.sockets.legacy:
-            poller.register(sock, zmq.POLLIN)
+        self._poller.register_fd(self.channel.fileno())
+        for sock in [self.sockets.native, self._http, *self.sockets.legacy]:
+            self._poller.register_socket(sock)
         while not self._stopping:
-            self._poll_once(poller, accept=True)
+            self._poll_once(accept=True)
             if on_tick:
                 on_tick()
-        self._drain(poller)
+        self._drain()
 
-    def _drain(self, poller: zmq.Poller) -> None:
+    def _drain(self) -> None:
         # Stop reading new requests but keep the sockets bound: unbinding a TCP endpoint would close the
         # connections whose replies are still in flight.
         until = time.monotonic() + self.limits.drain_timeout_s
         while self._pending and time.monotonic() < until:
-            self._poll_once(poller, accept=False)
+            self._poll_once(accept=False)
         if self._pending:
             log.warning("drain_timeout", unanswered=len(self._pending))
         self.pool.stop()
@@ -178,32 +180,24 @@ class HubServer:
         self._http.close(linger=0)
 
     # -- loop ------------------------------------------------------------------------------------------
-    def _poll_once(self, poller: zmq.Poller, accept: bool) -> None:
+    def _poll_once(self, accept: bool) -> None:
         timeout_ms = self._next_timeout_ms()
-        if self._tick_watched(poller):
+        if self._tick_watched():
             timeout_ms = min(timeout_ms, 1)     # a source could not write everything: come back soon
-        events = dict(poller.poll(timeout_ms))
+        sockets, descriptors = self._poller.poll(timeout_ms)
         for source, fd in self._watched:
-            if fd is not None and fd in events:
+            if fd is not None and fd in descriptors:
                 source.ready()
-        wake = self.channel.fileno()     # a plain descriptor: the poller reports it by number
-        if wake in events:
+        if self.channel.fileno() in descriptors:
             self._take_results()
         if accept:
-            for sock in events:
-                if isinstance(sock, int):
-                    continue
+            for sock in sockets:
                 self._take_requests(sock)
             self._flush_batch()
         self._expire_deadlines()
         self._flush_replies()
-        gauges = (len(self._pending), self.pool.pending)
-        if gauges != self._gauges:
-            self._gauges = gauges
-            self.metrics.in_flight.set(gauges[0])
-            self.metrics.queue_depth.set(gauges[1])
 
-    def _tick_watched(self, poller: zmq.Poller) -> bool:
+    def _tick_watched(self) -> bool:
         """Before each poll: let every watched source flush and expire, and (re)register its descriptor.
         True when a source still has output it could not write."""
         unwritten = False
@@ -212,9 +206,9 @@ class HubServer:
             fd = entry[0].fileno()
             if fd != entry[1]:
                 if entry[1] is not None:
-                    poller.unregister(entry[1])
+                    self._poller.unregister_fd(entry[1])
                 if fd is not None:
-                    poller.register(fd, zmq.POLLIN)
+                    self._poller.register_fd(fd)
                 entry[1] = fd
         return unwritten
 
@@ -227,7 +221,9 @@ class HubServer:
     def _take_requests(self, sock: zmq.Socket[Any]) -> None:
         assert self.sockets is not None
         binding = self.sockets.legacy.get(sock)
-        for _ in range(RECV_BATCH):
+        for count in range(RECV_BATCH):
+            if count == 1 and not has_input(sock):
+                return      # one request this pass (the usual case when clients wait for replies): no Again raised
             try:
                 part = _recv_frame(sock, _NOBLOCK, False)
             except zmq.Again:
@@ -470,8 +466,7 @@ class HubServer:
     def _reply_error(self, sock: zmq.Socket[Any], envelope: list[bytes], request_id: Any, encoding: str,
                      err: HubError, agent: str | None = None, action: str | None = None) -> None:
         self._send(sock, envelope, encode(error_reply(request_id, err), encoding))
-        self.metrics.requests.labels(_label(agent), _label(action), err.code).inc()
-        self.metrics.errors.labels(err.code).inc()
+        self.metrics.requests.count(_label(agent), _label(action), err.code)
 
     def _send(self, sock: zmq.Socket[Any], envelope: list[bytes], payload: bytes) -> None:
         """Queue a reply; the pass sends its replies in bursts (``_flush_replies``)."""
@@ -483,7 +478,11 @@ class HubServer:
         # Sent back to back, a burst costs one wake-up of ZeroMQ's I/O thread, where replies sent one at a
         # time between requests each woke it (measured: most of a reply's wall time on a loaded machine).
         outbox, self._outbox = self._outbox, []
+        sent_on = None
         for sock, envelope, payload in outbox:
+            if sock is not sent_on:
+                self._poller.sent_on(sock)
+                sent_on = sock
             try:
                 for frame in envelope:
                     _send_frame(sock, frame, _MORE_NOBLOCK)
@@ -497,14 +496,10 @@ class HubServer:
         self._observe(pending.agent, pending.action, outcome, pending.started)
 
     def _observe(self, agent: str, action: str, outcome: str, started: float) -> None:
-        series = self._series.get((agent, action, outcome))
-        if series is None:   # labels() costs microseconds per call: look each series up once
-            series = self._series[(agent, action, outcome)] = (
-                self.metrics.requests.labels(agent, action, outcome), self.metrics.latency.labels(agent, action))
-        series[0].inc()
-        series[1].observe(time.monotonic() - started)
-        if outcome != "ok":
-            self.metrics.errors.labels(outcome).inc()
+        series = self._series.get((agent, action))
+        if series is None:
+            series = self._series[(agent, action)] = self.metrics.requests.series(agent, action)
+        self.metrics.requests.observe(series, outcome, time.monotonic() - started)
 
 
 def _peer_address(frame: zmq.Frame) -> str | None:
