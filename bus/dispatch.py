@@ -33,7 +33,7 @@ Policy = Callable[[Principal, str, str], None]
 AfterCall = Callable[[Principal | None, str, str, str], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     spec: ActionSpec
     fn: Callable[[dict[str, Any], CallContext], Any]

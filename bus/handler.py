@@ -67,7 +67,7 @@ class Route:
         return re.compile("^" + pattern + "$")
 
 
-@dataclass
+@dataclass(slots=True)
 class CallContext:
     """What the bus knows about one call; handlers may read it, never sockets."""
 
