@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from bus.deferred import Deferred
 from bus.errors import BadRequest, Conflict, Forbidden, HubError, Internal, Unauthorized, Unavailable, UnknownAction
 from bus.handler import ActionSpec, CallContext, Handler, Principal
 from bus.idempotency import MAX_KEY_LENGTH, Begin, IdempotencyStore, fingerprint
@@ -25,6 +26,7 @@ log = get_logger("bus.dispatch")
 Reply = dict[str, Any]
 
 ANONYMOUS = Principal(subject="anonymous", scopes=("*",))
+_LATER = (Deferred, Future)          # what an action returns when its result comes later
 HUB_AGENT = "hub"
 
 # (principal, agent, action) -> None, or raise Forbidden/Unauthorized
@@ -157,7 +159,7 @@ class Dispatcher:
     def execute(self, call: Call, on_done: Callable[[Reply], None] | None = None) -> Reply | None:
         """Run the action (once per idempotency key); return the reply map (never raises).
 
-        An action may return a ``concurrent.futures.Future`` (work finishing on another thread). With
+        An action may return a ``Deferred`` or a ``concurrent.futures.Future`` (work finishing later). With
         ``on_done``, ``execute`` then returns None at once and ``on_done(reply)`` is called on the thread that
         completes the future; without it, or with an idempotency key (whose result is recorded before the
         reply), the caller waits for the future here."""
@@ -209,14 +211,14 @@ class Dispatcher:
             result = call.fn(call.args, call.ctx)
         except Exception as exc:
             return self._finish(call, self._error_reply(call, exc))
-        if not isinstance(result, Future):
+        if not isinstance(result, _LATER):
             return self._finish(call, ok_reply(call.ctx.request_id, result))
         if on_done is None:
             return self._finish(call, self._settled(call, result, wait=True))
         result.add_done_callback(lambda future: on_done(self._finish(call, self._settled(call, future))))
         return None
 
-    def _settled(self, call: Call, future: Future[Any], wait: bool = False) -> Reply:
+    def _settled(self, call: Call, future: Future[Any] | Deferred[Any], wait: bool = False) -> Reply:
         try:
             value = future.result(None if wait else 0)      # done already unless waiting
         except Exception as exc:

@@ -11,8 +11,9 @@ this contract:
   against the schema and calls ``method(args, ctx)`` on a worker thread (or inline when
   ``inline=True``, for actions that never block). The return value is the ``result``; raise a
   ``bus.errors.HubError`` subclass for an error reply. An action whose work finishes on a thread of its
-  own (a model's) returns a ``concurrent.futures.Future`` instead: its worker is released at once and the
-  bus replies when the future completes (its result, or its exception mapped like a raised one).
+  own (a model's) returns a ``concurrent.futures.Future`` (or a ``bus.deferred.Deferred``) instead: its worker
+  is released at once and the bus replies when it completes (its result, or its exception mapped like a
+  raised one).
 * ``routes``: the seed REST table for this agent, ``Route("GET", "/kv/{key}", "kv_get")``. Path
   parameters, then the query string (HTTP), then the body are merged into the action's args.
 * Legacy main ports: a handler declares ``legacy_vocabulary`` (how the agent worded its errors) and
@@ -34,7 +35,8 @@ this contract:
   each has ``fileno()`` (an int, or None while it has nothing to poll; it may change), ``ready()`` (called
   on the router thread when that descriptor is readable) and ``tick()`` (called before every poll; it returns
   True when it still has output it could not write, and the loop then polls again within a millisecond). They
-  must never block. An ``inline`` action may return a ``Future`` that such an object completes.
+  must never block. An ``inline`` action may return a ``Deferred`` (cheaper than a ``Future``) that such an
+  object completes.
 
 Handlers get their dependencies (their typed settings sections, stores, an ``EventPublisher``) through
 ``__init__`` from the hub's composition code; they never open sockets and never read the environment.

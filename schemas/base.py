@@ -15,6 +15,7 @@ the ``hub/actions`` table.
 """
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field as dc_field
@@ -42,6 +43,12 @@ class Field:
     item: Field | None = None     # element spec for lists
     nullable: bool = True           # an explicit null counts as "absent" unless required
     doc: str = ""
+    # the value types accepted as they are (the check every request makes first; ANY accepts every type)
+    exact_types: frozenset[builtins.type] = dc_field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        types = self.type if isinstance(self.type, tuple) else (self.type,)
+        object.__setattr__(self, "exact_types", frozenset(() if ANY in types else types))
 
     def type_name(self) -> str:
         types = self.type if isinstance(self.type, tuple) else (self.type,)
@@ -60,10 +67,9 @@ class Schema:
             args = {}
         if not isinstance(args, dict):
             raise BadRequest(f"args must be an object, got {type(args).__name__}")
-        if not self.extra:
+        if not self.extra and not args.keys() <= self.fields.keys():
             unknown = sorted(str(k) for k in args if k not in self.fields)
-            if unknown:
-                raise BadRequest(f"unknown field '{unknown[0]}'", details={"field": unknown[0]})
+            raise BadRequest(f"unknown field '{unknown[0]}'", details={"field": unknown[0]})
         out: dict[str, Any] = dict(args) if self.extra else {}
         for name, spec in self.fields.items():
             value = args.get(name, _MISSING)
@@ -147,17 +153,19 @@ def check_value(name: str, value: Any, spec: Field) -> Any:
         if spec.nullable and not spec.required:
             return None
         raise BadRequest(f"field '{name}' must not be null", details={"field": name})
-    value = _coerce_type(name, value, spec)
+    if type(value) not in spec.exact_types:
+        value = _coerce_type(name, value, spec)
     if spec.choices is not None and value not in spec.choices:
         raise BadRequest(f"field '{name}' must be one of {list(spec.choices)}", details={"field": name})
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if isinstance(value, float) and not math.isfinite(value) and (spec.min is not None or spec.max is not None):
+    if (spec.min is not None or spec.max is not None) and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
             raise BadRequest(f"field '{name}' must be a finite number", details={"field": name})
         if spec.min is not None and value < spec.min:
             raise BadRequest(f"field '{name}' must be >= {spec.min}", details={"field": name})
         if spec.max is not None and value > spec.max:
             raise BadRequest(f"field '{name}' must be <= {spec.max}", details={"field": name})
-    if isinstance(value, (str, bytes, list, dict)):
+    if (spec.max_len is not None or spec.min_len is not None) and isinstance(value, (str, bytes, list, dict)):
         if spec.max_len is not None and len(value) > spec.max_len:
             raise BadRequest(f"field '{name}' is too long ({len(value)} > {spec.max_len})",
                              details={"field": name})
