@@ -49,6 +49,7 @@ log = get_logger("bus.server")
 Reply = dict[str, Any]
 ChannelItem = tuple[int, bytes, str, bool]      # request key, reply frame, outcome, more (a stream chunk)
 RECV_BATCH = 256
+DEADLINE_SLACK = 1024     # answered requests' deadlines kept before the heap is rebuilt
 SEND_BURST = 64            # replies queued in a pass are sent when this many wait, and at the end of the pass
 
 # The per-frame calls of the loop go to pyzmq's compiled socket methods with plain int flags: the Python
@@ -332,7 +333,7 @@ class HubServer:
         deadline = ctx.deadline or started + self.limits.default_deadline_s
         self._pending[key] = Pending(sock, envelope, ctx.request_id, encoding, ctx.agent, ctx.action, started,
                                      deadline)
-        heapq.heappush(self._deadlines, (deadline, key))
+        self._watch_deadline(deadline, key)
 
     def _inline_done(self, key: int, encoding: str, reply: Reply) -> None:
         if threading.get_ident() != self._loop_thread:
@@ -433,11 +434,19 @@ class HubServer:
     # -- shared ----------------------------------------------------------------------------------------
     def _enqueue(self, key: int, pending: Pending, job: Job, quick: bool) -> None:
         self._pending[key] = pending
-        heapq.heappush(self._deadlines, (pending.deadline, key))
+        self._watch_deadline(pending.deadline, key)
         if quick:
             self._batch.append((key, pending, job))
         else:
             self._submit([(key, pending, job)])
+
+    def _watch_deadline(self, deadline: float, key: int) -> None:
+        heapq.heappush(self._deadlines, (deadline, key))
+        if len(self._deadlines) > 2 * len(self._pending) + DEADLINE_SLACK:
+            # Most entries belong to requests answered long before their deadline (a read takes a
+            # millisecond, the default deadline is seconds): rebuild from the pending ones, in one pass.
+            self._deadlines = [(pending.deadline, pending_key) for pending_key, pending in self._pending.items()]
+            heapq.heapify(self._deadlines)
 
     def _flush_batch(self) -> None:
         """Hand the quick requests of this pass to the pool: one batch per worker thread at most."""

@@ -150,6 +150,23 @@ def test_deadline_gives_timeout_and_hub_keeps_serving(echo_hub):
         assert client.call("hub", "ping")["pong"]
 
 
+def test_a_deadline_outlives_thousands_of_requests_answered_meanwhile(echo_hub):
+    # the server drops answered requests' deadlines in bulk once they pile up: the pending one must survive it
+    with echo_hub.client() as client:
+        sock = client._socket()
+        sock.send_multipart([b"", msgpack.packb({"id": "slow", "agent": "EchoAgent", "action": "sleep",
+                                                  "args": {"seconds": 3.0}, "deadline_ms": 1500,
+                                                  "token": client.token})])
+        echo = msgpack.packb({"id": 1, "agent": "EchoAgent", "action": "echo", "args": {"word": "w"},
+                              "token": client.token})
+        for _ in range(3000):
+            sock.send_multipart([b"", echo])
+        replies = [msgpack.unpackb(sock.recv_multipart()[-1]) for _ in range(3001)]
+        slow = [r for r in replies if r["id"] == "slow"]
+        assert len(slow) == 1 and slow[0]["error"]["code"] == "timeout"
+        assert sum(1 for r in replies if r["id"] == 1 and r["ok"]) == 3000
+
+
 def test_queue_full_answers_busy_with_retry_after(tight_hub):
     # 2 workers, queue limit 6: 12 pipelined sleeps → at least 6 are refused at once with `busy`
     with tight_hub.client() as client:
