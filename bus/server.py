@@ -60,7 +60,7 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     sock: zmq.Socket[Any]
     envelope: list[bytes]
