@@ -33,7 +33,7 @@ class PeriodicTask:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
@@ -44,6 +44,9 @@ class PeriodicTask:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():     # a run still going: say so, and keep reporting it alive
+                log.warning("periodic_task_stop_timeout", task=self.name, timeout_s=timeout)
+                return
             self._thread = None
 
     def wake(self) -> None:

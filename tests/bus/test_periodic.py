@@ -164,3 +164,17 @@ def _wait_for(condition, timeout: float = 5.0) -> bool:
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.001)
     return condition()
+
+
+def test_a_stop_that_times_out_reports_the_task_alive_until_its_run_ends():
+    release = threading.Event()
+    task = PeriodicTask("slow-run", 0.01, lambda: release.wait(5))
+    task.start()
+    time.sleep(0.1)                       # inside its first run
+    task.stop(timeout=0.1)
+    assert task.alive                     # the run is still going: not reported as stopped
+    release.set()
+    deadline = time.monotonic() + 5
+    while task.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not task.alive
