@@ -25,6 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import redis
@@ -134,18 +135,16 @@ class HotCache:
         not possible now (no connection, Redis skipped, or the cache is dirty: the bump needs the blocking path)."""
         if not keys or not self.usable or self.dirty:
             return False
-        failures = self._failures
-        started = time.monotonic()
+        return reader.send(partial(self._reply, self._failures, time.monotonic(), done),
+                           b"MGET", self.gen_key, *[self.ns.prefix + key for key in keys])
 
-        def reply(found: Any) -> None:
-            # on a failure the blocking path takes over for this read; it backs off if Redis is really down
-            if isinstance(found, Exception) or not isinstance(found, list) or failures != self._failures:
-                done(None)
-                return
-            gen = found[0] or b""
-            done([self._judge(gen, raw or b"", started) for raw in found[1:]])
-
-        return reader.send(reply, b"MGET", self.gen_key, *[self.ns.key(k) for k in keys])
+    def _reply(self, failures: int, started: float, done: Callable[[list[Lookup] | None], None], found: Any) -> None:
+        # on a failure the blocking path takes over for these reads; it backs off if Redis is really down
+        if type(found) is not list or failures != self._failures:
+            done(None)
+            return
+        gen = found[0] or b""
+        done([self._judge(gen, raw or b"", started) for raw in found[1:]])
 
     def _judge(self, gen: bytes, raw: bytes, started: float) -> Lookup:
         if gen and raw[:1] == COPY and raw[1:1 + TOKEN_LEN] == gen:

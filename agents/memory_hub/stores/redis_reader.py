@@ -49,7 +49,7 @@ def encode_command(*parts: bytes | str) -> bytes:
 _DOLLAR, _STAR = ord("$"), ord("*")
 
 
-def parse_reply(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
+def parse_reply(buf: bytes, pos: int) -> tuple[Any, int]:
     """One RESP2 or RESP3 reply (the pool's connections negotiate either) starting at ``pos``: (value,
     position after it); ``_Incomplete`` if it is not all there. Errors come back as ``redis.ResponseError``."""
     end = buf.find(b"\r\n", pos)
@@ -57,44 +57,53 @@ def parse_reply(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
         raise _Incomplete
     kind = buf[pos]
     if kind == _DOLLAR:                          # the usual replies first: a bulk string...
-        return _bulk(buf, end, int(buf[pos + 1:end]))
-    if kind == _STAR:                            # ... and an array (of bulk strings, read without recursing)
-        count, after = int(buf[pos + 1:end]), end + 2
-        if count < 0:
-            return None, after
-        items = []
-        for _ in range(count):
-            if after < len(buf) and buf[after] == _DOLLAR:
-                stop = buf.find(b"\r\n", after)
-                if stop < 0:
-                    raise _Incomplete
-                item, after = _bulk(buf, stop, int(buf[after + 1:stop]))
-            else:
-                item, after = parse_reply(buf, after)
-            items.append(item)
-        return items, after
+        size = int(buf[pos + 1:end])
+        if size < 0:
+            return None, end + 2
+        stop = end + 2 + size
+        if len(buf) < stop + 2:
+            raise _Incomplete
+        return buf[end + 2:stop], stop + 2
+    if kind == _STAR:                            # ... and an array (of bulk strings, read inline: an MGET)
+        return _array(buf, int(buf[pos + 1:end]), end + 2)
     return _parse_other(buf, pos, end)
 
 
-def _bulk(buf: bytes | bytearray, end: int, size: int) -> tuple[bytes | None, int]:
-    """The bulk string whose header line ends at ``end`` (``size`` bytes; -1 is nil)."""
-    if size < 0:
-        return None, end + 2
-    stop = end + 2 + size
-    if len(buf) < stop + 2:
-        raise _Incomplete
-    return bytes(buf[end + 2:stop]), stop + 2
+def _array(buf: bytes, count: int, after: int) -> tuple[list[Any] | None, int]:
+    if count < 0:
+        return None, after
+    items: list[Any] = []
+    append, find, length = items.append, buf.find, len(buf)
+    for _ in range(count):
+        if after < length and buf[after] == _DOLLAR:
+            stop = find(b"\r\n", after)
+            if stop < 0:
+                raise _Incomplete
+            size = int(buf[after + 1:stop])
+            if size < 0:
+                append(None)
+                after = stop + 2
+                continue
+            after = stop + 2 + size
+            if length < after + 2:
+                raise _Incomplete
+            append(buf[stop + 2:after])
+            after += 2
+        else:
+            item, after = parse_reply(buf, after)
+            append(item)
+    return items, after
 
 
-def _parse_other(buf: bytes | bytearray, pos: int, end: int) -> tuple[Any, int]:
-    kind, line, after = buf[pos:pos + 1], bytes(buf[pos + 1:end]), end + 2
+def _parse_other(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+    kind, line, after = buf[pos:pos + 1], buf[pos + 1:end], end + 2
     if kind in (b"=", b"!"):                     # verbatim string, bulk error
         size = int(line)
         if size < 0:
             return None, after
         if len(buf) < after + size + 2:
             raise _Incomplete
-        data = bytes(buf[after:after + size])
+        data = buf[after:after + size]
         if kind == b"!":
             return redis.ResponseError(data.decode("utf-8", "replace")), after + size + 2
         return data[4:], after + size + 2
@@ -123,14 +132,18 @@ def _parse_other(buf: bytes | bytearray, pos: int, end: int) -> tuple[Any, int]:
 
 
 class RedisReader:
-    def __init__(self, pool: redis.ConnectionPool, timeout_s: float = 0.5, retry_s: float = 1.0):
+    def __init__(self, pool: redis.ConnectionPool, timeout_s: float = 0.5, retry_s: float = 1.0,
+                 on_tick: Callable[[], None] | None = None):
+        """``on_tick`` runs first in every ``tick`` (on the driving thread): e.g. to send the reads a
+        handler gathered during the loop's last pass as one command."""
         self._pool = pool
+        self._on_tick = on_tick
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self._conn: Any = None
         self._sock: Any = None
         self._out = bytearray()
-        self._in = bytearray()
+        self._in = b""                       # the start of a reply whose rest has not arrived
         self._waiting: collections.deque[tuple[Callback, float]] = collections.deque()
         self._lock = threading.Lock()
         self._ready_conn: Any = None          # handed over by the connect thread
@@ -154,6 +167,10 @@ class RedisReader:
         self._waiting.append((callback, time.monotonic()))
         return True
 
+    def driven_here(self) -> bool:
+        """True on the thread that drives the reader (the only one whose ``send`` can succeed)."""
+        return threading.get_ident() == self._owner
+
     # ------------------------------------------------------------------ driven by the bus loop
     def fileno(self) -> int | None:
         return self._sock.fileno() if self._sock is not None else None
@@ -172,25 +189,25 @@ class RedisReader:
         if not data:
             self._fail("redis closed the connection")
             return
-        self._in += data
-        pos = 0
+        sock, buf, pos = self._sock, self._in + data if self._in else data, 0
         try:
-            while self._waiting:
-                value, pos = parse_reply(self._in, pos)
-                callback, _ = self._waiting.popleft()
-                _deliver(callback, value)
+            while self._waiting:             # (a callback may close the reader: then it is empty)
+                value, pos = parse_reply(buf, pos)
+                _deliver(self._waiting.popleft()[0], value)
         except _Incomplete:
             pass
         except (ValueError, RedisUnavailable) as exc:
-            del self._in[:pos]
             self._fail(f"redis reply not understood: {exc}")
             return
-        del self._in[:pos]
+        if self._sock is sock:
+            self._in = buf[pos:] if pos < len(buf) else b""
 
     def tick(self) -> bool:
         """Write what is buffered, fail overdue reads; True when output is left for the next pass."""
         if self._owner is None:
             self._owner = threading.get_ident()
+        if self._on_tick is not None:
+            self._on_tick()
         if self._sock is None:
             self._adopt()
             return False
@@ -227,7 +244,7 @@ class RedisReader:
                 self._conn.disconnect()
         self._conn = self._sock = None
         self._out.clear()
-        self._in.clear()
+        self._in = b""
         self._next_attempt = time.monotonic() + self.retry_s
         error = RedisUnavailable()
         for callback, _ in waiting:
