@@ -73,7 +73,7 @@ class KeyValues:
         overdue_s = max(2.0, 4 * redis.settings.socket_timeout_s) if redis is not None else 0.0
         self.reader = (RedisReader(namespace.client.connection_pool, overdue_s, on_tick=self._send_batch)
                        if namespace is not None else None)
-        self._batch: list[tuple[str, Future]] = []     # reads asked for on the reader's thread since its last tick
+        self._batch: list[tuple[str, Future[dict[str, Any]]]] = []     # reads asked for on the reader's thread since its last tick
         self._sql_pool = ThreadPoolExecutor(self.settings.sql_threads, thread_name_prefix="kv-sql")
 
     def close(self) -> None:
@@ -85,7 +85,7 @@ class KeyValues:
     def get_async(self, key: str) -> Future[dict[str, Any]]:
         """``get`` without blocking the caller (see the module docstring); errors arrive in the future."""
         key = check_key(key)
-        future: Future = Future()
+        future: Future[dict[str, Any]] = Future()
         if self.reader is not None and self.reader.driven_here():
             self._batch.append((key, future))           # read with the others at the reader's next tick
         else:
@@ -100,7 +100,7 @@ class KeyValues:
         if not self.cache.lookup_async([key for key, _ in batch], self.reader, partial(self._answer, batch)):
             self._answer(batch, None)
 
-    def _answer(self, batch: list[tuple[str, Future]], found: list[Lookup] | None) -> None:
+    def _answer(self, batch: list[tuple[str, Future[dict[str, Any]]]], found: list[Lookup] | None) -> None:
         """Current copies answer their futures here; the rest read SQL (and fill the copy) on the pool."""
         if found is None:                   # no lookup (Redis skipped, dirty, down): the blocking path
             for key, future in batch:
@@ -119,7 +119,7 @@ class KeyValues:
         batch, self._batch = self._batch, []
         self._answer(batch, None)
 
-    def _in_pool(self, future: Future, fn: Callable[[], dict[str, Any]]) -> None:
+    def _in_pool(self, future: Future[dict[str, Any]], fn: Callable[[], dict[str, Any]]) -> None:
         def run() -> None:
             try:
                 future.set_result(fn())
