@@ -54,6 +54,9 @@ def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
+Waiting = tuple[str, "Future[dict[str, Any]]"]     # a key and the future of its ``get_async``
+
+
 def check_key(key: Any) -> str:
     if not isinstance(key, str) or not key:
         raise BadRequest("key must be a non-empty string", details={"field": "key"})
@@ -73,7 +76,7 @@ class KeyValues:
         overdue_s = max(2.0, 4 * redis.settings.socket_timeout_s) if redis is not None else 0.0
         self.reader = (RedisReader(namespace.client.connection_pool, overdue_s, on_tick=self._send_batch)
                        if namespace is not None else None)
-        self._batch: list[tuple[str, Future[dict[str, Any]]]] = []     # reads asked for on the reader's thread since its last tick
+        self._batch: list[Waiting] = []     # reads asked for on the reader's thread since its last tick
         self._sql_pool = ThreadPoolExecutor(self.settings.sql_threads, thread_name_prefix="kv-sql")
 
     def close(self) -> None:
@@ -100,7 +103,7 @@ class KeyValues:
         if not self.cache.lookup_async([key for key, _ in batch], self.reader, partial(self._answer, batch)):
             self._answer(batch, None)
 
-    def _answer(self, batch: list[tuple[str, Future[dict[str, Any]]]], found: list[Lookup] | None) -> None:
+    def _answer(self, batch: list[Waiting], found: list[Lookup] | None) -> None:
         """Current copies answer their futures here; the rest read SQL (and fill the copy) on the pool."""
         if found is None:                   # no lookup (Redis skipped, dirty, down): the blocking path
             for key, future in batch:
