@@ -7,6 +7,8 @@ socket is readable the loop calls ``ready()``, which parses the replies that arr
 in order, with the decoded reply or a ``RedisUnavailable``. The loop also calls ``tick()`` on every pass: a
 reply overdue by ``timeout_s`` fails every queued callback and drops the connection, so a stalled Redis
 costs the waiting reads an error (their callers fall back to the blocking path) and never stalls the loop.
+A handler may hand the reader an ``on_tick`` callable, run first in every ``tick``: there it can send, as
+one command, the reads it gathered during the loop's last pass (``kv.KeyValues`` does: one ``MGET``).
 
 Connecting happens on a background thread through the store's connection pool (so the server's ``run_id``
 is checked and ``SELECT`` is sent exactly as for every other connection); until it is up ``send`` returns
