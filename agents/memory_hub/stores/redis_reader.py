@@ -209,7 +209,10 @@ class RedisReader:
         if self._owner is None:
             self._owner = threading.get_ident()
         if self._on_tick is not None:
-            self._on_tick()
+            try:
+                self._on_tick()
+            except Exception:            # a defect there must not end the router loop
+                log.exception("redis reader on_tick failed")
         if self._sock is None:
             self._adopt()
             return False
