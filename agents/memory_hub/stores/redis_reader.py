@@ -97,6 +97,29 @@ def _array(buf: bytes, count: int, after: int) -> tuple[list[Any] | None, int]:
     return items, after
 
 
+def _needed(buf: bytes | bytearray, pos: int) -> int:
+    """The length ``buf`` must reach before the reply at ``pos`` can be complete (its end when it is): a
+    large reply is not parsed again (copying what it holds) for every part that arrives."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return len(buf) + 1
+    kind = buf[pos]
+    if kind in _SIZED:                           # bulk, verbatim string, bulk error
+        size = int(buf[pos + 1:end])
+        return end + 2 if size < 0 else end + size + 4
+    if kind in _AGGREGATE:                       # array, set, push, map (two items per entry)
+        after = end + 2
+        for _ in range(int(buf[pos + 1:end]) * (2 if kind == _MAP else 1)):
+            after = _needed(buf, after) if after < len(buf) else len(buf) + 1
+            if after > len(buf):
+                break
+        return after
+    return end + 2                               # one line (parse_reply rejects an unknown kind)
+
+
+_SIZED, _AGGREGATE, _MAP = frozenset(b"$=!"), frozenset(b"*~>%"), ord("%")
+
+
 def _parse_other(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
     kind, line, after = buf[pos:pos + 1], buf[pos + 1:end], end + 2
     if kind in (b"=", b"!"):                     # verbatim string, bulk error
@@ -145,7 +168,8 @@ class RedisReader:
         self._conn: Any = None
         self._sock: Any = None
         self._out = bytearray()
-        self._in = b""                       # the start of a reply whose rest has not arrived
+        self._in = bytearray()               # the start of a reply whose rest has not arrived ...
+        self._need = 0                       # ... and the length it must reach before it can be complete
         self._waiting: collections.deque[tuple[Callback, float]] = collections.deque()
         self._lock = threading.Lock()
         self._ready_conn: Any = None          # handed over by the connect thread
@@ -191,18 +215,31 @@ class RedisReader:
         if not data:
             self._fail("redis closed the connection")
             return
-        sock, buf, pos = self._sock, self._in + data if self._in else data, 0
+        try:
+            if self._in:                     # a large reply arriving in parts: parsed once it is all there
+                self._in += data
+                if len(self._in) < self._need:
+                    return
+                self._need = _needed(self._in, 0)
+                if len(self._in) < self._need:
+                    return
+                data = bytes(self._in)
+                self._in.clear()
+            self._deliver_all(data)
+        except (ValueError, RedisUnavailable) as exc:
+            self._fail(f"redis reply not understood: {exc}")
+
+    def _deliver_all(self, buf: bytes) -> None:
+        sock, pos = self._sock, 0
         try:
             while self._waiting:             # (a callback may close the reader: then it is empty)
                 value, pos = parse_reply(buf, pos)
                 _deliver(self._waiting.popleft()[0], value)
         except _Incomplete:
             pass
-        except (ValueError, RedisUnavailable) as exc:
-            self._fail(f"redis reply not understood: {exc}")
-            return
-        if self._sock is sock:
-            self._in = buf[pos:] if pos < len(buf) else b""
+        if pos < len(buf) and self._sock is sock:
+            self._in = bytearray(memoryview(buf)[pos:])
+            self._need = _needed(self._in, 0)
 
     def tick(self) -> bool:
         """Write what is buffered, fail overdue reads; True when output is left for the next pass."""
@@ -249,7 +286,7 @@ class RedisReader:
                 self._conn.disconnect()
         self._conn = self._sock = None
         self._out.clear()
-        self._in = b""
+        self._in.clear()
         self._next_attempt = time.monotonic() + self.retry_s
         error = RedisUnavailable()
         for callback, _ in waiting:
