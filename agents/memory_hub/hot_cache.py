@@ -25,6 +25,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
+from itertools import islice
 from typing import Any, NamedTuple
 
 import redis
@@ -125,8 +127,7 @@ class HotCache:
         if found is None or failures != self._failures:
             self.misses += len(keys)      # Redis failed, or restarted while we read: trust nothing
             return [MISS] * len(keys)
-        gen = found[0] or b""
-        return [self._judge(gen, raw or b"", started) for raw in found[1:]]
+        return self._judge(found, started)
 
     def lookup_async(self, keys: list[str], reader: Any, done: Callable[[list[Lookup] | None], None]) -> bool:
         """``lookup_many`` through a ``RedisReader`` (no blocking): ``done(lookups)`` is called when the reply
@@ -134,30 +135,38 @@ class HotCache:
         not possible now (no connection, Redis skipped, or the cache is dirty: the bump needs the blocking path)."""
         if not keys or not self.usable or self.dirty:
             return False
-        failures = self._failures
-        started = time.monotonic()
+        return reader.send(partial(self._reply, self._failures, time.monotonic(), done),
+                           b"MGET", self.gen_key, *[self.ns.prefix + key for key in keys])
 
-        def reply(found: Any) -> None:
-            # on a failure the blocking path takes over for this read; it backs off if Redis is really down
-            if isinstance(found, Exception) or not isinstance(found, list) or failures != self._failures:
-                done(None)
-                return
-            gen = found[0] or b""
-            done([self._judge(gen, raw or b"", started) for raw in found[1:]])
+    def _reply(self, failures: int, started: float, done: Callable[[list[Lookup] | None], None], found: Any) -> None:
+        # on a failure the blocking path takes over for these reads; it backs off if Redis is really down
+        if type(found) is not list or failures != self._failures:
+            done(None)
+            return
+        done(self._judge(found, started))
 
-        return reader.send(reply, b"MGET", self.gen_key, *[self.ns.key(k) for k in keys])
-
-    def _judge(self, gen: bytes, raw: bytes, started: float) -> Lookup:
-        if gen and raw[:1] == COPY and raw[1:1 + TOKEN_LEN] == gen:
-            try:
-                value = self.decode(raw[1 + TOKEN_LEN:])
-            except (ValueError, TypeError):
-                value = None
-            if value is not None:
-                self.hits += 1
-                return Lookup(True, value, gen, raw, started, True)
-        self.misses += 1
-        return Lookup(False, None, gen, raw, started, True)
+    def _judge(self, found: list[Any], started: float) -> list[Lookup]:
+        """One ``MGET`` reply, ``[generation, raw copy, ...]``: a hit for each copy made in this generation."""
+        gen = found[0] or b""
+        head = COPY + gen if len(gen) == TOKEN_LEN else None      # how a copy of this generation starts
+        decode, lookups, hits = self.decode, [], 0
+        for raw in islice(found, 1, None):
+            value = None
+            if raw is None:
+                raw = b""
+            elif head is not None and raw.startswith(head):
+                try:
+                    value = decode(raw[1 + TOKEN_LEN:])
+                except (ValueError, TypeError):      # not a copy this code wrote: a miss
+                    value = None
+            if value is None:
+                lookups.append(Lookup(False, None, gen, raw, started, True))
+            else:
+                lookups.append(Lookup(True, value, gen, raw, started, True))
+                hits += 1
+        self.hits += hits
+        self.misses += len(lookups) - hits
+        return lookups
 
     def get(self, key: str) -> Any:
         """The current copy of ``key`` or None (no ``fill`` afterwards: use ``lookup`` for that)."""

@@ -3,7 +3,8 @@
 * ``get(key)`` -> ``{key, value, expires_at}``; ``NotFound`` for a missing or expired key (an expired row
   is deleted on the way). ``get_async(key)``: a ``Future`` of ``get`` that never blocks the
   caller: the Redis copy is read through the ``RedisReader`` (the hub's router loop drives it), and only a
-  miss (or a Redis failure) continues on a small thread pool of its own (SQL).
+  miss (or a Redis failure) continues on a small thread pool of its own (SQL). The keys asked for during
+  one pass of the loop are read together: one ``MGET`` sent when the loop ticks the reader before it polls.
 * ``set(key, value, ttl=None)`` -> ``{key, expires_at, created}``: any msgpack-able value; ``ttl`` seconds.
 * ``delete(key)``; ``list(prefix, limit)`` -> live keys in key order.
 
@@ -16,8 +17,9 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import msgpack
 from sqlalchemy import delete, select
@@ -52,6 +54,9 @@ def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
+Waiting = tuple[str, "Future[dict[str, Any]]"]     # a key and the future of its ``get_async``
+
+
 def check_key(key: Any) -> str:
     if not isinstance(key, str) or not key:
         raise BadRequest("key must be a non-empty string", details={"field": "key"})
@@ -69,10 +74,13 @@ class KeyValues:
         self.cache = HotCache(namespace, self.settings.cache_ttl_s, retry_s, encode=_pack, decode=_unpack)
         # a reply overdue this long fails the reads waiting on the reader (they continue on the blocking path)
         overdue_s = max(2.0, 4 * redis.settings.socket_timeout_s) if redis is not None else 0.0
-        self.reader = RedisReader(namespace.client.connection_pool, overdue_s) if namespace is not None else None
+        self.reader = (RedisReader(namespace.client.connection_pool, overdue_s, on_tick=self._send_batch)
+                       if namespace is not None else None)
+        self._batch: list[Waiting] = []     # reads asked for on the reader's thread since its last tick
         self._sql_pool = ThreadPoolExecutor(self.settings.sql_threads, thread_name_prefix="kv-sql")
 
     def close(self) -> None:
+        self._send_batch_to_sql()
         if self.reader is not None:
             self.reader.close()
         self._sql_pool.shutdown(wait=False)
@@ -80,19 +88,41 @@ class KeyValues:
     def get_async(self, key: str) -> Future[dict[str, Any]]:
         """``get`` without blocking the caller (see the module docstring); errors arrive in the future."""
         key = check_key(key)
-        future: Future = Future()
-
-        def on_lookup(found: list[Lookup] | None) -> None:
-            if found is not None and found[0].hit and not self._expired(found[0].value["e"]):
-                future.set_result(self._hit(key, found[0]))
-            else:
-                self._in_pool(future, lambda: self._get(key, found[0]) if found else self.get(key))
-
-        if self.reader is None or not self.cache.lookup_async([key], self.reader, on_lookup):
-            self._in_pool(future, lambda: self.get(key))
+        future: Future[dict[str, Any]] = Future()
+        if self.reader is not None and self.reader.driven_here():
+            self._batch.append((key, future))           # read with the others at the reader's next tick
+        else:
+            self._in_pool(future, partial(self.get, key))
         return future
 
-    def _in_pool(self, future: Future, fn: Callable[[], dict[str, Any]]) -> None:
+    def _send_batch(self) -> None:
+        """Before the loop polls (the reader's ``tick``): the batch's Redis copies in one ``MGET``."""
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        if not self.cache.lookup_async([key for key, _ in batch], self.reader, partial(self._answer, batch)):
+            self._answer(batch, None)
+
+    def _answer(self, batch: list[Waiting], found: list[Lookup] | None) -> None:
+        """Current copies answer their futures here; the rest read SQL (and fill the copy) on the pool."""
+        if found is None:                   # no lookup (Redis skipped, dirty, down): the blocking path
+            for key, future in batch:
+                self._in_pool(future, partial(self.get, key))
+            return
+        now = time.time()
+        for (key, future), lookup in zip(batch, found):
+            if lookup.hit:
+                expires_at = lookup.value["e"]
+                if expires_at is None or expires_at > now:
+                    future.set_result({"key": key, "value": lookup.value["v"], "expires_at": expires_at})
+                    continue
+            self._in_pool(future, partial(self._get, key, lookup))
+
+    def _send_batch_to_sql(self) -> None:
+        batch, self._batch = self._batch, []
+        self._answer(batch, None)
+
+    def _in_pool(self, future: Future[dict[str, Any]], fn: Callable[[], dict[str, Any]]) -> None:
         def run() -> None:
             try:
                 future.set_result(fn())

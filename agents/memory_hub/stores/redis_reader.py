@@ -7,6 +7,8 @@ socket is readable the loop calls ``ready()``, which parses the replies that arr
 in order, with the decoded reply or a ``RedisUnavailable``. The loop also calls ``tick()`` on every pass: a
 reply overdue by ``timeout_s`` fails every queued callback and drops the connection, so a stalled Redis
 costs the waiting reads an error (their callers fall back to the blocking path) and never stalls the loop.
+A handler may hand the reader an ``on_tick`` callable, run first in every ``tick``: there it can send, as
+one command, the reads it gathered during the loop's last pass (``kv.KeyValues`` does: one ``MGET``).
 
 Connecting happens on a background thread through the store's connection pool (so the server's ``run_id``
 is checked and ``SELECT`` is sent exactly as for every other connection); until it is up ``send`` returns
@@ -49,7 +51,7 @@ def encode_command(*parts: bytes | str) -> bytes:
 _DOLLAR, _STAR = ord("$"), ord("*")
 
 
-def parse_reply(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
+def parse_reply(buf: bytes, pos: int) -> tuple[Any, int]:
     """One RESP2 or RESP3 reply (the pool's connections negotiate either) starting at ``pos``: (value,
     position after it); ``_Incomplete`` if it is not all there. Errors come back as ``redis.ResponseError``."""
     end = buf.find(b"\r\n", pos)
@@ -57,44 +59,76 @@ def parse_reply(buf: bytes | bytearray, pos: int) -> tuple[Any, int]:
         raise _Incomplete
     kind = buf[pos]
     if kind == _DOLLAR:                          # the usual replies first: a bulk string...
-        return _bulk(buf, end, int(buf[pos + 1:end]))
-    if kind == _STAR:                            # ... and an array (of bulk strings, read without recursing)
-        count, after = int(buf[pos + 1:end]), end + 2
-        if count < 0:
-            return None, after
-        items = []
-        for _ in range(count):
-            if after < len(buf) and buf[after] == _DOLLAR:
-                stop = buf.find(b"\r\n", after)
-                if stop < 0:
-                    raise _Incomplete
-                item, after = _bulk(buf, stop, int(buf[after + 1:stop]))
-            else:
-                item, after = parse_reply(buf, after)
-            items.append(item)
-        return items, after
+        size = int(buf[pos + 1:end])
+        if size < 0:
+            return None, end + 2
+        stop = end + 2 + size
+        if len(buf) < stop + 2:
+            raise _Incomplete
+        return buf[end + 2:stop], stop + 2
+    if kind == _STAR:                            # ... and an array (of bulk strings, read inline: an MGET)
+        return _array(buf, int(buf[pos + 1:end]), end + 2)
     return _parse_other(buf, pos, end)
 
 
-def _bulk(buf: bytes | bytearray, end: int, size: int) -> tuple[bytes | None, int]:
-    """The bulk string whose header line ends at ``end`` (``size`` bytes; -1 is nil)."""
-    if size < 0:
-        return None, end + 2
-    stop = end + 2 + size
-    if len(buf) < stop + 2:
-        raise _Incomplete
-    return bytes(buf[end + 2:stop]), stop + 2
+def _array(buf: bytes, count: int, after: int) -> tuple[list[Any] | None, int]:
+    if count < 0:
+        return None, after
+    items: list[Any] = []
+    append, find, length = items.append, buf.find, len(buf)
+    for _ in range(count):
+        if after < length and buf[after] == _DOLLAR:
+            stop = find(b"\r\n", after)
+            if stop < 0:
+                raise _Incomplete
+            size = int(buf[after + 1:stop])
+            if size < 0:
+                append(None)
+                after = stop + 2
+                continue
+            after = stop + 2 + size
+            if length < after + 2:
+                raise _Incomplete
+            append(buf[stop + 2:after])
+            after += 2
+        else:
+            item, after = parse_reply(buf, after)
+            append(item)
+    return items, after
 
 
-def _parse_other(buf: bytes | bytearray, pos: int, end: int) -> tuple[Any, int]:
-    kind, line, after = buf[pos:pos + 1], bytes(buf[pos + 1:end]), end + 2
+def _needed(buf: bytes | bytearray, pos: int) -> int:
+    """The length ``buf`` must reach before the reply at ``pos`` can be complete (its end when it is): a
+    large reply is not parsed again (copying what it holds) for every part that arrives."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return len(buf) + 1
+    kind = buf[pos]
+    if kind in _SIZED:                           # bulk, verbatim string, bulk error
+        size = int(buf[pos + 1:end])
+        return end + 2 if size < 0 else end + size + 4
+    if kind in _AGGREGATE:                       # array, set, push, map (two items per entry)
+        after = end + 2
+        for _ in range(int(buf[pos + 1:end]) * (2 if kind == _MAP else 1)):
+            after = _needed(buf, after) if after < len(buf) else len(buf) + 1
+            if after > len(buf):
+                break
+        return after
+    return end + 2                               # one line (parse_reply rejects an unknown kind)
+
+
+_SIZED, _AGGREGATE, _MAP = frozenset(b"$=!"), frozenset(b"*~>%"), ord("%")
+
+
+def _parse_other(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
+    kind, line, after = buf[pos:pos + 1], buf[pos + 1:end], end + 2
     if kind in (b"=", b"!"):                     # verbatim string, bulk error
         size = int(line)
         if size < 0:
             return None, after
         if len(buf) < after + size + 2:
             raise _Incomplete
-        data = bytes(buf[after:after + size])
+        data = buf[after:after + size]
         if kind == b"!":
             return redis.ResponseError(data.decode("utf-8", "replace")), after + size + 2
         return data[4:], after + size + 2
@@ -123,14 +157,19 @@ def _parse_other(buf: bytes | bytearray, pos: int, end: int) -> tuple[Any, int]:
 
 
 class RedisReader:
-    def __init__(self, pool: redis.ConnectionPool, timeout_s: float = 0.5, retry_s: float = 1.0):
+    def __init__(self, pool: redis.ConnectionPool, timeout_s: float = 0.5, retry_s: float = 1.0,
+                 on_tick: Callable[[], None] | None = None):
+        """``on_tick`` runs first in every ``tick`` (on the driving thread): e.g. to send the reads a
+        handler gathered during the loop's last pass as one command."""
         self._pool = pool
+        self._on_tick = on_tick
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self._conn: Any = None
         self._sock: Any = None
         self._out = bytearray()
-        self._in = bytearray()
+        self._in = bytearray()               # the start of a reply whose rest has not arrived ...
+        self._need = 0                       # ... and the length it must reach before it can be complete
         self._waiting: collections.deque[tuple[Callback, float]] = collections.deque()
         self._lock = threading.Lock()
         self._ready_conn: Any = None          # handed over by the connect thread
@@ -154,6 +193,10 @@ class RedisReader:
         self._waiting.append((callback, time.monotonic()))
         return True
 
+    def driven_here(self) -> bool:
+        """True on the thread that drives the reader (the only one whose ``send`` can succeed)."""
+        return threading.get_ident() == self._owner
+
     # ------------------------------------------------------------------ driven by the bus loop
     def fileno(self) -> int | None:
         return self._sock.fileno() if self._sock is not None else None
@@ -172,25 +215,41 @@ class RedisReader:
         if not data:
             self._fail("redis closed the connection")
             return
-        self._in += data
-        pos = 0
         try:
-            while self._waiting:
-                value, pos = parse_reply(self._in, pos)
-                callback, _ = self._waiting.popleft()
-                _deliver(callback, value)
+            if self._in:                     # a large reply arriving in parts: parsed once it is all there
+                self._in += data
+                if len(self._in) < self._need:
+                    return
+                self._need = _needed(self._in, 0)
+                if len(self._in) < self._need:
+                    return
+                data = bytes(self._in)
+                self._in.clear()
+            self._deliver_all(data)
+        except (ValueError, RedisUnavailable) as exc:
+            self._fail(f"redis reply not understood: {exc}")
+
+    def _deliver_all(self, buf: bytes) -> None:
+        sock, pos = self._sock, 0
+        try:
+            while self._waiting:             # (a callback may close the reader: then it is empty)
+                value, pos = parse_reply(buf, pos)
+                _deliver(self._waiting.popleft()[0], value)
         except _Incomplete:
             pass
-        except (ValueError, RedisUnavailable) as exc:
-            del self._in[:pos]
-            self._fail(f"redis reply not understood: {exc}")
-            return
-        del self._in[:pos]
+        if pos < len(buf) and self._sock is sock:
+            self._in = bytearray(memoryview(buf)[pos:])
+            self._need = _needed(self._in, 0)
 
     def tick(self) -> bool:
         """Write what is buffered, fail overdue reads; True when output is left for the next pass."""
         if self._owner is None:
             self._owner = threading.get_ident()
+        if self._on_tick is not None:
+            try:
+                self._on_tick()
+            except Exception:            # a defect there must not end the router loop
+                log.exception("redis reader on_tick failed")
         if self._sock is None:
             self._adopt()
             return False

@@ -4,6 +4,9 @@
 """
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import update
 
@@ -107,6 +110,34 @@ def test_limits_and_bad_values(make, tmp_path, sql_store):
     with pytest.raises(BadRequest) as err:
         schema.KV_GET.validate({"key": "k" * 513})
     assert err.value.details == {"field": "key"}
+
+
+def test_reads_asked_for_during_one_loop_pass_share_one_mget(mc, redis_store):
+    for key, ttl in (("a", None), ("b", None), ("old", 0.3)):
+        native(mc, "kv_set", key=key, value=key.upper(), ttl=ttl)
+    client = redis_store.client("cache")
+    until = time.monotonic() + 10
+    while mc.kv.reader.fileno() is None and time.monotonic() < until:   # this thread drives the reader now
+        native(mc, "kv_get", key="a")
+        time.sleep(0.01)
+    native(mc, "kv_get", key="old")                          # copied to Redis ...
+    client.persist("kv:old")                                 # ... and the copy outlives its key (a clock skew)
+    time.sleep(0.35)
+    mgets = client.info("commandstats")["cmdstat_mget"]["calls"]
+    futures = [mc.kv.get_async(key) for key in ("a", "b", "missing", "a", "old")]
+    outcomes = []
+    for future in futures:
+        try:
+            outcomes.append(settle(future, mc.watched())["value"])
+        except NotFound:
+            outcomes.append(None)
+    assert outcomes == ["A", "B", None, "A", None]           # hits, a miss read from SQL, missing, expired
+    assert client.info("commandstats")["cmdstat_mget"]["calls"] == mgets + 1
+    elsewhere: list = []                                     # another thread's read takes the blocking path
+    reader = threading.Thread(target=lambda: elsewhere.append(mc.kv.get_async("a").result(10)["value"]))
+    reader.start()
+    reader.join()
+    assert elsewhere == ["A"]
 
 
 def test_kv_works_while_redis_is_down(make, tmp_path, sql_store, redis_controller):

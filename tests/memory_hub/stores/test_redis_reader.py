@@ -14,7 +14,8 @@ import pytest
 import redis
 import zmq
 
-from agents.memory_hub.stores.redis_reader import RedisReader, _Incomplete, encode_command, parse_reply
+from agents.memory_hub.stores.redis_reader import (RedisReader, _Incomplete, _needed, encode_command,
+                                                    parse_reply)
 from agents.memory_hub.stores.redis_store import RedisStore, RedisUnavailable
 from tests.support.hubproc import HubProcess
 from tests.support.loop import settle
@@ -46,7 +47,9 @@ def test_partial_and_resp3_replies_parse():
     for cut in range(1, len(wire) - 12):
         with pytest.raises(_Incomplete):
             parse_reply(wire[:cut], 0)
+        assert _needed(wire[:cut], 0) > cut                       # the reader waits for more
     value, end = parse_reply(wire, 0)
+    assert _needed(wire, 0) == end and _needed(bytearray(wire), end) == len(wire)
     assert value == [b"abc", None, 7] and parse_reply(wire, end)[0] == [b"k", True]
     assert encode_command("GET", b"k") == b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
 
@@ -101,4 +104,22 @@ def test_only_the_driving_thread_may_send(redis_store):
     other.start()
     other.join()
     assert answers == [False]                                  # e.g. the HTTP server's thread: use the blocking path
+    reader.close()
+
+
+def test_a_large_reply_arriving_in_many_parts_is_parsed_once_whole(redis_store):
+    client = redis_store.client("cache")
+    values = [bytes([65 + i]) * (200_000 + i) for i in range(20)]       # ~4 MB: many reads of 64 KiB
+    for i, value in enumerate(values):
+        client.set(f"kv:big{i}", value)
+    reader = RedisReader(client.connection_pool)
+    keys = [f"kv:big{i}" for i in range(20)]
+    futures = [Future() for _ in range(3)]
+    assert read(reader, "PING") in (b"PONG", "PONG")
+    assert reader.send(futures[0].set_result, "MGET", *keys)
+    assert reader.send(futures[1].set_result, "GET", "kv:big3")
+    assert reader.send(futures[2].set_result, "MGET", "kv:big19", "kv:none")
+    assert settle(futures[0], [reader]) == values
+    assert settle(futures[1], [reader]) == values[3]
+    assert settle(futures[2], [reader]) == [values[19], None]
     reader.close()
