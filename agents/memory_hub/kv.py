@@ -1,7 +1,7 @@
 """MemoryClient's key/value store: durable in SQL (``kv_entries``, msgpack values), hot in Redis db0 (``kv:{key}``).
 
 * ``get(key)`` -> ``{key, value, expires_at}``; ``NotFound`` for a missing or expired key (an expired row
-  is deleted on the way). ``get_async(key)``: a ``Future`` of ``get`` that never blocks the
+  is deleted on the way). ``get_async(key)``: a ``Deferred`` of ``get`` that never blocks the
   caller: the Redis copy is read through the ``RedisReader`` (the hub's router loop drives it), and only a
   miss (or a Redis failure) continues on a small thread pool of its own (SQL). The keys asked for during
   one pass of the loop are read together: one ``MGET`` sent when the loop ticks the reader before it polls.
@@ -15,7 +15,7 @@ restart may have left behind); otherwise from SQL, and the copy is filled again.
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from collections.abc import Callable
 from functools import partial
@@ -29,6 +29,7 @@ from agents.memory_hub.memory_records import stamp
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
+from bus.deferred import Deferred
 from bus.errors import BadRequest, NotFound, TooLarge
 from bus.settings import setting
 
@@ -54,7 +55,7 @@ def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
-Waiting = tuple[str, "Future[dict[str, Any]]"]     # a key and the future of its ``get_async``
+Waiting = tuple[str, "Deferred[dict[str, Any]]"]     # a key and the result of its ``get_async``
 
 
 def check_key(key: Any) -> str:
@@ -85,10 +86,10 @@ class KeyValues:
             self.reader.close()
         self._sql_pool.shutdown(wait=False)
 
-    def get_async(self, key: str) -> Future[dict[str, Any]]:
+    def get_async(self, key: str) -> Deferred[dict[str, Any]]:
         """``get`` without blocking the caller (see the module docstring); errors arrive in the future."""
         key = check_key(key)
-        future: Future[dict[str, Any]] = Future()
+        future: Deferred[dict[str, Any]] = Deferred()
         if self.reader is not None and self.reader.driven_here():
             self._batch.append((key, future))           # read with the others at the reader's next tick
         else:
@@ -122,7 +123,7 @@ class KeyValues:
         batch, self._batch = self._batch, []
         self._answer(batch, None)
 
-    def _in_pool(self, future: Future[dict[str, Any]], fn: Callable[[], dict[str, Any]]) -> None:
+    def _in_pool(self, future: Deferred[dict[str, Any]], fn: Callable[[], dict[str, Any]]) -> None:
         def run() -> None:
             try:
                 future.set_result(fn())

@@ -8,10 +8,12 @@ from concurrent.futures import Future
 from typing import Any
 from collections.abc import Iterable
 
+from bus.deferred import Deferred
+
 
 def settle(result: Any, sources: Iterable[Any], timeout: float = 10.0) -> Any:
     """``result`` itself, or the outcome of a future once the sources (or another thread) complete it."""
-    if not isinstance(result, Future):
+    if not isinstance(result, (Future, Deferred)):
         return result
     sources = list(sources)
     until = time.monotonic() + timeout

@@ -29,7 +29,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from functools import cached_property, partial
 from typing import Any
 
@@ -38,6 +37,7 @@ from agents.memory_hub.kv import KeyValueSettings, KeyValues
 from agents.memory_hub.memories import Memories
 from agents.memory_hub.memory_orchestrator_legacy import LegacyMemoryApi
 from agents.memory_hub.sessions import Sessions
+from bus.deferred import Deferred
 from bus.errors import BadRequest
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
@@ -144,7 +144,7 @@ class MemoryClient(Handler):
 
     # ------------------------------------------------------------------ native
     @action(schema.KV_GET, inline=True)
-    def kv_get(self, args: dict, ctx: CallContext) -> Future:
+    def kv_get(self, args: dict, ctx: CallContext) -> Deferred:
         """The value of a key.
 
         Inline on the router loop and never blocking: a current Redis copy is read through the loop's own
