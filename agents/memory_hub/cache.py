@@ -96,8 +96,9 @@ return evicted
 """
 
 # KEYS entry, lru set, entry, lru set, ... (one pair per get) -> {value, pttl, value, pttl, ...}; a miss is
-# nil, 0. Hits take increasing scores in KEYS order (as many GET_LUA calls of one pair each would give them):
-# the top score of each set is read once and every hit on it is added by one ZADD.
+# nil, nil. The pttl is text: an array of bulk strings is what the reader parses on its fast path. Hits take
+# increasing scores in KEYS order (as many GET_LUA calls of one pair each would give them): the top score of
+# each set is read once and every hit on it is added by one ZADD.
 GET_LUA = """
 local out, top, adds = {}, {}, {}
 for i = 1, #KEYS, 2 do
@@ -117,10 +118,10 @@ for i = 1, #KEYS, 2 do
     add[#add + 1] = score
     add[#add + 1] = entry
     out[#out + 1] = v
-    out[#out + 1] = redis.call('PTTL', entry)
+    out[#out + 1] = tostring(redis.call('PTTL', entry))
   else
     out[#out + 1] = false
-    out[#out + 1] = 0
+    out[#out + 1] = false
   end
 end
 for lru, add in pairs(adds) do
@@ -347,11 +348,12 @@ class CacheStore:
         return text
 
 
-def _entry(raw: bytes | None, pttl: int) -> tuple[bool, Any, float | None]:
-    """One get of the script's reply (value or nil, pttl) as (hit, value, seconds left)."""
+def _entry(raw: bytes | None, pttl: bytes | None) -> tuple[bool, Any, float | None]:
+    """One get of the script's reply (value and pttl, or nil and nil) as (hit, value, seconds left)."""
     if raw is None:
         return False, None, None
-    return True, decode(raw), (pttl / 1000.0 if pttl is not None and pttl >= 0 else None)
+    ms = int(pttl) if pttl is not None else -1
+    return True, decode(raw), (ms / 1000.0 if ms >= 0 else None)
 
 
 def check_type(cache_type: str) -> None:
@@ -359,9 +361,18 @@ def check_type(cache_type: str) -> None:
         raise BadRequest(f"cache_type '{LRU_TYPE}' is reserved", details={"field": "cache_type"})
 
 
+_JSON = json.JSONDecoder()
+
+
 def decode(raw: bytes) -> Any:
+    """An entry's value: its JSON text, else the text itself (as ``json.loads``, then the text)."""
     try:
-        return json.loads(raw)
+        # json.loads of UTF-8 JSON without detecting the encoding (valid JSON has no NUL among its first bytes)
+        return _JSON.decode(raw.decode())
+    except ValueError:
+        pass
+    try:
+        return json.loads(raw)              # the other encodings json.loads detects (UTF-16/32, a BOM)
     except ValueError:
         return raw.decode("utf-8", "replace")
 

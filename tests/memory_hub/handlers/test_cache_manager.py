@@ -278,6 +278,20 @@ def test_the_gets_of_one_loop_pass_run_as_one_script_call_in_request_order(agent
     assert redis_store.client("cache").get("cache:nlu_results:c") is None
 
 
+def test_entries_written_outside_the_cache_read_back_as_before(agent, redis_store):
+    """Values not written by ``put`` (e.g. by the legacy agent): not JSON, no TTL, another JSON encoding."""
+    raw = redis_store.client("cache")
+    raw.set("cache:t:text", b"plain \xff text")
+    raw.set("cache:t:utf16", '{"a": [1, "\u00e9"]}'.encode("utf-16"))
+    raw.set("cache:t:bom", b"\xef\xbb\xbf[1]")
+    loop_ready(agent)
+    futures = [agent.get({"cache_type": "t", "key": key}, ctx("get")) for key in ("text", "utf16", "bom")]
+    text, utf16, bom = (settle(future, agent.watched()) for future in futures)
+    assert text == {"cache_type": "t", "key": "text", "value": "plain \ufffd text", "ttl": None}
+    assert utf16["value"] == {"a": [1, "\u00e9"]} and bom["value"] == [1]
+    assert agent.get_entry("t", "text") == (True, "plain \ufffd text", None)
+
+
 def test_a_pass_whose_script_call_fails_falls_back_get_by_get(agent, redis_store):
     agent.put_entry("nlu_results", "a", "a", None)
     loop_ready(agent)
