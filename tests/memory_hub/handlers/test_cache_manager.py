@@ -278,6 +278,29 @@ def test_the_gets_of_one_loop_pass_run_as_one_script_call_in_request_order(agent
     assert redis_store.client("cache").get("cache:nlu_results:c") is None
 
 
+def test_a_pass_with_more_gets_than_one_call_takes_sends_them_in_calls_of_max_batch(agent, redis_store):
+    from agents.memory_hub.cache import MAX_BATCH
+
+    for key in ("a", "b", "c"):
+        agent.put_entry("nlu_results", key, key, None)
+    loop_ready(agent)
+    calls = evalsha_calls(redis_store)
+    keys = ["abc"[i % 3] for i in range(MAX_BATCH + 10)]
+    futures = [agent.get({"cache_type": "nlu_results", "key": key}, ctx("get")) for key in keys]
+    assert [settle(future, agent.watched())["value"] for future in futures] == keys
+    assert evalsha_calls(redis_store) == calls + 2
+    lru = redis_store.client("cache").zrange("cache:_lru:nlu_results", 0, -1)
+    assert [member[-1:].decode() for member in lru] == keys[-3:]
+
+
+def test_gets_queued_when_the_store_closes_are_unavailable(agent):
+    loop_ready(agent)
+    future = agent.get({"cache_type": "nlu_results", "key": "a"}, ctx("get"))
+    agent.stop()
+    with pytest.raises(Unavailable):
+        future.result(5)
+
+
 def test_entries_written_outside_the_cache_read_back_as_before(agent, redis_store):
     """Values not written by ``put`` (e.g. by the legacy agent): not JSON, no TTL, another JSON encoding."""
     raw = redis_store.client("cache")
