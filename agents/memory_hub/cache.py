@@ -95,11 +95,21 @@ redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
 return evicted
 """
 
-# KEYS entry, lru set, entry, lru set, ... (one pair per get) -> {value, pttl, value, pttl, ...}; a miss is
-# nil, nil. The pttl is text: an array of bulk strings is what the reader parses on its fast path. Hits take
-# increasing scores in KEYS order (as many GET_LUA calls of one pair each would give them): the top score of
-# each set is read once and every hit on it is added by one ZADD.
+# KEYS[1] entry, KEYS[2] lru set -> {value, pttl}, or {nil, nil} on a miss. The pttl is text: an array of
+# bulk strings is what the reader parses on its fast path.
 GET_LUA = """
+local v = redis.call('GET', KEYS[1])
+if not v then return {false, false} end
+""" + NEXT_SCORE + """
+redis.call('ZADD', KEYS[2], score, KEYS[1])
+return {v, tostring(redis.call('PTTL', KEYS[1]))}
+"""
+
+# GET_LUA for many gets: KEYS entry, lru set, entry, lru set, ... -> {value, pttl, value, pttl, ...}. Hits
+# take increasing scores in KEYS order, as one GET_LUA call per pair back to back would give them: the top
+# score of each set is read once and every hit on it is added by one ZADD. (One get costs Redis less with
+# GET_LUA: no tables to collect the adds.)
+GET_MANY_LUA = """
 local out, top, adds = {}, {}, {}
 for i = 1, #KEYS, 2 do
   local entry, lru = KEYS[i], KEYS[i + 1]
@@ -137,20 +147,22 @@ return redis.call('DEL', KEYS[1])
 """
 
 Shape = Callable[[str, str, bool, Any, float | None], Any]   # (cache_type, key, hit, value, ttl)
-QueuedGet = tuple[str, str, Shape, Future[Any]]          # cache_type, key, shape, its future
-MAX_BATCH = 256                                      # gets in one script call (one loop pass reads up to 256)
+QueuedGet = tuple[str, str, Shape, Future[Any]]                # cache_type, key, shape, its future
+Fallback = Callable[[list[QueuedGet], list[str]], None]        # gets and their keys -> the blocking path
+MAX_BATCH = 256                                                # gets in one call (a loop pass reads up to 256)
 
 
 class BatchedGets:
-    """The native gets of one router loop pass, sent as one ``GET_LUA`` call when the loop ticks (before it
-    polls, where the reader would have written them anyway): one script run and one reply per pass instead of
-    one per get. The loop polls this object in place of the reader (``fileno``/``ready``/``tick``); ``add``
-    works only on the loop's thread (the first to tick), and a get the script cannot serve goes to
-    ``fallback`` (the blocking path), as a failed or refused batch does get by get."""
+    """The native gets of one router loop pass, sent as one ``GET_MANY_LUA`` call (``GET_LUA`` for one)
+    when the loop ticks (before it polls, where the reader would have written them anyway): one script run
+    and one reply per pass instead of one per get. The loop polls this object in place of the reader
+    (``fileno``/``ready``/``tick``). ``add`` works only on the loop's thread (the first to tick); gets the
+    reader cannot send, or whose call fails, go to ``fallback`` (the blocking path) together."""
 
-    def __init__(self, reader: RedisReader, sha: str, fallback: Callable[[QueuedGet], None]) -> None:
+    def __init__(self, reader: RedisReader, get_sha: str, get_many_sha: str, fallback: Fallback) -> None:
         self.reader = reader
-        self._sha = sha
+        self._get_sha = get_sha
+        self._get_many_sha = get_many_sha
         self._fallback = fallback
         self._gets: list[QueuedGet] = []
         self._keys: list[str] = []
@@ -189,19 +201,23 @@ class BatchedGets:
         self._gets, self._keys = [], []
 
         def reply(found: Any) -> None:
-            if not isinstance(found, list) or len(found) != 2 * len(gets):
-                for get in gets:                 # an error (or a reply not ours): each get blocks instead
-                    self._fallback(get)
-                return
-            for i, (cache_type, key, shape, future) in enumerate(gets):
-                try:
-                    future.set_result(shape(cache_type, key, *_entry(found[2 * i], found[2 * i + 1])))
-                except BaseException as exc:
-                    future.set_exception(exc)
+            if isinstance(found, list) and len(found) == 2 * len(gets):
+                settle(gets, found)
+            else:                       # an error (e.g. NOSCRIPT, Redis failing): the blocking path
+                self._fallback(gets, keys)
 
-        if not self.reader.send(reply, b"EVALSHA", self._sha, b"%d" % len(keys), *keys):
-            for get in gets:
-                self._fallback(get)
+        sha = self._get_sha if len(gets) == 1 else self._get_many_sha
+        if not self.reader.send(reply, b"EVALSHA", sha, b"%d" % len(keys), *keys):
+            self._fallback(gets, keys)
+
+
+def settle(gets: list[QueuedGet], found: list[Any]) -> None:
+    """Complete each get's future from a ``GET_LUA``/``GET_MANY_LUA`` reply (value, pttl per get)."""
+    for i, (cache_type, key, shape, future) in enumerate(gets):
+        try:
+            future.set_result(shape(cache_type, key, *_entry(found[2 * i], found[2 * i + 1])))
+        except BaseException as exc:
+            future.set_exception(exc)
 
 
 _GLOB = re.compile(r"([*?\[\]\\])")
@@ -224,12 +240,13 @@ class CacheStore:
         client = self.ns.client
         self._put = client.register_script(PUT_LUA)
         self._get = client.register_script(GET_LUA)
+        self._get_many = client.register_script(GET_MANY_LUA)
         self._del = client.register_script(DEL_LUA)
         # get_async: the script through the router loop's reader, the gets of one loop pass in one call;
         # the blocking path when that cannot be used
         self.reader = RedisReader(client.connection_pool, max(2.0, 4 * redis.settings.socket_timeout_s))
         self._blocking = ThreadPoolExecutor(2, thread_name_prefix="cache-get")
-        self.batched = BatchedGets(self.reader, self._get.sha, self._get_blocking)
+        self.batched = BatchedGets(self.reader, self._get.sha, self._get_many.sha, self._get_blocking)
 
     def close(self) -> None:
         self.reader.close()
@@ -269,23 +286,27 @@ class CacheStore:
         """``get`` without blocking the caller: a future of ``shape(cache_type, key, hit, value, seconds_left)``
         (or of the exception ``shape`` raises). On the thread that drives ``batched`` the get joins the loop
         pass's script call; when that cannot run it (another thread, no connection, the script not loaded in
-        Redis yet, Redis failing), the blocking ``get`` runs on a thread of its own."""
+        Redis yet, Redis failing), the same script runs blocking on a thread of its own."""
         check_type(cache_type)
         future: Future[Any] = Future()
         get = (cache_type, key, shape, future)
-        if not self.batched.add(get, self.entry_key(cache_type, key), self.lru_key(cache_type)):
-            self._get_blocking(get)
+        entry_key, lru_key = self.entry_key(cache_type, key), self.lru_key(cache_type)
+        if not self.batched.add(get, entry_key, lru_key):
+            self._get_blocking([get], [entry_key, lru_key])
         return future
 
-    def _get_blocking(self, get: QueuedGet) -> None:
-        self._blocking.submit(self._settle_blocking, get)
+    def _get_blocking(self, gets: list[QueuedGet], keys: list[str]) -> None:
+        self._blocking.submit(self._settle_blocking, gets, keys)
 
-    def _settle_blocking(self, get: QueuedGet) -> None:
-        cache_type, key, shape, future = get
+    def _settle_blocking(self, gets: list[QueuedGet], keys: list[str]) -> None:
         try:
-            future.set_result(shape(cache_type, key, *self.get(cache_type, key)))
+            with redis_errors():         # redis-py loads the script when Redis does not have it (NOSCRIPT)
+                found = self._get(keys=keys) if len(gets) == 1 else self._get_many(keys=keys)
         except BaseException as exc:
-            future.set_exception(exc)
+            for get in gets:
+                get[3].set_exception(exc)
+            return
+        settle(gets, found)
 
     def invalidate(self, cache_type: str, key: str) -> bool:
         check_type(cache_type)

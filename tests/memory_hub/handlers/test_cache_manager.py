@@ -228,7 +228,8 @@ def test_native_actions(agent):
 
 def loop_ready(agent: CacheManager) -> None:
     """Tick the agent's watched source as the router loop does until its Redis connection is up (the first
-    get on the loop's thread starts connecting and takes the blocking path)."""
+    get on the loop's thread starts connecting and takes the blocking path), then run a pass of two gets (the
+    first such pass loads the script of many gets, through the blocking path)."""
     source = agent.watched()[0]
     source.tick()
     with pytest.raises(NotFound):
@@ -236,9 +237,13 @@ def loop_ready(agent: CacheManager) -> None:
     for _ in range(500):
         source.tick()
         if source.fileno() is not None:
-            return
+            break
         time.sleep(0.01)
-    raise AssertionError("the cache reader did not connect")
+    else:
+        raise AssertionError("the cache reader did not connect")
+    for future in [agent.get({"cache_type": "nlu_results", "key": "never-stored"}, ctx("get")) for _ in range(2)]:
+        with pytest.raises(NotFound):
+            settle(future, [source])
 
 
 def evalsha_calls(redis_store) -> int:
@@ -315,7 +320,7 @@ def test_entries_written_outside_the_cache_read_back_as_before(agent, redis_stor
     assert agent.get_entry("t", "text") == (True, "plain \ufffd text", None)
 
 
-def test_a_pass_whose_script_call_fails_falls_back_get_by_get(agent, redis_store):
+def test_a_pass_whose_script_call_fails_takes_the_blocking_path(agent, redis_store):
     agent.put_entry("nlu_results", "a", "a", None)
     loop_ready(agent)
     redis_store.client("cache").script_flush()          # the pass's EVALSHA gets NOSCRIPT: the blocking path
@@ -323,6 +328,8 @@ def test_a_pass_whose_script_call_fails_falls_back_get_by_get(agent, redis_store
     assert settle(futures[0], agent.watched())["value"] == "a"
     with pytest.raises(NotFound):
         settle(futures[1], agent.watched())
+    redis_store.client("cache").script_flush()          # and a pass of one get
+    assert settle(agent.get({"cache_type": "nlu_results", "key": "a"}, ctx("get")), agent.watched())["value"] == "a"
 
 
 def test_a_get_off_the_loop_thread_takes_the_blocking_path(agent):
