@@ -11,8 +11,10 @@ Keys (all under the ``cache:`` namespace prefix of db0, see ``stores/redis_store
 Eviction (the legacy config named ``max_size`` per type but never enforced it): a write that takes a
 type past its ``max_entries`` deletes the least recently used entries of that type until it fits; reads
 refresh the access order. Writes and reads are one Lua script each, so the bound holds under concurrency.
-Entries that expired by TTL leave stale members in the sorted set; they count against the bound until the
-maintenance pass (``sweep``) or an eviction removes them, so the number of live entries never exceeds it.
+The native gets of one router loop pass share one script call (``BatchedGets``): it serves them in request
+order, each hit taking the next score, exactly as one call per get back to back would. Entries that expired
+by TTL leave stale members in the sorted set; they count against the bound until the maintenance pass
+(``sweep``) or an eviction removes them, so the number of live entries never exceeds it.
 
 Errors: Redis down or unreachable raises ``RedisUnavailable`` ("Redis is not available"); bad input raises
 ``BadRequest`` naming the field; a value over ``max_value_bytes`` raises ``TooLarge``.
@@ -21,13 +23,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable
 
 from agents.memory_hub.stores.redis_reader import RedisReader
-from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, redis_errors
+from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, RedisUnavailable, redis_errors
 from bus.errors import BadRequest, TooLarge
 from bus.settings import SettingError, setting
 
@@ -92,13 +95,49 @@ redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
 return evicted
 """
 
-# KEYS[1] entry, KEYS[2] lru set -> {value, pttl} or nil
+# KEYS[1] entry, KEYS[2] lru set -> {value, pttl}, or {nil, nil} on a miss. The pttl is text: an array of
+# bulk strings is what the reader parses on its fast path.
 GET_LUA = """
 local v = redis.call('GET', KEYS[1])
-if not v then return nil end
+if not v then return {false, false} end
 """ + NEXT_SCORE + """
 redis.call('ZADD', KEYS[2], score, KEYS[1])
-return {v, redis.call('PTTL', KEYS[1])}
+return {v, tostring(redis.call('PTTL', KEYS[1]))}
+"""
+
+# GET_LUA for many gets: KEYS entry, lru set, entry, lru set, ... -> {value, pttl, value, pttl, ...}. Hits
+# take increasing scores in KEYS order, as one GET_LUA call per pair back to back would give them: the top
+# score of each set is read once and every hit on it is added by one ZADD. (One get costs Redis less with
+# GET_LUA: no tables to collect the adds.)
+GET_MANY_LUA = """
+local out, top, adds = {}, {}, {}
+for i = 1, #KEYS, 2 do
+  local entry, lru = KEYS[i], KEYS[i + 1]
+  local v = redis.call('GET', entry)
+  if v then
+    local score = top[lru]
+    if not score then
+      local highest = redis.call('ZREVRANGE', lru, 0, 0, 'WITHSCORES')
+      score = 0
+      if highest[2] then score = tonumber(highest[2]) end
+      adds[lru] = {}
+    end
+    score = score + 1
+    top[lru] = score
+    local add = adds[lru]
+    add[#add + 1] = score
+    add[#add + 1] = entry
+    out[#out + 1] = v
+    out[#out + 1] = tostring(redis.call('PTTL', entry))
+  else
+    out[#out + 1] = false
+    out[#out + 1] = false
+  end
+end
+for lru, add in pairs(adds) do
+  redis.call('ZADD', lru, unpack(add))
+end
+return out
 """
 
 # KEYS[1] entry, KEYS[2] lru set -> 1 if the entry existed
@@ -106,6 +145,80 @@ DEL_LUA = """
 redis.call('ZREM', KEYS[2], KEYS[1])
 return redis.call('DEL', KEYS[1])
 """
+
+Shape = Callable[[str, str, bool, Any, float | None], Any]   # (cache_type, key, hit, value, ttl)
+QueuedGet = tuple[str, str, Shape, Future[Any]]                # cache_type, key, shape, its future
+Fallback = Callable[[list[QueuedGet], list[str]], None]        # gets and their keys -> the blocking path
+MAX_BATCH = 256                                                # gets in one call (a loop pass reads up to 256)
+
+
+class BatchedGets:
+    """The native gets of one router loop pass, sent as one ``GET_MANY_LUA`` call (``GET_LUA`` for one)
+    when the loop ticks (before it polls, where the reader would have written them anyway): one script run
+    and one reply per pass instead of one per get. The loop polls this object in place of the reader
+    (``fileno``/``ready``/``tick``). ``add`` works only on the loop's thread (the first to tick); gets the
+    reader cannot send, or whose call fails, go to ``fallback`` (the blocking path) together."""
+
+    def __init__(self, reader: RedisReader, get_sha: str, get_many_sha: str, fallback: Fallback) -> None:
+        self.reader = reader
+        self._get_sha = get_sha
+        self._get_many_sha = get_many_sha
+        self._fallback = fallback
+        self._gets: list[QueuedGet] = []
+        self._keys: list[str] = []
+        self._owner: int | None = None
+
+    def add(self, get: QueuedGet, entry_key: str, lru_key: str) -> bool:
+        """Queue ``get`` for this pass's call; False (nothing queued) off the loop's thread."""
+        if threading.get_ident() != self._owner:
+            return False
+        self._gets.append(get)
+        self._keys += (entry_key, lru_key)
+        if len(self._gets) >= MAX_BATCH:
+            self._send()
+        return True
+
+    def fileno(self) -> int | None:
+        return self.reader.fileno()
+
+    def ready(self) -> None:
+        self.reader.ready()
+
+    def tick(self) -> bool:
+        if self._owner is None:
+            self._owner = threading.get_ident()
+        if self._gets:
+            self._send()
+        return self.reader.tick()
+
+    def close(self) -> None:
+        gets, self._gets, self._keys = self._gets, [], []
+        for get in gets:
+            get[3].set_exception(RedisUnavailable())
+
+    def _send(self) -> None:
+        gets, keys = self._gets, self._keys
+        self._gets, self._keys = [], []
+
+        def reply(found: Any) -> None:
+            if isinstance(found, list) and len(found) == 2 * len(gets):
+                settle(gets, found)
+            else:                       # an error (e.g. NOSCRIPT, Redis failing): the blocking path
+                self._fallback(gets, keys)
+
+        sha = self._get_sha if len(gets) == 1 else self._get_many_sha
+        if not self.reader.send(reply, b"EVALSHA", sha, b"%d" % len(keys), *keys):
+            self._fallback(gets, keys)
+
+
+def settle(gets: list[QueuedGet], found: list[Any]) -> None:
+    """Complete each get's future from a ``GET_LUA``/``GET_MANY_LUA`` reply (value, pttl per get)."""
+    for i, (cache_type, key, shape, future) in enumerate(gets):
+        try:
+            future.set_result(shape(cache_type, key, *_entry(found[2 * i], found[2 * i + 1])))
+        except BaseException as exc:
+            future.set_exception(exc)
+
 
 _GLOB = re.compile(r"([*?\[\]\\])")
 
@@ -127,13 +240,17 @@ class CacheStore:
         client = self.ns.client
         self._put = client.register_script(PUT_LUA)
         self._get = client.register_script(GET_LUA)
+        self._get_many = client.register_script(GET_MANY_LUA)
         self._del = client.register_script(DEL_LUA)
-        # get_async: the script through the router loop's reader; the blocking path on a miss of the script
+        # get_async: the script through the router loop's reader, the gets of one loop pass in one call;
+        # the blocking path when that cannot be used
         self.reader = RedisReader(client.connection_pool, max(2.0, 4 * redis.settings.socket_timeout_s))
         self._blocking = ThreadPoolExecutor(2, thread_name_prefix="cache-get")
+        self.batched = BatchedGets(self.reader, self._get.sha, self._get_many.sha, self._get_blocking)
 
     def close(self) -> None:
         self.reader.close()
+        self.batched.close()
         self._blocking.shutdown(wait=False)
 
     # ------------------------------------------------------------------ policy
@@ -162,35 +279,34 @@ class CacheStore:
         """``(hit, value, seconds_left)``; a hit refreshes the entry's LRU position."""
         check_type(cache_type)
         with redis_errors():
-            found = self._get(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)])
-        return _entry(found)
+            raw, pttl = self._get(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)])
+        return _entry(raw, pttl)
 
-    def get_async(self, cache_type: str, key: str, shape: Callable[[bool, Any, float | None], Any]) -> Future:
-        """``get`` without blocking the caller: a future of ``shape(hit, value, seconds_left)`` (or of the
-        exception ``shape`` raises). The script runs through ``reader``; when it cannot (no connection, the
-        script not loaded in Redis yet, Redis failing), the blocking ``get`` runs on a thread of its own."""
+    def get_async(self, cache_type: str, key: str, shape: Shape) -> Future[Any]:
+        """``get`` without blocking the caller: a future of ``shape(cache_type, key, hit, value, seconds_left)``
+        (or of the exception ``shape`` raises). On the thread that drives ``batched`` the get joins the loop
+        pass's script call; when that cannot run it (another thread, no connection, the script not loaded in
+        Redis yet, Redis failing), the same script runs blocking on a thread of its own."""
         check_type(cache_type)
-        future: Future = Future()
-
-        def settle(get: Callable[[], tuple[bool, Any, float | None]]) -> None:
-            try:
-                future.set_result(shape(*get()))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        def blocking() -> None:
-            self._blocking.submit(settle, lambda: self.get(cache_type, key))
-
-        def reply(found: Any) -> None:
-            if isinstance(found, Exception):
-                blocking()
-            else:
-                settle(lambda: _entry(found))
-
-        keys = [self.entry_key(cache_type, key), self.lru_key(cache_type)]
-        if not self.reader.send(reply, b"EVALSHA", self._get.sha, b"2", *keys):
-            blocking()
+        future: Future[Any] = Future()
+        get = (cache_type, key, shape, future)
+        entry_key, lru_key = self.entry_key(cache_type, key), self.lru_key(cache_type)
+        if not self.batched.add(get, entry_key, lru_key):
+            self._get_blocking([get], [entry_key, lru_key])
         return future
+
+    def _get_blocking(self, gets: list[QueuedGet], keys: list[str]) -> None:
+        self._blocking.submit(self._settle_blocking, gets, keys)
+
+    def _settle_blocking(self, gets: list[QueuedGet], keys: list[str]) -> None:
+        try:
+            with redis_errors():         # redis-py loads the script when Redis does not have it (NOSCRIPT)
+                found = self._get(keys=keys) if len(gets) == 1 else self._get_many(keys=keys)
+        except BaseException as exc:
+            for get in gets:
+                get[3].set_exception(exc)
+            return
+        settle(gets, found)
 
     def invalidate(self, cache_type: str, key: str) -> bool:
         check_type(cache_type)
@@ -253,12 +369,12 @@ class CacheStore:
         return text
 
 
-def _entry(found: Any) -> tuple[bool, Any, float | None]:
-    """The script's reply (nil, or [value, pttl]) as (hit, value, seconds left)."""
-    if found is None:
+def _entry(raw: bytes | None, pttl: bytes | None) -> tuple[bool, Any, float | None]:
+    """One get of the script's reply (value and pttl, or nil and nil) as (hit, value, seconds left)."""
+    if raw is None:
         return False, None, None
-    raw, pttl = found
-    return True, decode(raw), (pttl / 1000.0 if pttl is not None and pttl >= 0 else None)
+    ms = int(pttl) if pttl is not None else -1
+    return True, decode(raw), (ms / 1000.0 if ms >= 0 else None)
 
 
 def check_type(cache_type: str) -> None:
@@ -266,9 +382,18 @@ def check_type(cache_type: str) -> None:
         raise BadRequest(f"cache_type '{LRU_TYPE}' is reserved", details={"field": "cache_type"})
 
 
+_JSON = json.JSONDecoder()
+
+
 def decode(raw: bytes) -> Any:
+    """An entry's value: its JSON text, else the text itself (as ``json.loads``, then the text)."""
     try:
-        return json.loads(raw)
+        # json.loads of UTF-8 JSON without detecting the encoding (valid JSON has no NUL among its first bytes)
+        return _JSON.decode(raw.decode())
+    except ValueError:
+        pass
+    try:
+        return json.loads(raw)              # the other encodings json.loads detects (UTF-16/32, a BOM)
     except ValueError:
         return raw.decode("utf-8", "replace")
 

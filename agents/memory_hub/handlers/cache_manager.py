@@ -110,10 +110,9 @@ class CacheManager(Handler):
         """The cached value and seconds left; not_found on a miss.
 
         Inline on the router loop and never blocking: the script runs through the loop's own non-blocking
-        Redis connection (no thread hop); the blocking path takes over only when that cannot be used."""
-        cache_type, key = args["cache_type"], args["key"]
-        return self._store().get_async(cache_type, key,
-                                       lambda hit, value, ttl: self._entry_reply(cache_type, key, hit, value, ttl))
+        Redis connection (no thread hop), once for all the gets of a loop pass; the blocking path takes over
+        only when that cannot be used."""
+        return self._store().get_async(args["cache_type"], args["key"], self._entry_reply)
 
     @action(schema.PUT)
     def put(self, args: dict, ctx: CallContext) -> dict:
@@ -282,7 +281,7 @@ class CacheManager(Handler):
             self.cache.close()
 
     def watched(self) -> list:
-        return [self.cache.reader] if self.cache is not None else []
+        return [self.cache.batched] if self.cache is not None else []
 
     def _maintain_once(self) -> None:
         self.refresh_redis_state()

@@ -3,6 +3,8 @@ native actions, and Redis going away and coming back under the same handler.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from agents.memory_hub.cache import CacheSettings, split_cache_key
@@ -222,6 +224,125 @@ def test_native_actions(agent):
     agent.put({"cache_type": "t", "key": "1", "value": 1, "ttl": 5.5}, ctx("put"))
     assert agent.flush({"cache_type": "t"}, ctx("flush")) == {"cache_type": "t", "flushed": 1}
     assert agent.stats({}, ctx("stats"))["types"]["nlu_results"]["max_entries"] == 3
+
+
+def loop_ready(agent: CacheManager) -> None:
+    """Tick the agent's watched source as the router loop does until its Redis connection is up (the first
+    get on the loop's thread starts connecting and takes the blocking path), then run a pass of two gets (the
+    first such pass loads the script of many gets, through the blocking path)."""
+    source = agent.watched()[0]
+    source.tick()
+    with pytest.raises(NotFound):
+        settle(agent.get({"cache_type": "nlu_results", "key": "never-stored"}, ctx("get")), [source])
+    for _ in range(500):
+        source.tick()
+        if source.fileno() is not None:
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("the cache reader did not connect")
+    for future in [agent.get({"cache_type": "nlu_results", "key": "never-stored"}, ctx("get")) for _ in range(2)]:
+        with pytest.raises(NotFound):
+            settle(future, [source])
+
+
+def evalsha_calls(redis_store) -> int:
+    return int(redis_store.client("cache").info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_the_gets_of_one_loop_pass_run_as_one_script_call_in_request_order(agent, redis_store):
+    for key in ("a", "b", "c"):
+        agent.put_entry("nlu_results", key, key, None)
+    agent.put_entry("tool_responses", "t", {"x": [1]}, 60)
+    loop_ready(agent)
+    calls = evalsha_calls(redis_store)
+    asked = [("nlu_results", "a"), ("tool_responses", "t"), ("nlu_results", "missing"), ("nlu_results", "b"),
+             ("nlu_results", "a"), ("_lru", "x")]
+    futures = []
+    for cache_type, key in asked:
+        try:
+            futures.append(agent.get({"cache_type": cache_type, "key": key}, ctx("get")))
+        except BadRequest as exc:
+            futures.append(exc)
+    assert isinstance(futures[-1], BadRequest)                   # the reserved type never reaches Redis
+    results = []
+    for future in futures[:-1]:
+        try:
+            results.append(settle(future, agent.watched()))
+        except NotFound as exc:
+            results.append(exc)
+    assert evalsha_calls(redis_store) == calls + 1
+    assert results[0]["value"] == "a" and 295 < results[0]["ttl"] <= 300
+    assert results[1] == {"cache_type": "tool_responses", "key": "t", "value": {"x": [1]}, "ttl": results[1]["ttl"]}
+    assert 55 < results[1]["ttl"] <= 60
+    assert isinstance(results[2], NotFound)
+    assert results[3]["value"] == "b" and results[4]["value"] == "a"
+    lru = redis_store.client("cache").zrange("cache:_lru:nlu_results", 0, -1)
+    assert lru == [b"cache:nlu_results:c", b"cache:nlu_results:b", b"cache:nlu_results:a"]  # the last hit is freshest
+    assert agent.put_entry("nlu_results", "d", "d", None)["evicted"] == 1                 # c: least recently used
+    assert redis_store.client("cache").get("cache:nlu_results:c") is None
+
+
+def test_a_pass_with_more_gets_than_one_call_takes_sends_them_in_calls_of_max_batch(agent, redis_store):
+    from agents.memory_hub.cache import MAX_BATCH
+
+    for key in ("a", "b", "c"):
+        agent.put_entry("nlu_results", key, key, None)
+    loop_ready(agent)
+    calls = evalsha_calls(redis_store)
+    keys = ["abc"[i % 3] for i in range(MAX_BATCH + 10)]
+    futures = [agent.get({"cache_type": "nlu_results", "key": key}, ctx("get")) for key in keys]
+    assert [settle(future, agent.watched())["value"] for future in futures] == keys
+    assert evalsha_calls(redis_store) == calls + 2
+    lru = redis_store.client("cache").zrange("cache:_lru:nlu_results", 0, -1)
+    assert [member[-1:].decode() for member in lru] == keys[-3:]
+
+
+def test_gets_queued_when_the_store_closes_are_unavailable(agent):
+    loop_ready(agent)
+    future = agent.get({"cache_type": "nlu_results", "key": "a"}, ctx("get"))
+    agent.stop()
+    with pytest.raises(Unavailable):
+        future.result(5)
+
+
+def test_entries_written_outside_the_cache_read_back_as_before(agent, redis_store):
+    """Values not written by ``put`` (e.g. by the legacy agent): not JSON, no TTL, another JSON encoding."""
+    raw = redis_store.client("cache")
+    raw.set("cache:t:text", b"plain \xff text")
+    raw.set("cache:t:utf16", '{"a": [1, "\u00e9"]}'.encode("utf-16"))
+    raw.set("cache:t:bom", b"\xef\xbb\xbf[1]")
+    loop_ready(agent)
+    futures = [agent.get({"cache_type": "t", "key": key}, ctx("get")) for key in ("text", "utf16", "bom")]
+    text, utf16, bom = (settle(future, agent.watched()) for future in futures)
+    assert text == {"cache_type": "t", "key": "text", "value": "plain \ufffd text", "ttl": None}
+    assert utf16["value"] == {"a": [1, "\u00e9"]} and bom["value"] == [1]
+    assert agent.get_entry("t", "text") == (True, "plain \ufffd text", None)
+
+
+def test_a_pass_whose_script_call_fails_takes_the_blocking_path(agent, redis_store):
+    agent.put_entry("nlu_results", "a", "a", None)
+    loop_ready(agent)
+    redis_store.client("cache").script_flush()          # the pass's EVALSHA gets NOSCRIPT: the blocking path
+    futures = [agent.get({"cache_type": "nlu_results", "key": key}, ctx("get")) for key in ("a", "zz")]
+    assert settle(futures[0], agent.watched())["value"] == "a"
+    with pytest.raises(NotFound):
+        settle(futures[1], agent.watched())
+    redis_store.client("cache").script_flush()          # and a pass of one get
+    assert settle(agent.get({"cache_type": "nlu_results", "key": "a"}, ctx("get")), agent.watched())["value"] == "a"
+
+
+def test_a_get_off_the_loop_thread_takes_the_blocking_path(agent):
+    import threading
+
+    agent.put_entry("nlu_results", "a", "a", None)
+    loop_ready(agent)
+    got = []
+    thread = threading.Thread(target=lambda: got.append(agent.get({"cache_type": "nlu_results", "key": "a"},
+                                                                  ctx("get")).result(10)))
+    thread.start()
+    thread.join(10)
+    assert got[0]["value"] == "a"
 
 
 def test_route_actions_split_the_cache_key(agent):
