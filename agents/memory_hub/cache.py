@@ -24,13 +24,14 @@ from __future__ import annotations
 import json
 import re
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable
 
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, RedisUnavailable, redis_errors
+from bus.deferred import Deferred
 from bus.errors import BadRequest, TooLarge
 from bus.settings import SettingError, setting
 
@@ -147,7 +148,7 @@ return redis.call('DEL', KEYS[1])
 """
 
 Shape = Callable[[str, str, bool, Any, float | None], Any]   # (cache_type, key, hit, value, ttl)
-QueuedGet = tuple[str, str, Shape, Future[Any]]                # cache_type, key, shape, its future
+QueuedGet = tuple[str, str, Shape, Deferred[Any]]              # cache_type, key, shape, its future
 Fallback = Callable[[list[QueuedGet], list[str]], None]        # gets and their keys -> the blocking path
 MAX_BATCH = 256                                                # gets in one call (a loop pass reads up to 256)
 
@@ -282,13 +283,13 @@ class CacheStore:
             raw, pttl = self._get(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)])
         return _entry(raw, pttl)
 
-    def get_async(self, cache_type: str, key: str, shape: Shape) -> Future[Any]:
+    def get_async(self, cache_type: str, key: str, shape: Shape) -> Deferred[Any]:
         """``get`` without blocking the caller: a future of ``shape(cache_type, key, hit, value, seconds_left)``
         (or of the exception ``shape`` raises). On the thread that drives ``batched`` the get joins the loop
         pass's script call; when that cannot run it (another thread, no connection, the script not loaded in
         Redis yet, Redis failing), the same script runs blocking on a thread of its own."""
         check_type(cache_type)
-        future: Future[Any] = Future()
+        future: Deferred[Any] = Deferred()
         get = (cache_type, key, shape, future)
         entry_key, lru_key = self.entry_key(cache_type, key), self.lru_key(cache_type)
         if not self.batched.add(get, entry_key, lru_key):

@@ -34,12 +34,12 @@ Native (agent "CacheManager"; Redis down -> ``unavailable``, retryable):
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future
 from typing import Any
 from collections.abc import Callable
 
 from agents.memory_hub.cache import CacheSettings, CacheStore, split_cache_key
 from agents.memory_hub.stores.redis_store import RedisStore
+from bus.deferred import Deferred
 from bus.errors import HubError, NotFound, Unavailable
 from bus.handler import CallContext, Handler, Route, action, base_legacy_health
 from bus.legacy import LegacyCall, LegacyTable, LegacyVocabulary
@@ -106,7 +106,7 @@ class CacheManager(Handler):
 
     # ------------------------------------------------------------------ native
     @action(schema.GET, inline=True)
-    def get(self, args: dict, ctx: CallContext) -> Future:
+    def get(self, args: dict, ctx: CallContext) -> Deferred:
         """The cached value and seconds left; not_found on a miss.
 
         Inline on the router loop and never blocking: the script runs through the loop's own non-blocking
