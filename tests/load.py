@@ -4,9 +4,12 @@
 7102: put / get) and 10 native DEALER clients pipelining ``MemoryClient`` kv_set / kv_get (8 in flight each)
 run for 60 s against a MemoryHub started for the run (its own data dir, embedded Redis). Each client checks
 every reply (a read must return what that client wrote). Printed: throughput, p50/p99 latency per operation,
-errors (exit 1 when any), and the hub's and its Redis's RSS before and after (exit 1 when the hub grew more
-than ``--rss-growth-mb``). Load runs in two processes (legacy, native) of one thread each, driving their
-sockets from a poller, so the generator costs little CPU next to the hub (2 cores here).
+errors (exit 1 when any), the hub's and its Redis's RSS before and after (exit 1 when the hub grew more
+than ``--rss-growth-mb``), the hub's CPU per request and how busy the whole machine was (a run that shared
+the cores with other work is slower), and the closed loop's Little's law: the clients keep a fixed number
+of requests in flight, so mean latency is that number divided by the throughput. Load runs in two processes
+(legacy, native) of one thread each, driving their sockets from a poller, so the generator costs little CPU
+next to the hub (2 cores here).
 
     python -m tests.load --seconds 60 --legacy-clients 50 --native-clients 10 --window 8
 """
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace, title: str) -> int:
         alive = hub.proc.poll() is None
     finally:
         code = hub.stop()
-    print(summarize(report, before, after, args.seconds))
+    print(summarize(report, before, after, args.seconds,
+                    outstanding=args.legacy_clients + args.native_clients * args.window))
     failures = []
     if report.errors:
         failures.append(f"{report.errors} errors")
