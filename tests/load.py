@@ -12,17 +12,21 @@ of requests in flight, so mean latency is that number divided by the throughput.
 next to the hub (2 cores here).
 
     python -m tests.load --seconds 60 --legacy-clients 50 --native-clients 10 --window 8
+    python -m tests.load --seconds 30 --warmup 3 --hub-config '{hub: {workers: 4}, sql: {synchronous: NORMAL}}'
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import sys
 import tempfile
 from pathlib import Path
 
 import psutil
+import yaml
 
+from bus.settings import deep_merge
 from tests.reliability.loadgen import Report, Sampler, run_drivers, summarize
 from tests.support.hubproc import HubProcess
 
@@ -40,6 +44,8 @@ def parse_args(argv: list[str] | None = None, seconds: float = 60.0, interval: f
     parser.add_argument("--rss-growth-mb", type=float, default=256.0, help="allowed hub RSS growth")
     parser.add_argument("--data-dir", help="hub data dir (default: a fresh temporary one)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before RSS 'before'")
+    parser.add_argument("--hub-config", type=yaml.safe_load, default={},
+                        help="YAML mapping merged over the hub's settings for the run, e.g. '{hub: {workers: 4}}'")
     return parser.parse_args(argv)
 
 
@@ -59,7 +65,9 @@ def redis_pid(data_dir: Path) -> int | None:
 
 def run(args: argparse.Namespace, title: str) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="hub-load-")) / "hub"
-    hub = HubProcess("memory_hub", data_dir, startup_timeout=120, config=HUB_CONFIG)
+    config = copy.deepcopy(HUB_CONFIG)
+    deep_merge(config, args.hub_config or {})
+    hub = HubProcess("memory_hub", data_dir, startup_timeout=120, config=config)
     hub.start()
     try:
         sampler = Sampler(lambda: rss_mb(hub.proc.pid), lambda: rss_mb(redis_pid(data_dir)),
