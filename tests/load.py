@@ -4,22 +4,29 @@
 7102: put / get) and 10 native DEALER clients pipelining ``MemoryClient`` kv_set / kv_get (8 in flight each)
 run for 60 s against a MemoryHub started for the run (its own data dir, embedded Redis). Each client checks
 every reply (a read must return what that client wrote). Printed: throughput, p50/p99 latency per operation,
-errors (exit 1 when any), and the hub's and its Redis's RSS before and after (exit 1 when the hub grew more
-than ``--rss-growth-mb``). Load runs in two processes (legacy, native) of one thread each, driving their
-sockets from a poller, so the generator costs little CPU next to the hub (2 cores here).
+errors (exit 1 when any), the hub's and its Redis's RSS before and after (exit 1 when the hub grew more
+than ``--rss-growth-mb``), the hub's CPU per request and how busy the whole machine was (a run that shared
+the cores with other work is slower), and the closed loop's Little's law: the clients keep a fixed number
+of requests in flight, so mean latency is that number divided by the throughput. Load runs in two processes
+(legacy, native) of one thread each, driving their sockets from a poller, so the generator costs little CPU
+next to the hub (2 cores here).
 
     python -m tests.load --seconds 60 --legacy-clients 50 --native-clients 10 --window 8
+    python -m tests.load --seconds 30 --warmup 3 --hub-config '{hub: {workers: 4}, sql: {synchronous: NORMAL}}'
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import sys
 import tempfile
 from pathlib import Path
 
 import psutil
+import yaml
 
+from bus.settings import deep_merge
 from tests.reliability.loadgen import Report, Sampler, run_drivers, summarize
 from tests.support.hubproc import HubProcess
 
@@ -37,6 +44,8 @@ def parse_args(argv: list[str] | None = None, seconds: float = 60.0, interval: f
     parser.add_argument("--rss-growth-mb", type=float, default=256.0, help="allowed hub RSS growth")
     parser.add_argument("--data-dir", help="hub data dir (default: a fresh temporary one)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before RSS 'before'")
+    parser.add_argument("--hub-config", type=yaml.safe_load, default={},
+                        help="YAML mapping merged over the hub's settings for the run, e.g. '{hub: {workers: 4}}'")
     return parser.parse_args(argv)
 
 
@@ -56,7 +65,9 @@ def redis_pid(data_dir: Path) -> int | None:
 
 def run(args: argparse.Namespace, title: str) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="hub-load-")) / "hub"
-    hub = HubProcess("memory_hub", data_dir, startup_timeout=120, config=HUB_CONFIG)
+    config = copy.deepcopy(HUB_CONFIG)
+    deep_merge(config, args.hub_config or {})
+    hub = HubProcess("memory_hub", data_dir, startup_timeout=120, config=config)
     hub.start()
     try:
         sampler = Sampler(lambda: rss_mb(hub.proc.pid), lambda: rss_mb(redis_pid(data_dir)),
@@ -74,7 +85,8 @@ def run(args: argparse.Namespace, title: str) -> int:
         alive = hub.proc.poll() is None
     finally:
         code = hub.stop()
-    print(summarize(report, before, after, args.seconds))
+    print(summarize(report, before, after, args.seconds,
+                    outstanding=args.legacy_clients + args.native_clients * args.window))
     failures = []
     if report.errors:
         failures.append(f"{report.errors} errors")
