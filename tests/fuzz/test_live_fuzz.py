@@ -158,7 +158,9 @@ def legacy_ports(hub: HubProcess) -> list[int]:
     """The legacy ports this hub bound (from its hub_started log line)."""
     for line in hub.log_path.read_text(errors="replace").splitlines():
         if '"hub_started"' in line:
-            return sorted(json.loads(line[line.index("{"):])["legacy"])
+            # the first object of the line: another thread's log line may follow it without a newline
+            started, _ = json.JSONDecoder().raw_decode(line[line.index("{"):])
+            return sorted(started["legacy"])
     match = re.search(r"legacy=\[([\d, ]+)\]", hub.log_path.read_text(errors="replace"))
     return sorted(int(p) for p in match.group(1).split(",")) if match else []
 

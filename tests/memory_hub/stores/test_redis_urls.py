@@ -23,6 +23,7 @@ import pytest
 
 from agents.memory_hub.handlers.memory_client import MemoryClient
 from agents.memory_hub.stores.redis_store import RedisStore, RedisUnavailable, parse_sentinel_url, redis_errors
+from bus.deferred import Deferred
 from bus.errors import HubError
 from bus.handler import CallContext
 from tests.support.postgres import free_port
@@ -54,7 +55,7 @@ def _kv_set(mc: MemoryClient, key: str, value: int) -> None:
 def _kv_get(mc: MemoryClient, key: str):
     spec, fn = mc.action_table()["kv_get"]
     result = fn(spec.schema.validate({"key": key}), CallContext(agent=mc.name, action="kv_get"))
-    if isinstance(result, Future):       # kv_get may answer through a future (the hub's loop reads Redis)
+    if isinstance(result, (Future, Deferred)):   # kv_get may answer later (the hub's loop reads Redis)
         result = result.result(timeout=30)
     return result["value"]
 
