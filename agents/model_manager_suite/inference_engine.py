@@ -18,6 +18,7 @@ reply means the request continued an existing conversation.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from concurrent.futures import Future
@@ -33,6 +34,7 @@ from .loader import LoadedModel, ModelLoader
 from .store import ModelStore
 from .worker import WorkerClosed
 
+log = logging.getLogger(__name__)
 OnToken = Callable[[str], None]
 WAIT_GRACE_S = 1.0     # a synchronous caller waits this long past the deadline (the model stops at a token)
 
@@ -168,23 +170,38 @@ class InferenceEngine:
                 lease: contextlib.ExitStack, holder: _ConversationHolder,
                 save: Callable[[_ConversationHolder, LoadedModel, dict], None],
                 conversation_id: str | None) -> None:
-        """On the model's thread: save the conversation, release lease and lock, count stats, answer."""
+        """On the model's thread: save the conversation, release lease and lock, count stats, answer.
+
+        The caller waits on ``outer`` with no timeout of its own, so it is completed whatever fails here;
+        a stats write that fails is logged and does not change the answer."""
+        result: dict[str, Any] | None = None
+        reply: dict[str, Any] | None = None
+        failure: BaseException | None = None
         try:
             result = inner.result()
             save(holder, entry, result)
             reply = self._finish(result, entry, conversation_id, holder.existed)
         except BaseException as exc:
+            failure = exc
+        finally:
             lease.close()
             holder.__exit__(None, None, None)
-            self.store.add_stats(entry.model_id, requests=1, errors=1, last_used=time.time())
-            outer.set_exception(exc)
-            return
-        lease.close()
-        holder.__exit__(None, None, None)
-        self.store.add_stats(entry.model_id, requests=1, prompt_tokens=result["prompt_tokens"],
-                             tokens_generated=result["completion_tokens"], generation_s=result["elapsed_s"],
-                             last_used=time.time())
-        outer.set_result(reply)
+        self._count(entry.model_id, None if failure is not None else result)
+        if failure is not None:
+            outer.set_exception(failure)
+        else:
+            outer.set_result(reply)
+
+    def _count(self, model_id: str, result: dict[str, Any] | None) -> None:
+        try:
+            if result is None:
+                self.store.add_stats(model_id, requests=1, errors=1, last_used=time.time())
+            else:
+                self.store.add_stats(model_id, requests=1, prompt_tokens=result["prompt_tokens"],
+                                     tokens_generated=result["completion_tokens"], generation_s=result["elapsed_s"],
+                                     last_used=time.time())
+        except Exception:     # the generation is answered either way; the stats miss one request
+            log.exception("counting a request of model %s failed", model_id)
 
     @staticmethod
     def _wait(start: Callable[[float | None], Generation], timeout: float | None) -> dict[str, Any]:

@@ -47,8 +47,14 @@ STORE_SQL_DEFAULTS = ModelStoreSqlSettings()
 
 
 def create_store_engine(database_url: str, settings: SqlSettings = STORE_SQL_DEFAULTS) -> Engine:
-    """The model store's engine, from the one factory of both hubs (its tables declare no foreign keys)."""
-    return create_sql_engine(database_url, settings, application_name="model_manager_suite", foreign_keys=False)
+    """The model store's engine, from the one factory of both hubs (its tables declare no foreign keys).
+
+    Every SQLite transaction begins IMMEDIATE: the suite's writes are read-modify-write (stats counters,
+    usage, preloads) from several threads, and a DEFERRED transaction that read before another thread
+    committed fails at once with "database is locked" instead of waiting ``busy_timeout``. Its SQL load is a
+    few statements per request, so serialising the readers too costs nothing measurable."""
+    return create_sql_engine(database_url, settings, application_name="model_manager_suite", foreign_keys=False,
+                             begin="IMMEDIATE")
 
 
 class ModelStore:
@@ -123,7 +129,7 @@ class ModelStore:
     def add_stats(self, model_id: str, *, last_load_s: float | None = None, last_used: float | None = None,
                   **counters: float) -> None:
         with self._guard(), self._tx() as s:
-            row = s.get(ModelStatsRow, model_id)
+            row = s.get(ModelStatsRow, model_id, with_for_update=True)    # PostgreSQL: no lost increment
             if row is None:
                 row = ModelStatsRow(model_id=model_id, **{k: 0 for k in STATS_COUNTERS})
                 s.add(row)
