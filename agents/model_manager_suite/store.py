@@ -159,9 +159,9 @@ class ModelStore:
 
 
 def engine_ping(engine: Engine) -> bool:
-    """True when the database answers a trivial query."""
+    """True when the database answers a trivial query (a DEFERRED transaction: it does not queue behind writers)."""
     try:
-        with engine.connect() as conn:
+        with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         return True
     except OperationalError:

@@ -70,3 +70,14 @@ def test_generation_is_answered_when_its_stats_cannot_be_written(make_suite, mod
         holder.close()
     assert reply["model_id"] == "tiny-a" and reply["completion_tokens"] > 0
     assert store.get_stats("tiny-a")["requests"] == before      # that request's stats were lost, not its answer
+
+
+def test_ping_does_not_wait_for_the_write_lock(store: ModelStore, tmp_path: Path) -> None:
+    store.get_stats("tiny-a")       # the pooled connection exists (opening one sets WAL mode, which locks)
+    holder = sqlite3.connect(tmp_path / "mms.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert store.ping()                           # a health check while another writer holds the lock
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
