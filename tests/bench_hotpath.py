@@ -9,8 +9,10 @@ Load on a shared machine varies within seconds, so every figure is measured in s
 taking every baseline and hub figure back to back; a ratio is the median of its per-round ratios.
 
 Hub figures, each with the router thread's CPU per request (it moves far less with the machine's load than
-the rates do): ``MemoryClient.kv_get`` (a key/value read served from the Redis copy) and
-``CacheManager.get`` (a Lua GET + LRU touch), sequential REQ and pipelined DEALER with 64 and 200 in flight;
+the rates do): ``MemoryClient.kv_get`` and ``CacheManager.get`` (a Lua GET + LRU touch), sequential REQ and
+pipelined DEALER with 64 and 200 in flight, on a hub with its defaults (a repeated read is answered from the
+copy held in process, kept current by Redis client tracking) and, sequential, on a second hub with those
+near copies off (every read asks Redis: the path of a key read for the first time since it changed);
 ``hub.ping`` pipelined; a handler action through the worker pool with a JWT (``EchoAgent.echo`` on the test
 hub) pipelined; MemoryOrchestratorService add/get on the legacy port (REQ, JSON) and native (msgpack) with
 p50/p99.
@@ -116,8 +118,8 @@ def router_seconds(hub: HubProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def one_round(echo: str, redis_url: str, hub: HubProcess, token: str, pool: HubProcess, pool_token: str,
-              n_seq: int, n_pipe: int) -> dict[str, float]:
+def one_round(echo: str, redis_url: str, hub: HubProcess, token: str, far: HubProcess, far_token: str,
+              pool: HubProcess, pool_token: str, n_seq: int, n_pipe: int) -> dict[str, float]:
     """Every baseline and hub figure once, back to back, so that each ratio compares like with like. Hub
     figures also record the router thread's CPU per request (``{figure}_cpu``, microseconds): unlike the
     rates, it barely moves with the other jobs on the machine."""
@@ -132,6 +134,8 @@ def one_round(echo: str, redis_url: str, hub: HubProcess, token: str, pool: HubP
 
     hub_figure("kv_seq", hub, lambda: hub_sequential(hub.endpoint, kv_gets(token, n_seq)), n_seq)
     hub_figure("cache_seq", hub, lambda: hub_sequential(hub.endpoint, cache_gets(token, n_seq)), n_seq)
+    hub_figure("kv_seq_redis", far, lambda: hub_sequential(far.endpoint, kv_gets(far_token, n_seq)), n_seq)
+    hub_figure("cache_seq_redis", far, lambda: hub_sequential(far.endpoint, cache_gets(far_token, n_seq)), n_seq)
     out["echo_pipe"] = pipelined(echo, ping, 2 * n_pipe)
     for window in (64, 200):
         hub_figure(f"kv_pipe_{window}", hub,
@@ -168,6 +172,8 @@ def mos_latencies(hub: HubProcess, n_lat: int) -> dict[str, list[float]]:
 ROWS = (  # (label, figure, baseline, goal)
     ("MemoryClient.kv_get, sequential REQ", "kv_seq", "floor", 0.8),
     ("CacheManager.get, sequential REQ", "cache_seq", "floor", 0.8),
+    ("MemoryClient.kv_get, sequential REQ, near copies off", "kv_seq_redis", "floor", 0.8),
+    ("CacheManager.get, sequential REQ, near copies off", "cache_seq_redis", "floor", 0.8),
     ("MemoryClient.kv_get, pipelined DEALER x64", "kv_pipe_64", "echo_pipe", 0.35),
     ("MemoryClient.kv_get, pipelined DEALER x200", "kv_pipe_200", "echo_pipe", 0.35),
     ("CacheManager.get, pipelined DEALER x64", "cache_pipe_64", "echo_pipe", 0.35),
@@ -188,19 +194,25 @@ def main() -> None:
     rounds: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-hotpath-") as tmp:
         redis_server = EmbeddedRedis(Path(tmp) / "redis")
+        far_redis = EmbeddedRedis(Path(tmp) / "redis-far")       # the second hub's own (same binary, same socket kind)
         url = redis_server.start()
         config = {"storage": {"redis_url": url}, "hub": {"queue_limit": 5000},
                   "cache_manager": {"extra_types": {"bench": {"ttl_s": 3600, "max_entries": 2 * KEYS}}}}
+        far_config = {**config, "storage": {"redis_url": far_redis.start()},
+                      "memory_client": {"near_cache_bytes": 0},
+                      "cache_manager": {**config["cache_manager"], "near_cache_bytes": 0}}
         try:
             with HubProcess("memory_hub", Path(tmp) / "hub", config=config) as hub, \
+                    HubProcess("memory_hub", Path(tmp) / "far", config=far_config, offset=free_offset()) as far, \
                     HubProcess("echo_hub", Path(tmp) / "echo", module="tests.bus.echo_hub", offset=free_offset(),
                                config={"hub": {"queue_limit": 5000}}) as pool:
-                token, pool_token = prepare(hub), pool.token()
+                token, far_token, pool_token = prepare(hub), prepare(far), pool.token()
                 for _ in range(args.rounds):
-                    rounds.append(one_round(echo, url, hub, token, pool, pool_token, args.sequential,
-                                            args.pipelined))
+                    rounds.append(one_round(echo, url, hub, token, far, far_token, pool, pool_token,
+                                            args.sequential, args.pipelined))
                 mos = mos_latencies(hub, args.latency)
         finally:
+            far_redis.stop()
             redis_server.stop()
     stop_echo(server, echo)
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}

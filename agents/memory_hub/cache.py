@@ -16,19 +16,29 @@ order, each hit taking the next score, exactly as one call per get back to back 
 by TTL leave stale members in the sorted set; they count against the bound until the maintenance pass
 (``sweep``) or an eviction removes them, so the number of live entries never exceeds it.
 
+Near copies (``near_cache_bytes``): the entries the loop's script calls read are also held in process, with
+their expiry, kept current by Redis client tracking (``stores/near_cache.py``). A native get of such an entry
+is answered at once from there; its access still reaches Redis, in request order, within 10 ms (with the next
+script call for gets that need Redis, or in a call of its own without a reply: ``BatchedGets``). ``put``,
+``invalidate`` and ``flush`` drop the copies before and after their Redis write.
+
 Errors: Redis down or unreachable raises ``RedisUnavailable`` ("Redis is not available"); bad input raises
 ``BadRequest`` naming the field; a value over ``max_value_bytes`` raises ``TooLarge``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+from agents.memory_hub.stores.near_cache import NearCache
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, RedisUnavailable, redis_errors
 from bus.deferred import Deferred
@@ -67,6 +77,9 @@ class CacheSettings:
     maintenance_interval_s: float = setting(60.0, minimum=0.05, doc="sweep of stale LRU members + Redis stats")
     health_refresh_s: float = setting(2.0, minimum=0.05,
                                       doc="how often the background thread re-checks Redis for health replies")
+    near_cache_bytes: int = setting(32 << 20, minimum=0,
+                                    doc="copies of read entries held in process, kept current by Redis client "
+                                        "tracking (0 = off)")
 
     def __post_init__(self) -> None:
         if LRU_TYPE in self.types or LRU_TYPE in self.extra_types:
@@ -148,9 +161,11 @@ return redis.call('DEL', KEYS[1])
 """
 
 Shape = Callable[[str, str, bool, Any, float | None], Any]   # (cache_type, key, hit, value, ttl)
-QueuedGet = tuple[str, str, Shape, Deferred[Any]]              # cache_type, key, shape, its future
+QueuedGet = tuple[str, str, Shape | None, Deferred[Any] | None]  # cache_type, key, shape, its future
+# (shape and future None: an access already answered from the near cache, sent only to move the LRU order)
 Fallback = Callable[[list[QueuedGet], list[str]], None]        # gets and their keys -> the blocking path
 MAX_BATCH = 256                                                # gets in one call (a loop pass reads up to 256)
+ACCESS_DELAY_S = 0.01        # accesses answered from near copies wait this long at most for a call to join
 
 
 class BatchedGets:
@@ -158,26 +173,42 @@ class BatchedGets:
     when the loop ticks (before it polls, where the reader would have written them anyway): one script run
     and one reply per pass instead of one per get. The loop polls this object in place of the reader
     (``fileno``/``ready``/``tick``). ``add`` works only on the loop's thread (the first to tick); gets the
-    reader cannot send, or whose call fails, go to ``fallback`` (the blocking path) together."""
+    reader cannot send, or whose call fails, go to ``fallback`` (the blocking path) together.
 
-    def __init__(self, reader: RedisReader, get_sha: str, get_many_sha: str, fallback: Fallback) -> None:
+    Accesses already answered from near copies (no future) only move the LRU order: they join the next call
+    made for a get that needs Redis, in request order, or go alone, without a reply (``CLIENT REPLY SKIP``),
+    once the oldest has waited ``ACCESS_DELAY_S`` (or ``MAX_BATCH`` wait): one script call per 10 ms at most
+    while every get is answered in process, instead of one per pass."""
+
+    def __init__(self, reader: RedisReader, get_sha: str, get_many_sha: str, fallback: Fallback,
+                 near: NearCache | None = None) -> None:
         self.reader = reader
+        self.near = near
         self._get_sha = get_sha
         self._get_many_sha = get_many_sha
         self._fallback = fallback
         self._gets: list[QueuedGet] = []
         self._keys: list[str] = []
+        self._asking = 0                    # gets in ``_gets`` that wait for their reply (have a future)
+        self._accesses_since = 0.0          # when the oldest access-only entry was queued
         self._owner: int | None = None
 
     def add(self, get: QueuedGet, entry_key: str, lru_key: str) -> bool:
         """Queue ``get`` for this pass's call; False (nothing queued) off the loop's thread."""
         if threading.get_ident() != self._owner:
             return False
+        if get[3] is not None:
+            self._asking += 1
+        elif len(self._gets) == self._asking:
+            self._accesses_since = time.monotonic()
         self._gets.append(get)
         self._keys += (entry_key, lru_key)
         if len(self._gets) >= MAX_BATCH:
             self._send()
         return True
+
+    def driven_here(self) -> bool:
+        return threading.get_ident() == self._owner
 
     def fileno(self) -> int | None:
         return self.reader.fileno()
@@ -188,26 +219,35 @@ class BatchedGets:
     def tick(self) -> bool:
         if self._owner is None:
             self._owner = threading.get_ident()
-        if self._gets:
+        if self._asking or (self._gets and time.monotonic() - self._accesses_since >= ACCESS_DELAY_S):
             self._send()
-        return self.reader.tick()
+        # accesses still waiting: the loop must come back within ACCESS_DELAY_S (True: poll briefly)
+        return self.reader.tick() or bool(self._gets)
 
     def close(self) -> None:
-        gets, self._gets, self._keys = self._gets, [], []
+        gets, self._gets, self._keys, self._asking = self._gets, [], [], 0
         for get in gets:
-            get[3].set_exception(RedisUnavailable())
+            if get[3] is not None:
+                get[3].set_exception(RedisUnavailable())
 
     def _send(self) -> None:
-        gets, keys = self._gets, self._keys
-        self._gets, self._keys = [], []
+        gets, keys, asking = self._gets, self._keys, self._asking
+        self._gets, self._keys, self._asking = [], [], 0
+        near, sent = self.near, time.monotonic()
+        epoch = near.epoch() if near is not None else None
 
         def reply(found: Any) -> None:
             if isinstance(found, list) and len(found) == 2 * len(gets):
                 settle(gets, found)
+                if epoch is not None and near is not None:
+                    keep(near, keys, found, sent, epoch)
             else:                       # an error (e.g. NOSCRIPT, Redis failing): the blocking path
                 self._fallback(gets, keys)
 
         sha = self._get_sha if len(gets) == 1 else self._get_many_sha
+        # accesses answered from near copies only: their reply is not needed, and would wake the loop again
+        if not asking and self.reader.send_unanswered(b"EVALSHA", sha, b"%d" % len(keys), *keys):
+            return
         if not self.reader.send(reply, b"EVALSHA", sha, b"%d" % len(keys), *keys):
             self._fallback(gets, keys)
 
@@ -215,10 +255,21 @@ class BatchedGets:
 def settle(gets: list[QueuedGet], found: list[Any]) -> None:
     """Complete each get's future from a ``GET_LUA``/``GET_MANY_LUA`` reply (value, pttl per get)."""
     for i, (cache_type, key, shape, future) in enumerate(gets):
+        if future is None or shape is None:
+            continue
         try:
             future.set_result(shape(cache_type, key, *_entry(found[2 * i], found[2 * i + 1])))
         except BaseException as exc:
             future.set_exception(exc)
+
+
+def keep(near: NearCache, keys: list[str], found: list[Any], sent: float, epoch: int) -> None:
+    """Hold the entries a script call read (with their expiry, counted from when the call was sent)."""
+    for i in range(0, len(found), 2):
+        raw = found[i]
+        if raw is not None:
+            ms = int(found[i + 1]) if found[i + 1] is not None else -1
+            near.put(keys[i].encode(), (raw, sent + ms / 1000.0 if ms >= 0 else None), len(raw), epoch)
 
 
 _GLOB = re.compile(r"([*?\[\]\\])")
@@ -245,9 +296,11 @@ class CacheStore:
         self._del = client.register_script(DEL_LUA)
         # get_async: the script through the router loop's reader, the gets of one loop pass in one call;
         # the blocking path when that cannot be used
-        self.reader = RedisReader(client.connection_pool, max(2.0, 4 * redis.settings.socket_timeout_s))
+        self.near = NearCache(section.near_cache_bytes) if section.near_cache_bytes else None
+        self.reader = RedisReader(client.connection_pool, max(2.0, 4 * redis.settings.socket_timeout_s),
+                                  near=self.near)
         self._blocking = ThreadPoolExecutor(2, thread_name_prefix="cache-get")
-        self.batched = BatchedGets(self.reader, self._get.sha, self._get_many.sha, self._get_blocking)
+        self.batched = BatchedGets(self.reader, self._get.sha, self._get_many.sha, self._get_blocking, self.near)
 
     def close(self) -> None:
         self.reader.close()
@@ -271,10 +324,26 @@ class CacheStore:
         check_type(cache_type)
         ttl_s = self.policy(cache_type).ttl_s if ttl is None else self.check_ttl(ttl)
         text = self.encode(value)
-        with redis_errors():
-            evicted = self._put(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)],
+        entry_key = self.entry_key(cache_type, key)
+        with redis_errors(), self._dropping(entry_key):
+            evicted = self._put(keys=[entry_key, self.lru_key(cache_type)],
                                 args=[text, max(1, int(round(ttl_s * 1000))), self.policy(cache_type).max_entries])
         return {"ttl": ttl_s, "evicted": int(evicted)}
+
+    @contextlib.contextmanager
+    def _dropping(self, *entry_keys: str) -> Iterator[None]:
+        """Around a write of these entries (none: every entry): their near copies go before and after it."""
+        near = self.near
+        if near is None:
+            yield
+            return
+        keys = [key.encode() for key in entry_keys]
+        drop = partial(near.drop, keys) if keys else near.clear
+        drop()
+        try:
+            yield
+        finally:
+            drop()
 
     def get(self, cache_type: str, key: str) -> tuple[bool, Any, float | None]:
         """``(hit, value, seconds_left)``; a hit refreshes the entry's LRU position."""
@@ -292,9 +361,30 @@ class CacheStore:
         future: Deferred[Any] = Deferred()
         get = (cache_type, key, shape, future)
         entry_key, lru_key = self.entry_key(cache_type, key), self.lru_key(cache_type)
+        if self.near is not None and self.batched.driven_here() and self._near_get(get, entry_key):
+            self.batched.add((cache_type, key, None, None), entry_key, lru_key)     # its access, in order
+            return future
         if not self.batched.add(get, entry_key, lru_key):
             self._get_blocking([get], [entry_key, lru_key])
         return future
+
+    def _near_get(self, get: QueuedGet, entry_key: str) -> bool:
+        """Answer ``get`` from the near copy of its entry; False when there is none (or it expired)."""
+        assert self.near is not None
+        held = self.near.get(entry_key.encode())
+        if held is None:
+            return False
+        raw, expires = held
+        left = None if expires is None else expires - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        cache_type, key, shape, future = get
+        assert shape is not None and future is not None
+        try:
+            future.set_result(shape(cache_type, key, True, decode(raw), left))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return True
 
     def _get_blocking(self, gets: list[QueuedGet], keys: list[str]) -> None:
         self._blocking.submit(self._settle_blocking, gets, keys)
@@ -305,21 +395,24 @@ class CacheStore:
                 found = self._get(keys=keys) if len(gets) == 1 else self._get_many(keys=keys)
         except BaseException as exc:
             for get in gets:
-                get[3].set_exception(exc)
+                if get[3] is not None:
+                    get[3].set_exception(exc)
             return
         settle(gets, found)
 
     def invalidate(self, cache_type: str, key: str) -> bool:
         check_type(cache_type)
-        with redis_errors():
-            return bool(self._del(keys=[self.entry_key(cache_type, key), self.lru_key(cache_type)]))
+        entry_key = self.entry_key(cache_type, key)
+        with redis_errors(), self._dropping(entry_key):
+            return bool(self._del(keys=[entry_key, self.lru_key(cache_type)]))
 
     def flush(self, cache_type: str) -> int:
         """Delete every entry of a type (SCAN ``{type}:*`` + DEL); returns how many were deleted."""
         check_type(cache_type)
-        deleted = self.ns.delete_matching(_GLOB.sub(r"\\\1", cache_type) + ":*")
-        with redis_errors():
-            self.ns.client.delete(self.lru_key(cache_type))
+        with self._dropping():
+            deleted = self.ns.delete_matching(_GLOB.sub(r"\\\1", cache_type) + ":*")
+            with redis_errors():
+                self.ns.client.delete(self.lru_key(cache_type))
         return deleted
 
     def count(self, cache_type: str) -> int:

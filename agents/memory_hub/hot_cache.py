@@ -16,6 +16,11 @@ SQL is the truth; a ``HotCache`` holds copies in one Redis namespace. The rules 
   dirty: a previous process may have died between a commit and its invalidation.
 
 A Redis failure never fails a request: reads fall back to SQL, and Redis is skipped for ``retry_s``.
+
+**Near copies** (optional, ``near``): the current copies that ``lookup_async`` read are also held in
+process (``stores/near_cache.py``: Redis tracks the reader's connection and pushes an invalidation when a
+key or the generation changes), and ``near_hit`` serves them without asking Redis. ``invalidate`` drops
+them before and after its Redis write; a dirty cache serves none.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from typing import Any, NamedTuple
 
 import redis
 
+from agents.memory_hub.stores.near_cache import NearCache
 from bus.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -80,8 +86,9 @@ class HotCache:
 
     def __init__(self, namespace: Any, ttl_s: float, retry_s: float = 5.0,
                  encode: Callable[[Any], bytes | str] | None = None,
-                 decode: Callable[[bytes], Any] | None = None):
+                 decode: Callable[[bytes], Any] | None = None, near: NearCache | None = None):
         self.ns = namespace
+        self.near = near
         self.ttl_s = ttl_s
         self.retry_s = retry_s
         self.encode = encode or (lambda value: json.dumps(value, separators=(",", ":"), default=str))
@@ -108,6 +115,8 @@ class HotCache:
     def mark_dirty(self) -> None:
         with self._lock:
             self._failures += 1
+        if self.near is not None:
+            self.near.clear()
 
     # ------------------------------------------------------------------ reads
     def lookup(self, key: str) -> Lookup:
@@ -129,21 +138,40 @@ class HotCache:
             return [MISS] * len(keys)
         return self._judge(found, started)
 
+    def near_hit(self, key: str) -> Any:
+        """The value of ``key``'s current copy held in process, or None (then ``lookup_async``)."""
+        if self.near is None or self._failures != self._clean_at:
+            return None
+        body = self.near.get((self.ns.prefix + key).encode())
+        if body is None:
+            return None
+        self.hits += 1
+        return self.decode(body)
+
     def lookup_async(self, keys: list[str], reader: Any, done: Callable[[list[Lookup] | None], None]) -> bool:
         """``lookup_many`` through a ``RedisReader`` (no blocking): ``done(lookups)`` is called when the reply
         arrives, or ``done(None)`` when Redis failed meanwhile (then use the blocking path). False, at once:
         not possible now (no connection, Redis skipped, or the cache is dirty: the bump needs the blocking path)."""
         if not keys or not self.usable or self.dirty:
             return False
-        return reader.send(partial(self._reply, self._failures, time.monotonic(), done),
-                           b"MGET", self.gen_key, *[self.ns.prefix + key for key in keys])
+        redis_keys = [self.ns.prefix + key for key in keys]
+        epoch = self.near.epoch() if self.near is not None else None
+        return reader.send(partial(self._reply, self._failures, time.monotonic(), epoch, redis_keys, done),
+                           b"MGET", self.gen_key, *redis_keys)
 
-    def _reply(self, failures: int, started: float, done: Callable[[list[Lookup] | None], None], found: Any) -> None:
+    def _reply(self, failures: int, started: float, epoch: int | None, redis_keys: list[str],
+               done: Callable[[list[Lookup] | None], None], found: Any) -> None:
         # on a failure the blocking path takes over for these reads; it backs off if Redis is really down
         if type(found) is not list or failures != self._failures:
             done(None)
             return
-        done(self._judge(found, started))
+        lookups = self._judge(found, started)
+        if epoch is not None and self.near is not None:
+            for redis_key, lookup in zip(redis_keys, lookups):
+                if lookup.hit:
+                    body = lookup.seen[1 + TOKEN_LEN:]
+                    self.near.put(redis_key.encode(), body, len(body), epoch)
+        done(lookups)
 
     def _judge(self, found: list[Any], started: float) -> list[Lookup]:
         """One ``MGET`` reply, ``[generation, raw copy, ...]``: a hit for each copy made in this generation."""
@@ -196,6 +224,9 @@ class HotCache:
         """After a commit that changed ``keys``: replace their copies by markers (or mark the cache dirty)."""
         if not keys or self.ns is None:
             return
+        near_keys = [self.ns.key(key).encode() for key in keys] if self.near is not None else []
+        if self.near is not None:
+            self.near.drop(near_keys)      # before: no read of this hub serves them from here any more ...
         if not self.usable:
             self.mark_dirty()
             return
@@ -204,12 +235,17 @@ class HotCache:
             pipe.set(self.ns.key(key), MARKER + _token(), px=max(1, int(self.ttl_s * 1000)))
         if self._call(pipe.execute) is None:
             self.mark_dirty()
+        if self.near is not None:
+            self.near.drop(near_keys)      # ... after: nor one that read Redis before the markers landed
 
     drop = invalidate
 
     def bump(self) -> bool:
         """Disown every copy made so far (a new generation token); False if Redis did not take it."""
-        return self._call(self.ns.client.set, self.gen_key, _token()) is not None
+        bumped = self._call(self.ns.client.set, self.gen_key, _token()) is not None
+        if self.near is not None:
+            self.near.clear()
+        return bumped
 
     def _settle(self) -> bool:
         """Bump the generation so that copies from before a failure are ignored; True when clean."""

@@ -5,6 +5,9 @@
   caller: the Redis copy is read through the ``RedisReader`` (the hub's router loop drives it), and only a
   miss (or a Redis failure) continues on a small thread pool of its own (SQL). The keys asked for during
   one pass of the loop are read together: one ``MGET`` sent when the loop ticks the reader before it polls.
+  A key read that way before, and unchanged since, is answered at once from the copy held in process
+  (``near_cache_bytes``; Redis tracks the reader's connection and pushes invalidations, see
+  ``stores/near_cache.py``), without a Redis round trip.
 * ``set(key, value, ttl=None)`` -> ``{key, expires_at, created}``: any msgpack-able value; ``ttl`` seconds.
 * ``delete(key)``; ``list(prefix, limit)`` -> live keys in key order.
 
@@ -26,6 +29,7 @@ from sqlalchemy import delete, select
 
 from agents.memory_hub.hot_cache import HotCache, Lookup
 from agents.memory_hub.memory_records import stamp
+from agents.memory_hub.stores.near_cache import NearCache
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
@@ -43,6 +47,9 @@ class KeyValueSettings:
                                  doc="Redis copy kv:{key} (never longer than the key's own ttl)")
     list_limit: int = setting(1000, minimum=1, maximum=1_000_000, doc="most keys one kv_list returns")
     sql_threads: int = setting(4, minimum=1, maximum=256, doc="threads of get_async for reads that need SQL")
+    near_cache_bytes: int = setting(32 << 20, minimum=0,
+                                    doc="copies of read values held in process, kept current by Redis client "
+                                        "tracking (0 = off)")
     failure_threshold: int = setting(3, minimum=1, doc="legacy circuit breaker of the MemoryClient port")
     reset_timeout_s: float = setting(60.0, minimum=0.0)
 
@@ -72,10 +79,14 @@ class KeyValues:
         self.sql = sql
         self.settings = settings
         namespace = redis.ns("kv") if redis is not None else None
-        self.cache = HotCache(namespace, self.settings.cache_ttl_s, retry_s, encode=_pack, decode=_unpack)
+        near = (NearCache(settings.near_cache_bytes, clear_on=[f"_gen:{namespace.prefix}".encode()])
+                if namespace is not None and settings.near_cache_bytes else None)
+        self.cache = HotCache(namespace, self.settings.cache_ttl_s, retry_s, encode=_pack, decode=_unpack,
+                              near=near)
         # a reply overdue this long fails the reads waiting on the reader (they continue on the blocking path)
         overdue_s = max(2.0, 4 * redis.settings.socket_timeout_s) if redis is not None else 0.0
-        self.reader = (RedisReader(namespace.client.connection_pool, overdue_s, on_tick=self._send_batch)
+        self.reader = (RedisReader(namespace.client.connection_pool, overdue_s, on_tick=self._send_batch,
+                                   near=near)
                        if namespace is not None else None)
         self._batch: list[Waiting] = []     # reads asked for on the reader's thread since its last tick
         self._sql_pool = ThreadPoolExecutor(self.settings.sql_threads, thread_name_prefix="kv-sql")
@@ -91,7 +102,11 @@ class KeyValues:
         key = check_key(key)
         future: Deferred[dict[str, Any]] = Deferred()
         if self.reader is not None and self.reader.driven_here():
-            self._batch.append((key, future))           # read with the others at the reader's next tick
+            held = self.cache.near_hit(key)
+            if held is not None and not self._expired(held["e"]):
+                future.set_result({"key": key, "value": held["v"], "expires_at": held["e"]})
+            else:
+                self._batch.append((key, future))       # read with the others at the reader's next tick
         else:
             self._in_pool(future, partial(self.get, key))
         return future

@@ -92,6 +92,10 @@ def test_two_replicas_share_writes_searches_and_background_work(replicas):
 
         cb.call("MemoryClient", "kv_set", {"key": "replica-key", "value": "from B"})
         assert ca.call("MemoryClient", "kv_get", {"key": "replica-key"})["value"] == "from B"
+        for _ in range(3):                  # A holds its copy in process now (Redis tracks A's reads) ...
+            assert ca.call("MemoryClient", "kv_get", {"key": "replica-key"})["value"] == "from B"
+        cb.call("MemoryClient", "kv_set", {"key": "replica-key", "value": "from B again"})
+        assert ca.call("MemoryClient", "kv_get", {"key": "replica-key"})["value"] == "from B again"   # ... no longer
 
         ca.call("MemoryOrchestratorService", "delete_memory", {"memory_id": memory_id})
         assert wait_for(lambda: search_detail(cb)["live"] == search_detail(ca)["live"], timeout=10)

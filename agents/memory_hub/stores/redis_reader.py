@@ -15,6 +15,11 @@ is checked and ``SELECT`` is sent exactly as for every other connection); until 
 False and the caller uses the blocking path. The bus polls ``fileno()`` (it changes on reconnect; None while
 there is no connection). The reader belongs to the thread that drives it (the first to call ``tick``: the
 router); ``send`` from any other thread (e.g. the HTTP server's) returns False, so the caller blocks instead.
+
+With a ``NearCache`` the reader switches each new connection to RESP3 with ``CLIENT TRACKING ON NOLOOP``
+(Redis 6+) before any read; Redis's ``invalidate`` pushes arrive on the same connection, between the
+replies, and go to the near cache (``stores/near_cache.py``), which the reader resets when it loses the
+connection.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from typing import Any
 
 import redis
 
+from agents.memory_hub.stores.near_cache import NearCache
 from agents.memory_hub.stores.redis_store import RedisUnavailable
 
 log = logging.getLogger(__name__)
@@ -48,7 +54,8 @@ def encode_command(*parts: bytes | str) -> bytes:
     return b"".join(out)
 
 
-_DOLLAR, _STAR = ord("$"), ord("*")
+_DOLLAR, _STAR, _PUSH = ord("$"), ord("*"), ord(">")
+_SKIP_REPLY = encode_command("CLIENT", "REPLY", "SKIP")
 
 
 def parse_reply(buf: bytes, pos: int) -> tuple[Any, int]:
@@ -158,11 +165,13 @@ def _parse_other(buf: bytes, pos: int, end: int) -> tuple[Any, int]:
 
 class RedisReader:
     def __init__(self, pool: redis.ConnectionPool, timeout_s: float = 0.5, retry_s: float = 1.0,
-                 on_tick: Callable[[], None] | None = None):
+                 on_tick: Callable[[], None] | None = None, near: NearCache | None = None):
         """``on_tick`` runs first in every ``tick`` (on the driving thread): e.g. to send the reads a
-        handler gathered during the loop's last pass as one command."""
+        handler gathered during the loop's last pass as one command. ``near``: kept current by tracking
+        (see the module docstring); it keeps copies only while this reader's connection tracks."""
         self._pool = pool
         self._on_tick = on_tick
+        self._near = near
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self._conn: Any = None
@@ -191,6 +200,14 @@ class RedisReader:
                 return False
         self._out += encode_command(*command)
         self._waiting.append((callback, time.monotonic()))
+        return True
+
+    def send_unanswered(self, *command: bytes | str) -> bool:
+        """Queue ``command`` with ``CLIENT REPLY SKIP`` before it: Redis runs it and sends no reply (nor an
+        error), so the loop is not woken for it. False: not now (as ``send``)."""
+        if threading.get_ident() != self._owner or self._sock is None:
+            return False
+        self._out += _SKIP_REPLY + encode_command(*command)
         return True
 
     def driven_here(self) -> bool:
@@ -230,14 +247,20 @@ class RedisReader:
             self._fail(f"redis reply not understood: {exc}")
 
     def _deliver_all(self, buf: bytes) -> None:
-        sock, pos = self._sock, 0
+        sock, pos, end = self._sock, 0, len(buf)
         try:
-            while self._waiting:             # (a callback may close the reader: then it is empty)
-                value, pos = parse_reply(buf, pos)
-                _deliver(self._waiting.popleft()[0], value)
+            while pos < end and self._sock is sock:      # (a callback may close the reader)
+                if buf[pos] == _PUSH:
+                    value, pos = parse_reply(buf, pos)
+                    self._pushed(value)
+                elif self._waiting:
+                    value, pos = parse_reply(buf, pos)
+                    _deliver(self._waiting.popleft()[0], value)
+                else:
+                    raise RedisUnavailable("Redis sent a reply nobody asked for")
         except _Incomplete:
             pass
-        if pos < len(buf) and self._sock is sock:
+        if pos < end and self._sock is sock:
             self._in = bytearray(memoryview(buf)[pos:])
             self._need = _needed(self._in, 0)
 
@@ -278,7 +301,14 @@ class RedisReader:
             return
         del self._out[:sent]
 
+    def _pushed(self, message: Any) -> None:
+        if (self._near is not None and type(message) is list and len(message) == 2
+                and message[0] == b"invalidate"):
+            self._near.invalidated(message[1])
+
     def _fail(self, why: str) -> None:
+        if self._near is not None:
+            self._near.reset()
         waiting, self._waiting = self._waiting, collections.deque()
         if self._conn is not None:
             log.warning("redis reader: %s; %d reads fall back", why, len(waiting))
@@ -299,6 +329,26 @@ class RedisReader:
             return
         self._conn, self._sock = conn, conn._sock
         self._sock.setblocking(False)
+        if self._near is not None:
+            self._start_tracking(self._near)
+
+    def _start_tracking(self, near: NearCache) -> None:
+        """RESP3 (pushes on this connection) and tracking of every key it reads, sent before any read."""
+        resp3: list[bool] = []
+
+        def hello(reply: Any) -> None:
+            resp3.append(type(reply) is list)        # HELLO 3 answers a map; Redis 5 an error
+
+        def tracking(reply: Any) -> None:
+            if resp3 == [True] and reply in (b"OK", "OK"):
+                near.start()
+            else:
+                log.info("redis reader: no client tracking (%s); reads are not kept in process", reply)
+
+        now = time.monotonic()
+        self._out += encode_command("HELLO", "3") + encode_command("CLIENT", "TRACKING", "ON", "NOLOOP")
+        self._waiting.append((hello, now))
+        self._waiting.append((tracking, now))
 
     def _connect_soon(self) -> None:
         now = time.monotonic()

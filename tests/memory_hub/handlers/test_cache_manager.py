@@ -3,6 +3,7 @@ native actions, and Redis going away and coming back under the same handler.
 """
 from __future__ import annotations
 
+import select
 import time
 
 import pytest
@@ -411,3 +412,56 @@ def test_cache_store_refuses_bad_type_policies(redis_store):
         from_mapping(CacheSettings, {"extra_types": {"x": {"ttl_s": 0}}}, "cache_manager")
     with pytest.raises(ConfigError, match="_lru"):
         from_mapping(CacheSettings, {"extra_types": {"_lru": {"ttl_s": 5}}}, "cache_manager")
+
+
+# ------------------------------------------------------------------------------------------- near copies
+
+def one_pass(agent: CacheManager) -> None:
+    """One pass of the router loop with nothing asked: the reader writes, then reads what Redis sent."""
+    source = agent.watched()[0]
+    source.tick()
+    fd = source.fileno()
+    if fd is not None and select.select([fd], [], [], 0.05)[0]:
+        source.ready()
+
+
+def test_a_repeated_get_is_answered_in_process_and_still_moves_the_lru_order(agent, redis_store):
+    for key in ("a", "b", "c"):
+        agent.put_entry("nlu_results", key, key, None)
+    loop_ready(agent)
+    assert agent.cache.near.tracking
+    for key in ("a", "b", "c"):
+        native_get(agent, "nlu_results", key)                       # read through the script, kept in process
+    calls = evalsha_calls(redis_store)
+    future = agent.get({"cache_type": "nlu_results", "key": "a"}, ctx("get"))
+    assert future.done()                                            # answered before any Redis round trip
+    assert future.result(0)["value"] == "a" and 295 < future.result(0)["ttl"] <= 300
+    for _ in range(5):
+        one_pass(agent)                                             # its access still goes to Redis
+    assert evalsha_calls(redis_store) == calls + 1
+    assert agent.put_entry("nlu_results", "d", "d", None)["evicted"] == 1
+    lru = redis_store.client("cache").zrange("cache:_lru:nlu_results", 0, -1)
+    assert lru == [b"cache:nlu_results:c", b"cache:nlu_results:a", b"cache:nlu_results:d"]     # b went, not a
+
+
+def test_near_copies_follow_writes_expiry_flushes_and_other_clients(agent, redis_store):
+    client = redis_store.client("cache")
+    agent.put_entry("tool_responses", "t", {"v": 1}, 0.5)
+    agent.put_entry("nlu_results", "n", "one", None)
+    loop_ready(agent)
+    for _ in range(2):
+        assert native_get(agent, "tool_responses", "t")["value"] == {"v": 1}
+        assert native_get(agent, "nlu_results", "n")["value"] == "one"
+    assert agent.get({"cache_type": "nlu_results", "key": "n"}, ctx("get")).done()
+    agent.put_entry("nlu_results", "n", "two", None)                # this hub writes: seen at once
+    assert native_get(agent, "nlu_results", "n")["value"] == "two"
+    client.set("cache:nlu_results:n", '"three"')                    # another client writes Redis directly
+    one_pass(agent)
+    assert native_get(agent, "nlu_results", "n")["value"] == "three"
+    assert native_get(agent, "nlu_results", "n")["value"] == "three"
+    agent.flush_type("nlu_results")
+    with pytest.raises(NotFound):
+        native_get(agent, "nlu_results", "n")
+    time.sleep(0.6)                                                 # the kept copy expires with the entry
+    with pytest.raises(NotFound):
+        native_get(agent, "tool_responses", "t")

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import select
 import threading
 import time
 
@@ -65,6 +66,74 @@ def test_reads_are_served_from_a_current_redis_copy_and_writes_invalidate_it(mak
         native(mc, "kv_get", key="user:42")
     with pytest.raises(NotFound):
         native(mc, "kv_delete", key="user:42")
+
+
+def kv_reader_tracking(mc) -> None:
+    """Drive the kv reader as the router loop does until its connection tracks (the first gets on this
+    thread start connecting and take the blocking path)."""
+    until = time.monotonic() + 10
+    while not mc.kv.cache.near.tracking and time.monotonic() < until:
+        with pytest.raises(NotFound):
+            native(mc, "kv_get", key="never-set")
+        time.sleep(0.01)
+    assert mc.kv.cache.near.tracking
+
+
+def pass_of_the_loop(mc) -> None:
+    """One pass of the router loop with nothing asked: the reader reads what Redis pushed."""
+    reader = mc.kv.reader
+    reader.tick()
+    fd = reader.fileno()
+    if fd is not None and select.select([fd], [], [], 0.05)[0]:
+        reader.ready()
+
+
+def test_a_repeated_read_is_answered_in_process_until_the_key_changes_anywhere(make, mc, redis_store, sql_store):
+    kv_reader_tracking(mc)
+    client = redis_store.client("cache")
+    native(mc, "kv_set", key="user:7", value={"name": "Ana"})
+    assert native(mc, "kv_get", key="user:7")["value"] == {"name": "Ana"}       # SQL, copied to Redis
+    assert native(mc, "kv_get", key="user:7")["value"] == {"name": "Ana"}       # Redis copy, kept in process
+    mgets, near_hits = client.info("commandstats")["cmdstat_mget"]["calls"], mc.kv.cache.near.hits
+    future = mc.kv.get_async("user:7")
+    assert future.done() and future.result(0)["value"] == {"name": "Ana"}        # answered at once
+    assert mc.kv.cache.near.hits == near_hits + 1
+    assert client.info("commandstats")["cmdstat_mget"]["calls"] == mgets
+
+    native(mc, "kv_set", key="user:7", value={"name": "Bo"})                    # this hub writes: no pass needed
+    assert native(mc, "kv_get", key="user:7")["value"] == {"name": "Bo"}
+    assert native(mc, "kv_get", key="user:7")["value"] == {"name": "Bo"}
+    assert mc.kv.get_async("user:7").done()
+
+    other_hub = make(sql_store, redis_store)                                   # another replica writes
+    native(other_hub, "kv_set", key="user:7", value={"name": "Cy"})
+    pass_of_the_loop(mc)                                                       # Redis's push is read
+    future = mc.kv.get_async("user:7")
+    assert not future.done()
+    assert settle(future, mc.watched())["value"] == {"name": "Cy"}
+
+    assert native(mc, "kv_get", key="user:7")["value"] == {"name": "Cy"}
+    assert mc.kv.get_async("user:7").done()
+    client.set("_gen:kv:", b"0123456789abcdef")                                # a generation bump elsewhere
+    pass_of_the_loop(mc)
+    assert len(mc.kv.cache.near) == 0
+    assert native(mc, "kv_get", key="user:7")["value"] == {"name": "Cy"}
+
+
+def test_a_kept_copy_is_not_served_past_its_key_expiry_or_after_the_connection_drops(mc, redis_store):
+    kv_reader_tracking(mc)
+    native(mc, "kv_set", key="short", value=1, ttl=0.5)
+    native(mc, "kv_set", key="long", value=2)
+    for _ in range(2):
+        assert native(mc, "kv_get", key="short")["value"] == 1 and native(mc, "kv_get", key="long")["value"] == 2
+    assert mc.kv.get_async("short").done() and mc.kv.get_async("long").done()
+    time.sleep(0.6)
+    with pytest.raises(NotFound):
+        native(mc, "kv_get", key="short")
+    redis_store.client("cache").client_kill_filter(_type="normal", skipme=True)
+    pass_of_the_loop(mc)
+    assert not mc.kv.cache.near.tracking and len(mc.kv.cache.near) == 0
+    assert native(mc, "kv_get", key="long")["value"] == 2
 
 
 def test_ttl_expires_keys(mc, sql_store, redis_store):

@@ -1,0 +1,114 @@
+"""NearCache: copies kept only on a tracking connection, a write's drop beats a reply read before it, Redis's
+invalidation pushes (one key, the generation key, a flush) drop copies, and the byte budget holds. Then,
+against a real redis-server, a tracking ``RedisReader`` receives those pushes between its replies."""
+from __future__ import annotations
+
+import select
+import time
+from concurrent.futures import Future
+
+from agents.memory_hub.stores.near_cache import ENTRY_OVERHEAD, NearCache
+from agents.memory_hub.stores.redis_reader import RedisReader
+from tests.support.loop import settle
+
+
+def tracking_cache(max_bytes: int = 1 << 20, clear_on: tuple[bytes, ...] = ()) -> NearCache:
+    near = NearCache(max_bytes, clear_on)
+    near.start()
+    return near
+
+
+def test_copies_are_kept_only_while_the_connection_tracks() -> None:
+    near = NearCache(1 << 20)
+    assert near.epoch() is None
+    near.put(b"k", "v", 1, near.epoch())
+    assert near.get(b"k") is None
+    near.start()
+    near.put(b"k", "v", 1, near.epoch())
+    assert near.get(b"k") == "v"
+    near.reset()                                          # the connection (and its pushes) are gone
+    assert near.get(b"k") is None and near.epoch() is None
+
+
+def test_a_reply_read_before_a_drop_is_not_kept() -> None:
+    near = tracking_cache()
+    sent_at = near.epoch()                                # a read is sent ...
+    near.drop([b"other"])                                 # ... a writer of this hub drops (any key) ...
+    near.put(b"k", "old", 3, sent_at)                     # ... and the read's reply arrives
+    assert near.get(b"k") is None
+    near.put(b"k", "new", 3, near.epoch())
+    assert near.get(b"k") == "new"
+
+
+def test_pushes_drop_their_keys_and_the_generation_key_or_a_flush_drops_all() -> None:
+    near = tracking_cache(clear_on=(b"_gen:kv:",))
+    for key in (b"a", b"b", b"c"):
+        near.put(key, key, 1, near.epoch())
+    near.invalidated([b"a", b"unknown"])
+    assert (near.get(b"a"), near.get(b"b")) == (None, b"b")
+    near.invalidated([b"_gen:kv:"])
+    assert len(near) == 0 and near.size_bytes == 0
+    near.put(b"c", b"c", 1, near.epoch())
+    near.invalidated(None)                                # FLUSHDB / FLUSHALL
+    assert near.get(b"c") is None
+
+
+def test_the_byte_budget_drops_the_oldest_copies_and_never_keeps_a_large_value() -> None:
+    per_entry = 100 + 4 + ENTRY_OVERHEAD
+    near = tracking_cache(max_bytes=per_entry * 64)       # 64 entries; entries up to 1/64 of the budget
+    for i in range(70):
+        near.put(b"k%03d" % i, i, 100, near.epoch())
+    assert len(near) == 64 and near.size_bytes == 64 * per_entry
+    assert near.get(b"k005") is None and near.get(b"k006") == 6 and near.get(b"k069") == 69
+    near.put(b"big", "x", near.max_entry_bytes + 1, near.epoch())
+    assert near.get(b"big") is None
+
+
+def read(reader: RedisReader, *command: bytes | str) -> object:
+    future: Future = Future()
+    while not reader.send(future.set_result, *command):
+        reader.tick()
+        time.sleep(0.001)
+    return settle(future, [reader])
+
+
+def drive_until(reader: RedisReader, condition, timeout: float = 10.0) -> bool:
+    until = time.monotonic() + timeout
+    while not condition() and time.monotonic() < until:
+        loop_pass(reader)
+    return condition()
+
+
+def loop_pass(reader: RedisReader) -> None:
+    reader.tick()
+    fd = reader.fileno()
+    if fd is not None and select.select([fd], [], [], 0.01)[0]:
+        reader.ready()
+    elif fd is None:
+        time.sleep(0.005)
+
+
+def test_a_tracking_reader_gets_redis_invalidations_from_any_client(redis_store) -> None:
+    client = redis_store.client("cache")
+    client.mset({"kv:a": b"1", "kv:b": b"2"})
+    near = NearCache(1 << 20)
+    reader = RedisReader(client.connection_pool, near=near)
+    try:
+        assert read(reader, "MGET", "kv:a", "kv:b") == [b"1", b"2"]       # RESP3 replies parse as before
+        assert near.tracking
+        epoch = near.epoch()
+        near.put(b"kv:a", b"1", 1, epoch)
+        near.put(b"kv:b", b"2", 1, epoch)
+        client.set("kv:a", b"changed")                                     # another client writes
+        assert drive_until(reader, lambda: near.get(b"kv:a") is None)
+        assert near.get(b"kv:b") == b"2"
+        assert read(reader, "GET", "kv:b") == b"2"                         # replies still pair with requests
+        client.flushdb()
+        assert drive_until(reader, lambda: len(near) == 0)
+        near.put(b"kv:b", b"2", 1, near.epoch())
+        client.client_kill_filter(_type="normal", skipme=True)             # the reader's connection drops
+        assert drive_until(reader, lambda: not near.tracking)
+        assert near.get(b"kv:b") is None
+        assert read(reader, "PING") in (b"PONG", "PONG") and near.tracking   # tracking again, copies kept
+    finally:
+        reader.close()
