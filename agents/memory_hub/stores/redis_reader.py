@@ -204,7 +204,8 @@ class RedisReader:
 
     def send_unanswered(self, *command: bytes | str) -> bool:
         """Queue ``command`` with ``CLIENT REPLY SKIP`` before it: Redis runs it and sends no reply (nor an
-        error), so the loop is not woken for it. False: not now (as ``send``)."""
+        error), so the loop is not woken for it. False: not now (as ``send``). (Redis 6 also drops the pushes
+        it makes *during* that command: only expiries and evictions it causes, which change no value.)"""
         if threading.get_ident() != self._owner or self._sock is None:
             return False
         self._out += _SKIP_REPLY + encode_command(*command)
