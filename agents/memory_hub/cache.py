@@ -38,7 +38,7 @@ from functools import partial
 from typing import Any
 from collections.abc import Callable, Iterator
 
-from agents.memory_hub.stores.near_cache import NearCache
+from agents.memory_hub.stores.near_cache import NearCache, near_lease_s
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.redis_store import RedisNamespace, RedisStore, RedisUnavailable, redis_errors
 from bus.deferred import Deferred
@@ -296,7 +296,8 @@ class CacheStore:
         self._del = client.register_script(DEL_LUA)
         # get_async: the script through the router loop's reader, the gets of one loop pass in one call;
         # the blocking path when that cannot be used
-        self.near = NearCache(section.near_cache_bytes) if section.near_cache_bytes else None
+        self.near = (NearCache(section.near_cache_bytes, lease_s=near_lease_s(redis.settings.socket_timeout_s))
+                     if section.near_cache_bytes else None)
         self.reader = RedisReader(client.connection_pool, max(2.0, 4 * redis.settings.socket_timeout_s),
                                   near=self.near)
         self._blocking = ThreadPoolExecutor(2, thread_name_prefix="cache-get")

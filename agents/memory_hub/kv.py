@@ -29,7 +29,7 @@ from sqlalchemy import delete, select
 
 from agents.memory_hub.hot_cache import HotCache, Lookup
 from agents.memory_hub.memory_records import stamp
-from agents.memory_hub.stores.near_cache import NearCache
+from agents.memory_hub.stores.near_cache import NearCache, near_lease_s
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.sql import SqlStore
 from agents.memory_hub.stores.sql_models import KEY_LEN, KVEntry
@@ -79,7 +79,8 @@ class KeyValues:
         self.sql = sql
         self.settings = settings
         namespace = redis.ns("kv") if redis is not None else None
-        near = (NearCache(settings.near_cache_bytes, clear_on=[f"_gen:{namespace.prefix}".encode()])
+        near = (NearCache(settings.near_cache_bytes, clear_on=[f"_gen:{namespace.prefix}".encode()],
+                          lease_s=near_lease_s(redis.settings.socket_timeout_s))
                 if namespace is not None and settings.near_cache_bytes else None)
         self.cache = HotCache(namespace, self.settings.cache_ttl_s, retry_s, encode=_pack, decode=_unpack,
                               near=near)

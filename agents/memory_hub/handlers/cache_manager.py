@@ -254,7 +254,9 @@ class CacheManager(Handler):
         return reply
 
     def health_checks(self) -> dict[str, tuple[bool, Any]]:
-        return {"cache_redis": (self._redis_ok, {"redis_available": self._redis_ok})}
+        near = self.cache.near if self.cache is not None else None
+        return {"cache_redis": (self._redis_ok, {"redis_available": self._redis_ok,
+                                                 "near_copies": near.describe() if near is not None else None})}
 
     def refresh_redis_state(self) -> None:
         """Ping Redis and read its INFO (never raises); used by the background thread and health actions."""

@@ -134,6 +134,11 @@ class MemoryClient(Handler):
     def watched(self) -> list:
         return [self.kv.reader] if self.kv.reader is not None else []
 
+    def health_checks(self) -> dict[str, tuple[bool, Any]]:
+        """Near copies off (no Redis tracking) is not a failure: reads then ask Redis."""
+        near = self.kv.cache.near
+        return {"kv_near_copies": (True, near.describe() if near is not None else {"tracking": False})}
+
     def stop(self) -> None:
         self.kv.close()
 

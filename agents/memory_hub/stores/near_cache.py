@@ -17,6 +17,11 @@ agent writing Redis directly, an expiry, an eviction, ``FLUSHDB``) changes a key
   (``put`` with the epoch seen at send time). So a client that got the acknowledgement of a write on this
   hub never reads the older value from here. A write on another replica reaches this cache with Redis's
   push (written by Redis before it answers that replica), not with the acknowledgement.
+* **A lease on what Redis said**: a copy is served only while the reader got, within ``lease_s``, the reply
+  to a command it sent (``confirm``; the reader sends a ``PING`` when it has nothing else to ask): that
+  reply came after every push for a change Redis made before that command. So a Redis that stalls, or a
+  network that drops the pushes, stops the serving of copies within ``lease_s``, before a writer elsewhere
+  can give up on its own Redis write (``redis.socket_timeout_s``, twice the default lease) and acknowledge.
 * **Bounded by bytes**: oldest copies are dropped first (insertion order); a value larger than 1/64 of the
   budget is never kept.
 
@@ -26,16 +31,25 @@ and ``clear``. Reads take no lock (one ``dict.get``).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
 ENTRY_OVERHEAD = 200        # bytes counted per copy beyond its value (key, tuple, dict slot), roughly
 
 
+def near_lease_s(socket_timeout_s: float) -> float:
+    """The lease for a hub whose Redis writes give up after ``socket_timeout_s``: well inside it (at most
+    0.25 s: the reader pings when idle, the router loop passes at least every 0.1 s)."""
+    return min(0.25, socket_timeout_s / 2)
+
+
 class NearCache:
-    def __init__(self, max_bytes: int, clear_on: Iterable[bytes] = ()):
+    def __init__(self, max_bytes: int, clear_on: Iterable[bytes] = (), lease_s: float = 0.25):
         """``clear_on``: keys whose change disowns every copy (e.g. a hot cache's generation key)."""
         self.max_bytes = max_bytes
+        self.lease_s = lease_s
+        self.confirmed_at = 0.0          # when the latest command that Redis answered was sent
         self.max_entry_bytes = max_bytes // 64
         self._clear_on = frozenset(clear_on)
         self._entries: dict[bytes, tuple[Any, int]] = {}     # key -> (value, bytes counted)
@@ -48,10 +62,15 @@ class NearCache:
     # ------------------------------------------------------------------ the reading thread
     def get(self, key: bytes) -> Any:
         held = self._entries.get(key)
-        if held is None:
+        if held is None or time.monotonic() - self.confirmed_at >= self.lease_s:
             return None
         self.hits += 1
         return held[0]
+
+    def confirm(self, sent_at: float) -> None:
+        """Redis answered a command sent at ``sent_at`` (monotonic): every earlier change's push is in."""
+        if sent_at > self.confirmed_at:
+            self.confirmed_at = sent_at
 
     def epoch(self) -> int | None:
         """What a read sent now passes to ``put`` with its reply; None: its reply may not be kept."""
@@ -123,6 +142,12 @@ class NearCache:
     @property
     def size_bytes(self) -> int:
         return self._bytes
+
+    def describe(self) -> dict[str, Any]:
+        """For health details: whether copies are kept now, how many, their bytes, and hits so far."""
+        return {"tracking": self._tracking, "entries": len(self._entries), "bytes": self._bytes,
+                "max_bytes": self.max_bytes, "hits": self.hits,
+                "confirmed_s_ago": round(time.monotonic() - self.confirmed_at, 3) if self.confirmed_at else None}
 
     def _forget(self) -> None:
         self._epoch += 1

@@ -186,6 +186,7 @@ class RedisReader:
         self._next_attempt = 0.0
         self._closed = False
         self._owner: int | None = None
+        self._pinging = False
 
     # ------------------------------------------------------------------ used by handlers (router thread)
     def send(self, callback: Callback, *command: bytes | str) -> bool:
@@ -256,7 +257,10 @@ class RedisReader:
                     self._pushed(value)
                 elif self._waiting:
                     value, pos = parse_reply(buf, pos)
-                    _deliver(self._waiting.popleft()[0], value)
+                    callback, sent = self._waiting.popleft()
+                    _deliver(callback, value)
+                    if self._near is not None:
+                        self._near.confirm(sent)
                 else:
                     raise RedisUnavailable("Redis sent a reply nobody asked for")
         except _Incomplete:
@@ -277,6 +281,10 @@ class RedisReader:
         if self._sock is None:
             self._adopt()
             return False
+        near = self._near
+        if (near is not None and near.tracking and not self._pinging
+                and time.monotonic() - near.confirmed_at >= near.lease_s / 3):
+            self._pinging = self.send(self._pinged, "PING")     # keeps the near copies' lease
         if self._out:
             self._flush()
         if self._waiting and time.monotonic() - self._waiting[0][1] > self.timeout_s:
@@ -302,6 +310,9 @@ class RedisReader:
             return
         del self._out[:sent]
 
+    def _pinged(self, _reply: Any) -> None:
+        self._pinging = False
+
     def _pushed(self, message: Any) -> None:
         if (self._near is not None and type(message) is list and len(message) == 2
                 and message[0] == b"invalidate"):
@@ -310,6 +321,7 @@ class RedisReader:
     def _fail(self, why: str) -> None:
         if self._near is not None:
             self._near.reset()
+        self._pinging = False
         waiting, self._waiting = self._waiting, collections.deque()
         if self._conn is not None:
             log.warning("redis reader: %s; %d reads fall back", why, len(waiting))

@@ -3,23 +3,28 @@ invalidation pushes (one key, the generation key, a flush) drop copies, and the 
 against a real redis-server, a tracking ``RedisReader`` receives those pushes between its replies."""
 from __future__ import annotations
 
+import os
 import select
+import signal
 import time
 from concurrent.futures import Future
 
 from agents.memory_hub.stores.near_cache import ENTRY_OVERHEAD, NearCache
 from agents.memory_hub.stores.redis_reader import RedisReader
+from agents.memory_hub.stores.redis_store import RedisStore
 from tests.support.loop import settle
 
 
 def tracking_cache(max_bytes: int = 1 << 20, clear_on: tuple[bytes, ...] = ()) -> NearCache:
-    near = NearCache(max_bytes, clear_on)
+    near = NearCache(max_bytes, clear_on, lease_s=3600)
     near.start()
+    near.confirm(time.monotonic())
     return near
 
 
 def test_copies_are_kept_only_while_the_connection_tracks() -> None:
-    near = NearCache(1 << 20)
+    near = NearCache(1 << 20, lease_s=3600)
+    near.confirm(time.monotonic())
     assert near.epoch() is None
     near.put(b"k", "v", 1, near.epoch())
     assert near.get(b"k") is None
@@ -28,6 +33,17 @@ def test_copies_are_kept_only_while_the_connection_tracks() -> None:
     assert near.get(b"k") == "v"
     near.reset()                                          # the connection (and its pushes) are gone
     assert near.get(b"k") is None and near.epoch() is None
+
+
+def test_copies_are_served_only_while_redis_answered_within_the_lease() -> None:
+    near = NearCache(1 << 20, lease_s=0.2)
+    near.start()
+    near.put(b"k", "v", 1, near.epoch())
+    assert near.get(b"k") is None                          # nothing answered yet
+    near.confirm(time.monotonic() - 0.3)                   # a reply to a command sent too long ago
+    assert near.get(b"k") is None
+    near.confirm(time.monotonic())
+    assert near.get(b"k") == "v"
 
 
 def test_a_reply_read_before_a_drop_is_not_kept() -> None:
@@ -112,3 +128,25 @@ def test_a_tracking_reader_gets_redis_invalidations_from_any_client(redis_store)
         assert read(reader, "PING") in (b"PONG", "PONG") and near.tracking   # tracking again, copies kept
     finally:
         reader.close()
+
+
+def test_a_stalled_redis_stops_the_serving_of_copies_within_the_lease(redis_controller) -> None:
+    store = RedisStore(redis_controller.url)
+    near = NearCache(1 << 20, lease_s=0.2)
+    reader = RedisReader(store.client("cache").connection_pool, timeout_s=5.0, near=near)
+    try:
+        assert read(reader, "GET", "kv:a") is None and near.tracking
+        near.put(b"kv:a", b"1", 1, near.epoch())
+        for _ in range(30):                                # idle passes of the loop: pings keep the lease
+            loop_pass(reader)
+        assert near.get(b"kv:a") == b"1"
+        os.kill(redis_controller.pid, signal.SIGSTOP)      # stalled: neither pushes nor replies arrive
+        try:
+            assert drive_until(reader, lambda: near.get(b"kv:a") is None, timeout=2)
+            assert near.tracking                           # the lease ran out, not the 5 s reply timeout
+        finally:
+            os.kill(redis_controller.pid, signal.SIGCONT)
+        assert drive_until(reader, lambda: near.get(b"kv:a") == b"1")    # answered again: served again
+    finally:
+        reader.close()
+        store.close()

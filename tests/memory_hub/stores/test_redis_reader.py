@@ -77,6 +77,14 @@ def test_a_stalled_redis_delays_neither_ping_nor_the_kv_reply(tmp_path, redis_co
             client.call("MemoryClient", "kv_set", {"key": "k", "value": 1})
             for _ in range(3):                                     # copied to Redis, reader connected
                 assert client.call("MemoryClient", "kv_get", {"key": "k"})["value"] == 1
+
+            def near_hits() -> int:
+                return client.call("hub", "health")["checks"]["MemoryClient.kv_near_copies"]["detail"]["hits"]
+
+            until = time.monotonic() + 10                          # and "k" is served from this hub's copy
+            while near_hits() == 0 and time.monotonic() < until:
+                assert client.call("MemoryClient", "kv_get", {"key": "k"})["value"] == 1
+            assert near_hits() > 0
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.RCVTIMEO, 30000)
         sock.setsockopt(zmq.LINGER, 0)
@@ -84,6 +92,7 @@ def test_a_stalled_redis_delays_neither_ping_nor_the_kv_reply(tmp_path, redis_co
         token = hub.token()
         os.kill(redis_controller.pid, signal.SIGSTOP)
         try:
+            time.sleep(0.3)         # past the near copies' lease: "k" is not served from this hub's copy any more
             sock.send_multipart([b"", msgpack.packb({"v": 1, "id": 1, "agent": "MemoryClient", "action": "kv_get",
                                                       "args": {"key": "k"}, "token": token})])
             sock.send_multipart([b"", msgpack.packb({"v": 1, "id": 2, "agent": "hub", "action": "ping"})])
