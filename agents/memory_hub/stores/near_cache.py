@@ -99,10 +99,7 @@ class NearCache:
             self.clear()
             return
         with self._lock:
-            for key in keys:
-                old = self._entries.pop(key, None)
-                if old is not None:
-                    self._bytes -= old[1]
+            self._remove(keys)
 
     # ------------------------------------------------------------------ the reader's connection
     def start(self) -> None:
@@ -122,10 +119,7 @@ class NearCache:
         """This hub changed ``keys`` (call before and after the Redis write that changes them)."""
         with self._lock:
             self._epoch += 1
-            for key in keys:
-                old = self._entries.pop(key, None)
-                if old is not None:
-                    self._bytes -= old[1]
+            self._remove(keys)
 
     def clear(self) -> None:
         with self._lock:
@@ -148,6 +142,12 @@ class NearCache:
         return {"tracking": self._tracking, "entries": len(self._entries), "bytes": self._bytes,
                 "max_bytes": self.max_bytes, "hits": self.hits,
                 "confirmed_s_ago": round(time.monotonic() - self.confirmed_at, 3) if self.confirmed_at else None}
+
+    def _remove(self, keys: Iterable[bytes]) -> None:
+        for key in keys:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
 
     def _forget(self) -> None:
         self._epoch += 1
