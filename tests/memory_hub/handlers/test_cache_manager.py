@@ -430,6 +430,7 @@ def test_a_repeated_get_is_answered_in_process_and_still_moves_the_lru_order(age
         agent.put_entry("nlu_results", key, key, None)
     loop_ready(agent)
     assert agent.cache.near.tracking
+    agent.cache.near.lease_s = 60.0     # what is answered in process, not the lease (test_near_cache has it)
     for key in ("a", "b", "c"):
         native_get(agent, "nlu_results", key)                       # read through the script, kept in process
     calls = evalsha_calls(redis_store)
@@ -449,6 +450,7 @@ def test_near_copies_follow_writes_expiry_flushes_and_other_clients(agent, redis
     agent.put_entry("tool_responses", "t", {"v": 1}, 0.5)
     agent.put_entry("nlu_results", "n", "one", None)
     loop_ready(agent)
+    agent.cache.near.lease_s = 60.0
     for _ in range(2):
         assert native_get(agent, "tool_responses", "t")["value"] == {"v": 1}
         assert native_get(agent, "nlu_results", "n")["value"] == "one"
