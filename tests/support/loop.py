@@ -28,3 +28,14 @@ def settle(result: Any, sources: Iterable[Any], timeout: float = 10.0) -> Any:
         for fd in readable:
             fds[fd].ready()
     return result.result(0)
+
+
+def one_pass(source: Any, wait_s: float = 0.05) -> None:
+    """One pass of the router loop with nothing asked of ``source``: it writes what it buffered (``tick``),
+    then reads what arrived within ``wait_s`` (``ready``), e.g. the pushes Redis sent."""
+    source.tick()
+    fd = source.fileno()
+    if fd is None:
+        time.sleep(min(wait_s, 0.005))
+    elif select.select([fd], [], [], wait_s)[0]:
+        source.ready()

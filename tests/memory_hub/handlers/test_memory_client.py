@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import select
 import threading
 import time
 
@@ -16,7 +15,7 @@ from agents.memory_hub.stores.redis_store import RedisStore
 from agents.memory_hub.stores.sql_models import KVEntry
 from bus.errors import BadRequest, NotFound, TooLarge
 from bus.handler import CallContext
-from tests.support.loop import settle
+from tests.support.loop import one_pass, settle
 from schemas.memory_hub import memory_client as schema
 
 
@@ -80,15 +79,6 @@ def kv_reader_tracking(mc) -> None:
     mc.kv.cache.near.lease_s = 60.0     # what is answered in process, not the lease (test_near_cache has it)
 
 
-def pass_of_the_loop(mc) -> None:
-    """One pass of the router loop with nothing asked: the reader reads what Redis pushed."""
-    reader = mc.kv.reader
-    reader.tick()
-    fd = reader.fileno()
-    if fd is not None and select.select([fd], [], [], 0.05)[0]:
-        reader.ready()
-
-
 def test_a_repeated_read_is_answered_in_process_until_the_key_changes_anywhere(make, mc, redis_store, sql_store):
     kv_reader_tracking(mc)
     client = redis_store.client("cache")
@@ -108,7 +98,7 @@ def test_a_repeated_read_is_answered_in_process_until_the_key_changes_anywhere(m
 
     other_hub = make(sql_store, redis_store)                                   # another replica writes
     native(other_hub, "kv_set", key="user:7", value={"name": "Cy"})
-    pass_of_the_loop(mc)                                                       # Redis's push is read
+    one_pass(mc.kv.reader)                                                       # Redis's push is read
     future = mc.kv.get_async("user:7")
     assert not future.done()
     assert settle(future, mc.watched())["value"] == {"name": "Cy"}
@@ -116,7 +106,7 @@ def test_a_repeated_read_is_answered_in_process_until_the_key_changes_anywhere(m
     assert native(mc, "kv_get", key="user:7")["value"] == {"name": "Cy"}
     assert mc.kv.get_async("user:7").done()
     client.set("_gen:kv:", b"0123456789abcdef")                                # a generation bump elsewhere
-    pass_of_the_loop(mc)
+    one_pass(mc.kv.reader)
     assert len(mc.kv.cache.near) == 0
     assert native(mc, "kv_get", key="user:7")["value"] == {"name": "Cy"}
 
@@ -132,7 +122,7 @@ def test_a_kept_copy_is_not_served_past_its_key_expiry_or_after_the_connection_d
     with pytest.raises(NotFound):
         native(mc, "kv_get", key="short")
     redis_store.client("cache").client_kill_filter(_type="normal", skipme=True)
-    pass_of_the_loop(mc)
+    one_pass(mc.kv.reader)
     assert not mc.kv.cache.near.tracking and len(mc.kv.cache.near) == 0
     assert native(mc, "kv_get", key="long")["value"] == 2
 

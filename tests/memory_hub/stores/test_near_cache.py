@@ -4,7 +4,6 @@ against a real redis-server, a tracking ``RedisReader`` receives those pushes be
 from __future__ import annotations
 
 import os
-import select
 import signal
 import time
 from concurrent.futures import Future
@@ -12,7 +11,7 @@ from concurrent.futures import Future
 from agents.memory_hub.stores.near_cache import ENTRY_OVERHEAD, NearCache
 from agents.memory_hub.stores.redis_reader import RedisReader
 from agents.memory_hub.stores.redis_store import RedisStore
-from tests.support.loop import settle
+from tests.support.loop import one_pass, settle
 
 
 def tracking_cache(max_bytes: int = 1 << 20, clear_on: tuple[bytes, ...] = ()) -> NearCache:
@@ -91,17 +90,8 @@ def read(reader: RedisReader, *command: bytes | str) -> object:
 def drive_until(reader: RedisReader, condition, timeout: float = 10.0) -> bool:
     until = time.monotonic() + timeout
     while not condition() and time.monotonic() < until:
-        loop_pass(reader)
+        one_pass(reader, 0.01)
     return condition()
-
-
-def loop_pass(reader: RedisReader) -> None:
-    reader.tick()
-    fd = reader.fileno()
-    if fd is not None and select.select([fd], [], [], 0.01)[0]:
-        reader.ready()
-    elif fd is None:
-        time.sleep(0.005)
 
 
 def test_a_tracking_reader_gets_redis_invalidations_from_any_client(redis_store) -> None:
